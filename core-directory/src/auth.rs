@@ -1,0 +1,429 @@
+//! The one authentication path every protocol uses.
+//!
+//! In order: the user exists and is Active → not locked → password verifies → password not expired → the
+//! resource is bound to one of the user's groups → the MFA requirement of the resource → record the event and
+//! update the failure counter. The deny reason goes to the event; what the peer learns is its protocol's business.
+
+use crate::directory::Directory;
+use crate::error::Result;
+use crate::events::{Event, Service};
+use crate::id::Id;
+use crate::model::*;
+use crate::snapshot::Snapshot;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// One login attempt.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    pub username: String,
+    pub password: String,
+    /// A TOTP code given together with the password (SSO form, `password,code` RADIUS).
+    pub otp: Option<String>,
+    pub service: Service,
+    /// What is being reached; `None` is the user portal itself.
+    pub resource: Option<Resource>,
+    pub client_ip: Option<IpAddr>,
+}
+
+/// Why a login was refused. Logged and recorded; never sent to a peer beyond what its protocol allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    UnknownUser,
+    Staged,
+    Suspended,
+    Locked,
+    PasswordPending,
+    WrongPassword,
+    PasswordExpired,
+    /// None of the user's groups is bound to the resource (implicit deny).
+    NotBound,
+    UnknownResource,
+    /// MFA is required and the user has no active TOTP.
+    MfaNotEnrolled,
+    /// MFA is required, TOTP is not active and the enrolment period is over.
+    MfaEnrolmentExpired,
+    WrongOtp,
+}
+
+impl DenyReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DenyReason::UnknownUser => "unknown user",
+            DenyReason::Staged => "user is staged, not yet active",
+            DenyReason::Suspended => "user is suspended",
+            DenyReason::Locked => "account is locked after too many failures",
+            DenyReason::PasswordPending => "user has no password yet",
+            DenyReason::WrongPassword => "wrong password",
+            DenyReason::PasswordExpired => "password has expired",
+            DenyReason::NotBound => "no group of the user is bound to this resource",
+            DenyReason::UnknownResource => "unknown resource",
+            DenyReason::MfaNotEnrolled => "MFA is required but the user has no active TOTP",
+            DenyReason::MfaEnrolmentExpired => {
+                "MFA enrolment period is over; enrol or ask an admin to reset it"
+            }
+            DenyReason::WrongOtp => "wrong or reused verification code",
+        }
+    }
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct AuthGrant {
+    pub user: Arc<User>,
+    /// The user's groups bound to the resource, highest priority first (empty for the portal).
+    pub groups: Vec<Arc<Group>>,
+    /// A second factor was verified.
+    pub mfa_used: bool,
+    /// MFA is required but the user is still inside the enrolment period.
+    pub mfa_enrolment_deadline: Option<DateTime<Utc>>,
+    /// Set when the password expires within the policy's warning period.
+    pub password_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The password step succeeded; a TOTP code is needed to finish. Listeners keep this (e.g. behind a RADIUS
+/// State) and pass it to [`Directory::complete_mfa`].
+#[derive(Debug, Clone)]
+pub struct MfaChallenge {
+    pub user_id: Id,
+    pub username: String,
+    pub service: Service,
+    pub resource: Option<Resource>,
+    pub issued_at: DateTime<Utc>,
+}
+
+/// What a login attempt comes to.
+#[derive(Debug, Clone)]
+pub enum AuthOutcome {
+    Allow(AuthGrant),
+    NeedMfa(MfaChallenge),
+    Deny(DenyReason),
+}
+
+/// What MFA asks of this login.
+enum MfaNeed {
+    None,
+    /// Allowed without a code while the enrolment period runs.
+    Enrolling(DateTime<Utc>),
+    Code,
+    Refuse(DenyReason),
+}
+
+fn event_type(service: Service) -> &'static str {
+    match service {
+        Service::Ldap => "ldap_bind",
+        Service::Radius => "radius_auth",
+        Service::Sso => "sso_auth",
+        Service::Portal => "portal_login",
+        Service::Scim => "scim_auth",
+        Service::Admin => "admin_login",
+        Service::Directory => "auth",
+    }
+}
+
+fn mfa_need(
+    snap: &Snapshot,
+    user: &User,
+    resource: Option<&Resource>,
+    now: DateTime<Utc>,
+) -> MfaNeed {
+    let enrolling = || match user.mfa_enrolment_deadline {
+        Some(d) if now < d => MfaNeed::Enrolling(d),
+        _ => MfaNeed::Refuse(DenyReason::MfaEnrolmentExpired),
+    };
+    match resource {
+        // LDAP binds carry no second factor.
+        Some(Resource::Ldap) | Some(Resource::Directory(_)) => MfaNeed::None,
+        Some(Resource::Radius(id)) => {
+            let Some(server) = snap.radius_servers.get(id) else {
+                return MfaNeed::Refuse(DenyReason::UnknownResource);
+            };
+            match (server.mfa, user.totp_active()) {
+                (RadiusMfaMode::Off, _) => MfaNeed::None,
+                (_, true) => MfaNeed::Code,
+                (RadiusMfaMode::RequireAll, false) => MfaNeed::Refuse(DenyReason::MfaNotEnrolled),
+                (RadiusMfaMode::RequireAllExceptEnrolling, false) => {
+                    if user.in_mfa_enrolment_period(now) {
+                        enrolling()
+                    } else {
+                        MfaNeed::Refuse(DenyReason::MfaNotEnrolled)
+                    }
+                }
+                (RadiusMfaMode::RequireEnrolledOnly, false) => MfaNeed::None,
+            }
+        }
+        // Portal and SSO: enrolled users always give a code; required-but-unenrolled users get the period.
+        None | Some(Resource::App(_)) => {
+            if user.totp_active() {
+                MfaNeed::Code
+            } else if user.mfa_required {
+                enrolling()
+            } else {
+                MfaNeed::None
+            }
+        }
+    }
+}
+
+impl Directory {
+    /// Authenticate a login attempt for any protocol.
+    pub async fn authenticate(&self, req: AuthRequest) -> Result<AuthOutcome> {
+        let snap = self.snapshot();
+        let now = Utc::now();
+        let Some(user) = snap.user_by_username(&req.username).cloned() else {
+            // Spend the same work as a real user so timing does not reveal which usernames exist.
+            self.hasher.verify(&self.dummy_hash, &req.password).await;
+            return self.deny(&req, None, DenyReason::UnknownUser).await;
+        };
+        match user.state {
+            UserState::Active => {}
+            UserState::Staged => return self.deny(&req, Some(&user), DenyReason::Staged).await,
+            UserState::Suspended => {
+                return self.deny(&req, Some(&user), DenyReason::Suspended).await
+            }
+        }
+        if user.is_locked(now) {
+            return self.deny(&req, Some(&user), DenyReason::Locked).await;
+        }
+        let Some(hash) = user.password_hash.as_deref() else {
+            return self
+                .deny(&req, Some(&user), DenyReason::PasswordPending)
+                .await;
+        };
+        let cached = self
+            .cache
+            .check(&user.id, user.auth_revision, &req.password);
+        if !cached {
+            if !self.hasher.verify(hash, &req.password).await {
+                return self.fail(&req, &user, DenyReason::WrongPassword).await;
+            }
+            self.cache
+                .remember(&user.id, user.auth_revision, &req.password);
+        }
+        if user.password_status(&snap.policy, now) == PasswordStatus::Expired {
+            return self
+                .deny(&req, Some(&user), DenyReason::PasswordExpired)
+                .await;
+        }
+        let groups = match &req.resource {
+            None => Vec::new(),
+            Some(r) => {
+                let exists = match r {
+                    Resource::Ldap | Resource::Directory(_) => true,
+                    Resource::Radius(id) => snap.radius_servers.contains_key(id),
+                    Resource::App(id) => snap.apps.contains_key(id),
+                };
+                if !exists {
+                    return self
+                        .deny(&req, Some(&user), DenyReason::UnknownResource)
+                        .await;
+                }
+                let groups = snap.granting_groups(&user.id, r);
+                if groups.is_empty() {
+                    return self.deny(&req, Some(&user), DenyReason::NotBound).await;
+                }
+                groups
+            }
+        };
+        let mut grant = AuthGrant {
+            user: Arc::clone(&user),
+            groups,
+            mfa_used: false,
+            mfa_enrolment_deadline: None,
+            password_expires_at: user.password_expires_at(&snap.policy).filter(|t| {
+                *t - chrono::Duration::days(i64::from(snap.policy.expiry_warning_days)) <= now
+            }),
+        };
+        match mfa_need(&snap, &user, req.resource.as_ref(), now) {
+            MfaNeed::None => {}
+            MfaNeed::Enrolling(deadline) => grant.mfa_enrolment_deadline = Some(deadline),
+            MfaNeed::Refuse(reason) => return self.deny(&req, Some(&user), reason).await,
+            MfaNeed::Code => match req.otp.as_deref() {
+                None | Some("") => {
+                    return Ok(AuthOutcome::NeedMfa(MfaChallenge {
+                        user_id: user.id.clone(),
+                        username: user.username.clone(),
+                        service: req.service,
+                        resource: req.resource.clone(),
+                        issued_at: now,
+                    }))
+                }
+                Some(code) => {
+                    if !self.user_totp_ok(&user, code, now) {
+                        return self.fail(&req, &user, DenyReason::WrongOtp).await;
+                    }
+                    grant.mfa_used = true;
+                }
+            },
+        }
+        self.succeed(&req, &user, &grant).await?;
+        Ok(AuthOutcome::Allow(grant))
+    }
+
+    /// Finish a login that answered [`AuthOutcome::NeedMfa`] with the user's TOTP code. The user's state, lock
+    /// and binding are checked again, since time has passed.
+    pub async fn complete_mfa(
+        &self,
+        challenge: &MfaChallenge,
+        code: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<AuthOutcome> {
+        let snap = self.snapshot();
+        let now = Utc::now();
+        let req = AuthRequest {
+            username: challenge.username.clone(),
+            password: String::new(),
+            otp: Some(code.to_string()),
+            service: challenge.service,
+            resource: challenge.resource.clone(),
+            client_ip,
+        };
+        let Some(user) = snap.user(&challenge.user_id).cloned() else {
+            return self.deny(&req, None, DenyReason::UnknownUser).await;
+        };
+        if user.state != UserState::Active {
+            return self.deny(&req, Some(&user), DenyReason::Suspended).await;
+        }
+        if user.is_locked(now) {
+            return self.deny(&req, Some(&user), DenyReason::Locked).await;
+        }
+        let groups = match &challenge.resource {
+            None => Vec::new(),
+            Some(r) => {
+                let g = snap.granting_groups(&user.id, r);
+                if g.is_empty() {
+                    return self.deny(&req, Some(&user), DenyReason::NotBound).await;
+                }
+                g
+            }
+        };
+        if !self.user_totp_ok(&user, code, now) {
+            return self.fail(&req, &user, DenyReason::WrongOtp).await;
+        }
+        let grant = AuthGrant {
+            user: Arc::clone(&user),
+            groups,
+            mfa_used: true,
+            mfa_enrolment_deadline: None,
+            password_expires_at: None,
+        };
+        self.succeed(&req, &user, &grant).await?;
+        Ok(AuthOutcome::Allow(grant))
+    }
+
+    fn user_totp_ok(&self, user: &User, code: &str, now: DateTime<Utc>) -> bool {
+        match user.totp.as_ref().filter(|t| t.confirmed) {
+            Some(t) => {
+                self.check_totp(&user.id, &format!("totp:{}", user.id), &t.secret, code, now)
+            }
+            None => false,
+        }
+    }
+
+    fn auth_event(req: &AuthRequest, user: Option<&User>, success: bool) -> Event {
+        let mut e = Event::new(req.service, event_type(req.service), success)
+            .client(req.client_ip)
+            .user(user.map_or_else(
+                || req.username.chars().take(256).collect::<String>(),
+                |u| u.username.clone(),
+            ));
+        e.actor = e.username.clone();
+        if let Some(u) = user {
+            e = e.target("user", &u.id);
+        }
+        if let Some(r) = &req.resource {
+            e = e.detail("resource", r.to_string());
+        }
+        e
+    }
+
+    async fn deny(
+        &self,
+        req: &AuthRequest,
+        user: Option<&User>,
+        reason: DenyReason,
+    ) -> Result<AuthOutcome> {
+        let e = Self::auth_event(req, user, false)
+            .reason(reason.describe())
+            .detail("deny", serde_json::to_value(reason).unwrap_or_default());
+        self.record(e).await;
+        Ok(AuthOutcome::Deny(reason))
+    }
+
+    /// A failure that counts towards lockout.
+    async fn fail(
+        &self,
+        req: &AuthRequest,
+        user: &User,
+        reason: DenyReason,
+    ) -> Result<AuthOutcome> {
+        let id = user.id.clone();
+        let event = Self::auth_event(req, Some(user), false)
+            .reason(reason.describe())
+            .detail("deny", serde_json::to_value(reason).unwrap_or_default());
+        let lock_event = Self::auth_event(req, Some(user), true);
+        self.write(move |tx| {
+            let Some(u) = tx.snap.user(&id).cloned() else {
+                tx.event(event);
+                return Ok(());
+            };
+            let policy = Arc::clone(&tx.snap.policy);
+            let mut u = (*u).clone();
+            if u.locked_until.is_some_and(|t| t <= tx.now) {
+                // A lock that has run out starts a fresh count.
+                u.locked_until = None;
+                u.failed_logins = 0;
+            }
+            u.failed_logins += 1;
+            let mut event = event.detail("failed_logins", u.failed_logins);
+            if policy.lockout.enabled
+                && u.failed_logins >= policy.lockout.max_failures
+                && !u.is_locked(tx.now)
+            {
+                let until = crate::directory::lock_until(&policy, tx.now);
+                u.locked_until = Some(until);
+                u.auth_revision += 1;
+                event = event.detail("locked", true);
+                let mut lock = lock_event;
+                lock.event_type = "user_lockout".into();
+                lock.service = Service::Directory;
+                tx.event(
+                    lock.detail("locked_until", until.to_rfc3339())
+                        .detail("failures", u.failed_logins),
+                );
+            }
+            tx.event(event);
+            tx.put_user(u);
+            Ok(())
+        })
+        .await?;
+        self.cache.forget(&user.id);
+        Ok(AuthOutcome::Deny(reason))
+    }
+
+    async fn succeed(&self, req: &AuthRequest, user: &User, grant: &AuthGrant) -> Result<()> {
+        let mut e = Self::auth_event(req, Some(user), true).detail("mfa", grant.mfa_used);
+        if let Some(d) = grant.mfa_enrolment_deadline {
+            e = e.detail("mfa_enrolment_deadline", d.to_rfc3339());
+        }
+        if user.failed_logins > 0 {
+            let id = user.id.clone();
+            self.write(move |tx| {
+                if let Some(u) = tx.snap.user(&id).cloned() {
+                    let mut u = (*u).clone();
+                    u.failed_logins = 0;
+                    tx.put_user(u);
+                }
+                tx.event(e);
+                Ok(())
+            })
+            .await
+        } else {
+            self.record(e).await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! User groups, memberships and bindings.
+
+use super::settings::admin_event;
+use super::{required, Directory, Tx};
+use crate::access::{Actor, Permission};
+use crate::error::{DirectoryError, Result};
+use crate::id::Id;
+use crate::model::*;
+use crate::snapshot::fold;
+use crate::store::Kind;
+use crate::views::{GroupPatch, GroupView, LinuxGroupInput, NewGroup};
+
+fn validate_group_name(text: &str) -> Result<String> {
+    let v = required("name", text)?;
+    if v.len() > 128 {
+        return Err(DirectoryError::invalid(
+            "name",
+            "name must be at most 128 characters",
+        ));
+    }
+    Ok(v)
+}
+
+fn validate_linux_name(text: &str) -> Result<String> {
+    let v = required("linux_group.name", text)?;
+    let ok = v.len() <= 32
+        && v.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !ok {
+        return Err(DirectoryError::invalid(
+            "linux_group.name",
+            "Linux group names are 1–32 lowercase letters, digits, '_' or '-', starting with a letter or '_'",
+        ));
+    }
+    Ok(v)
+}
+
+fn validate_reply(attrs: &[ReplyAttribute]) -> Result<()> {
+    for a in attrs {
+        let ok = !a.attribute.is_empty()
+            && a.attribute.len() <= 64
+            && a.attribute
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':' || c == '_');
+        if !ok || a.value.len() > 253 {
+            return Err(DirectoryError::invalid(
+                "radius_reply",
+                format!(
+                    "reply attribute `{}` must be a dictionary name and its value at most 253 bytes",
+                    a.attribute
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Resolve a Linux group input to a unique name and GID (allocating one from the org range when absent).
+fn linux_group(tx: &mut Tx, me: Option<&Id>, input: LinuxGroupInput) -> Result<LinuxGroup> {
+    let name = validate_linux_name(&input.name)?;
+    let range = tx.org()?.gid_range;
+    let gid = match input.gid {
+        Some(gid) => {
+            if !range.contains(gid) {
+                return Err(DirectoryError::invalid(
+                    "linux_group.gid",
+                    format!(
+                        "gid {gid} is outside the GID range {}–{}",
+                        range.start, range.end
+                    ),
+                ));
+            }
+            if gid >= tx.snap.allocators.next_gid {
+                tx.snap.allocators.next_gid = gid.saturating_add(1);
+                tx.put_allocators();
+            }
+            gid
+        }
+        None => {
+            let mut next = tx.snap.allocators.next_gid.max(range.start);
+            while tx.snap.group_by_gid.contains_key(&next) {
+                next = next.saturating_add(1);
+            }
+            if !range.contains(next) {
+                return Err(DirectoryError::conflict(
+                    "linux_group.gid",
+                    "the GID range is exhausted",
+                ));
+            }
+            tx.snap.allocators.next_gid = next + 1;
+            tx.put_allocators();
+            next
+        }
+    };
+    let other = |id: Option<&Id>| id.is_some_and(|id| Some(id) != me);
+    if other(tx.snap.group_by_gid.get(&gid)) {
+        return Err(DirectoryError::conflict(
+            "linux_group.gid",
+            format!("gid {gid} is already used by another group"),
+        ));
+    }
+    if other(tx.snap.group_by_linux_name.get(&fold(&name))) {
+        return Err(DirectoryError::conflict(
+            "linux_group.name",
+            format!("Linux group name `{name}` is already used by another group"),
+        ));
+    }
+    Ok(LinuxGroup { name, gid })
+}
+
+fn check_group_name(tx: &Tx, me: Option<&Id>, name: &str) -> Result<()> {
+    if tx
+        .snap
+        .group_by_name
+        .get(&fold(name))
+        .is_some_and(|id| Some(id) != me)
+    {
+        return Err(DirectoryError::conflict(
+            "name",
+            format!("a group named `{name}` already exists"),
+        ));
+    }
+    Ok(())
+}
+
+impl Directory {
+    pub fn get_group(&self, id: &Id) -> Result<GroupView> {
+        let snap = self.snapshot();
+        let g = snap
+            .group(id)
+            .ok_or_else(|| DirectoryError::not_found("group", id))?;
+        Ok(GroupView::of(g, &snap))
+    }
+
+    pub fn list_groups(&self) -> Vec<GroupView> {
+        let snap = self.snapshot();
+        let mut out: Vec<GroupView> = snap
+            .groups
+            .values()
+            .map(|g| GroupView::of(g, &snap))
+            .collect();
+        out.sort_by(|a, b| a.group.name.cmp(&b.group.name));
+        out
+    }
+
+    pub fn group_members(&self, id: &Id) -> Result<Vec<Id>> {
+        let snap = self.snapshot();
+        snap.group(id)
+            .ok_or_else(|| DirectoryError::not_found("group", id))?;
+        Ok(snap.members_of(id).map(|u| u.id.clone()).collect())
+    }
+
+    pub async fn create_group(&self, actor: &Actor, input: NewGroup) -> Result<GroupView> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let group = self
+            .write(move |tx| {
+                let name = validate_group_name(&input.name)?;
+                check_group_name(tx, None, &name)?;
+                validate_reply(&input.radius_reply)?;
+                let id = Id::generate();
+                let lg = match input.linux_group {
+                    Some(l) => Some(linux_group(tx, Some(&id), l)?),
+                    None => None,
+                };
+                let g = Group {
+                    id,
+                    name,
+                    description: input.description.trim().to_string(),
+                    linux_group: lg,
+                    samba: input.samba,
+                    attributes: input.attributes,
+                    radius_reply: input.radius_reply,
+                    priority: input.priority,
+                    created_at: tx.now,
+                    updated_at: tx.now,
+                };
+                tx.event(
+                    admin_event(&actor, "group_create")
+                        .target("group", &g.id)
+                        .detail("name", g.name.clone()),
+                );
+                tx.put_group(g.clone());
+                Ok(g)
+            })
+            .await?;
+        Ok(GroupView::of(&group, &self.snapshot()))
+    }
+
+    pub async fn update_group(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        patch: GroupPatch,
+    ) -> Result<GroupView> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let group = self
+            .write(move |tx| {
+                let mut g = (**tx
+                    .snap
+                    .group(&id)
+                    .ok_or_else(|| DirectoryError::not_found("group", &id))?)
+                .clone();
+                if let Some(v) = patch.name {
+                    g.name = validate_group_name(&v)?;
+                    check_group_name(tx, Some(&id), &g.name)?;
+                }
+                if let Some(v) = patch.description {
+                    g.description = v.trim().to_string();
+                }
+                if let Some(lg) = patch.linux_group {
+                    g.linux_group = match lg {
+                        Some(l) => Some(linux_group(tx, Some(&id), l)?),
+                        None => None,
+                    };
+                }
+                if let Some(v) = patch.samba {
+                    g.samba = v;
+                }
+                if let Some(v) = patch.attributes {
+                    g.attributes = v;
+                }
+                if let Some(v) = patch.radius_reply {
+                    validate_reply(&v)?;
+                    g.radius_reply = v;
+                }
+                if let Some(v) = patch.priority {
+                    g.priority = v;
+                }
+                g.updated_at = tx.now;
+                tx.event(admin_event(&actor, "group_update").target("group", &g.id));
+                tx.put_group(g.clone());
+                Ok(g)
+            })
+            .await?;
+        Ok(GroupView::of(&group, &self.snapshot()))
+    }
+
+    pub async fn delete_group(&self, actor: &Actor, id: &Id) -> Result<()> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        self.write(move |tx| {
+            let members: Vec<Id> = tx.snap.members_of(&id).map(|u| u.id.clone()).collect();
+            let resources: Vec<Resource> = tx
+                .snap
+                .group_bindings
+                .get(&id)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            let old = tx
+                .snap
+                .remove_group(&id)
+                .ok_or_else(|| DirectoryError::not_found("group", &id))?;
+            for u in members {
+                tx.batch.delete(Kind::Membership, format!("{id}/{u}"));
+            }
+            for r in resources {
+                tx.batch.delete(Kind::Binding, format!("{id}/{r}"));
+            }
+            tx.batch.delete(Kind::Group, id.as_str());
+            tx.event(
+                admin_event(&actor, "group_delete")
+                    .target("group", &id)
+                    .detail("name", old.name.clone()),
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn add_member(&self, actor: &Actor, group: &Id, user: &Id) -> Result<()> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let (group, user) = (group.clone(), user.clone());
+        self.write(move |tx| {
+            let g = tx.snap.group(&group).cloned().ok_or_else(|| DirectoryError::not_found("group", &group))?;
+            let u = tx.snap.user(&user).cloned().ok_or_else(|| DirectoryError::not_found("user", &user))?;
+            if tx.snap.members.get(&group).is_some_and(|m| m.contains(&user)) {
+                return Ok(());
+            }
+            tx.snap.add_member(&group, &user);
+            tx.batch.put(Kind::Membership, format!("{group}/{user}"), Vec::new());
+            let needs_nt = tx.snap.in_samba_group(&user) || tx.snap.needs_nt_hash_for_radius(&user);
+            let mut ev = admin_event(&actor, "group_member_add")
+                .user(&u.username)
+                .target("group", &group)
+                .detail("user_id", user.to_string())
+                .detail("group", g.name.clone());
+            if needs_nt && u.nt_hash.is_none() {
+                ev = ev.detail(
+                    "nt_hash_needs_password_set",
+                    "the user has no NT hash; Samba and PEAP-MSCHAPv2 work after their next password set",
+                );
+            }
+            tx.event(ev);
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn remove_member(&self, actor: &Actor, group: &Id, user: &Id) -> Result<()> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let (group, user) = (group.clone(), user.clone());
+        self.write(move |tx| {
+            tx.snap
+                .group(&group)
+                .ok_or_else(|| DirectoryError::not_found("group", &group))?;
+            let u = tx
+                .snap
+                .user(&user)
+                .cloned()
+                .ok_or_else(|| DirectoryError::not_found("user", &user))?;
+            if !tx
+                .snap
+                .members
+                .get(&group)
+                .is_some_and(|m| m.contains(&user))
+            {
+                return Err(DirectoryError::not_found(
+                    "membership",
+                    format!("{group}/{user}"),
+                ));
+            }
+            tx.snap.remove_member(&group, &user);
+            tx.batch.delete(Kind::Membership, format!("{group}/{user}"));
+            drop_unneeded_nt_hash(tx, &user);
+            tx.event(
+                admin_event(&actor, "group_member_remove")
+                    .user(&u.username)
+                    .target("group", &group)
+                    .detail("user_id", user.to_string()),
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn bind_group(&self, actor: &Actor, group: &Id, resource: Resource) -> Result<()> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let group = group.clone();
+        self.write(move |tx| {
+            tx.snap
+                .group(&group)
+                .ok_or_else(|| DirectoryError::not_found("group", &group))?;
+            let exists = match &resource {
+                Resource::Ldap => true,
+                Resource::Radius(id) => tx.snap.radius_servers.contains_key(id),
+                Resource::App(id) => tx.snap.apps.contains_key(id),
+                // External directories are not modelled yet; any id can be bound ahead of them.
+                Resource::Directory(_) => true,
+            };
+            if !exists {
+                return Err(DirectoryError::not_found("resource", &resource));
+            }
+            tx.snap.bind(&group, resource.clone());
+            tx.batch
+                .put(Kind::Binding, format!("{group}/{resource}"), Vec::new());
+            tx.event(
+                admin_event(&actor, "group_bind")
+                    .target("group", &group)
+                    .detail("resource", resource.to_string()),
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn unbind_group(&self, actor: &Actor, group: &Id, resource: Resource) -> Result<()> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let group = group.clone();
+        self.write(move |tx| {
+            tx.snap
+                .group(&group)
+                .ok_or_else(|| DirectoryError::not_found("group", &group))?;
+            if !tx
+                .snap
+                .group_bindings
+                .get(&group)
+                .is_some_and(|s| s.contains(&resource))
+            {
+                return Err(DirectoryError::not_found(
+                    "binding",
+                    format!("{group}/{resource}"),
+                ));
+            }
+            tx.snap.unbind(&group, &resource);
+            tx.batch
+                .delete(Kind::Binding, format!("{group}/{resource}"));
+            tx.event(
+                admin_event(&actor, "group_unbind")
+                    .target("group", &group)
+                    .detail("resource", resource.to_string()),
+            );
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Drop a user's NT hash once no Samba group or PEAP-enabled RADIUS binding needs it.
+pub(crate) fn drop_unneeded_nt_hash(tx: &mut Tx, user: &Id) {
+    let Some(u) = tx.snap.user(user).cloned() else {
+        return;
+    };
+    if u.nt_hash.is_some()
+        && !tx.snap.in_samba_group(user)
+        && !tx.snap.needs_nt_hash_for_radius(user)
+    {
+        let mut u = (*u).clone();
+        u.nt_hash = None;
+        tx.put_user(u);
+    }
+}

@@ -1,0 +1,314 @@
+//! The directory: the one owner of state and rules. Reads come from the published [`Snapshot`]; every write
+//! runs as a [`Tx`] under one writer lock, is committed to the [`Store`] as one batch, and only then publishes
+//! the next snapshot.
+
+mod admins;
+mod groups;
+mod resources;
+mod settings;
+mod users;
+
+use crate::crypto::MasterKey;
+use crate::error::{DirectoryError, Result};
+use crate::events::{Event, EventQuery};
+use crate::id::Id;
+use crate::model::*;
+use crate::password::{CredentialCache, HashParams, PasswordHasherPool};
+use crate::snapshot::{Snapshot, META_ALLOCATORS, META_ORG, META_POLICY};
+use crate::store::{Kind, Store, WriteBatch};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+pub(crate) use admins::lock_until;
+pub use admins::{generate_api_token, AdminLogin, API_TOKEN_PREFIX};
+pub use settings::{generate_password, BootstrapRequest, BootstrapResult};
+pub use users::{nt_hash, UserListQuery};
+
+/// Tunables of the core.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    pub hash_params: HashParams,
+    /// Concurrent argon2id computations (0 = number of CPUs).
+    pub hash_concurrency: usize,
+    pub credential_cache: bool,
+    pub credential_cache_ttl: Duration,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            hash_params: HashParams::default(),
+            hash_concurrency: 0,
+            credential_cache: true,
+            credential_cache_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+enum EventMsg {
+    Record(Box<Event>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The directory core.
+pub struct Directory {
+    store: Arc<dyn Store>,
+    snapshot: ArcSwap<Snapshot>,
+    writer: tokio::sync::Mutex<()>,
+    pub(crate) hasher: Arc<PasswordHasherPool>,
+    pub(crate) cache: CredentialCache,
+    pub(crate) master_key: MasterKey,
+    /// Last TOTP step accepted per user or admin: each code is accepted once.
+    pub(crate) totp_used: Mutex<HashMap<Id, u64>>,
+    events: mpsc::Sender<EventMsg>,
+    /// A dummy hash verified for unknown usernames so their timing matches known ones.
+    pub(crate) dummy_hash: String,
+}
+
+/// An open write transaction: a working copy of the snapshot plus the batch that persists it.
+pub(crate) struct Tx {
+    pub snap: Snapshot,
+    pub batch: WriteBatch,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Tx {
+    pub fn put_user(&mut self, user: User) {
+        self.batch.put_json(Kind::User, user.id.as_str(), &user);
+        self.snap.put_user(Arc::new(user));
+    }
+
+    pub fn put_group(&mut self, group: Group) {
+        self.batch.put_json(Kind::Group, group.id.as_str(), &group);
+        self.snap.put_group(Arc::new(group));
+    }
+
+    pub fn put_allocators(&mut self) {
+        let a = self.snap.allocators;
+        self.batch.put_json(Kind::Meta, META_ALLOCATORS, &a);
+    }
+
+    pub fn put_org(&mut self, org: OrgSettings) {
+        self.batch.put_json(Kind::Meta, META_ORG, &org);
+        self.snap.org = Some(Arc::new(org));
+    }
+
+    pub fn put_policy(&mut self, policy: PasswordPolicy) {
+        self.batch.put_json(Kind::Meta, META_POLICY, &policy);
+        self.snap.policy = Arc::new(policy);
+    }
+
+    pub fn event(&mut self, event: Event) {
+        self.batch.event(event);
+    }
+
+    pub fn org(&self) -> Result<Arc<OrgSettings>> {
+        self.snap
+            .org
+            .clone()
+            .ok_or_else(|| DirectoryError::Internal("organisation is not initialised".into()))
+    }
+}
+
+impl Directory {
+    /// Open the directory over a store: load every record, build the first snapshot, start the event writer.
+    /// Must be called inside a tokio runtime.
+    pub fn open(
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+        config: DirectoryConfig,
+    ) -> Result<Arc<Self>> {
+        let loaded = store.load()?;
+        let snapshot = Snapshot::from_records(loaded)?;
+        let hasher = Arc::new(
+            PasswordHasherPool::new(config.hash_params, config.hash_concurrency)
+                .map_err(|e| DirectoryError::Internal(e.to_string()))?,
+        );
+        let dummy_hash = hasher
+            .hash_blocking("stratus-dummy-password")
+            .map_err(|e| DirectoryError::Internal(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(16_384);
+        let dir = Arc::new(Directory {
+            store: Arc::clone(&store),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            writer: tokio::sync::Mutex::new(()),
+            hasher,
+            cache: CredentialCache::new(config.credential_cache, config.credential_cache_ttl),
+            master_key,
+            totp_used: Mutex::new(HashMap::new()),
+            events: tx,
+            dummy_hash,
+        });
+        tokio::spawn(event_writer(store, rx));
+        Ok(dir)
+    }
+
+    /// The current snapshot. Cheap; hold it for the duration of one request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The org settings (the directory is always initialised after [`Directory::initialise`]).
+    pub fn org(&self) -> Option<Arc<OrgSettings>> {
+        self.snapshot().org.clone()
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master_key
+    }
+
+    /// Run `f` as one transaction: serialised with other writers, committed as one batch, then published.
+    pub(crate) async fn write<R>(&self, f: impl FnOnce(&mut Tx) -> Result<R>) -> Result<R> {
+        let _guard = self.writer.lock().await;
+        let mut tx = Tx {
+            snap: (*self.snapshot.load_full()).clone(),
+            batch: WriteBatch::default(),
+            now: chrono::Utc::now(),
+        };
+        let out = f(&mut tx)?;
+        if tx.batch.is_empty() {
+            return Ok(out);
+        }
+        let store = Arc::clone(&self.store);
+        let batch = std::mem::take(&mut tx.batch);
+        let seq = tokio::task::spawn_blocking(move || store.commit(batch))
+            .await
+            .map_err(|e| DirectoryError::Internal(e.to_string()))??;
+        tx.snap.sequence = seq;
+        self.snapshot.store(Arc::new(tx.snap));
+        Ok(out)
+    }
+
+    /// Record an event that changes no record (authentication attempts). Written in batches in the background;
+    /// [`Directory::query_events`] waits for everything recorded before it.
+    pub async fn record(&self, event: Event) {
+        if self
+            .events
+            .send(EventMsg::Record(Box::new(event)))
+            .await
+            .is_err()
+        {
+            tracing::error!("event writer has stopped; an event was not recorded");
+        }
+    }
+
+    /// Wait until every event recorded so far is in the store.
+    pub async fn flush_events(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.events.send(EventMsg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Events, newest first.
+    pub async fn query_events(&self, query: EventQuery) -> Result<Vec<Event>> {
+        self.flush_events().await;
+        let store = Arc::clone(&self.store);
+        Ok(
+            tokio::task::spawn_blocking(move || store.query_events(&query))
+                .await
+                .map_err(|e| DirectoryError::Internal(e.to_string()))??,
+        )
+    }
+
+    /// Delete events older than the org's retention; returns how many went.
+    pub async fn apply_event_retention(&self) -> Result<u64> {
+        let days = self.org().map_or(0, |o| o.event_retention_days);
+        if days == 0 {
+            return Ok(0);
+        }
+        self.flush_events().await;
+        let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+        let store = Arc::clone(&self.store);
+        Ok(
+            tokio::task::spawn_blocking(move || store.prune_events(before))
+                .await
+                .map_err(|e| DirectoryError::Internal(e.to_string()))??,
+        )
+    }
+
+    /// The store's schema version.
+    pub fn schema_version(&self) -> Result<u32> {
+        Ok(self.store.schema_version()?)
+    }
+}
+
+/// Writes recorded events in batches: whatever has queued up goes in one transaction.
+async fn event_writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<EventMsg>) {
+    let mut buf = Vec::with_capacity(1024);
+    while rx.recv_many(&mut buf, 1024).await > 0 {
+        let mut events = Vec::new();
+        let mut waiters = Vec::new();
+        for msg in buf.drain(..) {
+            match msg {
+                EventMsg::Record(e) => events.push(*e),
+                EventMsg::Flush(w) => waiters.push(w),
+            }
+        }
+        if !events.is_empty() {
+            let s = Arc::clone(&store);
+            match tokio::task::spawn_blocking(move || s.append_events(events)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "could not write events"),
+                Err(e) => tracing::error!(error = %e, "event writer task failed"),
+            }
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
+}
+
+/// Trim and require a non-empty value.
+pub(crate) fn required(field: &'static str, value: &str) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(DirectoryError::invalid(
+            field,
+            format!("{field} is required"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(DirectoryError::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    if v.len() > 256 {
+        return Err(DirectoryError::invalid(
+            field,
+            format!("{field} must be at most 256 characters"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// Trim an optional free-text value; empty means absent.
+pub(crate) fn optional(field: &'static str, value: Option<&str>) -> Result<Option<String>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => required(field, v).map(Some),
+    }
+}
+
+pub(crate) use settings::admin_event;
+
+/// Validate and fold a new user's username and e-mail, and check both are free (CSV import's pre-check).
+pub(crate) fn validate_new_identity(
+    snap: &Snapshot,
+    username: &str,
+    email: &str,
+) -> std::result::Result<(String, String), String> {
+    let username = users::validate_username(username).map_err(|e| e.to_string())?;
+    let email = users::validate_email(email).map_err(|e| e.to_string())?;
+    if snap.user_by_username(&username).is_some() {
+        return Err(format!("username `{username}` is already taken"));
+    }
+    if snap.user_by_mail(&email).is_some() {
+        return Err(format!("e-mail `{email}` is already used by another user"));
+    }
+    Ok((username, email))
+}

@@ -1,0 +1,408 @@
+//! RADIUS server profiles and SSO app records.
+
+use super::settings::admin_event;
+use super::{required, Directory, Tx};
+use crate::access::{Actor, Permission};
+use crate::error::{DirectoryError, Result};
+use crate::id::Id;
+use crate::model::*;
+use crate::store::Kind;
+use crate::views::{
+    AppPatch, AppView, NewApp, NewRadiusServer, RadiusServerPatch, RadiusServerView,
+};
+use std::sync::Arc;
+
+fn radius_purpose(id: &Id) -> String {
+    format!("radius-secret:{id}")
+}
+
+fn validate_secret(secret: &str) -> Result<()> {
+    if secret.len() < 16 || secret.len() > 128 || secret.chars().any(char::is_control) {
+        return Err(DirectoryError::invalid(
+            "secret",
+            "the shared secret must be 16–128 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_networks(nets: &[ipnet::IpNet]) -> Result<()> {
+    if nets.is_empty() {
+        return Err(DirectoryError::invalid(
+            "networks",
+            "at least one source address or network is required",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_methods(methods: &[RadiusMethod]) -> Result<()> {
+    if methods.is_empty() {
+        return Err(DirectoryError::invalid(
+            "methods",
+            "at least one method is required",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_acs(urls: &[String]) -> Result<()> {
+    if urls.is_empty() {
+        return Err(DirectoryError::invalid(
+            "acs_urls",
+            "at least one ACS URL is required",
+        ));
+    }
+    for u in urls {
+        if !(u.starts_with("https://") || u.starts_with("http://"))
+            || u.chars().any(char::is_whitespace)
+        {
+            return Err(DirectoryError::invalid(
+                "acs_urls",
+                format!("`{u}` is not an absolute http(s) URL"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_sig_alg(alg: &str) -> Result<String> {
+    match alg {
+        "rsa-sha256" | "rsa-sha1" => Ok(alg.to_string()),
+        _ => Err(DirectoryError::invalid(
+            "signature_algorithm",
+            "signature_algorithm must be rsa-sha256 or rsa-sha1",
+        )),
+    }
+}
+
+fn unique_name<'a>(
+    mut names: impl Iterator<Item = (&'a Id, &'a str)>,
+    me: Option<&Id>,
+    name: &str,
+    what: &str,
+) -> Result<()> {
+    if names.any(|(id, n)| Some(id) != me && n.eq_ignore_ascii_case(name)) {
+        return Err(DirectoryError::conflict(
+            "name",
+            format!("a {what} named `{name}` already exists"),
+        ));
+    }
+    Ok(())
+}
+
+fn remove_bindings(tx: &mut Tx, resource: &Resource) {
+    for g in tx.snap.bound_groups(resource) {
+        tx.snap.unbind(&g, resource);
+        tx.batch.delete(Kind::Binding, format!("{g}/{resource}"));
+    }
+}
+
+impl Directory {
+    /// The plaintext shared secret of a RADIUS profile (for the RADIUS listener only).
+    pub fn radius_secret(&self, server: &RadiusServer) -> Option<Vec<u8>> {
+        self.master_key
+            .open(&radius_purpose(&server.id), &server.secret)
+            .ok()
+    }
+
+    pub fn get_radius_server(&self, id: &Id) -> Result<RadiusServerView> {
+        let snap = self.snapshot();
+        let r = snap
+            .radius_servers
+            .get(id)
+            .ok_or_else(|| DirectoryError::not_found("radius server", id))?;
+        Ok(RadiusServerView::of(r, &snap))
+    }
+
+    pub fn list_radius_servers(&self) -> Vec<RadiusServerView> {
+        let snap = self.snapshot();
+        let mut v: Vec<_> = snap
+            .radius_servers
+            .values()
+            .map(|r| RadiusServerView::of(r, &snap))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub async fn create_radius_server(
+        &self,
+        actor: &Actor,
+        input: NewRadiusServer,
+    ) -> Result<RadiusServerView> {
+        actor.require(Permission::ManageOrg)?;
+        let name = required("name", &input.name)?;
+        validate_secret(&input.secret)?;
+        validate_networks(&input.networks)?;
+        validate_methods(&input.methods)?;
+        let actor = actor.clone();
+        let id = Id::generate();
+        let sealed = self
+            .master_key
+            .seal(&radius_purpose(&id), input.secret.as_bytes());
+        let server = self
+            .write(move |tx| {
+                unique_name(
+                    tx.snap
+                        .radius_servers
+                        .values()
+                        .map(|r| (&r.id, r.name.as_str())),
+                    None,
+                    &name,
+                    "RADIUS server",
+                )?;
+                let r = RadiusServer {
+                    id,
+                    name,
+                    networks: input.networks,
+                    secret: sealed,
+                    mfa: input.mfa,
+                    methods: input.methods,
+                    allow_missing_message_authenticator: input.allow_missing_message_authenticator,
+                    created_at: tx.now,
+                    updated_at: tx.now,
+                };
+                tx.batch.put_json(Kind::RadiusServer, r.id.as_str(), &r);
+                tx.snap
+                    .radius_servers
+                    .insert(r.id.clone(), Arc::new(r.clone()));
+                tx.event(
+                    admin_event(&actor, "radius_server_create").target("radius_server", &r.id),
+                );
+                Ok(r)
+            })
+            .await?;
+        Ok(RadiusServerView::of(&server, &self.snapshot()))
+    }
+
+    pub async fn update_radius_server(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        patch: RadiusServerPatch,
+    ) -> Result<RadiusServerView> {
+        actor.require(Permission::ManageOrg)?;
+        if let Some(s) = &patch.secret {
+            validate_secret(s)?;
+        }
+        let sealed = patch
+            .secret
+            .as_ref()
+            .map(|s| self.master_key.seal(&radius_purpose(id), s.as_bytes()));
+        let actor = actor.clone();
+        let id = id.clone();
+        let server = self
+            .write(move |tx| {
+                let mut r = (**tx
+                    .snap
+                    .radius_servers
+                    .get(&id)
+                    .ok_or_else(|| DirectoryError::not_found("radius server", &id))?)
+                .clone();
+                if let Some(n) = patch.name {
+                    r.name = required("name", &n)?;
+                    unique_name(
+                        tx.snap
+                            .radius_servers
+                            .values()
+                            .map(|r| (&r.id, r.name.as_str())),
+                        Some(&id),
+                        &r.name,
+                        "RADIUS server",
+                    )?;
+                }
+                if let Some(n) = patch.networks {
+                    validate_networks(&n)?;
+                    r.networks = n;
+                }
+                if let Some(s) = sealed {
+                    r.secret = s;
+                }
+                if let Some(m) = patch.mfa {
+                    r.mfa = m;
+                }
+                if let Some(m) = patch.methods {
+                    validate_methods(&m)?;
+                    r.methods = m;
+                }
+                if let Some(v) = patch.allow_missing_message_authenticator {
+                    r.allow_missing_message_authenticator = v;
+                }
+                r.updated_at = tx.now;
+                tx.batch.put_json(Kind::RadiusServer, r.id.as_str(), &r);
+                tx.snap
+                    .radius_servers
+                    .insert(r.id.clone(), Arc::new(r.clone()));
+                tx.event(
+                    admin_event(&actor, "radius_server_update").target("radius_server", &r.id),
+                );
+                Ok(r)
+            })
+            .await?;
+        Ok(RadiusServerView::of(&server, &self.snapshot()))
+    }
+
+    pub async fn delete_radius_server(&self, actor: &Actor, id: &Id) -> Result<()> {
+        actor.require(Permission::ManageOrg)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        self.write(move |tx| {
+            tx.snap
+                .radius_servers
+                .remove(&id)
+                .ok_or_else(|| DirectoryError::not_found("radius server", &id))?;
+            remove_bindings(tx, &Resource::Radius(id.clone()));
+            tx.batch.delete(Kind::RadiusServer, id.as_str());
+            tx.event(admin_event(&actor, "radius_server_delete").target("radius_server", &id));
+            Ok(())
+        })
+        .await
+    }
+
+    pub fn get_app(&self, id: &Id) -> Result<AppView> {
+        let snap = self.snapshot();
+        let a = snap
+            .apps
+            .get(id)
+            .ok_or_else(|| DirectoryError::not_found("app", id))?;
+        Ok(AppView::of(a, &snap))
+    }
+
+    pub fn list_apps(&self) -> Vec<AppView> {
+        let snap = self.snapshot();
+        let mut v: Vec<_> = snap.apps.values().map(|a| AppView::of(a, &snap)).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub async fn create_app(&self, actor: &Actor, input: NewApp) -> Result<AppView> {
+        actor.require(Permission::ManageOrg)?;
+        let name = required("name", &input.name)?;
+        let sp_entity_id = required("sp_entity_id", &input.sp_entity_id)?;
+        validate_acs(&input.acs_urls)?;
+        let alg = validate_sig_alg(input.signature_algorithm.as_deref().unwrap_or("rsa-sha256"))?;
+        let actor = actor.clone();
+        let app = self
+            .write(move |tx| {
+                if tx
+                    .snap
+                    .apps
+                    .values()
+                    .any(|a| a.sp_entity_id == sp_entity_id)
+                {
+                    return Err(DirectoryError::conflict(
+                        "sp_entity_id",
+                        format!("an app with SP entity id `{sp_entity_id}` already exists"),
+                    ));
+                }
+                let a = SsoApp {
+                    id: Id::generate(),
+                    name,
+                    sp_entity_id,
+                    acs_urls: input.acs_urls,
+                    sp_certificate: input.sp_certificate,
+                    nameid_format: input.nameid_format.unwrap_or(NameIdFormat::Email),
+                    sign: input.sign.unwrap_or(SignTarget::Assertion),
+                    signature_algorithm: alg,
+                    encrypt_assertion: input.encrypt_assertion,
+                    attributes: input.attributes,
+                    default_relay_state: input.default_relay_state,
+                    idp_initiated: input.idp_initiated,
+                    created_at: tx.now,
+                    updated_at: tx.now,
+                };
+                tx.batch.put_json(Kind::App, a.id.as_str(), &a);
+                tx.snap.apps.insert(a.id.clone(), Arc::new(a.clone()));
+                tx.event(admin_event(&actor, "app_create").target("app", &a.id));
+                Ok(a)
+            })
+            .await?;
+        Ok(AppView::of(&app, &self.snapshot()))
+    }
+
+    pub async fn update_app(&self, actor: &Actor, id: &Id, patch: AppPatch) -> Result<AppView> {
+        actor.require(Permission::ManageOrg)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let app = self
+            .write(move |tx| {
+                let mut a = (**tx
+                    .snap
+                    .apps
+                    .get(&id)
+                    .ok_or_else(|| DirectoryError::not_found("app", &id))?)
+                .clone();
+                if let Some(v) = patch.name {
+                    a.name = required("name", &v)?;
+                }
+                if let Some(v) = patch.sp_entity_id {
+                    let v = required("sp_entity_id", &v)?;
+                    if tx
+                        .snap
+                        .apps
+                        .values()
+                        .any(|o| o.id != id && o.sp_entity_id == v)
+                    {
+                        return Err(DirectoryError::conflict(
+                            "sp_entity_id",
+                            format!("an app with SP entity id `{v}` already exists"),
+                        ));
+                    }
+                    a.sp_entity_id = v;
+                }
+                if let Some(v) = patch.acs_urls {
+                    validate_acs(&v)?;
+                    a.acs_urls = v;
+                }
+                if let Some(v) = patch.sp_certificate {
+                    a.sp_certificate = Some(v).filter(|s| !s.trim().is_empty());
+                }
+                if let Some(v) = patch.nameid_format {
+                    a.nameid_format = v;
+                }
+                if let Some(v) = patch.sign {
+                    a.sign = v;
+                }
+                if let Some(v) = patch.signature_algorithm {
+                    a.signature_algorithm = validate_sig_alg(&v)?;
+                }
+                if let Some(v) = patch.encrypt_assertion {
+                    a.encrypt_assertion = v;
+                }
+                if let Some(v) = patch.attributes {
+                    a.attributes = v;
+                }
+                if let Some(v) = patch.default_relay_state {
+                    a.default_relay_state = Some(v).filter(|s| !s.is_empty());
+                }
+                if let Some(v) = patch.idp_initiated {
+                    a.idp_initiated = v;
+                }
+                a.updated_at = tx.now;
+                tx.batch.put_json(Kind::App, a.id.as_str(), &a);
+                tx.snap.apps.insert(a.id.clone(), Arc::new(a.clone()));
+                tx.event(admin_event(&actor, "app_update").target("app", &a.id));
+                Ok(a)
+            })
+            .await?;
+        Ok(AppView::of(&app, &self.snapshot()))
+    }
+
+    pub async fn delete_app(&self, actor: &Actor, id: &Id) -> Result<()> {
+        actor.require(Permission::ManageOrg)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        self.write(move |tx| {
+            tx.snap
+                .apps
+                .remove(&id)
+                .ok_or_else(|| DirectoryError::not_found("app", &id))?;
+            remove_bindings(tx, &Resource::App(id.clone()));
+            tx.batch.delete(Kind::App, id.as_str());
+            tx.event(admin_event(&actor, "app_delete").target("app", &id));
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,758 @@
+//! Users: create, change, delete, passwords, unlock, TOTP enrolment.
+
+use super::settings::admin_event;
+use super::{optional, required, Directory, Tx};
+use crate::access::{Actor, Permission};
+use crate::crypto::Sealed;
+use crate::error::{DirectoryError, Result};
+use crate::id::Id;
+use crate::model::*;
+use crate::policy;
+use crate::snapshot::{fold, Snapshot};
+use crate::totp;
+use crate::views::{NewUser, TotpStart, UserPatch, UserView};
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+
+/// A password that passed the policy, hashed and ready to store.
+pub(crate) struct PreparedPassword {
+    hash: String,
+    nt_hash: Option<Vec<u8>>,
+}
+
+/// Filters for listing users.
+#[derive(Debug, Clone, Default)]
+pub struct UserListQuery {
+    /// Case-insensitive substring of username, email or name.
+    pub search: Option<String>,
+    pub state: Option<UserState>,
+    pub group: Option<Id>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// MD4 of the UTF-16LE password: the NT hash used by Samba and MSCHAPv2.
+pub fn nt_hash(password: &str) -> Vec<u8> {
+    use md4::{Digest, Md4};
+    let utf16: Vec<u8> = password
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    Md4::digest(&utf16).to_vec()
+}
+
+fn nt_purpose(user: &Id) -> String {
+    format!("nt-hash:{user}")
+}
+
+fn totp_purpose(user: &Id) -> String {
+    format!("totp:{user}")
+}
+
+pub(crate) fn validate_username(text: &str) -> Result<String> {
+    let v = required("username", text)?;
+    let ok = v.len() <= 64
+        && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(DirectoryError::invalid(
+            "username",
+            "username must be 1–64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
+        ));
+    }
+    Ok(v.to_lowercase())
+}
+
+pub(crate) fn validate_email(text: &str) -> Result<String> {
+    let v = required("email", text)?;
+    let ok = v.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !v
+                .chars()
+                .any(|c| c.is_whitespace() || c == ',' || c == '<' || c == '>')
+    });
+    if !ok {
+        return Err(DirectoryError::invalid(
+            "email",
+            format!("`{v}` is not a valid e-mail address"),
+        ));
+    }
+    Ok(v)
+}
+
+fn validate_attributes(attrs: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    for (k, v) in attrs {
+        let ok = !k.is_empty()
+            && k.len() <= 64
+            && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(DirectoryError::invalid(
+                "attributes",
+                format!("attribute name `{k}` must be 1–64 letters, digits, '_' or '-', starting with a letter"),
+            ));
+        }
+        if v.len() > 1024 {
+            return Err(DirectoryError::invalid(
+                "attributes",
+                format!("attribute `{k}` is longer than 1024 characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_unique_user(
+    snap: &Snapshot,
+    me: Option<&Id>,
+    username: &str,
+    email: &str,
+    uid: u32,
+) -> Result<()> {
+    let other = |id: Option<&Id>| id.is_some_and(|id| Some(id) != me);
+    if other(snap.user_by_name.get(&fold(username))) {
+        return Err(DirectoryError::conflict(
+            "username",
+            format!("username `{username}` is already taken"),
+        ));
+    }
+    if other(snap.user_by_email.get(&fold(email))) {
+        return Err(DirectoryError::conflict(
+            "email",
+            format!("e-mail `{email}` is already used by another user"),
+        ));
+    }
+    if other(snap.user_by_uid.get(&uid)) {
+        return Err(DirectoryError::conflict(
+            "uid_number",
+            format!("uidNumber {uid} is already used by another user"),
+        ));
+    }
+    Ok(())
+}
+
+/// Take the next free UID from the org range; allocations never go backwards, so no UID is handed out twice.
+pub(crate) fn allocate_uid(tx: &mut Tx, requested: Option<u32>) -> Result<u32> {
+    let org = tx.org()?;
+    let range = org.uid_range;
+    if let Some(uid) = requested {
+        if !range.contains(uid) {
+            return Err(DirectoryError::invalid(
+                "uid_number",
+                format!(
+                    "uid_number {uid} is outside the UID range {}–{}",
+                    range.start, range.end
+                ),
+            ));
+        }
+        if uid >= tx.snap.allocators.next_uid {
+            tx.snap.allocators.next_uid = uid.saturating_add(1);
+            tx.put_allocators();
+        }
+        return Ok(uid);
+    }
+    let mut next = tx.snap.allocators.next_uid.max(range.start);
+    while tx.snap.user_by_uid.contains_key(&next) {
+        next = next.saturating_add(1);
+    }
+    if !range.contains(next) {
+        return Err(DirectoryError::conflict(
+            "uid_number",
+            "the UID range is exhausted",
+        ));
+    }
+    tx.snap.allocators.next_uid = next + 1;
+    tx.put_allocators();
+    Ok(next)
+}
+
+impl Directory {
+    /// Check a password against the policy (including history) and hash it, outside any lock.
+    pub(crate) async fn prepare_password(
+        &self,
+        snap: &Snapshot,
+        user: Option<&User>,
+        username: &str,
+        password: &str,
+    ) -> Result<PreparedPassword> {
+        let policy = Arc::clone(&snap.policy);
+        policy::check_password(&policy, username, password)?;
+        if let Some(u) = user {
+            if policy.history > 0 {
+                let recent: Vec<String> = u
+                    .password_hash
+                    .iter()
+                    .chain(u.password_history.iter())
+                    .take(usize::from(policy.history))
+                    .cloned()
+                    .collect();
+                if self.hasher.verify_any(&recent, password).await {
+                    return Err(policy::history_violation(&policy).into());
+                }
+            }
+        }
+        let hash = self
+            .hasher
+            .hash(password)
+            .await
+            .map_err(|e| DirectoryError::Internal(e.to_string()))?;
+        Ok(PreparedPassword {
+            hash,
+            nt_hash: Some(nt_hash(password)),
+        })
+    }
+
+    /// Store a prepared password on a user inside a transaction.
+    pub(crate) fn apply_password(&self, tx: &Tx, user: &mut User, prepared: PreparedPassword) {
+        if let Some(old) = user.password_hash.take() {
+            user.password_history.insert(0, old);
+            user.password_history.truncate(24);
+        }
+        user.password_hash = Some(prepared.hash);
+        user.password_set_at = Some(tx.now);
+        user.failed_logins = 0;
+        user.locked_until = None;
+        user.auth_revision += 1;
+        // Keep the NT hash only while Samba or PEAP-MSCHAPv2 needs it.
+        let needs_nt =
+            tx.snap.in_samba_group(&user.id) || tx.snap.needs_nt_hash_for_radius(&user.id);
+        user.nt_hash = match (needs_nt, prepared.nt_hash) {
+            (true, Some(nt)) => Some(self.master_key.seal(&nt_purpose(&user.id), &nt)),
+            _ => None,
+        };
+        self.cache.forget(&user.id);
+    }
+
+    /// The user's NT hash, when one is on file.
+    pub fn user_nt_hash(&self, user: &User) -> Option<Vec<u8>> {
+        let sealed: &Sealed = user.nt_hash.as_ref()?;
+        self.master_key.open(&nt_purpose(&user.id), sealed).ok()
+    }
+
+    pub fn get_user(&self, id: &Id) -> Result<UserView> {
+        let snap = self.snapshot();
+        let u = snap
+            .user(id)
+            .ok_or_else(|| DirectoryError::not_found("user", id))?;
+        Ok(UserView::of(u, &snap, Utc::now()))
+    }
+
+    /// Users matching a query, sorted by username, with the total count before paging.
+    pub fn list_users(&self, q: &UserListQuery) -> (usize, Vec<UserView>) {
+        let snap = self.snapshot();
+        let now = Utc::now();
+        let search = q.search.as_deref().map(str::to_lowercase);
+        let members = q
+            .group
+            .as_ref()
+            .map(|g| snap.members.get(g).cloned().unwrap_or_default());
+        let mut matched: Vec<&Arc<User>> = snap
+            .users
+            .values()
+            .filter(|u| q.state.is_none_or(|s| u.state == s))
+            .filter(|u| members.as_ref().is_none_or(|m| m.contains(&u.id)))
+            .filter(|u| {
+                search.as_deref().is_none_or(|s| {
+                    u.username.contains(s)
+                        || u.email.to_lowercase().contains(s)
+                        || u.display().to_lowercase().contains(s)
+                })
+            })
+            .collect();
+        matched.sort_by(|a, b| a.username.cmp(&b.username));
+        let total = matched.len();
+        let page = matched
+            .into_iter()
+            .skip(q.offset)
+            .take(q.limit)
+            .map(|u| UserView::of(u, &snap, now))
+            .collect();
+        (total, page)
+    }
+
+    pub async fn create_user(&self, actor: &Actor, input: NewUser) -> Result<UserView> {
+        actor.require(Permission::ManageUsers)?;
+        let username = validate_username(&input.username)?;
+        let email = validate_email(&input.email)?;
+        validate_attributes(&input.attributes)?;
+        let snap = self.snapshot();
+        // Fail fast on duplicates before spending argon2id on the password.
+        check_unique_user(&snap, None, &username, &email, u32::MAX)?;
+        let prepared = match input.password.as_deref() {
+            Some(pw) => Some(self.prepare_password(&snap, None, &username, pw).await?),
+            None => None,
+        };
+        let actor = actor.clone();
+        let user = self
+            .write(move |tx| self.insert_user(tx, &actor, input, username, email, prepared))
+            .await?;
+        Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
+    }
+
+    /// Create a user inside a transaction (shared by the API and CSV import).
+    pub(crate) fn insert_user(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        input: NewUser,
+        username: String,
+        email: String,
+        prepared: Option<PreparedPassword>,
+    ) -> Result<User> {
+        let uid = allocate_uid(tx, input.uid_number)?;
+        check_unique_user(&tx.snap, None, &username, &email, uid)?;
+        let org = tx.org()?;
+        let now = tx.now;
+        let mut user = User {
+            id: Id::generate(),
+            username: username.clone(),
+            email,
+            firstname: input.firstname.trim().to_string(),
+            lastname: input.lastname.trim().to_string(),
+            display_name: optional("display_name", input.display_name.as_deref())?,
+            state: input.state.unwrap_or(UserState::Active),
+            password_hash: None,
+            password_set_at: None,
+            password_history: Vec::new(),
+            nt_hash: None,
+            totp: None,
+            mfa_required: input.mfa_required,
+            mfa_enrolment_deadline: input
+                .mfa_required
+                .then(|| now + Duration::days(i64::from(org.mfa_enrolment_days))),
+            ldap_bind_dn: input.ldap_bind_dn,
+            uid_number: uid,
+            gid_number: input.gid_number.unwrap_or(uid),
+            home_directory: optional("home_directory", input.home_directory.as_deref())?
+                .unwrap_or_else(|| format!("/home/{username}")),
+            login_shell: optional("login_shell", input.login_shell.as_deref())?
+                .unwrap_or_else(|| "/bin/bash".into()),
+            employment: input.employment.unwrap_or_default(),
+            phone: optional("phone", input.phone.as_deref())?,
+            attributes: input.attributes,
+            failed_logins: 0,
+            locked_until: None,
+            auth_revision: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let with_password = prepared.is_some();
+        if let Some(p) = prepared {
+            self.apply_password(tx, &mut user, p);
+        }
+        tx.event(
+            admin_event(actor, "user_create")
+                .user(&user.username)
+                .target("user", &user.id)
+                .detail(
+                    "state",
+                    serde_json::to_value(user.state).unwrap_or_default(),
+                )
+                .detail("password_set", with_password),
+        );
+        tx.put_user(user.clone());
+        Ok(user)
+    }
+
+    pub async fn update_user(&self, actor: &Actor, id: &Id, patch: UserPatch) -> Result<UserView> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let user = self
+            .write(move |tx| {
+                let mut u = (**tx
+                    .snap
+                    .user(&id)
+                    .ok_or_else(|| DirectoryError::not_found("user", &id))?)
+                .clone();
+                let mut changed = Vec::new();
+                if let Some(v) = patch.username {
+                    u.username = validate_username(&v)?;
+                    changed.push("username");
+                }
+                if let Some(v) = patch.email {
+                    u.email = validate_email(&v)?;
+                    changed.push("email");
+                }
+                if let Some(v) = patch.firstname {
+                    u.firstname = v.trim().to_string();
+                    changed.push("firstname");
+                }
+                if let Some(v) = patch.lastname {
+                    u.lastname = v.trim().to_string();
+                    changed.push("lastname");
+                }
+                if let Some(v) = patch.display_name {
+                    u.display_name = optional("display_name", Some(&v))?;
+                    changed.push("display_name");
+                }
+                if let Some(s) = patch.state {
+                    if s != u.state {
+                        u.state = s;
+                        u.auth_revision += 1;
+                        self.cache.forget(&u.id);
+                        changed.push("state");
+                    }
+                }
+                if let Some(v) = patch.ldap_bind_dn {
+                    u.ldap_bind_dn = v;
+                    changed.push("ldap_bind_dn");
+                }
+                let enrolment_days = i64::from(tx.org()?.mfa_enrolment_days);
+                if let Some(v) = patch.mfa_required {
+                    if v && !u.mfa_required {
+                        u.mfa_enrolment_deadline = Some(tx.now + Duration::days(enrolment_days));
+                    }
+                    if !v {
+                        u.mfa_enrolment_deadline = None;
+                    }
+                    u.mfa_required = v;
+                    changed.push("mfa_required");
+                }
+                if patch.reset_mfa_enrolment == Some(true) {
+                    u.mfa_enrolment_deadline = Some(tx.now + Duration::days(enrolment_days));
+                    changed.push("mfa_enrolment_deadline");
+                }
+                if let Some(uid) = patch.uid_number {
+                    if uid != u.uid_number {
+                        u.uid_number = allocate_uid(tx, Some(uid))?;
+                        changed.push("uid_number");
+                    }
+                }
+                if let Some(v) = patch.gid_number {
+                    u.gid_number = v;
+                    changed.push("gid_number");
+                }
+                if let Some(v) = patch.home_directory {
+                    u.home_directory = required("home_directory", &v)?;
+                    changed.push("home_directory");
+                }
+                if let Some(v) = patch.login_shell {
+                    u.login_shell = required("login_shell", &v)?;
+                    changed.push("login_shell");
+                }
+                if let Some(v) = patch.employment {
+                    u.employment = v;
+                    changed.push("employment");
+                }
+                if let Some(v) = patch.phone {
+                    u.phone = optional("phone", Some(&v))?;
+                    changed.push("phone");
+                }
+                if let Some(v) = patch.attributes {
+                    validate_attributes(&v)?;
+                    u.attributes = v;
+                    changed.push("attributes");
+                }
+                check_unique_user(&tx.snap, Some(&u.id), &u.username, &u.email, u.uid_number)?;
+                u.updated_at = tx.now;
+                tx.event(
+                    admin_event(&actor, "user_update")
+                        .user(&u.username)
+                        .target("user", &u.id)
+                        .detail("fields", changed),
+                );
+                tx.put_user(u.clone());
+                Ok(u)
+            })
+            .await?;
+        Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
+    }
+
+    pub async fn delete_user(&self, actor: &Actor, id: &Id) -> Result<()> {
+        actor.require(Permission::ManageUsers)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        self.write(move |tx| {
+            let groups: Vec<Id> = tx.snap.groups_of(&id).map(|g| g.id.clone()).collect();
+            let old = tx
+                .snap
+                .remove_user(&id)
+                .ok_or_else(|| DirectoryError::not_found("user", &id))?;
+            for g in groups {
+                tx.batch
+                    .delete(crate::store::Kind::Membership, format!("{g}/{id}"));
+            }
+            tx.batch.delete(crate::store::Kind::User, id.as_str());
+            self.cache.forget(&id);
+            tx.event(
+                admin_event(&actor, "user_delete")
+                    .user(&old.username)
+                    .target("user", &id),
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    /// An admin sets a user's password.
+    pub async fn set_password(&self, actor: &Actor, id: &Id, password: &str) -> Result<UserView> {
+        actor.require(Permission::ResetCredentials)?;
+        self.change_password(actor, id, password, "password_set")
+            .await
+    }
+
+    /// Set a password after policy checks; shared by admin resets and self-service changes.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        password: &str,
+        event_type: &'static str,
+    ) -> Result<UserView> {
+        let snap = self.snapshot();
+        let user = snap
+            .user(id)
+            .ok_or_else(|| DirectoryError::not_found("user", id))?;
+        let prepared = match self
+            .prepare_password(&snap, Some(user), &user.username, password)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let mut ev = admin_event(actor, event_type)
+                    .user(&user.username)
+                    .target("user", id)
+                    .reason(e.to_string());
+                ev.success = false;
+                self.record(ev).await;
+                return Err(e);
+            }
+        };
+        let actor = actor.clone();
+        let id = id.clone();
+        let user = self
+            .write(move |tx| {
+                let mut u = (**tx
+                    .snap
+                    .user(&id)
+                    .ok_or_else(|| DirectoryError::not_found("user", &id))?)
+                .clone();
+                self.apply_password(tx, &mut u, prepared);
+                u.updated_at = tx.now;
+                tx.event(
+                    admin_event(&actor, event_type)
+                        .user(&u.username)
+                        .target("user", &u.id)
+                        .detail("nt_hash_stored", u.nt_hash.is_some()),
+                );
+                tx.put_user(u.clone());
+                Ok(u)
+            })
+            .await?;
+        Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
+    }
+
+    pub async fn unlock_user(&self, actor: &Actor, id: &Id) -> Result<UserView> {
+        actor.require(Permission::ResetCredentials)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let user = self
+            .write(move |tx| {
+                let mut u = (**tx
+                    .snap
+                    .user(&id)
+                    .ok_or_else(|| DirectoryError::not_found("user", &id))?)
+                .clone();
+                u.failed_logins = 0;
+                u.locked_until = None;
+                u.auth_revision += 1;
+                u.updated_at = tx.now;
+                tx.event(
+                    admin_event(&actor, "user_unlock")
+                        .user(&u.username)
+                        .target("user", &u.id),
+                );
+                tx.put_user(u.clone());
+                Ok(u)
+            })
+            .await?;
+        Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
+    }
+
+    /// Start TOTP enrolment: a new secret, pending until confirmed with a code.
+    pub async fn start_totp(&self, actor: &Actor, id: &Id) -> Result<TotpStart> {
+        actor.require(Permission::ResetCredentials)?;
+        let secret = totp::generate_secret();
+        let sealed = self.master_key.seal(&totp_purpose(id), &secret);
+        let actor = actor.clone();
+        let id = id.clone();
+        let issuer = self
+            .org()
+            .map_or_else(|| "Stratus".into(), |o| o.name.clone());
+        self.write(move |tx| {
+            let mut u = (**tx
+                .snap
+                .user(&id)
+                .ok_or_else(|| DirectoryError::not_found("user", &id))?)
+            .clone();
+            u.totp = Some(TotpEnrolment {
+                secret: sealed,
+                confirmed: false,
+                created_at: tx.now,
+            });
+            u.updated_at = tx.now;
+            let start = TotpStart {
+                secret: totp::secret_base32(&secret),
+                otpauth_uri: totp::otpauth_uri(&issuer, &u.username, &secret),
+            };
+            tx.event(
+                admin_event(&actor, "totp_enrol_start")
+                    .user(&u.username)
+                    .target("user", &u.id),
+            );
+            tx.put_user(u);
+            Ok(start)
+        })
+        .await
+    }
+
+    /// Confirm a pending TOTP enrolment with a current code.
+    pub async fn confirm_totp(&self, actor: &Actor, id: &Id, code: &str) -> Result<UserView> {
+        actor.require(Permission::ResetCredentials)?;
+        let snap = self.snapshot();
+        let user = snap
+            .user(id)
+            .ok_or_else(|| DirectoryError::not_found("user", id))?;
+        let Some(enrolment) = &user.totp else {
+            return Err(DirectoryError::invalid(
+                "code",
+                "no TOTP enrolment has been started",
+            ));
+        };
+        if !self.check_totp(id, &totp_purpose(id), &enrolment.secret, code, Utc::now()) {
+            let mut ev = admin_event(actor, "totp_enrol_confirm")
+                .user(&user.username)
+                .target("user", id)
+                .reason("wrong or reused verification code");
+            ev.success = false;
+            self.record(ev).await;
+            return Err(DirectoryError::invalid(
+                "code",
+                "the verification code is not valid",
+            ));
+        }
+        let actor = actor.clone();
+        let id = id.clone();
+        let user = self
+            .write(move |tx| {
+                let mut u = (**tx
+                    .snap
+                    .user(&id)
+                    .ok_or_else(|| DirectoryError::not_found("user", &id))?)
+                .clone();
+                if let Some(t) = u.totp.as_mut() {
+                    t.confirmed = true;
+                }
+                u.mfa_enrolment_deadline = None;
+                u.updated_at = tx.now;
+                tx.event(
+                    admin_event(&actor, "totp_enrol_confirm")
+                        .user(&u.username)
+                        .target("user", &u.id),
+                );
+                tx.put_user(u.clone());
+                Ok(u)
+            })
+            .await?;
+        Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
+    }
+
+    /// Remove a user's TOTP; if MFA stays required, a new enrolment period starts.
+    pub async fn remove_totp(&self, actor: &Actor, id: &Id) -> Result<UserView> {
+        actor.require(Permission::ResetCredentials)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let user = self
+            .write(move |tx| {
+                let days = i64::from(tx.org()?.mfa_enrolment_days);
+                let mut u = (**tx
+                    .snap
+                    .user(&id)
+                    .ok_or_else(|| DirectoryError::not_found("user", &id))?)
+                .clone();
+                u.totp = None;
+                if u.mfa_required {
+                    u.mfa_enrolment_deadline = Some(tx.now + Duration::days(days));
+                }
+                u.updated_at = tx.now;
+                tx.event(
+                    admin_event(&actor, "totp_remove")
+                        .user(&u.username)
+                        .target("user", &u.id),
+                );
+                tx.put_user(u.clone());
+                Ok(u)
+            })
+            .await?;
+        Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
+    }
+
+    /// Verify a TOTP code and consume its step so it is accepted only once.
+    pub(crate) fn check_totp(
+        &self,
+        owner: &Id,
+        purpose: &str,
+        sealed: &Sealed,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Ok(secret) = self.master_key.open(purpose, sealed) else {
+            tracing::error!(owner = %owner, "TOTP secret could not be opened with this master key");
+            return false;
+        };
+        let unix = u64::try_from(now.timestamp()).unwrap_or(0);
+        let Some(step) = totp::verify(&secret, code, unix) else {
+            return false;
+        };
+        let mut used = self.totp_used.lock().unwrap_or_else(|p| p.into_inner());
+        match used.get(owner) {
+            Some(last) if *last >= step => false,
+            _ => {
+                used.insert(owner.clone(), step);
+                true
+            }
+        }
+    }
+
+    /// The TOTP purpose string for a user (for tests and benchmarks that compute codes).
+    pub fn user_totp_secret(&self, user: &User) -> Option<Vec<u8>> {
+        let t = user.totp.as_ref()?;
+        self.master_key
+            .open(&totp_purpose(&user.id), &t.secret)
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nt_hash_matches_known_vector() {
+        // MD4(UTF-16LE("password"))
+        assert_eq!(
+            data_encoding::HEXLOWER.encode(&nt_hash("password")),
+            "8846f7eaee8fb117ad06bdd830b7586c"
+        );
+    }
+
+    #[test]
+    fn usernames_are_validated_and_folded() {
+        assert_eq!(validate_username(" Alice.Smith ").unwrap(), "alice.smith");
+        assert!(validate_username("-bad").is_err());
+        assert!(validate_username("has space").is_err());
+    }
+
+    #[test]
+    fn emails_are_validated() {
+        assert!(validate_email("a@b.example").is_ok());
+        assert!(validate_email("nope").is_err());
+        assert!(validate_email("a@b").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The core's error type. Each listener maps it to its protocol in one place.
+
+use crate::policy::PolicyViolation;
+use crate::store::StoreError;
+
+/// Why a directory operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    /// A uniqueness rule would be broken.
+    #[error("{message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
+    /// The input breaks a rule of the model.
+    #[error("{message}")]
+    Invalid {
+        field: Option<&'static str>,
+        message: String,
+    },
+    #[error(transparent)]
+    PasswordPolicy(#[from] PolicyViolation),
+    /// The acting admin's role does not allow this.
+    #[error("your role does not allow {0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DirectoryError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        DirectoryError::Invalid {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(field: &'static str, message: impl Into<String>) -> Self {
+        DirectoryError::Conflict {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(kind: &'static str, id: impl ToString) -> Self {
+        DirectoryError::NotFound {
+            kind,
+            id: id.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = DirectoryError> = std::result::Result<T, E>;

@@ -1,0 +1,208 @@
+//! CSV user import: the reference template `firstname,lastname,username,email,password`.
+//!
+//! A row without a password makes a staged user whose password is pending; a row with one makes an active user,
+//! the password still checked against the policy. Each row is written whole or not at all, and every row gets a
+//! result. Passwords are hashed in parallel on the hashing pool; rows are then committed in batches so a large
+//! file costs few store transactions.
+
+use crate::access::{Actor, Permission};
+use crate::csv::{parse_user_csv, CsvResultRow, CsvUserRow, DEFAULT_MAX_LINE_BYTES};
+use crate::directory::Directory;
+use crate::error::{DirectoryError, Result};
+use crate::model::UserState;
+use crate::views::NewUser;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// Rows committed per store transaction.
+const COMMIT_CHUNK: usize = 256;
+
+/// The result of one CSV row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ImportRowResult {
+    pub line: usize,
+    pub firstname: String,
+    pub lastname: String,
+    pub username: String,
+    pub email: String,
+    /// `imported` or `failed`.
+    pub status: String,
+    /// Why the row failed, or the id of the created user.
+    pub message: String,
+    pub user_id: Option<String>,
+}
+
+/// Results of an import.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportReport {
+    pub imported: usize,
+    pub failed: usize,
+    pub rows: Vec<ImportRowResult>,
+}
+
+impl ImportReport {
+    /// The downloadable results file.
+    pub fn to_csv(&self) -> String {
+        let rows: Vec<CsvResultRow> = self
+            .rows
+            .iter()
+            .map(|r| CsvResultRow {
+                line: r.line,
+                firstname: r.firstname.clone(),
+                lastname: r.lastname.clone(),
+                email: r.email.clone(),
+                username: r.username.clone(),
+                result: if r.status == "imported" {
+                    "Success: User Imported".to_string()
+                } else {
+                    format!("Failed: {}", r.message)
+                },
+            })
+            .collect();
+        crate::csv::write_results_csv(&rows)
+    }
+}
+
+fn result_for(row: &CsvUserRow, outcome: std::result::Result<String, String>) -> ImportRowResult {
+    let (status, message, user_id) = match outcome {
+        Ok(id) => ("imported", "user imported".to_string(), Some(id)),
+        Err(m) => ("failed", m, None),
+    };
+    ImportRowResult {
+        line: row.line,
+        firstname: row.firstname.clone(),
+        lastname: row.lastname.clone(),
+        username: row.username.clone(),
+        email: row.email.clone(),
+        status: status.into(),
+        message,
+        user_id,
+    }
+}
+
+impl Directory {
+    /// Import users from CSV. File-level problems (header, encoding) fail the whole upload; everything else is
+    /// reported per row.
+    pub async fn import_users_csv(
+        self: &Arc<Self>,
+        actor: &Actor,
+        input: &[u8],
+    ) -> Result<ImportReport> {
+        actor.require(Permission::ManageUsers)?;
+        let parsed = parse_user_csv(input, DEFAULT_MAX_LINE_BYTES)
+            .map_err(|e| DirectoryError::invalid("file", e.to_string()))?;
+        let snap = self.snapshot();
+        let mut results: Vec<Option<ImportRowResult>> = vec![None; parsed.len()];
+        let mut pending = Vec::new();
+        let mut seen_names = std::collections::HashSet::new();
+        let mut seen_emails = std::collections::HashSet::new();
+        for (i, row) in parsed.into_iter().enumerate() {
+            let row = match row {
+                Ok(r) => r,
+                Err(e) => {
+                    results[i] = Some(ImportRowResult {
+                        line: e.line,
+                        firstname: String::new(),
+                        lastname: String::new(),
+                        username: String::new(),
+                        email: String::new(),
+                        status: "failed".into(),
+                        message: e.message,
+                        user_id: None,
+                    });
+                    continue;
+                }
+            };
+            let checked = crate::directory::validate_new_identity(&snap, &row.username, &row.email)
+                .and_then(|(u, e)| {
+                    if !seen_names.insert(u.clone()) {
+                        return Err(format!("username `{u}` appears earlier in this file"));
+                    }
+                    if !seen_emails.insert(e.to_lowercase()) {
+                        return Err(format!("e-mail `{e}` appears earlier in this file"));
+                    }
+                    Ok((u, e))
+                });
+            match checked {
+                Ok((username, email)) => pending.push((i, row, username, email)),
+                Err(m) => results[i] = Some(result_for(&row, Err(m))),
+            }
+        }
+        // Hash every password in parallel (bounded by the hashing pool).
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, row, username, email) in pending {
+            let dir = Arc::clone(self);
+            let snap = Arc::clone(&snap);
+            tasks.spawn(async move {
+                let prepared = match row.password.as_deref() {
+                    Some(pw) => dir
+                        .prepare_password(&snap, None, &username, pw)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                };
+                (i, row, username, email, prepared)
+            });
+        }
+        let mut ready = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (i, row, username, email, prepared) =
+                joined.map_err(|e| DirectoryError::Internal(e.to_string()))?;
+            match prepared {
+                Ok(p) => ready.push((i, row, username, email, p)),
+                Err(e) => results[i] = Some(result_for(&row, Err(e.to_string()))),
+            }
+        }
+        ready.sort_by_key(|r| r.0);
+        let mut ready = ready.into_iter().peekable();
+        while ready.peek().is_some() {
+            let chunk: Vec<_> = ready.by_ref().take(COMMIT_CHUNK).collect();
+            let actor = actor.clone();
+            let outcomes = self
+                .write(move |tx| {
+                    let mut out = Vec::new();
+                    for (i, row, username, email, prepared) in chunk {
+                        let state = if prepared.is_some() {
+                            UserState::Active
+                        } else {
+                            UserState::Staged
+                        };
+                        let input = NewUser {
+                            username: username.clone(),
+                            email: email.clone(),
+                            firstname: row.firstname.clone(),
+                            lastname: row.lastname.clone(),
+                            state: Some(state),
+                            ..NewUser::default()
+                        };
+                        // Validation of a row happens before any of its writes, so a failed row leaves nothing.
+                        let r = self
+                            .insert_user(tx, &actor, input, username, email, prepared)
+                            .map(|u| u.id.to_string())
+                            .map_err(|e| e.to_string());
+                        out.push((i, row, r));
+                    }
+                    Ok(out)
+                })
+                .await?;
+            for (i, row, r) in outcomes {
+                results[i] = Some(result_for(&row, r));
+            }
+        }
+        let rows: Vec<ImportRowResult> = results.into_iter().flatten().collect();
+        let imported = rows.iter().filter(|r| r.status == "imported").count();
+        let failed = rows.len() - imported;
+        self.record(
+            crate::directory::admin_event(actor, "user_import")
+                .detail("imported", imported)
+                .detail("failed", failed),
+        )
+        .await;
+        Ok(ImportReport {
+            imported,
+            failed,
+            rows,
+        })
+    }
+}

@@ -1,0 +1,448 @@
+//! The directory's entities as stored. Secret-bearing fields (password hash, sealed TOTP seed, sealed NT hash,
+//! sealed RADIUS secret) live here but never leave the core in a view: see [`crate::views`].
+
+use crate::crypto::Sealed;
+use crate::id::Id;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// Organisation-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrgSettings {
+    pub org_id: Id,
+    pub name: String,
+    pub contact_email: Option<String>,
+    /// LDAP naming context, e.g. `o=<orgid>,dc=stratus,dc=local`.
+    pub ldap_suffix: String,
+    pub samba_domain: String,
+    pub samba_sid: String,
+    pub uid_range: IdRange,
+    pub gid_range: IdRange,
+    /// Days a user has to enrol in TOTP after MFA becomes required (1–365).
+    pub mfa_enrolment_days: u16,
+    /// Idle and absolute lifetimes of admin and portal sessions, in minutes.
+    pub session_idle_minutes: u32,
+    pub session_absolute_minutes: u32,
+    /// Days events are kept; 0 keeps them forever.
+    pub event_retention_days: u32,
+}
+
+/// An inclusive range of POSIX ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IdRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl IdRange {
+    pub fn contains(&self, n: u32) -> bool {
+        n >= self.start && n <= self.end
+    }
+}
+
+/// The password rules every password set must satisfy, by every path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordPolicy {
+    pub min_length: u16,
+    pub require_lowercase: bool,
+    pub require_uppercase: bool,
+    pub require_digit: bool,
+    pub require_special: bool,
+    /// The password may not contain the username (case-insensitive).
+    pub disallow_username: bool,
+    /// How many previous passwords may not be reused (0 = no history).
+    pub history: u16,
+    /// Days until a password expires (0 = never).
+    pub max_age_days: u32,
+    /// Days before expiry when logins start warning.
+    pub expiry_warning_days: u32,
+    pub lockout: LockoutPolicy,
+}
+
+/// Account lockout after repeated failures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutPolicy {
+    pub enabled: bool,
+    /// Consecutive failures that lock the account.
+    pub max_failures: u32,
+    /// Minutes the account stays locked; 0 = until an admin unlocks it.
+    pub lock_minutes: u32,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            min_length: 12,
+            require_lowercase: true,
+            require_uppercase: true,
+            require_digit: true,
+            require_special: false,
+            disallow_username: true,
+            history: 4,
+            max_age_days: 0,
+            expiry_warning_days: 14,
+            lockout: LockoutPolicy {
+                enabled: true,
+                max_failures: 10,
+                lock_minutes: 15,
+            },
+        }
+    }
+}
+
+/// Lifecycle state of a user account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserState {
+    /// Created but not yet allowed to log in or reach any resource.
+    Staged,
+    Active,
+    /// Temporarily disabled; keeps its data and memberships.
+    Suspended,
+}
+
+/// Derived status of a user's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordStatus {
+    /// No password has been set yet.
+    Pending,
+    Active,
+    /// Aging has passed; the user must choose a new one.
+    Expired,
+}
+
+/// TOTP enrolment of a user or admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    pub secret: Sealed,
+    /// False between "start" and "confirm with a code".
+    pub confirmed: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A directory user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: Id,
+    pub username: String,
+    pub email: String,
+    pub firstname: String,
+    pub lastname: String,
+    pub display_name: Option<String>,
+    pub state: UserState,
+    pub password_hash: Option<String>,
+    pub password_set_at: Option<DateTime<Utc>>,
+    /// Hashes of previous passwords, newest first, for the history rule.
+    pub password_history: Vec<String>,
+    /// MD4 NT hash, sealed; kept only while Samba or MSCHAPv2 needs it.
+    pub nt_hash: Option<Sealed>,
+    pub totp: Option<TotpEnrolment>,
+    pub mfa_required: bool,
+    /// When MFA became required; with the enrolment days, gives the enrolment deadline.
+    pub mfa_enrolment_deadline: Option<DateTime<Utc>>,
+    /// Service account allowed to search LDAP.
+    pub ldap_bind_dn: bool,
+    pub uid_number: u32,
+    pub gid_number: u32,
+    pub home_directory: String,
+    pub login_shell: String,
+    pub employment: Employment,
+    pub phone: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub failed_logins: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+    /// Bumped by every change that must invalidate cached credentials (password, state, lock).
+    pub auth_revision: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// "Far future" used for locks that last until an admin unlocks.
+pub fn lock_forever() -> DateTime<Utc> {
+    DateTime::<Utc>::MAX_UTC
+}
+
+impl User {
+    pub fn password_status(&self, policy: &PasswordPolicy, now: DateTime<Utc>) -> PasswordStatus {
+        match (&self.password_hash, self.password_set_at) {
+            (None, _) => PasswordStatus::Pending,
+            (Some(_), Some(set)) if policy.max_age_days > 0 => {
+                if now >= set + Duration::days(i64::from(policy.max_age_days)) {
+                    PasswordStatus::Expired
+                } else {
+                    PasswordStatus::Active
+                }
+            }
+            _ => PasswordStatus::Active,
+        }
+    }
+
+    pub fn password_expires_at(&self, policy: &PasswordPolicy) -> Option<DateTime<Utc>> {
+        if policy.max_age_days == 0 {
+            return None;
+        }
+        self.password_set_at
+            .map(|set| set + Duration::days(i64::from(policy.max_age_days)))
+    }
+
+    pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
+
+    pub fn totp_active(&self) -> bool {
+        self.totp.as_ref().is_some_and(|t| t.confirmed)
+    }
+
+    /// True while MFA is required but the user is still inside the enrolment period.
+    pub fn in_mfa_enrolment_period(&self, now: DateTime<Utc>) -> bool {
+        !self.totp_active()
+            && self
+                .mfa_enrolment_deadline
+                .is_some_and(|deadline| now < deadline)
+    }
+
+    pub fn display(&self) -> String {
+        self.display_name.clone().unwrap_or_else(|| {
+            format!("{} {}", self.firstname, self.lastname)
+                .trim()
+                .to_string()
+        })
+    }
+}
+
+/// Employment information.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Employment {
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub company: Option<String>,
+    pub employee_id: Option<String>,
+    pub manager: Option<String>,
+}
+
+/// A POSIX group attached to a user group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinuxGroup {
+    pub name: String,
+    pub gid: u32,
+}
+
+/// One RADIUS reply attribute, by dictionary name, e.g. `Tunnel-Private-Group-Id` = `42`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyAttribute {
+    pub attribute: String,
+    pub value: String,
+}
+
+/// A user group: the only way users reach resources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Group {
+    pub id: Id,
+    pub name: String,
+    pub description: String,
+    pub linux_group: Option<LinuxGroup>,
+    pub samba: bool,
+    /// Inherited by members; a member's own attribute of the same name wins.
+    pub attributes: BTreeMap<String, String>,
+    pub radius_reply: Vec<ReplyAttribute>,
+    /// Higher wins when members' groups disagree (reply attributes, inherited attributes).
+    pub priority: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A resource a group can be bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Resource {
+    Ldap,
+    Radius(Id),
+    App(Id),
+    Directory(Id),
+}
+
+impl Resource {
+    /// Parse `ldap`, `radius:{id}`, `app:{id}`, `directory:{id}`.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text == "ldap" {
+            return Some(Resource::Ldap);
+        }
+        let (kind, id) = text.split_once(':')?;
+        let id = Id::parse(id)?;
+        match kind {
+            "radius" => Some(Resource::Radius(id)),
+            "app" => Some(Resource::App(id)),
+            "directory" => Some(Resource::Directory(id)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resource::Ldap => f.write_str("ldap"),
+            Resource::Radius(id) => write!(f, "radius:{id}"),
+            Resource::App(id) => write!(f, "app:{id}"),
+            Resource::Directory(id) => write!(f, "directory:{id}"),
+        }
+    }
+}
+
+impl From<Resource> for String {
+    fn from(r: Resource) -> String {
+        r.to_string()
+    }
+}
+
+impl TryFrom<String> for Resource {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Resource::parse(&s).ok_or_else(|| format!("unknown resource `{s}`"))
+    }
+}
+
+/// MFA requirement of a RADIUS server profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RadiusMfaMode {
+    Off,
+    /// Every user must answer a TOTP challenge; users without TOTP are refused.
+    RequireAll,
+    /// As RequireAll, but users still inside their TOTP enrolment period pass without a code.
+    RequireAllExceptEnrolling,
+    /// Only users with active TOTP are challenged.
+    RequireEnrolledOnly,
+}
+
+/// Authentication methods a RADIUS profile allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RadiusMethod {
+    Pap,
+    PeapMschapv2,
+    EapTtlsPap,
+    EapTls,
+}
+
+/// A RADIUS client (NAS) profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RadiusServer {
+    pub id: Id,
+    pub name: String,
+    pub networks: Vec<ipnet::IpNet>,
+    pub secret: Sealed,
+    pub mfa: RadiusMfaMode,
+    pub methods: Vec<RadiusMethod>,
+    /// Accept legacy NAS that omit Message-Authenticator (PAP only).
+    pub allow_missing_message_authenticator: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// SAML NameID format of an SSO app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NameIdFormat {
+    Email,
+    Persistent,
+    Unspecified,
+    Transient,
+}
+
+/// What an SSO app wants signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignTarget {
+    Response,
+    Assertion,
+    Both,
+}
+
+/// One SAML attribute sent to an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeMapping {
+    /// Attribute name in the assertion.
+    pub name: String,
+    /// `email`, `firstname`, `lastname`, `username`, `groups`, or `attribute:<custom name>`.
+    pub source: String,
+}
+
+/// An SSO (SAML) application record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SsoApp {
+    pub id: Id,
+    pub name: String,
+    pub sp_entity_id: String,
+    pub acs_urls: Vec<String>,
+    pub sp_certificate: Option<String>,
+    pub nameid_format: NameIdFormat,
+    pub sign: SignTarget,
+    pub signature_algorithm: String,
+    pub encrypt_assertion: bool,
+    pub attributes: Vec<AttributeMapping>,
+    pub default_relay_state: Option<String>,
+    pub idp_initiated: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What an admin may do.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminRole {
+    /// Everything.
+    Administrator,
+    /// Users and groups.
+    Manager,
+    /// Password resets and unlocks.
+    HelpDesk,
+    ReadOnly,
+}
+
+/// An administrator. Admins are not directory users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Admin {
+    pub id: Id,
+    pub email: String,
+    pub name: String,
+    pub role: AdminRole,
+    pub password_hash: Option<String>,
+    pub totp: Option<TotpEnrolment>,
+    pub failed_logins: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An API key; only a SHA-256 of the token is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: Id,
+    pub name: String,
+    /// Admin the key acts as.
+    pub admin_id: Id,
+    /// First characters of the token, to recognise it.
+    pub prefix: String,
+    pub token_sha256: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Persistent counters that must never go backwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Allocators {
+    pub next_uid: u32,
+    pub next_gid: u32,
+}

@@ -1,0 +1,407 @@
+//! The immutable in-memory view every listener reads. A commit builds the next snapshot from the previous one
+//! with structural sharing (imbl), then publishes it with one atomic pointer swap; readers never lock and never
+//! touch the store.
+
+use crate::id::Id;
+use crate::model::*;
+use crate::store::{Kind, LoadedRecords, StoreError};
+use imbl::{HashMap, OrdMap, OrdSet};
+use std::sync::Arc;
+
+/// Meta record keys.
+pub const META_ORG: &str = "org";
+pub const META_POLICY: &str = "password_policy";
+pub const META_ALLOCATORS: &str = "allocators";
+
+/// One consistent state of the directory.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// The store's change sequence this snapshot reflects.
+    pub sequence: u64,
+    pub org: Option<Arc<OrgSettings>>,
+    pub policy: Arc<PasswordPolicy>,
+    pub allocators: Allocators,
+    pub users: HashMap<Id, Arc<User>>,
+    pub user_by_name: HashMap<String, Id>,
+    pub user_by_email: HashMap<String, Id>,
+    pub user_by_uid: OrdMap<u32, Id>,
+    pub groups: HashMap<Id, Arc<Group>>,
+    pub group_by_name: HashMap<String, Id>,
+    pub group_by_gid: HashMap<u32, Id>,
+    pub group_by_linux_name: HashMap<String, Id>,
+    /// group → members
+    pub members: HashMap<Id, OrdSet<Id>>,
+    /// user → groups
+    pub memberships: HashMap<Id, OrdSet<Id>>,
+    /// resource → bound groups
+    pub bindings: HashMap<Resource, OrdSet<Id>>,
+    /// group → resources it is bound to
+    pub group_bindings: HashMap<Id, OrdSet<Resource>>,
+    pub radius_servers: HashMap<Id, Arc<RadiusServer>>,
+    pub apps: HashMap<Id, Arc<SsoApp>>,
+    pub admins: HashMap<Id, Arc<Admin>>,
+    pub admin_by_email: HashMap<String, Id>,
+    pub api_keys: HashMap<Id, Arc<ApiKey>>,
+    pub api_key_by_hash: HashMap<String, Id>,
+}
+
+/// Case-folded key for unique names.
+pub fn fold(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+impl Snapshot {
+    pub fn empty() -> Self {
+        Snapshot {
+            sequence: 0,
+            org: None,
+            policy: Arc::new(PasswordPolicy::default()),
+            allocators: Allocators::default(),
+            users: HashMap::new(),
+            user_by_name: HashMap::new(),
+            user_by_email: HashMap::new(),
+            user_by_uid: OrdMap::new(),
+            groups: HashMap::new(),
+            group_by_name: HashMap::new(),
+            group_by_gid: HashMap::new(),
+            group_by_linux_name: HashMap::new(),
+            members: HashMap::new(),
+            memberships: HashMap::new(),
+            bindings: HashMap::new(),
+            group_bindings: HashMap::new(),
+            radius_servers: HashMap::new(),
+            apps: HashMap::new(),
+            admins: HashMap::new(),
+            admin_by_email: HashMap::new(),
+            api_keys: HashMap::new(),
+            api_key_by_hash: HashMap::new(),
+        }
+    }
+
+    /// Rebuild from every stored record.
+    pub fn from_records(loaded: LoadedRecords) -> Result<Self, StoreError> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            kind: Kind,
+            key: &str,
+            bytes: &[u8],
+        ) -> Result<T, StoreError> {
+            serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+                kind: kind.table_name(),
+                key: key.to_string(),
+                reason: e.to_string(),
+            })
+        }
+        let mut s = Snapshot::empty();
+        s.sequence = loaded.sequence;
+        let mut links = Vec::new();
+        for (kind, key, bytes) in loaded.records {
+            match kind {
+                Kind::Meta => match key.as_str() {
+                    META_ORG => s.org = Some(Arc::new(parse(kind, &key, &bytes)?)),
+                    META_POLICY => s.policy = Arc::new(parse(kind, &key, &bytes)?),
+                    META_ALLOCATORS => s.allocators = parse(kind, &key, &bytes)?,
+                    _ => {}
+                },
+                Kind::User => s.put_user(Arc::new(parse(kind, &key, &bytes)?)),
+                Kind::Group => s.put_group(Arc::new(parse(kind, &key, &bytes)?)),
+                Kind::Membership | Kind::Binding => links.push((kind, key)),
+                Kind::RadiusServer => {
+                    let r: RadiusServer = parse(kind, &key, &bytes)?;
+                    s.radius_servers.insert(r.id.clone(), Arc::new(r));
+                }
+                Kind::App => {
+                    let a: SsoApp = parse(kind, &key, &bytes)?;
+                    s.apps.insert(a.id.clone(), Arc::new(a));
+                }
+                Kind::Admin => s.put_admin(Arc::new(parse(kind, &key, &bytes)?)),
+                Kind::ApiKey => s.put_api_key(Arc::new(parse(kind, &key, &bytes)?)),
+            }
+        }
+        for (kind, key) in links {
+            let corrupt = || StoreError::Corrupt {
+                kind: kind.table_name(),
+                key: key.clone(),
+                reason: "malformed link key".into(),
+            };
+            let (group, other) = key.split_once('/').ok_or_else(corrupt)?;
+            let group = Id::parse(group).ok_or_else(corrupt)?;
+            match kind {
+                Kind::Membership => s.add_member(&group, &Id::parse(other).ok_or_else(corrupt)?),
+                _ => s.bind(&group, Resource::parse(other).ok_or_else(corrupt)?),
+            }
+        }
+        Ok(s)
+    }
+
+    // ----- reads -----
+
+    pub fn user(&self, id: &Id) -> Option<&Arc<User>> {
+        self.users.get(id)
+    }
+
+    pub fn user_by_username(&self, username: &str) -> Option<&Arc<User>> {
+        self.user_by_name
+            .get(&fold(username))
+            .and_then(|id| self.users.get(id))
+    }
+
+    pub fn user_by_mail(&self, email: &str) -> Option<&Arc<User>> {
+        self.user_by_email
+            .get(&fold(email))
+            .and_then(|id| self.users.get(id))
+    }
+
+    pub fn user_by_uid_number(&self, uid: u32) -> Option<&Arc<User>> {
+        self.user_by_uid.get(&uid).and_then(|id| self.users.get(id))
+    }
+
+    pub fn group(&self, id: &Id) -> Option<&Arc<Group>> {
+        self.groups.get(id)
+    }
+
+    pub fn group_by_group_name(&self, name: &str) -> Option<&Arc<Group>> {
+        self.group_by_name
+            .get(&fold(name))
+            .and_then(|id| self.groups.get(id))
+    }
+
+    /// The groups a user belongs to.
+    pub fn groups_of(&self, user: &Id) -> impl Iterator<Item = &Arc<Group>> {
+        self.memberships
+            .get(user)
+            .into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|g| self.groups.get(g))
+    }
+
+    /// The members of a group.
+    pub fn members_of(&self, group: &Id) -> impl Iterator<Item = &Arc<User>> {
+        self.members
+            .get(group)
+            .into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|u| self.users.get(u))
+    }
+
+    /// The user's groups bound to `resource`, highest priority first.
+    pub fn granting_groups(&self, user: &Id, resource: &Resource) -> Vec<Arc<Group>> {
+        let Some(bound) = self.bindings.get(resource) else {
+            return Vec::new();
+        };
+        let mut groups: Vec<Arc<Group>> = self
+            .groups_of(user)
+            .filter(|g| bound.contains(&g.id))
+            .cloned()
+            .collect();
+        groups.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        groups
+    }
+
+    /// Implicit deny: true only when one of the user's groups is bound to the resource.
+    pub fn is_bound(&self, user: &Id, resource: &Resource) -> bool {
+        let Some(bound) = self.bindings.get(resource) else {
+            return false;
+        };
+        self.memberships
+            .get(user)
+            .is_some_and(|groups| groups.iter().any(|g| bound.contains(g)))
+    }
+
+    /// Custom attributes as a member sees them: groups' attributes by ascending priority, then the user's own.
+    pub fn effective_attributes(&self, user: &User) -> std::collections::BTreeMap<String, String> {
+        let mut groups: Vec<&Arc<Group>> = self.groups_of(&user.id).collect();
+        groups.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then_with(|| b.name.cmp(&a.name))
+        });
+        let mut out = std::collections::BTreeMap::new();
+        for g in groups {
+            for (k, v) in &g.attributes {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        for (k, v) in &user.attributes {
+            out.insert(k.clone(), v.clone());
+        }
+        out
+    }
+
+    /// True when the user belongs to a Samba-enabled group.
+    pub fn in_samba_group(&self, user: &Id) -> bool {
+        self.groups_of(user).any(|g| g.samba)
+    }
+
+    /// True when the user belongs to a group bound to a RADIUS profile that allows PEAP-MSCHAPv2.
+    pub fn needs_nt_hash_for_radius(&self, user: &Id) -> bool {
+        self.groups_of(user).any(|g| {
+            self.group_bindings.get(&g.id).is_some_and(|res| {
+                res.iter().any(|r| match r {
+                    Resource::Radius(id) => self
+                        .radius_servers
+                        .get(id)
+                        .is_some_and(|s| s.methods.contains(&RadiusMethod::PeapMschapv2)),
+                    _ => false,
+                })
+            })
+        })
+    }
+
+    pub fn admin_by_mail(&self, email: &str) -> Option<&Arc<Admin>> {
+        self.admin_by_email
+            .get(&fold(email))
+            .and_then(|id| self.admins.get(id))
+    }
+
+    // ----- writes (used by the directory's transaction only) -----
+
+    pub(crate) fn put_user(&mut self, user: Arc<User>) {
+        if let Some(old) = self.users.get(&user.id).cloned() {
+            self.user_by_name.remove(&fold(&old.username));
+            self.user_by_email.remove(&fold(&old.email));
+            self.user_by_uid.remove(&old.uid_number);
+        }
+        self.user_by_name
+            .insert(fold(&user.username), user.id.clone());
+        self.user_by_email
+            .insert(fold(&user.email), user.id.clone());
+        self.user_by_uid.insert(user.uid_number, user.id.clone());
+        self.users.insert(user.id.clone(), user);
+    }
+
+    pub(crate) fn remove_user(&mut self, id: &Id) -> Option<Arc<User>> {
+        let old = self.users.remove(id)?;
+        self.user_by_name.remove(&fold(&old.username));
+        self.user_by_email.remove(&fold(&old.email));
+        self.user_by_uid.remove(&old.uid_number);
+        if let Some(groups) = self.memberships.remove(id) {
+            for g in groups {
+                if let Some(set) = self.members.get_mut(&g) {
+                    set.remove(id);
+                }
+            }
+        }
+        Some(old)
+    }
+
+    pub(crate) fn put_group(&mut self, group: Arc<Group>) {
+        if let Some(old) = self.groups.get(&group.id).cloned() {
+            self.group_by_name.remove(&fold(&old.name));
+            if let Some(lg) = &old.linux_group {
+                self.group_by_gid.remove(&lg.gid);
+                self.group_by_linux_name.remove(&fold(&lg.name));
+            }
+        }
+        self.group_by_name
+            .insert(fold(&group.name), group.id.clone());
+        if let Some(lg) = &group.linux_group {
+            self.group_by_gid.insert(lg.gid, group.id.clone());
+            self.group_by_linux_name
+                .insert(fold(&lg.name), group.id.clone());
+        }
+        self.groups.insert(group.id.clone(), group);
+    }
+
+    pub(crate) fn remove_group(&mut self, id: &Id) -> Option<Arc<Group>> {
+        let old = self.groups.remove(id)?;
+        self.group_by_name.remove(&fold(&old.name));
+        if let Some(lg) = &old.linux_group {
+            self.group_by_gid.remove(&lg.gid);
+            self.group_by_linux_name.remove(&fold(&lg.name));
+        }
+        if let Some(users) = self.members.remove(id) {
+            for u in users {
+                if let Some(set) = self.memberships.get_mut(&u) {
+                    set.remove(id);
+                }
+            }
+        }
+        if let Some(resources) = self.group_bindings.remove(id) {
+            for r in resources {
+                if let Some(set) = self.bindings.get_mut(&r) {
+                    set.remove(id);
+                }
+            }
+        }
+        Some(old)
+    }
+
+    pub(crate) fn add_member(&mut self, group: &Id, user: &Id) {
+        self.members
+            .entry(group.clone())
+            .or_default()
+            .insert(user.clone());
+        self.memberships
+            .entry(user.clone())
+            .or_default()
+            .insert(group.clone());
+    }
+
+    pub(crate) fn remove_member(&mut self, group: &Id, user: &Id) {
+        if let Some(set) = self.members.get_mut(group) {
+            set.remove(user);
+        }
+        if let Some(set) = self.memberships.get_mut(user) {
+            set.remove(group);
+        }
+    }
+
+    pub(crate) fn bind(&mut self, group: &Id, resource: Resource) {
+        self.bindings
+            .entry(resource.clone())
+            .or_default()
+            .insert(group.clone());
+        self.group_bindings
+            .entry(group.clone())
+            .or_default()
+            .insert(resource);
+    }
+
+    pub(crate) fn unbind(&mut self, group: &Id, resource: &Resource) {
+        if let Some(set) = self.bindings.get_mut(resource) {
+            set.remove(group);
+        }
+        if let Some(set) = self.group_bindings.get_mut(group) {
+            set.remove(resource);
+        }
+    }
+
+    /// Groups bound to a resource.
+    pub fn bound_groups(&self, resource: &Resource) -> Vec<Id> {
+        self.bindings
+            .get(resource)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn put_admin(&mut self, admin: Arc<Admin>) {
+        if let Some(old) = self.admins.get(&admin.id).cloned() {
+            self.admin_by_email.remove(&fold(&old.email));
+        }
+        self.admin_by_email
+            .insert(fold(&admin.email), admin.id.clone());
+        self.admins.insert(admin.id.clone(), admin);
+    }
+
+    pub(crate) fn remove_admin(&mut self, id: &Id) -> Option<Arc<Admin>> {
+        let old = self.admins.remove(id)?;
+        self.admin_by_email.remove(&fold(&old.email));
+        Some(old)
+    }
+
+    pub(crate) fn put_api_key(&mut self, key: Arc<ApiKey>) {
+        self.api_key_by_hash
+            .insert(key.token_sha256.clone(), key.id.clone());
+        self.api_keys.insert(key.id.clone(), key);
+    }
+
+    pub(crate) fn remove_api_key(&mut self, id: &Id) -> Option<Arc<ApiKey>> {
+        let old = self.api_keys.remove(id)?;
+        self.api_key_by_hash.remove(&old.token_sha256);
+        Some(old)
+    }
+}

@@ -1,0 +1,146 @@
+//! The persistence boundary. The core talks to storage only through [`Store`]; no backend type crosses it.
+//!
+//! A backend keeps opaque records (`kind`, `key`) → bytes, an append-only event log with monotonic ids, a
+//! monotonically increasing change sequence and a schema version. Every [`WriteBatch`] is one transaction:
+//! its records, its events and the sequence bump land together or not at all.
+
+pub mod redb_store;
+
+use crate::events::{Event, EventQuery};
+use chrono::{DateTime, Utc};
+
+pub use redb_store::RedbStore;
+
+/// The kinds of record the core persists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Meta,
+    User,
+    Group,
+    /// Key `<group id>/<user id>`, empty value.
+    Membership,
+    /// Key `<group id>/<resource>`, empty value.
+    Binding,
+    RadiusServer,
+    App,
+    Admin,
+    ApiKey,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::Meta,
+        Kind::User,
+        Kind::Group,
+        Kind::Membership,
+        Kind::Binding,
+        Kind::RadiusServer,
+        Kind::App,
+        Kind::Admin,
+        Kind::ApiKey,
+    ];
+
+    pub fn table_name(self) -> &'static str {
+        match self {
+            Kind::Meta => "meta",
+            Kind::User => "users",
+            Kind::Group => "groups",
+            Kind::Membership => "memberships",
+            Kind::Binding => "bindings",
+            Kind::RadiusServer => "radius_servers",
+            Kind::App => "apps",
+            Kind::Admin => "admins",
+            Kind::ApiKey => "api_keys",
+        }
+    }
+}
+
+/// One change inside a transaction.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Put {
+        kind: Kind,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        kind: Kind,
+        key: String,
+    },
+}
+
+/// Everything one mutation writes.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub ops: Vec<Op>,
+    pub events: Vec<Event>,
+}
+
+impl WriteBatch {
+    pub fn put(&mut self, kind: Kind, key: impl Into<String>, value: Vec<u8>) {
+        self.ops.push(Op::Put {
+            kind,
+            key: key.into(),
+            value,
+        });
+    }
+
+    pub fn put_json<T: serde::Serialize>(&mut self, kind: Kind, key: impl Into<String>, value: &T) {
+        // Serialising our own model types to JSON cannot fail (no non-string map keys, no foreign types).
+        let bytes = serde_json::to_vec(value).expect("model types serialise to JSON");
+        self.put(kind, key, bytes);
+    }
+
+    pub fn delete(&mut self, kind: Kind, key: impl Into<String>) {
+        self.ops.push(Op::Delete {
+            kind,
+            key: key.into(),
+        });
+    }
+
+    pub fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.events.is_empty()
+    }
+}
+
+/// All records, as loaded at start-up.
+#[derive(Debug, Default)]
+pub struct LoadedRecords {
+    pub sequence: u64,
+    pub records: Vec<(Kind, String, Vec<u8>)>,
+}
+
+/// A storage failure. The message is for operators' logs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend: {0}")]
+    Backend(String),
+    #[error("stored data is from schema version {found}, newer than this build understands ({supported})")]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error("stored record {kind}/{key} is corrupt: {reason}")]
+    Corrupt {
+        kind: &'static str,
+        key: String,
+        reason: String,
+    },
+}
+
+/// A persistence backend.
+pub trait Store: Send + Sync + 'static {
+    /// Every record and the current change sequence.
+    fn load(&self) -> Result<LoadedRecords, StoreError>;
+    /// Apply a batch atomically; returns the new change sequence. Event ids are assigned here.
+    fn commit(&self, batch: WriteBatch) -> Result<u64, StoreError>;
+    /// Append events that change no record (authentication attempts), in one transaction.
+    fn append_events(&self, events: Vec<Event>) -> Result<(), StoreError>;
+    /// Events matching a query, newest first, at most `query.limit`.
+    fn query_events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+    /// Delete events older than `before`; returns how many went.
+    fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// The schema version the data is at.
+    fn schema_version(&self) -> Result<u32, StoreError>;
+}

@@ -1,0 +1,301 @@
+//! The embedded default backend: one redb file under the data directory.
+//!
+//! One table per record kind (`&str` key → JSON bytes), an `events` table keyed by event id, and a `meta`
+//! table holding the schema version and the change sequence. Migrations run in one write transaction at open.
+
+use super::{Kind, LoadedRecords, Op, Store, StoreError, WriteBatch};
+use crate::events::{Event, EventQuery};
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use std::path::Path;
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const SYSTEM: TableDefinition<&str, u64> = TableDefinition::new("system");
+
+const SCHEMA_VERSION_KEY: &str = "schema_version";
+const SEQUENCE_KEY: &str = "change_sequence";
+const NEXT_EVENT_KEY: &str = "next_event_id";
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Migration `i` brings the data from version `i` to `i + 1`.
+type Migration = fn(&WriteTransaction) -> Result<(), redb::Error>;
+const MIGRATIONS: [Migration; 1] = [migrate_0_to_1];
+
+/// Version 1: create every table so that readers never meet a missing one.
+fn migrate_0_to_1(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    for kind in Kind::ALL {
+        txn.open_table(table(kind))?;
+    }
+    txn.open_table(EVENTS)?;
+    Ok(())
+}
+
+fn table(kind: Kind) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(kind.table_name())
+}
+
+fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// The redb store.
+pub struct RedbStore {
+    db: Database,
+}
+
+impl RedbStore {
+    /// Open (or create) `path` and bring it to the current schema version.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(backend)?;
+        let store = RedbStore { db };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut system = txn.open_table(SYSTEM).map_err(backend)?;
+            let found = system
+                .get(SCHEMA_VERSION_KEY)
+                .map_err(backend)?
+                .map(|v| v.value() as u32)
+                .unwrap_or(0);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            for step in &MIGRATIONS[found as usize..] {
+                step(&txn).map_err(backend)?;
+            }
+            system
+                .insert(SCHEMA_VERSION_KEY, u64::from(SCHEMA_VERSION))
+                .map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        Ok(())
+    }
+
+    fn write_events(txn: &WriteTransaction, events: Vec<Event>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut system = txn.open_table(SYSTEM).map_err(backend)?;
+        let mut next = system
+            .get(NEXT_EVENT_KEY)
+            .map_err(backend)?
+            .map(|v| v.value())
+            .unwrap_or(1);
+        let mut table = txn.open_table(EVENTS).map_err(backend)?;
+        for mut event in events {
+            event.id = next;
+            let bytes = serde_json::to_vec(&event).map_err(backend)?;
+            table.insert(next, bytes.as_slice()).map_err(backend)?;
+            next += 1;
+        }
+        system.insert(NEXT_EVENT_KEY, next).map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl Store for RedbStore {
+    fn load(&self) -> Result<LoadedRecords, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let mut out = LoadedRecords::default();
+        let system = txn.open_table(SYSTEM).map_err(backend)?;
+        out.sequence = system
+            .get(SEQUENCE_KEY)
+            .map_err(backend)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        for kind in Kind::ALL {
+            let t = txn.open_table(table(kind)).map_err(backend)?;
+            for row in t.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                out.records
+                    .push((kind, k.value().to_string(), v.value().to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let seq;
+        {
+            for op in &batch.ops {
+                match op {
+                    Op::Put { kind, key, value } => {
+                        let mut t = txn.open_table(table(*kind)).map_err(backend)?;
+                        t.insert(key.as_str(), value.as_slice()).map_err(backend)?;
+                    }
+                    Op::Delete { kind, key } => {
+                        let mut t = txn.open_table(table(*kind)).map_err(backend)?;
+                        t.remove(key.as_str()).map_err(backend)?;
+                    }
+                }
+            }
+            let mut system = txn.open_table(SYSTEM).map_err(backend)?;
+            seq = system
+                .get(SEQUENCE_KEY)
+                .map_err(backend)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+                + 1;
+            system.insert(SEQUENCE_KEY, seq).map_err(backend)?;
+        }
+        Self::write_events(&txn, batch.events)?;
+        txn.commit().map_err(backend)?;
+        Ok(seq)
+    }
+
+    fn append_events(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        Self::write_events(&txn, events)?;
+        txn.commit().map_err(backend)?;
+        Ok(())
+    }
+
+    fn query_events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(EVENTS).map_err(backend)?;
+        let upper = query.before_id.unwrap_or(u64::MAX);
+        let mut out = Vec::new();
+        for row in t.range(..upper).map_err(backend)?.rev() {
+            let (k, v) = row.map_err(backend)?;
+            let event: Event =
+                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                    kind: "events",
+                    key: k.value().to_string(),
+                    reason: e.to_string(),
+                })?;
+            // Ids grow with time, so once we are before `since` nothing older can match.
+            if query
+                .since
+                .is_some_and(|s| event.time < s - chrono::Duration::minutes(5))
+            {
+                break;
+            }
+            if query.matches(&event) {
+                out.push(event);
+                if out.len() >= query.limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut doomed = Vec::new();
+        {
+            let t = txn.open_table(EVENTS).map_err(backend)?;
+            for row in t.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                let time = serde_json::from_slice::<Event>(v.value())
+                    .map(|e| e.time)
+                    .unwrap_or(before);
+                if time >= before {
+                    break;
+                }
+                doomed.push(k.value());
+            }
+        }
+        {
+            let mut t = txn.open_table(EVENTS).map_err(backend)?;
+            for id in &doomed {
+                t.remove(*id).map_err(backend)?;
+            }
+        }
+        txn.commit().map_err(backend)?;
+        Ok(doomed.len() as u64)
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let system = txn.open_table(SYSTEM).map_err(backend)?;
+        Ok(system
+            .get(SCHEMA_VERSION_KEY)
+            .map_err(backend)?
+            .map(|v| v.value() as u32)
+            .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Service;
+
+    #[test]
+    fn batch_commits_records_events_and_sequence_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.put(Kind::User, "a", b"{}".to_vec());
+        batch.event(Event::new(Service::Directory, "user_create", true));
+        assert_eq!(store.commit(batch).unwrap(), 1);
+        drop(store);
+        let store = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.sequence, 1);
+        assert_eq!(loaded.records.len(), 1);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let q = EventQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        let events = store.query_events(&q).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].id, 1);
+    }
+
+    #[test]
+    fn event_pages_are_newest_first_and_continue_from_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let events = (0..5)
+            .map(|_| Event::new(Service::Ldap, "ldap_bind", true))
+            .collect();
+        store.append_events(events).unwrap();
+        let mut q = EventQuery {
+            limit: 2,
+            ..Default::default()
+        };
+        let page: Vec<u64> = store
+            .query_events(&q)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(page, vec![5, 4]);
+        q.before_id = Some(4);
+        let page: Vec<u64> = store
+            .query_events(&q)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(page, vec![3, 2]);
+    }
+
+    #[test]
+    fn prune_removes_only_older_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let mut old = Event::new(Service::Ldap, "ldap_bind", true);
+        old.time = Utc::now() - chrono::Duration::days(40);
+        store
+            .append_events(vec![old, Event::new(Service::Ldap, "ldap_bind", true)])
+            .unwrap();
+        let gone = store
+            .prune_events(Utc::now() - chrono::Duration::days(30))
+            .unwrap();
+        assert_eq!(gone, 1);
+    }
+}

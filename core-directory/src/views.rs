@@ -1,0 +1,508 @@
+//! What leaves the core: entity views without secrets, with derived state (password status, lock, MFA), and
+//! the inputs that create and change entities.
+
+use crate::id::Id;
+use crate::model::*;
+use crate::snapshot::Snapshot;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// TOTP enrolment status as shown to admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TotpStatus {
+    NotEnrolled,
+    /// Started, waiting for the first code.
+    Pending,
+    Active,
+}
+
+/// MFA state of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MfaView {
+    pub required: bool,
+    pub totp: TotpStatus,
+    /// While MFA is required and TOTP is not active: the end of the enrolment period.
+    pub enrolment_deadline: Option<DateTime<Utc>>,
+    /// MFA is required, TOTP is not active and the enrolment period is over: the user cannot log in to the
+    /// portal until enrolled or reset by an admin.
+    pub enrolment_expired: bool,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub id: Id,
+    pub username: String,
+    pub email: String,
+    pub firstname: String,
+    pub lastname: String,
+    pub display_name: Option<String>,
+    pub state: UserState,
+    pub password_status: PasswordStatus,
+    pub password_set_at: Option<DateTime<Utc>>,
+    pub password_expires_at: Option<DateTime<Utc>>,
+    pub locked: bool,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub failed_logins: u32,
+    pub mfa: MfaView,
+    pub ldap_bind_dn: bool,
+    pub uid_number: u32,
+    pub gid_number: u32,
+    pub home_directory: String,
+    pub login_shell: String,
+    pub employment: Employment,
+    pub phone: Option<String>,
+    /// The user's own custom attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Own attributes merged over those inherited from groups (what SSO apps and LDAP see).
+    pub effective_attributes: BTreeMap<String, String>,
+    pub groups: Vec<Id>,
+    /// An NT hash is on file (needed for Samba and PEAP-MSCHAPv2).
+    pub nt_hash_present: bool,
+    /// The user needs an NT hash (Samba group or PEAP-enabled RADIUS) but has none: the next password set will
+    /// create it.
+    pub nt_hash_needs_password_set: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl UserView {
+    pub fn of(u: &User, snap: &Snapshot, now: DateTime<Utc>) -> Self {
+        let needs_nt = snap.in_samba_group(&u.id) || snap.needs_nt_hash_for_radius(&u.id);
+        let totp = match &u.totp {
+            None => TotpStatus::NotEnrolled,
+            Some(t) if t.confirmed => TotpStatus::Active,
+            Some(_) => TotpStatus::Pending,
+        };
+        let deadline = if u.mfa_required && !u.totp_active() {
+            u.mfa_enrolment_deadline
+        } else {
+            None
+        };
+        UserView {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            firstname: u.firstname.clone(),
+            lastname: u.lastname.clone(),
+            display_name: u.display_name.clone(),
+            state: u.state,
+            password_status: u.password_status(&snap.policy, now),
+            password_set_at: u.password_set_at,
+            password_expires_at: u.password_expires_at(&snap.policy),
+            locked: u.is_locked(now),
+            locked_until: u.locked_until.filter(|t| *t > now),
+            failed_logins: u.failed_logins,
+            mfa: MfaView {
+                required: u.mfa_required,
+                totp,
+                enrolment_deadline: deadline,
+                enrolment_expired: deadline.is_some_and(|d| now >= d),
+            },
+            ldap_bind_dn: u.ldap_bind_dn,
+            uid_number: u.uid_number,
+            gid_number: u.gid_number,
+            home_directory: u.home_directory.clone(),
+            login_shell: u.login_shell.clone(),
+            employment: u.employment.clone(),
+            phone: u.phone.clone(),
+            attributes: u.attributes.clone(),
+            effective_attributes: snap.effective_attributes(u),
+            groups: snap.groups_of(&u.id).map(|g| g.id.clone()).collect(),
+            nt_hash_present: u.nt_hash.is_some(),
+            nt_hash_needs_password_set: needs_nt && u.nt_hash.is_none(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// A user group as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupView {
+    #[serde(flatten)]
+    pub group: Group,
+    pub member_count: usize,
+    /// Resources the group is bound to (`ldap`, `radius:{id}`, `app:{id}`, `directory:{id}`).
+    pub bindings: Vec<String>,
+}
+
+impl GroupView {
+    pub fn of(g: &Group, snap: &Snapshot) -> Self {
+        GroupView {
+            group: g.clone(),
+            member_count: snap.members.get(&g.id).map_or(0, |m| m.len()),
+            bindings: snap
+                .group_bindings
+                .get(&g.id)
+                .map(|s| s.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A RADIUS server profile without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RadiusServerView {
+    pub id: Id,
+    pub name: String,
+    #[schema(value_type = Vec<String>)]
+    pub networks: Vec<ipnet::IpNet>,
+    pub mfa: RadiusMfaMode,
+    pub methods: Vec<RadiusMethod>,
+    pub allow_missing_message_authenticator: bool,
+    pub bound_groups: Vec<Id>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RadiusServerView {
+    pub fn of(r: &RadiusServer, snap: &Snapshot) -> Self {
+        RadiusServerView {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            networks: r.networks.clone(),
+            mfa: r.mfa,
+            methods: r.methods.clone(),
+            allow_missing_message_authenticator: r.allow_missing_message_authenticator,
+            bound_groups: snap.bound_groups(&Resource::Radius(r.id.clone())),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// An SSO app record as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AppView {
+    pub id: Id,
+    pub name: String,
+    pub sp_entity_id: String,
+    pub acs_urls: Vec<String>,
+    pub sp_certificate: Option<String>,
+    pub nameid_format: NameIdFormat,
+    pub sign: SignTarget,
+    pub signature_algorithm: String,
+    pub encrypt_assertion: bool,
+    pub attributes: Vec<AttributeMapping>,
+    pub default_relay_state: Option<String>,
+    pub idp_initiated: bool,
+    pub bound_groups: Vec<Id>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AppView {
+    pub fn of(a: &SsoApp, snap: &Snapshot) -> Self {
+        AppView {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            sp_entity_id: a.sp_entity_id.clone(),
+            acs_urls: a.acs_urls.clone(),
+            sp_certificate: a.sp_certificate.clone(),
+            nameid_format: a.nameid_format,
+            sign: a.sign,
+            signature_algorithm: a.signature_algorithm.clone(),
+            encrypt_assertion: a.encrypt_assertion,
+            attributes: a.attributes.clone(),
+            default_relay_state: a.default_relay_state.clone(),
+            idp_initiated: a.idp_initiated,
+            bound_groups: snap.bound_groups(&Resource::App(a.id.clone())),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// An admin as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdminView {
+    pub id: Id,
+    pub email: String,
+    pub name: String,
+    pub role: AdminRole,
+    pub totp: TotpStatus,
+    pub password_set: bool,
+    pub locked: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl AdminView {
+    pub fn of(a: &Admin, now: DateTime<Utc>) -> Self {
+        AdminView {
+            id: a.id.clone(),
+            email: a.email.clone(),
+            name: a.name.clone(),
+            role: a.role,
+            totp: match &a.totp {
+                None => TotpStatus::NotEnrolled,
+                Some(t) if t.confirmed => TotpStatus::Active,
+                Some(_) => TotpStatus::Pending,
+            },
+            password_set: a.password_hash.is_some(),
+            locked: a.locked_until.is_some_and(|t| t > now),
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// An API key without its token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: Id,
+    pub name: String,
+    pub admin_id: Id,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ApiKey> for ApiKeyView {
+    fn from(k: &ApiKey) -> Self {
+        ApiKeyView {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            admin_id: k.admin_id.clone(),
+            prefix: k.prefix.clone(),
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+// ----- inputs -----
+
+/// Create a user.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    #[serde(default)]
+    pub firstname: String,
+    #[serde(default)]
+    pub lastname: String,
+    pub display_name: Option<String>,
+    /// Checked against the password policy; without one the password is pending.
+    pub password: Option<String>,
+    /// Defaults to `active`.
+    pub state: Option<UserState>,
+    #[serde(default)]
+    pub ldap_bind_dn: bool,
+    #[serde(default)]
+    pub mfa_required: bool,
+    /// Allocated from the org's UID range when absent.
+    pub uid_number: Option<u32>,
+    /// Defaults to the uid number.
+    pub gid_number: Option<u32>,
+    pub home_directory: Option<String>,
+    pub login_shell: Option<String>,
+    pub employment: Option<Employment>,
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Change a user; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub firstname: Option<String>,
+    pub lastname: Option<String>,
+    pub display_name: Option<String>,
+    pub state: Option<UserState>,
+    pub ldap_bind_dn: Option<bool>,
+    pub mfa_required: Option<bool>,
+    /// Restart the TOTP enrolment period now (an admin's "reset").
+    pub reset_mfa_enrolment: Option<bool>,
+    pub uid_number: Option<u32>,
+    pub gid_number: Option<u32>,
+    pub home_directory: Option<String>,
+    pub login_shell: Option<String>,
+    pub employment: Option<Employment>,
+    pub phone: Option<String>,
+    /// Replaces all custom attributes.
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+/// A Linux group for a user group; the GID is allocated when absent.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinuxGroupInput {
+    pub name: String,
+    pub gid: Option<u32>,
+}
+
+/// Create a user group.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroup {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub linux_group: Option<LinuxGroupInput>,
+    #[serde(default)]
+    pub samba: bool,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub radius_reply: Vec<ReplyAttribute>,
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// Change a group; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `null` removes the Linux group.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<LinuxGroupInput>)]
+    pub linux_group: Option<Option<LinuxGroupInput>>,
+    pub samba: Option<bool>,
+    pub attributes: Option<BTreeMap<String, String>>,
+    pub radius_reply: Option<Vec<ReplyAttribute>>,
+    pub priority: Option<i32>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// Create a RADIUS server profile.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRadiusServer {
+    pub name: String,
+    #[schema(value_type = Vec<String>)]
+    pub networks: Vec<ipnet::IpNet>,
+    pub secret: String,
+    #[serde(default = "default_mfa")]
+    pub mfa: RadiusMfaMode,
+    #[serde(default = "default_methods")]
+    pub methods: Vec<RadiusMethod>,
+    #[serde(default)]
+    pub allow_missing_message_authenticator: bool,
+}
+
+fn default_mfa() -> RadiusMfaMode {
+    RadiusMfaMode::Off
+}
+
+fn default_methods() -> Vec<RadiusMethod> {
+    vec![RadiusMethod::Pap]
+}
+
+/// Change a RADIUS server profile.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusServerPatch {
+    pub name: Option<String>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub networks: Option<Vec<ipnet::IpNet>>,
+    pub secret: Option<String>,
+    pub mfa: Option<RadiusMfaMode>,
+    pub methods: Option<Vec<RadiusMethod>>,
+    pub allow_missing_message_authenticator: Option<bool>,
+}
+
+/// Create an SSO app record.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApp {
+    pub name: String,
+    pub sp_entity_id: String,
+    pub acs_urls: Vec<String>,
+    pub sp_certificate: Option<String>,
+    pub nameid_format: Option<NameIdFormat>,
+    pub sign: Option<SignTarget>,
+    /// `rsa-sha256` (default) or `rsa-sha1`.
+    pub signature_algorithm: Option<String>,
+    #[serde(default)]
+    pub encrypt_assertion: bool,
+    #[serde(default)]
+    pub attributes: Vec<AttributeMapping>,
+    pub default_relay_state: Option<String>,
+    #[serde(default = "yes")]
+    pub idp_initiated: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Change an SSO app record.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppPatch {
+    pub name: Option<String>,
+    pub sp_entity_id: Option<String>,
+    pub acs_urls: Option<Vec<String>>,
+    pub sp_certificate: Option<String>,
+    pub nameid_format: Option<NameIdFormat>,
+    pub sign: Option<SignTarget>,
+    pub signature_algorithm: Option<String>,
+    pub encrypt_assertion: Option<bool>,
+    pub attributes: Option<Vec<AttributeMapping>>,
+    pub default_relay_state: Option<String>,
+    pub idp_initiated: Option<bool>,
+}
+
+/// Create an admin.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAdmin {
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    pub role: AdminRole,
+    pub password: Option<String>,
+}
+
+/// Change an admin.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminPatch {
+    pub name: Option<String>,
+    pub role: Option<AdminRole>,
+    pub password: Option<String>,
+}
+
+/// Change org settings; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgPatch {
+    pub name: Option<String>,
+    pub contact_email: Option<String>,
+    pub ldap_suffix: Option<String>,
+    pub samba_domain: Option<String>,
+    pub uid_range: Option<IdRange>,
+    pub gid_range: Option<IdRange>,
+    pub mfa_enrolment_days: Option<u16>,
+    pub session_idle_minutes: Option<u32>,
+    pub session_absolute_minutes: Option<u32>,
+    pub event_retention_days: Option<u32>,
+}
+
+/// TOTP enrolment started: show these once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TotpStart {
+    /// Base32 secret for manual entry.
+    pub secret: String,
+    pub otpauth_uri: String,
+}
