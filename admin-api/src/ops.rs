@@ -1,0 +1,80 @@
+//! Operational endpoints: liveness, readiness and Prometheus metrics.
+
+use crate::AppState;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// HTTP counters by status class.
+#[derive(Default)]
+pub struct Metrics {
+    by_class: [AtomicU64; 6],
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Count every response by status class.
+pub async fn count_requests(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let class = usize::from(resp.status().as_u16() / 100).min(5);
+    s.metrics.by_class[class].fetch_add(1, Ordering::Relaxed);
+    resp
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    match (s.dir.org(), s.dir.schema_version()) {
+        (Some(_), Ok(_)) => "ready\n".into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let snap = s.dir.snapshot();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP stratus_http_responses_total HTTP responses by status class."
+    );
+    let _ = writeln!(out, "# TYPE stratus_http_responses_total counter");
+    for (i, c) in s.metrics.by_class.iter().enumerate().skip(1) {
+        let _ = writeln!(
+            out,
+            "stratus_http_responses_total{{class=\"{i}xx\"}} {}",
+            c.load(Ordering::Relaxed)
+        );
+    }
+    let gauges = [
+        (
+            "stratus_users",
+            "Users in the directory.",
+            snap.users.len() as u64,
+        ),
+        ("stratus_groups", "User groups.", snap.groups.len() as u64),
+        (
+            "stratus_radius_servers",
+            "RADIUS server profiles.",
+            snap.radius_servers.len() as u64,
+        ),
+        ("stratus_apps", "SSO applications.", snap.apps.len() as u64),
+        (
+            "stratus_change_sequence",
+            "Store change sequence of the published snapshot.",
+            snap.sequence,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

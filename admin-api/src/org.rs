@@ -1,0 +1,180 @@
+//! RADIUS server profiles, SSO app records, org settings and the password policy.
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Admin, Json};
+use crate::{parse_id, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use core_directory::model::{OrgSettings, PasswordPolicy};
+use core_directory::views::{
+    AppPatch, AppView, NewApp, NewRadiusServer, OrgPatch, RadiusServerPatch, RadiusServerView,
+};
+use core_directory::{DirectoryError, Permission};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_radius, list_radius))
+        .routes(routes!(get_radius, update_radius, delete_radius))
+        .routes(routes!(create_app, list_apps))
+        .routes(routes!(get_app, update_app, delete_app))
+        .routes(routes!(get_policy, put_policy))
+        .routes(routes!(get_org, patch_org))
+}
+
+#[utoipa::path(post, path = "/radius-servers", tag = "radius", request_body = NewRadiusServer,
+    responses((status = 201, body = RadiusServerView), (status = 422, body = ErrorBody)))]
+async fn create_radius(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Json(input): Json<NewRadiusServer>,
+) -> ApiResult<(StatusCode, axum::Json<RadiusServerView>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(s.dir.create_radius_server(&actor, input).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/radius-servers", tag = "radius", responses((status = 200, body = Vec<RadiusServerView>)))]
+async fn list_radius(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+) -> ApiResult<axum::Json<Vec<RadiusServerView>>> {
+    actor.require(Permission::Read)?;
+    Ok(axum::Json(s.dir.list_radius_servers()))
+}
+
+#[utoipa::path(get, path = "/radius-servers/{id}", tag = "radius", params(("id" = String, Path)),
+    responses((status = 200, body = RadiusServerView), (status = 404, body = ErrorBody)))]
+async fn get_radius(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<RadiusServerView>> {
+    actor.require(Permission::Read)?;
+    Ok(axum::Json(s.dir.get_radius_server(&parse_id(&id)?)?))
+}
+
+#[utoipa::path(patch, path = "/radius-servers/{id}", tag = "radius", params(("id" = String, Path)),
+    request_body = RadiusServerPatch, responses((status = 200, body = RadiusServerView)))]
+async fn update_radius(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+    Json(patch): Json<RadiusServerPatch>,
+) -> ApiResult<axum::Json<RadiusServerView>> {
+    Ok(axum::Json(
+        s.dir
+            .update_radius_server(&actor, &parse_id(&id)?, patch)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/radius-servers/{id}", tag = "radius", params(("id" = String, Path)), responses((status = 204)))]
+async fn delete_radius(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.dir.delete_radius_server(&actor, &parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/apps", tag = "apps", request_body = NewApp,
+    responses((status = 201, body = AppView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_app(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Json(input): Json<NewApp>,
+) -> ApiResult<(StatusCode, axum::Json<AppView>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(s.dir.create_app(&actor, input).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/apps", tag = "apps", responses((status = 200, body = Vec<AppView>)))]
+async fn list_apps(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+) -> ApiResult<axum::Json<Vec<AppView>>> {
+    actor.require(Permission::Read)?;
+    Ok(axum::Json(s.dir.list_apps()))
+}
+
+#[utoipa::path(get, path = "/apps/{id}", tag = "apps", params(("id" = String, Path)),
+    responses((status = 200, body = AppView), (status = 404, body = ErrorBody)))]
+async fn get_app(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<AppView>> {
+    actor.require(Permission::Read)?;
+    Ok(axum::Json(s.dir.get_app(&parse_id(&id)?)?))
+}
+
+#[utoipa::path(patch, path = "/apps/{id}", tag = "apps", params(("id" = String, Path)), request_body = AppPatch,
+    responses((status = 200, body = AppView)))]
+async fn update_app(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+    Json(patch): Json<AppPatch>,
+) -> ApiResult<axum::Json<AppView>> {
+    Ok(axum::Json(
+        s.dir.update_app(&actor, &parse_id(&id)?, patch).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/apps/{id}", tag = "apps", params(("id" = String, Path)), responses((status = 204)))]
+async fn delete_app(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.dir.delete_app(&actor, &parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/settings/password-policy", tag = "settings", responses((status = 200, body = PasswordPolicy)))]
+async fn get_policy(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+) -> ApiResult<axum::Json<PasswordPolicy>> {
+    actor.require(Permission::Read)?;
+    Ok(axum::Json((*s.dir.password_policy()).clone()))
+}
+
+#[utoipa::path(put, path = "/settings/password-policy", tag = "settings", request_body = PasswordPolicy,
+    responses((status = 200, body = PasswordPolicy), (status = 422, body = ErrorBody)))]
+async fn put_policy(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Json(policy): Json<PasswordPolicy>,
+) -> ApiResult<axum::Json<PasswordPolicy>> {
+    Ok(axum::Json(s.dir.set_password_policy(&actor, policy).await?))
+}
+
+#[utoipa::path(get, path = "/settings/org", tag = "settings", responses((status = 200, body = OrgSettings)))]
+async fn get_org(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+) -> ApiResult<axum::Json<OrgSettings>> {
+    actor.require(Permission::Read)?;
+    let org = s
+        .dir
+        .org()
+        .ok_or_else(|| DirectoryError::Internal("organisation is not initialised".into()))?;
+    Ok(axum::Json((*org).clone()))
+}
+
+#[utoipa::path(patch, path = "/settings/org", tag = "settings", request_body = OrgPatch,
+    responses((status = 200, body = OrgSettings), (status = 422, body = ErrorBody)))]
+async fn patch_org(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Json(patch): Json<OrgPatch>,
+) -> ApiResult<axum::Json<OrgSettings>> {
+    Ok(axum::Json(s.dir.update_org(&actor, patch).await?))
+}

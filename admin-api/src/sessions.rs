@@ -1,0 +1,77 @@
+//! Admin console sessions: random tokens, kept only as SHA-256 in memory, with idle and absolute lifetimes from
+//! the org settings. Sessions do not survive a restart.
+
+use core_directory::crypto::{random_bytes, sha256_hex};
+use core_directory::{Directory, Id};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Session {
+    admin: Id,
+    created: Instant,
+    last_seen: Instant,
+}
+
+/// Bound on live sessions; the oldest are dropped past it.
+const MAX_SESSIONS: usize = 10_000;
+
+/// The session table.
+#[derive(Default)]
+pub struct Sessions {
+    inner: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Start a session; returns the cookie token.
+    pub fn create(&self, admin: Id) -> String {
+        let token = data_encoding::BASE64URL_NOPAD.encode(&random_bytes(32));
+        let now = Instant::now();
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_SESSIONS {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.created)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(
+            sha256_hex(token.as_bytes()),
+            Session {
+                admin,
+                created: now,
+                last_seen: now,
+            },
+        );
+        token
+    }
+
+    /// The admin of a live session, refreshing its idle timer.
+    pub fn touch(&self, token: &str, dir: &Directory) -> Option<Id> {
+        let (idle, absolute) = dir.org().map_or((30, 720), |o| {
+            (o.session_idle_minutes, o.session_absolute_minutes)
+        });
+        let key = sha256_hex(token.as_bytes());
+        let now = Instant::now();
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let alive = map.get(&key).is_some_and(|s| {
+            now.duration_since(s.last_seen) < Duration::from_secs(u64::from(idle) * 60)
+                && now.duration_since(s.created) < Duration::from_secs(u64::from(absolute) * 60)
+        });
+        if !alive {
+            map.remove(&key);
+            return None;
+        }
+        let s = map.get_mut(&key)?;
+        s.last_seen = now;
+        Some(s.admin.clone())
+    }
+
+    /// End a session.
+    pub fn end(&self, token: &str) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&sha256_hex(token.as_bytes()));
+    }
+}

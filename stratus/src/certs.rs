@@ -1,0 +1,134 @@
+//! Development certificates: on first start a private CA and a server certificate signed by it are generated
+//! under `<data_dir>/certs` (keys mode 0600), so HTTPS, LDAPS and the EAP methods work out of the box. Clients
+//! trust `ca.pem`. Production deployments point the config at their own certificate instead.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Paths of the dev certificate set.
+pub struct DevCerts {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// True when this call created them.
+    pub generated: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Pem { path: String, message: String },
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+fn write_file(path: &Path, text: &str, private: bool) -> Result<(), CertError> {
+    let io = |source| CertError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// Create the dev CA and server certificate unless they exist.
+pub fn ensure_dev_certs(data_dir: &Path, names: &[String]) -> Result<DevCerts, CertError> {
+    let dir = data_dir.join("certs");
+    let certs = DevCerts {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server-key.pem"),
+        generated: false,
+    };
+    if certs.ca.exists() && certs.cert.exists() && certs.key.exists() {
+        return Ok(certs);
+    }
+    std::fs::create_dir_all(&dir).map_err(|source| CertError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Stratus development CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Stratus");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, &ca_key);
+
+    let server_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(names.to_vec())?;
+    params.distinguished_name.push(
+        DnType::CommonName,
+        names.first().map_or("localhost", String::as_str),
+    );
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = params.signed_by(&server_key, &issuer)?;
+
+    write_file(&dir.join("ca-key.pem"), &ca_key.serialize_pem(), true)?;
+    write_file(&certs.ca, &ca_cert.pem(), false)?;
+    write_file(&certs.key, &server_key.serialize_pem(), true)?;
+    write_file(
+        &certs.cert,
+        &format!("{}{}", server_cert.pem(), ca_cert.pem()),
+        false,
+    )?;
+    Ok(DevCerts {
+        generated: true,
+        ..certs
+    })
+}
+
+/// A rustls server configuration from PEM files (TLS 1.2 and 1.3, aws-lc-rs).
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, CertError> {
+    let pem_err = |path: &Path, e: rustls::pki_types::pem::Error| CertError::Pem {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| pem_err(cert, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_err(cert, e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}

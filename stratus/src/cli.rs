@@ -1,0 +1,649 @@
+//! The admin CLI: every command is one or more calls to the admin API of a running server.
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// Where the server is and how to authenticate.
+#[derive(Args, Clone)]
+pub struct Connection {
+    /// Base URL of the server.
+    #[arg(
+        long,
+        env = "STRATUS_URL",
+        default_value = "https://127.0.0.1:8443",
+        global = true
+    )]
+    url: String,
+    /// API key.
+    #[arg(long, env = "STRATUS_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+    /// CA certificate to trust (default: data/certs/ca.pem when present).
+    #[arg(long, env = "STRATUS_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
+}
+
+/// The admin commands.
+#[derive(Subcommand)]
+pub enum Admin {
+    /// Manage users.
+    #[command(subcommand)]
+    Users(Users),
+    /// Manage user groups.
+    #[command(subcommand)]
+    Groups(Groups),
+    /// Import users from CSV (`firstname,lastname,username,email,password`).
+    Import {
+        file: PathBuf,
+        /// Where to write the per-row results CSV.
+        #[arg(long, default_value = "import-results.csv")]
+        results: PathBuf,
+    },
+    /// Query or export events.
+    #[command(subcommand)]
+    Events(Events),
+}
+
+#[derive(Subcommand)]
+pub enum Users {
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        firstname: String,
+        #[arg(long, default_value = "")]
+        lastname: String,
+        /// Initial password (checked against the policy); omit for a pending password.
+        #[arg(long, env = "STRATUS_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        search: Option<String>,
+    },
+    Show {
+        user: String,
+    },
+    SetPassword {
+        user: String,
+        #[arg(long, env = "STRATUS_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    Suspend {
+        user: String,
+    },
+    Activate {
+        user: String,
+    },
+    Unlock {
+        user: String,
+    },
+    Delete {
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum Groups {
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Create a Linux group with this name.
+        #[arg(long)]
+        linux_name: Option<String>,
+        /// GID of the Linux group (allocated when absent).
+        #[arg(long)]
+        gid: Option<u32>,
+        #[arg(long)]
+        samba: bool,
+    },
+    List,
+    AddMember {
+        group: String,
+        user: String,
+    },
+    RemoveMember {
+        group: String,
+        user: String,
+    },
+    /// Bind to `ldap`, `radius:{id}`, `app:{id}` or `directory:{id}`.
+    Bind {
+        group: String,
+        resource: String,
+    },
+    Unbind {
+        group: String,
+        resource: String,
+    },
+    /// Add a RADIUS reply attribute, e.g. `Tunnel-Private-Group-Id 42`.
+    SetReplyAttribute {
+        group: String,
+        attribute: String,
+        value: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum Events {
+    Query {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// All matching events as JSON lines.
+    Export {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        since: Option<String>,
+        /// File to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A failed CLI command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("server answered {status}: {message}")]
+    Api { status: StatusCode, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Client {
+    fn new(conn: &Connection) -> Result<Self, CliError> {
+        let key = conn.api_key.clone().ok_or_else(|| {
+            CliError::Usage("an API key is needed: --api-key or STRATUS_API_KEY".into())
+        })?;
+        let mut builder = reqwest::Client::builder();
+        let ca = conn
+            .ca_cert
+            .clone()
+            .or_else(|| Some(PathBuf::from("data/certs/ca.pem")).filter(|p| p.exists()));
+        if let Some(path) = ca {
+            let pem = std::fs::read(&path).map_err(|source| CliError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem)?;
+            builder = builder.tls_certs_only([cert]);
+        }
+        Ok(Client {
+            http: builder.build()?,
+            base: format!("{}/api/v1", conn.url.trim_end_matches('/')),
+            key,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CliError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            return Err(CliError::Api { status, message });
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        })
+    }
+
+    async fn user_id(&self, user: &str) -> Result<String, CliError> {
+        if core_directory::Id::parse(user).is_some() {
+            return Ok(user.to_string());
+        }
+        let page = self
+            .call(
+                Method::GET,
+                &format!("/users?search={}&limit=1000", urlencode(user)),
+                None,
+            )
+            .await?;
+        page["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| {
+                u["username"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(user))
+            })
+            .and_then(|u| u["id"].as_str().map(str::to_string))
+            .ok_or_else(|| CliError::Usage(format!("no user `{user}`")))
+    }
+
+    async fn group_id(&self, group: &str) -> Result<String, CliError> {
+        if core_directory::Id::parse(group).is_some() {
+            return Ok(group.to_string());
+        }
+        let all = self.call(Method::GET, "/groups", None).await?;
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .find(|g| {
+                g["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(group))
+            })
+            .and_then(|g| g["id"].as_str().map(str::to_string))
+            .ok_or_else(|| CliError::Usage(format!("no group `{group}`")))
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+pub async fn run(conn: &Connection, cmd: Admin) -> Result<(), CliError> {
+    let c = Client::new(conn)?;
+    match cmd {
+        Admin::Users(u) => users(&c, u).await,
+        Admin::Groups(g) => groups(&c, g).await,
+        Admin::Import { file, results } => import(&c, &file, &results).await,
+        Admin::Events(e) => events(&c, e).await,
+    }
+}
+
+async fn users(c: &Client, cmd: Users) -> Result<(), CliError> {
+    let v = match cmd {
+        Users::Add {
+            username,
+            email,
+            firstname,
+            lastname,
+            password,
+        } => {
+            let body = json!({"username": username, "email": email, "firstname": firstname,
+                              "lastname": lastname, "password": password});
+            c.call(Method::POST, "/users", Some(body)).await?
+        }
+        Users::List { search } => {
+            let q = search
+                .map(|s| format!("?search={}", urlencode(&s)))
+                .unwrap_or_default();
+            let page = c.call(Method::GET, &format!("/users{q}"), None).await?;
+            for u in page["users"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u["id"].as_str().unwrap_or(""),
+                    u["username"].as_str().unwrap_or(""),
+                    u["email"].as_str().unwrap_or(""),
+                    u["state"].as_str().unwrap_or(""),
+                    u["password_status"].as_str().unwrap_or("")
+                );
+            }
+            return Ok(());
+        }
+        Users::Show { user } => {
+            c.call(
+                Method::GET,
+                &format!("/users/{}", c.user_id(&user).await?),
+                None,
+            )
+            .await?
+        }
+        Users::SetPassword { user, password } => {
+            let id = c.user_id(&user).await?;
+            c.call(
+                Method::POST,
+                &format!("/users/{id}/password"),
+                Some(json!({"password": password})),
+            )
+            .await?
+        }
+        Users::Suspend { user } => {
+            let id = c.user_id(&user).await?;
+            c.call(
+                Method::PATCH,
+                &format!("/users/{id}"),
+                Some(json!({"state": "suspended"})),
+            )
+            .await?
+        }
+        Users::Activate { user } => {
+            let id = c.user_id(&user).await?;
+            c.call(
+                Method::PATCH,
+                &format!("/users/{id}"),
+                Some(json!({"state": "active"})),
+            )
+            .await?
+        }
+        Users::Unlock { user } => {
+            let id = c.user_id(&user).await?;
+            c.call(Method::POST, &format!("/users/{id}/unlock"), None)
+                .await?
+        }
+        Users::Delete { user } => {
+            let id = c.user_id(&user).await?;
+            c.call(Method::DELETE, &format!("/users/{id}"), None)
+                .await?;
+            println!("deleted {id}");
+            return Ok(());
+        }
+    };
+    print(&v);
+    Ok(())
+}
+
+async fn groups(c: &Client, cmd: Groups) -> Result<(), CliError> {
+    match cmd {
+        Groups::Add {
+            name,
+            description,
+            linux_name,
+            gid,
+            samba,
+        } => {
+            let linux = linux_name.map(|n| json!({"name": n, "gid": gid}));
+            let body = json!({"name": name, "description": description, "linux_group": linux, "samba": samba});
+            print(&c.call(Method::POST, "/groups", Some(body)).await?);
+        }
+        Groups::List => {
+            for g in c
+                .call(Method::GET, "/groups", None)
+                .await?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    "{}\t{}\t{} members",
+                    g["id"].as_str().unwrap_or(""),
+                    g["name"].as_str().unwrap_or(""),
+                    g["member_count"]
+                );
+            }
+        }
+        Groups::AddMember { group, user } => {
+            let (g, u) = (c.group_id(&group).await?, c.user_id(&user).await?);
+            c.call(Method::PUT, &format!("/groups/{g}/members/{u}"), None)
+                .await?;
+        }
+        Groups::RemoveMember { group, user } => {
+            let (g, u) = (c.group_id(&group).await?, c.user_id(&user).await?);
+            c.call(Method::DELETE, &format!("/groups/{g}/members/{u}"), None)
+                .await?;
+        }
+        Groups::Bind { group, resource } => {
+            let g = c.group_id(&group).await?;
+            c.call(
+                Method::PUT,
+                &format!("/groups/{g}/bindings/{resource}"),
+                None,
+            )
+            .await?;
+        }
+        Groups::Unbind { group, resource } => {
+            let g = c.group_id(&group).await?;
+            c.call(
+                Method::DELETE,
+                &format!("/groups/{g}/bindings/{resource}"),
+                None,
+            )
+            .await?;
+        }
+        Groups::SetReplyAttribute {
+            group,
+            attribute,
+            value,
+        } => {
+            let g = c.group_id(&group).await?;
+            let current = c.call(Method::GET, &format!("/groups/{g}"), None).await?;
+            let mut reply: Vec<Value> = current["radius_reply"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            reply.retain(|a| a["attribute"].as_str() != Some(attribute.as_str()));
+            reply.push(json!({"attribute": attribute, "value": value}));
+            print(
+                &c.call(
+                    Method::PATCH,
+                    &format!("/groups/{g}"),
+                    Some(json!({"radius_reply": reply})),
+                )
+                .await?,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Split CSV text into records at line ends outside quotes.
+fn records(body: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, b) in body.bytes().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                out.push(&body[start..=i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < body.len() {
+        out.push(&body[start..]);
+    }
+    out
+}
+
+/// Rows sent per request, so the progress bar moves and no request is huge.
+const IMPORT_CHUNK: usize = 500;
+
+async fn import(c: &Client, file: &PathBuf, results: &PathBuf) -> Result<(), CliError> {
+    let io = |path: &PathBuf| {
+        let path = path.display().to_string();
+        move |source| CliError::Io { path, source }
+    };
+    let bytes = std::fs::read(file).map_err(io(file))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| CliError::Usage("the CSV file is not UTF-8".into()))?;
+    let recs = records(&text);
+    let Some((header, rows)) = recs.split_first() else {
+        return Err(CliError::Usage("the CSV file is empty".into()));
+    };
+    let bar = ProgressBar::new(rows.len() as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {elapsed_precise}")
+    {
+        bar.set_style(style);
+    }
+    let mut out = String::from("line,firstname,lastname,email,username,result\r\n");
+    let (mut imported, mut failed) = (0u64, 0u64);
+    for (n, chunk) in rows.chunks(IMPORT_CHUNK).enumerate() {
+        let body = format!("{}{}", header, chunk.concat());
+        let resp = c
+            .http
+            .post(format!("{}/import/users", c.base))
+            .bearer_auth(&c.key)
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let v: Value = resp.json().await?;
+        if !status.is_success() {
+            bar.abandon();
+            return Err(CliError::Api {
+                status,
+                message: v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("import failed")
+                    .to_string(),
+            });
+        }
+        let offset = n * IMPORT_CHUNK;
+        for r in v["rows"].as_array().into_iter().flatten() {
+            let line = r["line"].as_u64().unwrap_or(0) + offset as u64;
+            let ok = r["status"] == "imported";
+            if ok {
+                imported += 1
+            } else {
+                failed += 1
+            }
+            let result = if ok {
+                "Success: User Imported".to_string()
+            } else {
+                format!("Failed: {}", r["message"].as_str().unwrap_or(""))
+            };
+            let field = |k: &str| csv_field(r[k].as_str().unwrap_or(""));
+            out.push_str(&format!(
+                "{line},{},{},{},{},{}\r\n",
+                field("firstname"),
+                field("lastname"),
+                field("email"),
+                field("username"),
+                csv_field(&result)
+            ));
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish();
+    std::fs::write(results, out).map_err(io(results))?;
+    println!(
+        "imported {imported}, failed {failed}; results in {}",
+        results.display()
+    );
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+async fn events(c: &Client, cmd: Events) -> Result<(), CliError> {
+    match cmd {
+        Events::Query {
+            service,
+            event_type,
+            user,
+            since,
+            limit,
+        } => {
+            let mut q = vec![format!("limit={limit}")];
+            for (k, v) in [
+                ("service", service),
+                ("type", event_type),
+                ("user", user),
+                ("since", since),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", urlencode(&v)));
+                }
+            }
+            let page = c
+                .call(Method::GET, &format!("/events?{}", q.join("&")), None)
+                .await?;
+            for e in page["events"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    e["time"].as_str().unwrap_or(""),
+                    e["service"].as_str().unwrap_or(""),
+                    e["type"].as_str().unwrap_or(""),
+                    if e["success"] == true { "ok" } else { "FAIL" },
+                    e["username"].as_str().or(e["actor"].as_str()).unwrap_or(""),
+                    e["reason"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Events::Export {
+            service,
+            since,
+            out,
+        } => {
+            let mut q = Vec::new();
+            for (k, v) in [("service", service), ("since", since)] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", urlencode(&v)));
+                }
+            }
+            let resp = c
+                .http
+                .get(format!("{}/events/export?{}", c.base, q.join("&")))
+                .bearer_auth(&c.key)
+                .send()
+                .await?;
+            let status = resp.status();
+            let text = resp.text().await?;
+            if !status.is_success() {
+                return Err(CliError::Api {
+                    status,
+                    message: text,
+                });
+            }
+            match out {
+                Some(p) => std::fs::write(&p, text).map_err(|source| CliError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?,
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}

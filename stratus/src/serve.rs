@@ -1,0 +1,248 @@
+//! `stratus serve`: open the store, initialise on first start, start the listeners, stop gracefully.
+
+use crate::certs;
+use crate::config::Config;
+use axum::serve::ListenerExt;
+use core_directory::crypto::MasterKey;
+use core_directory::directory::BootstrapRequest;
+use core_directory::password::HashParams;
+use core_directory::store::RedbStore;
+use core_directory::{Directory, DirectoryConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Everything that can stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Seal(#[from] core_directory::crypto::SealError),
+    #[error(transparent)]
+    Directory(#[from] core_directory::DirectoryError),
+    #[error(transparent)]
+    Certs(#[from] certs::CertError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS listener for axum: handshakes run concurrently in their own tasks, finished streams are handed over.
+struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn start(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let handoff = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = handoff.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+                if tx.is_closed() {
+                    break;
+                }
+            }
+        });
+        Ok(TlsListener { ready, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            // The acceptor task only ends when this listener is dropped; park forever otherwise.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Open the directory in the data dir, initialising it on first start.
+pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> {
+    let dir_err = |source| ServeError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(dir_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(dir_err)?;
+    }
+    let master = MasterKey::load_or_create(
+        std::env::var("STRATUS_MASTER_KEY").ok().as_deref(),
+        &cfg.data_dir,
+    )?;
+    let store = RedbStore::open(&cfg.data_dir.join("stratus.redb"))
+        .map_err(core_directory::DirectoryError::from)?;
+    let p = &cfg.passwords;
+    let dir = Directory::open(
+        Arc::new(store),
+        master,
+        DirectoryConfig {
+            hash_params: HashParams {
+                memory_kib: p.argon2_memory_kib,
+                iterations: p.argon2_iterations,
+                parallelism: p.argon2_parallelism,
+            },
+            hash_concurrency: p.hash_concurrency,
+            credential_cache: p.credential_cache,
+            credential_cache_ttl: Duration::from_secs(p.credential_cache_ttl_seconds),
+        },
+    )?;
+    let boot = dir
+        .initialise(BootstrapRequest {
+            org_name: cfg.org_name.clone(),
+            admin_email: std::env::var("STRATUS_BOOTSTRAP_ADMIN_EMAIL").ok(),
+            admin_password: std::env::var("STRATUS_BOOTSTRAP_ADMIN_PASSWORD").ok(),
+            api_key: std::env::var("STRATUS_BOOTSTRAP_API_KEY").ok(),
+        })
+        .await?;
+    if let Some(b) = boot {
+        // Printed once, to the terminal only: these are never stored in clear or logged.
+        println!("stratus: first start — organisation {} created", b.org_id);
+        println!("stratus: bootstrap admin: {}", b.admin_email);
+        if let Some(pw) = &b.generated_password {
+            println!("stratus: bootstrap admin one-time password: {pw}");
+        }
+        if let Some(key) = &b.generated_api_key {
+            println!("stratus: bootstrap admin API key: {key}");
+        }
+        println!("stratus: these are shown only now; change the password after your first login");
+    }
+    Ok(dir)
+}
+
+/// Run the suite until SIGINT/SIGTERM.
+pub async fn run(cfg: Config) -> Result<(), ServeError> {
+    let dir = open_directory(&cfg).await?;
+    let state = admin_api::AppState::new(Arc::clone(&dir));
+    let app = admin_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let tcp = TcpListener::bind(&cfg.http.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.http.addr.clone(),
+            source,
+        })?;
+    let local = tcp.local_addr().map_err(|source| ServeError::Bind {
+        addr: cfg.http.addr.clone(),
+        source,
+    })?;
+
+    let retention = tokio::spawn({
+        let dir = Arc::clone(&dir);
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match dir.apply_event_retention().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "event retention applied"),
+                    Err(e) => tracing::warn!(error = %e, "event retention failed"),
+                }
+            }
+        }
+    });
+
+    let result = if cfg.http.tls {
+        let (cert, key) = if cfg.http.cert.is_empty() {
+            let dev = certs::ensure_dev_certs(&cfg.data_dir, &cfg.http.dev_cert_names)?;
+            if dev.generated {
+                println!("stratus: generated development CA {}", dev.ca.display());
+            }
+            (dev.cert, dev.key)
+        } else {
+            (cfg.http.cert.clone().into(), cfg.http.key.clone().into())
+        };
+        let acceptor = TlsAcceptor::from(Arc::new(certs::server_config(&cert, &key)?));
+        let listener = TlsListener::start(tcp, acceptor).map_err(|source| ServeError::Bind {
+            addr: cfg.http.addr.clone(),
+            source,
+        })?;
+        announce("https", local);
+        axum::serve(listener.tap_io(|_| ()), app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    } else {
+        announce("http", local);
+        axum::serve(tcp, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    };
+    retention.abort();
+    dir.flush_events().await;
+    result.map_err(|source| ServeError::Bind {
+        addr: cfg.http.addr.clone(),
+        source,
+    })
+}
+
+/// Log the bound address, and print it in a fixed form that scripts and tests read.
+fn announce(scheme: &str, addr: SocketAddr) {
+    tracing::info!(%addr, scheme, "HTTP listener ready");
+    println!("stratus: listening http={scheme}://{addr}");
+}
