@@ -76,15 +76,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// The session token in the request's cookies.
+/// The admin session token in the request's cookies.
 pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    session_cookie_named(headers, SESSION_COOKIE)
+}
+
+/// The value of a cookie.
+pub fn session_cookie_named(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 

@@ -1,6 +1,7 @@
 //! # admin-api
 //!
-//! The JSON admin API under `/api/v1` (axum), its OpenAPI 3.1 document, admin sessions, and the operational
+//! The JSON admin API under `/api/v1` (axum), its OpenAPI 3.1 document, admin sessions, the user portal's
+//! JSON API under `/portal/api`, and the operational
 //! endpoints `/healthz`, `/readyz` and `/metrics`. It translates HTTP to calls on
 //! [`core_directory::Directory`] and back, mapping core errors to statuses in one place ([`error`]). It owns no
 //! rule of the directory and must not touch the store or any other listener.
@@ -9,6 +10,7 @@
 //! - [`extract`]: JSON bodies with our error shape; the authenticated admin (API key or session cookie).
 //! - [`sessions`]: admin console sessions.
 //! - [`users`], [`groups`], [`org`], [`admins`], [`events`]: one module per resource family.
+//! - [`portal`]: the user portal's login and self-service API.
 //! - [`ops`]: health, readiness and Prometheus metrics.
 
 pub mod admins;
@@ -18,6 +20,7 @@ pub mod extract;
 pub mod groups;
 pub mod ops;
 pub mod org;
+pub mod portal;
 pub mod sessions;
 pub mod users;
 
@@ -39,6 +42,7 @@ pub const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 pub struct AppState {
     pub dir: Arc<Directory>,
     pub sessions: Arc<sessions::Sessions>,
+    pub portal_sessions: Arc<sessions::Sessions>,
     pub metrics: Arc<ops::Metrics>,
 }
 
@@ -47,6 +51,7 @@ impl AppState {
         AppState {
             dir,
             sessions: Arc::new(sessions::Sessions::default()),
+            portal_sessions: Arc::new(sessions::Sessions::default()),
             metrics: Arc::new(ops::Metrics::default()),
         }
     }
@@ -61,10 +66,9 @@ pub fn parse_id(text: &str) -> Result<Id, ApiError> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Stratus admin API", description = "Users, groups, bindings, RADIUS servers, SSO apps, policy, admins, API keys and events."),
-    servers((url = "/api/v1")),
     tags(
         (name = "users"), (name = "groups"), (name = "radius"), (name = "apps"), (name = "settings"),
-        (name = "admins"), (name = "auth"), (name = "events")
+        (name = "admins"), (name = "auth"), (name = "events"), (name = "portal")
     ),
     modifiers(&BearerAuth)
 )]
@@ -89,22 +93,26 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The `/api/v1` router and its OpenAPI document.
+/// The routers of `/api/v1` and `/portal/api`, and their OpenAPI document (paths include the prefixes).
 pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let import = events::router().layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT));
-    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let admin = OpenApiRouter::new()
         .merge(users::router())
         .merge(groups::router())
         .merge(org::router())
         .merge(admins::router())
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .merge(import)
+        .merge(import);
+    let portal = portal::router().layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", admin)
+        .nest("/portal/api", portal)
         .with_state(state)
-        .split_for_parts();
-    (router, doc)
+        .split_for_parts()
 }
 
-/// The whole HTTP surface of the admin side: `/api/v1/*`, `/api/v1/openapi.json`, `/healthz`, `/readyz`, `/metrics`.
+/// The whole HTTP surface of the admin side: `/api/v1/*`, `/api/v1/openapi.json`, `/portal/api/*`, `/healthz`,
+/// `/readyz`, `/metrics`.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api(state.clone());
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
@@ -117,11 +125,9 @@ pub fn router(state: AppState) -> Router {
             )
         }
     });
-    Router::new()
-        .nest(
-            "/api/v1",
-            api.route("/openapi.json", openapi).fallback(not_found),
-        )
+    api.route("/api/v1/openapi.json", openapi)
+        .route("/api/v1/{*rest}", axum::routing::any(not_found))
+        .route("/portal/api/{*rest}", axum::routing::any(not_found))
         .merge(ops::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state,

@@ -1,4 +1,4 @@
-//! Admin console sessions: random tokens, kept only as SHA-256 in memory, with idle and absolute lifetimes from
+//! Admin console and user portal sessions: random tokens, kept only as SHA-256 in memory, with idle and absolute lifetimes from
 //! the org settings. Sessions do not survive a restart.
 
 use core_directory::crypto::{random_bytes, sha256_hex};

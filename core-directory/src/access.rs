@@ -51,8 +51,10 @@ pub fn role_allows(role: AdminRole, permission: Permission) -> bool {
 pub struct Actor {
     /// The admin, when an admin acts.
     pub admin_id: Option<Id>,
-    /// Shown in events: an admin's e-mail, `api-key:<name>`, or `system`.
+    /// Shown in events as the actor: an admin's e-mail, a username, or `system`.
     pub label: String,
+    /// How the actor authenticated when it matters, e.g. `api-key:<name>`.
+    pub via: Option<String>,
     pub role: AdminRole,
     pub service: Service,
     pub client_ip: Option<IpAddr>,
@@ -64,6 +66,7 @@ impl Actor {
         Actor {
             admin_id: None,
             label: "system".into(),
+            via: None,
             role: AdminRole::Administrator,
             service: Service::Directory,
             client_ip: None,

@@ -26,6 +26,9 @@ impl PolicyViolation {
     }
 }
 
+/// One complexity rule: required?, the character test, the rule name, and how the message names the class.
+type CharClassRule = (bool, fn(char) -> bool, &'static str, &'static str);
+
 /// Check every rule except history.
 pub fn check_password(
     policy: &PasswordPolicy,
@@ -54,7 +57,7 @@ pub fn check_password(
             "password must not contain control characters",
         ));
     }
-    let classes: [(bool, fn(char) -> bool, &'static str, &str); 4] = [
+    let classes: [CharClassRule; 4] = [
         (
             policy.require_lowercase,
             |c| c.is_lowercase(),

@@ -224,21 +224,62 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
             source,
         })?;
         announce("https", local);
-        axum::serve(listener.tap_io(|_| ()), app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        drain(|stop| {
+            axum::serve(listener.tap_io(|_| ()), app).with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+        })
+        .await
     } else {
         announce("http", local);
-        axum::serve(tcp, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        drain(|stop| {
+            axum::serve(tcp, app).with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+        })
+        .await
     };
     retention.abort();
     dir.flush_events().await;
+    tracing::info!("stopped");
     result.map_err(|source| ServeError::Bind {
         addr: cfg.http.addr.clone(),
         source,
     })
+}
+
+/// How long open connections may finish their requests after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serve until SIGINT/SIGTERM, then let open connections finish for at most [`SHUTDOWN_GRACE`]: a client that
+/// keeps an idle keep-alive connection must not hold the process up.
+async fn drain<S>(
+    serve: impl FnOnce(tokio::sync::oneshot::Receiver<()>) -> S,
+) -> std::io::Result<()>
+where
+    S: std::future::IntoFuture<Output = std::io::Result<()>>,
+{
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+        let _ = signalled_tx.send(());
+    });
+    let server = serve(stop_rx).into_future();
+    let deadline = async move {
+        if signalled_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r,
+        _ = deadline => {
+            tracing::warn!("connections still open after the shutdown grace period; closing them");
+            Ok(())
+        }
+    }
 }
 
 /// Log the bound address, and print it in a fixed form that scripts and tests read.

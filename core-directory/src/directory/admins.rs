@@ -252,7 +252,7 @@ impl Directory {
             .values()
             .map(|k| ApiKeyView::from(&**k))
             .collect();
-        v.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        v.sort_by_key(|k| k.created_at);
         v
     }
 
@@ -318,7 +318,8 @@ impl Directory {
         let admin = snap.admins.get(&key.admin_id)?;
         Some(Actor {
             admin_id: Some(admin.id.clone()),
-            label: format!("{} (api-key:{})", admin.email, key.name),
+            label: admin.email.clone(),
+            via: Some(format!("api-key:{}", key.name)),
             role: admin.role,
             service,
             client_ip: ip,
@@ -332,6 +333,7 @@ impl Directory {
         Some(Actor {
             admin_id: Some(admin.id.clone()),
             label: admin.email.clone(),
+            via: Some("session".into()),
             role: admin.role,
             service,
             client_ip: ip,
@@ -410,6 +412,7 @@ impl Directory {
         Ok(AdminLogin::Allowed(Actor {
             admin_id: Some(admin.id.clone()),
             label: admin.email.clone(),
+            via: Some("password".into()),
             role: admin.role,
             service: Service::Admin,
             client_ip: ip,

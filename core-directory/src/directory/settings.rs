@@ -234,9 +234,13 @@ impl Directory {
 
 /// An event for an admin's action.
 pub(crate) fn admin_event(actor: &Actor, event_type: &str) -> Event {
-    Event::new(actor.service, event_type, true)
+    let e = Event::new(actor.service, event_type, true)
         .actor(actor.label.clone())
-        .client(actor.client_ip)
+        .client(actor.client_ip);
+    match &actor.via {
+        Some(via) => e.detail("via", via.clone()),
+        None => e,
+    }
 }
 
 fn validate_range(field: &'static str, r: IdRange) -> Result<()> {

@@ -519,6 +519,9 @@ impl Directory {
                     .user(&user.username)
                     .target("user", id)
                     .reason(e.to_string());
+                if let DirectoryError::PasswordPolicy(v) = &e {
+                    ev = ev.detail("rule", v.rule);
+                }
                 ev.success = false;
                 self.record(ev).await;
                 return Err(e);

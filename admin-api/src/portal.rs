@@ -1,0 +1,189 @@
+//! The user portal's JSON API under `/portal/api`: login (password, then TOTP when the user has it), logout,
+//! the signed-in user, and self-service password change. Every decision goes through the core's one
+//! authentication function with service `portal`; the deny reason is recorded as an event and not shown, except
+//! the two a user must act on after giving the right password (expired password, MFA enrolment over).
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{session_cookie_named, ClientIp, Json};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use core_directory::{Actor, AuthOutcome, AuthRequest, DenyReason, Id, Service};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Name of the portal session cookie.
+pub const PORTAL_COOKIE: &str = "stratus_portal";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+}
+
+/// Portal login.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortalLogin {
+    pub username: String,
+    pub password: String,
+    /// TOTP code; required when the answer was `mfa_required`.
+    pub otp: Option<String>,
+}
+
+/// The signed-in user.
+#[derive(Serialize, ToSchema)]
+pub struct PortalSession {
+    pub user_id: Id,
+    pub username: String,
+    pub mfa_used: bool,
+    /// MFA is required and this is the end of the TOTP enrolment period.
+    pub mfa_enrolment_deadline: Option<DateTime<Utc>>,
+    /// Set when the password expires soon.
+    pub password_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Self-service password change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+fn denied(reason: DenyReason) -> ApiError {
+    match reason {
+        DenyReason::PasswordExpired => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "password_expired",
+            "your password has expired; ask an administrator to set a new one",
+        ),
+        DenyReason::MfaEnrolmentExpired => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_enrolment_expired",
+            "your MFA enrolment period is over; ask an administrator to reset it",
+        ),
+        _ => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong username, password or code",
+        ),
+    }
+}
+
+#[utoipa::path(post, path = "/login", tag = "portal", request_body = PortalLogin,
+    responses((status = 200, description = "portal session cookie set", body = PortalSession),
+              (status = 401, description = "`unauthorized`, or `mfa_required`: send again with `otp`", body = ErrorBody),
+              (status = 403, description = "`password_expired` or `mfa_enrolment_expired`", body = ErrorBody)))]
+async fn login(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(body): Json<PortalLogin>,
+) -> ApiResult<Response> {
+    let outcome = s
+        .dir
+        .authenticate(AuthRequest {
+            username: body.username,
+            password: body.password,
+            otp: body.otp,
+            service: Service::Portal,
+            resource: None,
+            client_ip: ip,
+        })
+        .await?;
+    match outcome {
+        AuthOutcome::Allow(grant) => {
+            let token = s.portal_sessions.create(grant.user.id.clone());
+            let cookie =
+                format!("{PORTAL_COOKIE}={token}; Path=/portal; HttpOnly; Secure; SameSite=Lax");
+            let view = PortalSession {
+                user_id: grant.user.id.clone(),
+                username: grant.user.username.clone(),
+                mfa_used: grant.mfa_used,
+                mfa_enrolment_deadline: grant.mfa_enrolment_deadline,
+                password_expires_at: grant.password_expires_at,
+            };
+            Ok(([(header::SET_COOKIE, cookie)], axum::Json(view)).into_response())
+        }
+        AuthOutcome::NeedMfa(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "mfa_required",
+            "enter the verification code from your authenticator app",
+        )
+        .field("otp")),
+        AuthOutcome::Deny(reason) => Err(denied(reason)),
+    }
+}
+
+fn signed_in(s: &AppState, headers: &HeaderMap) -> ApiResult<Id> {
+    session_cookie_named(headers, PORTAL_COOKIE)
+        .and_then(|t| s.portal_sessions.touch(&t, &s.dir))
+        .ok_or_else(ApiError::unauthorized)
+}
+
+#[utoipa::path(post, path = "/logout", tag = "portal", responses((status = 204)))]
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(t) = session_cookie_named(&headers, PORTAL_COOKIE) {
+        s.portal_sessions.end(&t);
+    }
+    let expire =
+        format!("{PORTAL_COOKIE}=; Path=/portal; HttpOnly; Secure; SameSite=Lax; Max-Age=0");
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, expire)]).into_response()
+}
+
+#[utoipa::path(get, path = "/me", tag = "portal", responses((status = 200, body = core_directory::views::UserView)))]
+async fn me(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<core_directory::views::UserView>> {
+    let id = signed_in(&s, &headers)?;
+    Ok(axum::Json(s.dir.get_user(&id)?))
+}
+
+#[utoipa::path(post, path = "/password", tag = "portal", request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, description = "a password rule is broken", body = ErrorBody)))]
+async fn change_password(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Json(body): Json<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    let id = signed_in(&s, &headers)?;
+    let user = s.dir.get_user(&id)?;
+    // Re-check the current password through the one authentication path (counts towards lockout).
+    let check = s
+        .dir
+        .authenticate(AuthRequest {
+            username: user.username.clone(),
+            password: body.current_password,
+            otp: None,
+            service: Service::Portal,
+            resource: None,
+            client_ip: ip,
+        })
+        .await?;
+    match check {
+        AuthOutcome::Allow(_)
+        | AuthOutcome::NeedMfa(_)
+        | AuthOutcome::Deny(DenyReason::PasswordExpired) => {}
+        AuthOutcome::Deny(reason) => return Err(denied(reason)),
+    }
+    let actor = Actor {
+        admin_id: None,
+        label: user.username.clone(),
+        via: Some("portal".into()),
+        role: core_directory::model::AdminRole::ReadOnly,
+        service: Service::Portal,
+        client_ip: ip,
+    };
+    s.dir
+        .change_password(&actor, &id, &body.new_password, "password_change")
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,337 @@
+//! The one authentication path, through the user portal's login: lockout and admin unlock, TOTP accepted once
+//! (codes from oathtool), password expiry and the MFA enrolment period (the server's clock moved by faketime).
+
+use crate::harness::{oathtool, Server, Start};
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn lockout_after(s: &Server, failures: u32, lock_minutes: u32) {
+    let (_, mut policy) = s.get("/settings/password-policy").await;
+    policy["lockout"] =
+        json!({"enabled": true, "max_failures": failures, "lock_minutes": lock_minutes});
+    let (st, p) = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/settings/password-policy",
+            Some(policy),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+}
+
+#[tokio::test]
+async fn lockout_after_n_failures_until_admin_unlock() {
+    let s = Server::start().await;
+    lockout_after(&s, 3, 0).await;
+    let id = s.user("hank", Some("Right-Password-1")).await;
+    assert_eq!(
+        s.portal_login("hank", "Right-Password-1", None).await.0,
+        StatusCode::OK
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            s.portal_login("hank", "Wrong-Password-1", None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (_, u) = s.get(&format!("/users/{id}")).await;
+    assert_eq!(u["locked"], true, "{u}");
+    assert_eq!(u["failed_logins"], 3);
+    let (st, body) = s.portal_login("hank", "Right-Password-1", None).await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "the right password does not open a locked account: {body}"
+    );
+    assert_eq!(
+        body["error"]["code"], "unauthorized",
+        "the client is not told why"
+    );
+
+    let (st, u) = s.post(&format!("/users/{id}/unlock"), json!(null)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(u["locked"], false);
+    assert_eq!(
+        s.portal_login("hank", "Right-Password-1", None).await.0,
+        StatusCode::OK
+    );
+
+    let logins = s.events("portal_login", "hank").await;
+    assert!(logins
+        .iter()
+        .any(|e| e["reason"] == "account is locked after too many failures"));
+    assert_eq!(
+        logins
+            .iter()
+            .filter(|e| e["reason"] == "wrong password")
+            .count(),
+        3
+    );
+    assert_eq!(s.events("user_lockout", "hank").await.len(), 1);
+    assert_eq!(s.events("user_unlock", "hank").await.len(), 1);
+}
+
+#[tokio::test]
+async fn timed_lock_expires_and_counter_restarts() {
+    let s = Server::start().await;
+    lockout_after(&s, 2, 1).await;
+    s.user("ivy", Some("Right-Password-1")).await;
+    for _ in 0..2 {
+        s.portal_login("ivy", "Wrong-Password-1", None).await;
+    }
+    assert_eq!(
+        s.portal_login("ivy", "Right-Password-1", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, dir, tmp) = s.terminate().await;
+    let later = Server::start_in(
+        &dir,
+        Start {
+            faketime: Some("+2m".into()),
+            ..Start::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        later.portal_login("ivy", "Right-Password-1", None).await.0,
+        StatusCode::OK,
+        "a 1-minute lock has run out"
+    );
+    drop(later);
+    drop(tmp);
+}
+
+#[tokio::test]
+async fn totp_code_is_accepted_once_and_refused_on_replay() {
+    let s = Server::start().await;
+    let id = s.user("jack", Some("Right-Password-1")).await;
+    let (st, t) = s.post(&format!("/users/{id}/mfa/totp"), json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    let secret = t["secret"].as_str().unwrap().to_string();
+    assert!(t["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    let (_, u) = s.get(&format!("/users/{id}")).await;
+    assert_eq!(u["mfa"]["totp"], "pending");
+
+    // Confirm with the code of the previous step so the login below gets a fresh one.
+    let (st, e) = s
+        .post(
+            &format!("/users/{id}/mfa/totp/confirm"),
+            json!({"code": "000000"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (st, u) = s
+        .post(
+            &format!("/users/{id}/mfa/totp/confirm"),
+            json!({"code": oathtool(&secret, -30)}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{u}");
+    assert_eq!(u["mfa"]["totp"], "active");
+
+    let (st, e) = s.portal_login("jack", "Right-Password-1", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(e["error"]["code"], "mfa_required");
+    let code = oathtool(&secret, 0);
+    let (st, ok) = s
+        .portal_login("jack", "Right-Password-1", Some(&code))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{ok}");
+    assert_eq!(ok["mfa_used"], true);
+    let (st, replay) = s
+        .portal_login("jack", "Right-Password-1", Some(&code))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "a code is accepted once: {replay}"
+    );
+    let events = s.events("portal_login", "jack").await;
+    assert!(events
+        .iter()
+        .any(|e| e["success"] == true && e["details"]["mfa"] == true));
+    assert!(events
+        .iter()
+        .any(|e| e["reason"] == "wrong or reused verification code"));
+    assert!(!s.events("totp_enrol_confirm", "jack").await.is_empty());
+}
+
+#[tokio::test]
+async fn suspended_staged_and_pending_users_cannot_log_in() {
+    let s = Server::start().await;
+    let id = s.user("kim", Some("Right-Password-1")).await;
+    s.patch(&format!("/users/{id}"), json!({"state": "suspended"}))
+        .await;
+    assert_eq!(
+        s.portal_login("kim", "Right-Password-1", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.user("lee", None).await;
+    assert_eq!(
+        s.portal_login("lee", "", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.portal_login("nobody", "Whatever-123", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.events("portal_login", "kim").await[0]["reason"],
+        "user is suspended"
+    );
+    assert_eq!(
+        s.events("portal_login", "lee").await[0]["reason"],
+        "user has no password yet"
+    );
+    assert_eq!(
+        s.events("portal_login", "nobody").await[0]["reason"],
+        "unknown user"
+    );
+}
+
+#[tokio::test]
+async fn password_expires_after_the_policy_age() {
+    let s = Server::start().await;
+    let (_, mut policy) = s.get("/settings/password-policy").await;
+    policy["max_age_days"] = json!(30);
+    s.call(
+        reqwest::Method::PUT,
+        "/api/v1/settings/password-policy",
+        Some(policy),
+    )
+    .await;
+    let id = s.user("mia", Some("Right-Password-1")).await;
+    assert_eq!(
+        s.portal_login("mia", "Right-Password-1", None).await.0,
+        StatusCode::OK
+    );
+    let (_, dir, tmp) = s.terminate().await;
+
+    let later = Server::start_in(
+        &dir,
+        Start {
+            faketime: Some("+31d".into()),
+            ..Start::default()
+        },
+    )
+    .await;
+    let (_, u) = later.get(&format!("/users/{id}")).await;
+    assert_eq!(u["password_status"], "expired", "{u}");
+    let (st, e) = later.portal_login("mia", "Right-Password-1", None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "password_expired");
+    let (st, _) = later
+        .post(
+            &format!("/users/{id}/password"),
+            json!({"password": "New-Password-22"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        later.portal_login("mia", "New-Password-22", None).await.0,
+        StatusCode::OK
+    );
+    drop(later);
+    drop(tmp);
+}
+
+#[tokio::test]
+async fn mfa_enrolment_period_ends_portal_access_until_reset() {
+    let s = Server::start().await;
+    let (st, e) = s
+        .post("/users", json!({"username": "ned", "email": "ned@example.com", "password": "Right-Password-1", "mfa_required": true}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{e}");
+    let id = e["id"].as_str().unwrap().to_string();
+    assert!(e["mfa"]["enrolment_deadline"].is_string());
+    let (st, ok) = s.portal_login("ned", "Right-Password-1", None).await;
+    assert_eq!(st, StatusCode::OK, "inside the 7-day period: {ok}");
+    assert!(ok["mfa_enrolment_deadline"].is_string());
+    let (_, dir, tmp) = s.terminate().await;
+
+    let later = Server::start_in(
+        &dir,
+        Start {
+            faketime: Some("+8d".into()),
+            ..Start::default()
+        },
+    )
+    .await;
+    let (st, e) = later.portal_login("ned", "Right-Password-1", None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "mfa_enrolment_expired");
+    let (_, u) = later.get(&format!("/users/{id}")).await;
+    assert_eq!(u["mfa"]["enrolment_expired"], true);
+    let (st, _) = later
+        .patch(
+            &format!("/users/{id}"),
+            json!({"reset_mfa_enrolment": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        later.portal_login("ned", "Right-Password-1", None).await.0,
+        StatusCode::OK,
+        "an admin reset reopens the period"
+    );
+    drop(later);
+    drop(tmp);
+}
+
+#[tokio::test]
+async fn portal_user_changes_own_password_under_the_policy() {
+    let s = Server::start().await;
+    s.user("olga", Some("Right-Password-1")).await;
+    let resp = s
+        .http
+        .post(format!("{}/portal/api/login", s.url))
+        .json(&json!({"username": "olga", "password": "Right-Password-1"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let change = |current: &str, new: &str| {
+        s.http
+            .post(format!("{}/portal/api/password", s.url))
+            .header("cookie", cookie.clone())
+            .json(&json!({"current_password": current, "new_password": new}))
+            .send()
+    };
+    assert_eq!(
+        change("Right-Password-1", "short").await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        change("Wrong-Password-1", "Brand-New-Pass-9")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        change("Right-Password-1", "Brand-New-Pass-9")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.portal_login("olga", "Brand-New-Pass-9", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.portal_login("olga", "Right-Password-1", None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "old password no longer works (cache invalidated)"
+    );
+    assert!(!s.events("password_change", "olga").await.is_empty());
+}

@@ -1,0 +1,148 @@
+//! The CLI against a running server: users, groups, import with a results file, events.
+
+use crate::harness::{Server, API_KEY};
+use std::process::Command;
+
+fn stratus(s: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(args)
+        .env("STRATUS_URL", &s.url)
+        .env("STRATUS_API_KEY", API_KEY)
+        .env("STRATUS_CA_CERT", s.dir.join("certs/ca.pem"))
+        .output()
+        .expect("run stratus");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cli_manages_users_groups_imports_and_events() {
+    let s = Server::start().await;
+    let (ok, out, err) = stratus(
+        &s,
+        &[
+            "users",
+            "add",
+            "--username",
+            "quinn",
+            "--email",
+            "quinn@example.com",
+            "--password",
+            "Cli-Password-123",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = stratus(
+        &s,
+        &[
+            "users",
+            "add",
+            "--username",
+            "weak",
+            "--email",
+            "weak@example.com",
+            "--password",
+            "weak",
+        ],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("password must be at least 12 characters long"),
+        "{err}"
+    );
+
+    let (ok, out, err) = stratus(
+        &s,
+        &[
+            "groups",
+            "add",
+            "Staff",
+            "--linux-name",
+            "staff",
+            "--gid",
+            "6000",
+            "--samba",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    for args in [
+        vec!["groups", "add-member", "Staff", "quinn"],
+        vec!["groups", "bind", "Staff", "ldap"],
+        vec![
+            "groups",
+            "set-reply-attribute",
+            "Staff",
+            "Tunnel-Private-Group-Id",
+            "30",
+        ],
+        vec!["users", "suspend", "quinn"],
+        vec!["users", "activate", "quinn"],
+        vec!["users", "unlock", "quinn"],
+        vec![
+            "users",
+            "set-password",
+            "quinn",
+            "--password",
+            "Cli-Password-456",
+        ],
+    ] {
+        let (ok, out, err) = stratus(&s, &args);
+        assert!(ok, "{args:?}: {out}{err}");
+    }
+    let (_, groups) = s.get("/groups").await;
+    let g = &groups[0];
+    assert_eq!(g["member_count"], 1);
+    assert_eq!(g["radius_reply"][0]["value"], "30");
+    assert_eq!(g["bindings"][0], "ldap");
+    let (ok, out, _) = stratus(&s, &["users", "list"]);
+    assert!(
+        ok && out.contains("quinn\tquinn@example.com\tactive\tactive"),
+        "{out}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("users.csv");
+    let mut text = String::from("firstname,lastname,username,email,password\n");
+    for i in 0..1200 {
+        text.push_str(&format!("F{i},L{i},bulk{i},bulk{i}@example.com,\n"));
+    }
+    text.push_str("Bad,Row,quinn,dup@example.com,\n");
+    std::fs::write(&csv, text).unwrap();
+    let results = tmp.path().join("results.csv");
+    let (ok, out, err) = stratus(
+        &s,
+        &[
+            "import",
+            csv.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("imported 1200, failed 1"), "{out}");
+    let res = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(res.lines().count(), 1202);
+    assert!(
+        res.lines()
+            .last()
+            .unwrap()
+            .starts_with("1202,Bad,Row,dup@example.com,quinn,Failed:"),
+        "{res}"
+    );
+
+    let (ok, out, _) = stratus(&s, &["events", "query", "--type", "user_import"]);
+    assert!(ok && out.contains("user_import"), "{out}");
+    let export = tmp.path().join("events.jsonl");
+    let (ok, _, err) = stratus(&s, &["events", "export", "--out", export.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let lines = std::fs::read_to_string(&export).unwrap();
+    assert!(lines
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    let (ok, _, _) = stratus(&s, &["users", "delete", "quinn"]);
+    assert!(ok);
+    assert_eq!(s.get("/users?search=quinn").await.1["total"], 0);
+}

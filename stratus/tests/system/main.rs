@@ -1,0 +1,11 @@
+//! System tests: the real `stratus` binary on ephemeral loopback ports, in temporary data directories, driven
+//! over HTTPS (reqwest), by its own CLI, and with oathtool and faketime as independent tools.
+
+mod api;
+mod auth;
+mod bad_input;
+mod cli;
+mod crash;
+mod harness;
+mod import;
+mod passwords;
