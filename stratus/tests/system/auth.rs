@@ -335,3 +335,45 @@ async fn portal_user_changes_own_password_under_the_policy() {
     );
     assert!(!s.events("password_change", "olga").await.is_empty());
 }
+
+#[tokio::test]
+async fn admin_login_asks_for_totp_once_enrolled() {
+    let s = Server::start().await;
+    let (st, t) = s.post("/me/mfa/totp", json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    let secret = t["secret"].as_str().unwrap().to_string();
+    let (st, me) = s
+        .post(
+            "/me/mfa/totp/confirm",
+            json!({"code": oathtool(&secret, -30)}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{me}");
+    assert_eq!(me["totp"], "active");
+    let login = |otp: Option<String>| {
+        let mut body = json!({"email": crate::harness::ADMIN_EMAIL, "password": crate::harness::ADMIN_PASSWORD});
+        if let Some(o) = otp {
+            body["otp"] = json!(o);
+        }
+        s.http
+            .post(format!("{}/api/v1/auth/login", s.url))
+            .json(&body)
+            .send()
+    };
+    let r = login(None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "otp_required"
+    );
+    let code = oathtool(&secret, 0);
+    assert_eq!(
+        login(Some(code.clone())).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        login(Some(code)).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "admin codes are single-use too"
+    );
+}
