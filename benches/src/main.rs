@@ -11,6 +11,11 @@
 //! `auth` measures, in one run and against a fresh temporary directory with the default argon2id parameters:
 //! the authentication function with the credential cache off (cold) and on (warm), with 1 and 2 concurrent
 //! tasks, and snapshot look-ups by username over a large population of users.
+//!
+//! `ldap` measures the real `stratus` binary's LDAP listener against OpenLDAP slapd on the same machine, with the
+//! same users and the same load (see [`ldap`]).
+
+mod ldap;
 
 use clap::{Args, Parser, Subcommand};
 use core_directory::crypto::MasterKey;
@@ -44,6 +49,8 @@ struct Cli {
 enum Command {
     /// Authentication (cold and warm credential cache) and snapshot look-ups by username.
     Auth(AuthArgs),
+    /// LDAP searches and binds: the stratus binary against OpenLDAP slapd, side by side.
+    Ldap(ldap::LdapArgs),
 }
 
 #[derive(Args)]
@@ -156,6 +163,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench auth: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Ldap(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.client_threads.clamp(1, 64))
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(ldap::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench ldap: {e}");
                     ExitCode::FAILURE
                 }
             }

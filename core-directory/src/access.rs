@@ -82,6 +82,12 @@ impl Actor {
     }
 }
 
+/// LDAP: a "Bind DN" service account may search the whole directory and read Samba password hashes; any other
+/// bound user sees and compares only their own entry.
+pub fn ldap_service_account(user: &crate::model::User) -> bool {
+    user.ldap_bind_dn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -405,3 +405,46 @@ impl Snapshot {
         Some(old)
     }
 }
+
+/// Relative identifier of a user's Samba SID: 2 × uidNumber + 1000 (the algorithmic mapping Samba uses).
+pub fn samba_user_rid(uid_number: u32) -> u64 {
+    2 * u64::from(uid_number) + 1000
+}
+
+/// Relative identifier of a group's Samba SID: 2 × gidNumber + 1001.
+pub fn samba_group_rid(gid_number: u32) -> u64 {
+    2 * u64::from(gid_number) + 1001
+}
+
+/// Rules of what the LDAP directory shows. They live here, in the core, so every reader applies the same ones.
+impl Snapshot {
+    /// A user appears in LDAP when not staged and a member of a group bound to the LDAP directory.
+    pub fn ldap_user_visible(&self, user: &User) -> bool {
+        user.state != UserState::Staged && self.is_bound(&user.id, &Resource::Ldap)
+    }
+
+    /// A group appears in LDAP when bound to the LDAP directory and it has at least one visible member.
+    pub fn ldap_group_visible(&self, group: &Id) -> bool {
+        self.group_bindings
+            .get(group)
+            .is_some_and(|r| r.contains(&Resource::Ldap))
+            && self.members_of(group).any(|u| u.state != UserState::Staged)
+    }
+
+    /// Samba attributes are served for members of a Samba-enabled group that is bound to LDAP.
+    pub fn ldap_samba_user(&self, user: &Id) -> bool {
+        self.granting_groups(user, &Resource::Ldap)
+            .iter()
+            .any(|g| g.samba)
+    }
+
+    /// `<domain SID>-<RID>` of a user.
+    pub fn samba_user_sid(&self, user: &User) -> Option<String> {
+        let org = self.org.as_ref()?;
+        Some(format!(
+            "{}-{}",
+            org.samba_sid,
+            samba_user_rid(user.uid_number)
+        ))
+    }
+}

@@ -1,9 +1,141 @@
 //! # ldap-server
 //!
-//! Will own the LDAP listener: LDAPv3 over TCP with StartTLS and LDAPS, the BER codec, sessions (unbound →
-//! bound), search over the directory tree `ou=Users,<suffix>` (posixAccount, posixGroup, groupOfNames, Samba
-//! attributes), rootDSE, subschema, whoami and password modify. Every decision — who may bind, who is visible,
-//! lockout — is a call on `core_directory::Directory`; it reads only the published snapshot. It must not depend
-//! on any other listener, and it holds no directory rule of its own.
+//! The LDAP listener of Stratus (RFC 4511): LDAPv3 over TCP with StartTLS (RFC 4513) and LDAPS, framed by
+//! `ldap3_proto`'s BER codec with a PDU size limit. It serves the directory tree built from the core snapshot
+//! (users, groups, posixAccount/posixGroup/groupOfNames, Samba attributes), rootDSE and subschema, search with
+//! every filter type, scopes, limits and paged results (RFC 2696), compare, whoami (RFC 4532) and password
+//! modify (RFC 3062). Writes are refused: the directory is managed through the API.
 //!
-//! Not built yet: the crate exists so the workspace has its final shape.
+//! Every decision — who may bind, who is visible, Samba rules, lockout — is a call on
+//! `core_directory::Directory` or a rule of its snapshot. It must not depend on any other listener.
+//!
+//! # Layout
+//! - [`session`]: one connection — framing, idle timeouts, StartTLS, the bind state and every operation.
+//! - [`search`]: scopes, access, limits, attribute selection and paging.
+//! - [`filter`]: filter evaluation by syntax and index planning.
+//! - [`entry`]: the tree as entries; [`schema`]: attribute types and object classes as data; [`dn`]: DNs.
+
+pub mod codec;
+pub mod dn;
+pub mod entry;
+pub mod filter;
+pub mod schema;
+pub mod search;
+pub mod session;
+
+use core_directory::Directory;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::either::Either;
+
+/// Listener settings.
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    /// Largest request accepted (bytes); larger ones close the connection.
+    pub max_pdu_bytes: usize,
+    /// Idle time after which a bound connection is closed (unbound ones after at most 60 s).
+    pub idle_timeout: Duration,
+    /// Concurrent connections; further ones are closed at once.
+    pub max_connections: usize,
+    pub limits: search::Limits,
+}
+
+impl Default for LdapSettings {
+    fn default() -> Self {
+        LdapSettings {
+            max_pdu_bytes: 1024 * 1024,
+            idle_timeout: Duration::from_secs(900),
+            max_connections: 4096,
+            limits: search::Limits::default(),
+        }
+    }
+}
+
+/// What every connection shares.
+pub struct Shared {
+    pub dir: Arc<Directory>,
+    pub settings: LdapSettings,
+    pub tls: Option<TlsAcceptor>,
+    pub shutdown: watch::Receiver<bool>,
+    permits: Arc<Semaphore>,
+}
+
+/// Run the plain (StartTLS-capable) and LDAPS listeners until `shutdown` turns true.
+pub async fn serve(
+    dir: Arc<Directory>,
+    settings: LdapSettings,
+    plain: Option<TcpListener>,
+    ldaps: Option<TcpListener>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let shared = Arc::new(Shared {
+        dir,
+        settings,
+        tls: tls.map(TlsAcceptor::from),
+        shutdown,
+        permits,
+    });
+    let mut tasks = Vec::new();
+    if let Some(l) = plain {
+        tasks.push(tokio::spawn(accept_loop(l, false, Arc::clone(&shared))));
+    }
+    if let Some(l) = ldaps {
+        tasks.push(tokio::spawn(accept_loop(l, true, Arc::clone(&shared))));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ldaps: bool, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "LDAP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
+            tracing::warn!(%peer, "LDAP connection limit reached; closing a new connection");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if ldaps {
+                let Some(acceptor) = shared.tls.clone() else {
+                    return;
+                };
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(t)) => session::serve(Either::Right(t), peer, shared).await,
+                    _ => tracing::debug!(%peer, "LDAPS handshake failed"),
+                }
+            } else {
+                session::serve(Either::Left(tcp), peer, shared).await;
+            }
+        });
+    }
+}
+
+/// Bind a listener address; an empty address disables it.
+pub async fn bind(addr: &str) -> std::io::Result<Option<(TcpListener, SocketAddr)>> {
+    if addr.trim().is_empty() {
+        return Ok(None);
+    }
+    let l = TcpListener::bind(addr).await?;
+    let a = l.local_addr()?;
+    Ok(Some((l, a)))
+}

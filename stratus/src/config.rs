@@ -13,6 +13,8 @@ pub struct Config {
     /// Organisation name used on first start.
     pub org_name: String,
     pub http: HttpConfig,
+    pub tls: TlsConfig,
+    pub ldap: LdapConfig,
     pub log: LogConfig,
     pub passwords: PasswordConfig,
 }
@@ -22,15 +24,70 @@ pub struct Config {
 pub struct HttpConfig {
     /// Admin API, portal, SAML and SCIM listener; port 0 picks an ephemeral port.
     pub addr: String,
-    /// Serve HTTPS with the certificate below (or the generated dev certificate). Turn off only behind a
-    /// TLS-terminating proxy.
+    /// Serve HTTPS with the `[tls]` certificate. Turn off only behind a TLS-terminating proxy.
     pub tls: bool,
-    /// PEM certificate chain; empty uses `<data_dir>/certs/server.pem`.
+}
+
+/// The certificate every TLS listener (HTTPS, LDAPS, StartTLS, later EAP) presents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; empty generates and uses the dev set under `<data_dir>/certs/`.
     pub cert: String,
-    /// PEM private key; empty uses `<data_dir>/certs/server-key.pem`.
+    /// PEM private key (with `cert`).
     pub key: String,
     /// Host names and addresses the generated dev certificate covers.
     pub dev_cert_names: Vec<String>,
+}
+
+/// The LDAP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapConfig {
+    /// Plain LDAP with StartTLS; empty disables it.
+    pub addr: String,
+    /// LDAPS; empty disables it.
+    pub ldaps_addr: String,
+    /// Largest request accepted, in bytes.
+    pub max_pdu_bytes: usize,
+    /// Seconds a bound connection may stay idle (unbound ones: at most 60).
+    pub idle_timeout_seconds: u64,
+    /// Concurrent connections.
+    pub max_connections: usize,
+    /// Entries one non-paged search returns at most (0 = no limit).
+    pub size_limit: usize,
+    /// Seconds one search may run at most.
+    pub time_limit_seconds: u64,
+}
+
+impl LdapConfig {
+    /// The listener's settings.
+    pub fn settings(&self) -> ldap_server::LdapSettings {
+        let mut s = ldap_server::LdapSettings {
+            max_pdu_bytes: self.max_pdu_bytes,
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_seconds.max(1)),
+            max_connections: self.max_connections.max(1),
+            ..Default::default()
+        };
+        s.limits.size_limit = self.size_limit;
+        s.limits.time_limit = std::time::Duration::from_secs(self.time_limit_seconds.max(1));
+        s
+    }
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        let d = ldap_server::LdapSettings::default();
+        LdapConfig {
+            addr: "127.0.0.1:3389".into(),
+            ldaps_addr: "127.0.0.1:6636".into(),
+            max_pdu_bytes: d.max_pdu_bytes,
+            idle_timeout_seconds: d.idle_timeout.as_secs(),
+            max_connections: d.max_connections,
+            size_limit: d.limits.size_limit,
+            time_limit_seconds: d.limits.time_limit.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +119,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             org_name: "Stratus".into(),
             http: HttpConfig::default(),
+            tls: TlsConfig::default(),
+            ldap: LdapConfig::default(),
             log: LogConfig::default(),
             passwords: PasswordConfig::default(),
         }
@@ -73,6 +132,13 @@ impl Default for HttpConfig {
         HttpConfig {
             addr: "127.0.0.1:8443".into(),
             tls: true,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
             cert: String::new(),
             key: String::new(),
             dev_cert_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
@@ -158,8 +224,10 @@ impl Config {
         env_parse("STRATUS_ORG_NAME", &mut self.org_name)?;
         env_parse("STRATUS_HTTP_ADDR", &mut self.http.addr)?;
         env_parse("STRATUS_HTTP_TLS", &mut self.http.tls)?;
-        env_parse("STRATUS_HTTP_CERT", &mut self.http.cert)?;
-        env_parse("STRATUS_HTTP_KEY", &mut self.http.key)?;
+        env_parse("STRATUS_TLS_CERT", &mut self.tls.cert)?;
+        env_parse("STRATUS_TLS_KEY", &mut self.tls.key)?;
+        env_parse("STRATUS_LDAP_ADDR", &mut self.ldap.addr)?;
+        env_parse("STRATUS_LDAPS_ADDR", &mut self.ldap.ldaps_addr)?;
         env_parse("STRATUS_LOG_FORMAT", &mut self.log.format)?;
         env_parse("STRATUS_LOG_LEVEL", &mut self.log.level)?;
         env_parse(
@@ -205,6 +273,10 @@ mod tests {
             d.passwords.argon2_memory_kib
         );
         assert_eq!(cfg.data_dir, d.data_dir);
+        assert_eq!(cfg.ldap.addr, d.ldap.addr);
+        assert_eq!(cfg.ldap.max_pdu_bytes, d.ldap.max_pdu_bytes);
+        assert_eq!(cfg.ldap.size_limit, d.ldap.size_limit);
+        assert_eq!(cfg.tls.dev_cert_names, d.tls.dev_cert_names);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -176,22 +176,37 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
     Ok(dir)
 }
 
+/// The certificate and key every TLS listener uses: the configured files, or the generated dev set.
+fn tls_files(cfg: &Config) -> Result<(std::path::PathBuf, std::path::PathBuf), ServeError> {
+    if cfg.tls.cert.is_empty() {
+        let dev = certs::ensure_dev_certs(&cfg.data_dir, &cfg.tls.dev_cert_names)?;
+        if dev.generated {
+            println!("stratus: generated development CA {}", dev.ca.display());
+        }
+        Ok((dev.cert, dev.key))
+    } else {
+        Ok((cfg.tls.cert.clone().into(), cfg.tls.key.clone().into()))
+    }
+}
+
+async fn bind(addr: &str) -> Result<Option<(TcpListener, SocketAddr)>, ServeError> {
+    ldap_server::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
 /// Run the suite until SIGINT/SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let dir = open_directory(&cfg).await?;
-    let state = admin_api::AppState::new(Arc::clone(&dir));
-    let app = admin_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-
-    let tcp = TcpListener::bind(&cfg.http.addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: cfg.http.addr.clone(),
-            source,
-        })?;
-    let local = tcp.local_addr().map_err(|source| ServeError::Bind {
-        addr: cfg.http.addr.clone(),
-        source,
-    })?;
+    let (cert, key) = tls_files(&cfg)?;
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
 
     let retention = tokio::spawn({
         let dir = Arc::clone(&dir);
@@ -208,37 +223,50 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         }
     });
 
+    // LDAP and LDAPS.
+    let ldap_plain = bind(&cfg.ldap.addr).await?;
+    let ldaps = bind(&cfg.ldap.ldaps_addr).await?;
+    let mut ldap_tls = certs::server_config(&cert, &key)?;
+    ldap_tls.alpn_protocols.clear();
+    for (name, l) in [("ldap", &ldap_plain), ("ldaps", &ldaps)] {
+        if let Some((_, addr)) = l {
+            announce(name, &addr.to_string());
+        }
+    }
+    let ldap = tokio::spawn(ldap_server::serve(
+        Arc::clone(&dir),
+        cfg.ldap.settings(),
+        ldap_plain.map(|(l, _)| l),
+        ldaps.map(|(l, _)| l),
+        Some(Arc::new(ldap_tls)),
+        stop.clone(),
+    ));
+
+    // HTTPS: admin API, portal, operations.
+    let state = admin_api::AppState::new(Arc::clone(&dir));
+    let app = admin_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let Some((tcp, local)) = bind(&cfg.http.addr).await? else {
+        return Err(ServeError::Bind {
+            addr: cfg.http.addr.clone(),
+            source: std::io::Error::other("the HTTP listener cannot be disabled"),
+        });
+    };
     let result = if cfg.http.tls {
-        let (cert, key) = if cfg.http.cert.is_empty() {
-            let dev = certs::ensure_dev_certs(&cfg.data_dir, &cfg.http.dev_cert_names)?;
-            if dev.generated {
-                println!("stratus: generated development CA {}", dev.ca.display());
-            }
-            (dev.cert, dev.key)
-        } else {
-            (cfg.http.cert.clone().into(), cfg.http.key.clone().into())
-        };
         let acceptor = TlsAcceptor::from(Arc::new(certs::server_config(&cert, &key)?));
         let listener = TlsListener::start(tcp, acceptor).map_err(|source| ServeError::Bind {
             addr: cfg.http.addr.clone(),
             source,
         })?;
-        announce("https", local);
-        drain(|stop| {
-            axum::serve(listener.tap_io(|_| ()), app).with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-        })
-        .await
+        announce("http", &format!("https://{local}"));
+        let server =
+            axum::serve(listener.tap_io(|_| ()), app).with_graceful_shutdown(stopped(stop.clone()));
+        drain(server, stop.clone()).await
     } else {
-        announce("http", local);
-        drain(|stop| {
-            axum::serve(tcp, app).with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-        })
-        .await
+        announce("http", &format!("http://{local}"));
+        let server = axum::serve(tcp, app).with_graceful_shutdown(stopped(stop.clone()));
+        drain(server, stop.clone()).await
     };
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, ldap).await;
     retention.abort();
     dir.flush_events().await;
     tracing::info!("stopped");
@@ -248,33 +276,26 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     })
 }
 
+/// Resolves once the shutdown flag is set.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// How long open connections may finish their requests after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serve until SIGINT/SIGTERM, then let open connections finish for at most [`SHUTDOWN_GRACE`]: a client that
-/// keeps an idle keep-alive connection must not hold the process up.
-async fn drain<S>(
-    serve: impl FnOnce(tokio::sync::oneshot::Receiver<()>) -> S,
-) -> std::io::Result<()>
-where
-    S: std::future::IntoFuture<Output = std::io::Result<()>>,
-{
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(());
-        let _ = signalled_tx.send(());
-    });
-    let server = serve(stop_rx).into_future();
+/// Serve until the shutdown flag is set, then let open connections finish for at most [`SHUTDOWN_GRACE`]: a
+/// client that keeps an idle keep-alive connection must not hold the process up.
+async fn drain(
+    server: impl std::future::IntoFuture<Output = std::io::Result<()>>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let deadline = async move {
-        if signalled_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        stopped(stop).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        r = server => r,
+        r = server.into_future() => r,
         _ = deadline => {
             tracing::warn!("connections still open after the shutdown grace period; closing them");
             Ok(())
@@ -282,8 +303,8 @@ where
     }
 }
 
-/// Log the bound address, and print it in a fixed form that scripts and tests read.
-fn announce(scheme: &str, addr: SocketAddr) {
-    tracing::info!(%addr, scheme, "HTTP listener ready");
-    println!("stratus: listening http={scheme}://{addr}");
+/// Log a bound listener, and print it in a fixed form that scripts and tests read.
+fn announce(listener: &str, addr: &str) {
+    tracing::info!(listener, addr, "listener ready");
+    println!("stratus: listening {listener}={addr}");
 }

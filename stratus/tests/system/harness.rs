@@ -17,6 +17,10 @@ pub const ADMIN_PASSWORD: &str = "Bootstrap-Password-42";
 pub struct Server {
     child: Child,
     pub url: String,
+    /// `127.0.0.1:port` of the plain LDAP listener.
+    pub ldap: String,
+    /// `127.0.0.1:port` of the LDAPS listener.
+    pub ldaps: String,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub stdout: Arc<Mutex<Vec<String>>>,
@@ -63,6 +67,8 @@ impl Server {
             .arg("--data-dir")
             .arg(dir)
             .env("STRATUS_HTTP_ADDR", "127.0.0.1:0")
+            .env("STRATUS_LDAP_ADDR", "127.0.0.1:0")
+            .env("STRATUS_LDAPS_ADDR", "127.0.0.1:0")
             .env("STRATUS_BOOTSTRAP_API_KEY", API_KEY)
             .env("STRATUS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("STRATUS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -103,6 +109,16 @@ impl Server {
                     dir.with_extension("log").display()
                 )
             });
+        let announced = |name: &str| {
+            let prefix = format!("stratus: listening {name}=");
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+                .unwrap_or_default()
+        };
+        let (ldap, ldaps) = (announced("ldap"), announced("ldaps"));
         let ca = std::fs::read(dir.join("certs/ca.pem")).expect("dev CA written");
         let http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA parses")])
@@ -111,6 +127,8 @@ impl Server {
         Server {
             child,
             url,
+            ldap,
+            ldaps,
             dir: dir.to_path_buf(),
             _tmp: None,
             stdout: lines,

@@ -8,4 +8,5 @@ mod cli;
 mod crash;
 mod harness;
 mod import;
+mod ldap;
 mod passwords;

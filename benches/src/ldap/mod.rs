@@ -1,0 +1,353 @@
+//! `ldap`: Stratus against OpenLDAP slapd, side by side in one run, over the same data set and the same load.
+//!
+//! For each data-set size, each server is set up from scratch in a temporary directory (slapd from an LDIF via
+//! `slapadd`, Stratus through its admin API), checked (the search account finds the first and last user), then
+//! measured in three phases over `--connections` persistent connections, each bounded by `--count` operations
+//! and `--time-limit` seconds:
+//!
+//! 1. `search uid=`: every connection binds once as the search account, then searches
+//!    `(uid=<random user>)`, scope sub, base `ou=Users,<suffix>`, for the attributes sssd asks for;
+//! 2. `bind, first`: simple binds with the right password, each of `--bind-users` users (a fixed random
+//!    sample) once: for Stratus a full argon2id verification each, for slapd a salted SHA-1;
+//! 3. `bind, repeat`: simple binds as random users among those bound in phase 2, so Stratus answers from its
+//!    credential cache.
+//!
+//! The table gives throughput, p50 and p99 per server and phase, and the Stratus/slapd throughput ratio.
+
+mod dataset;
+mod load;
+mod slapd;
+mod stratus;
+
+use crate::{format_duration, BoxError, Run, Stop, XorShift64};
+use clap::{Args, ValueEnum};
+use dataset::Dataset;
+use load::{Target, Work};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The data-set size `--large` adds.
+const LARGE_USERS: usize = 100_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Server {
+    Slapd,
+    Stratus,
+}
+
+#[derive(Args)]
+pub struct LdapArgs {
+    /// Users in the data set (in groups of 100).
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// After the --users run, run again with 100,000 users (the Stratus import alone takes about 20 minutes).
+    #[arg(long)]
+    large: bool,
+    /// Persistent LDAP connections of the load generator.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Most operations in one measured phase.
+    #[arg(long, default_value_t = 200_000)]
+    count: u64,
+    /// Wall-clock limit of one measured phase, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    time_limit: f64,
+    /// Users bound once each in the first-bind phase, then re-bound at random in the repeat phase.
+    #[arg(long, default_value_t = 1_000)]
+    bind_users: usize,
+    /// Servers to measure, in this order.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Server::Slapd, Server::Stratus])]
+    servers: Vec<Server>,
+    /// The stratus binary [default: `stratus` next to this executable, else target/release/stratus].
+    #[arg(long)]
+    stratus_bin: Option<PathBuf>,
+    /// The slapd set-up script [default: benches/ldap/slapd.sh of this source tree].
+    #[arg(long)]
+    slapd_script: Option<PathBuf>,
+    /// Tokio worker threads of the load generator (it shares the machine's CPUs with the server).
+    #[arg(long, default_value_t = 2)]
+    pub client_threads: usize,
+}
+
+impl LdapArgs {
+    fn validate(&self) -> Result<(), BoxError> {
+        if self.users == 0 || self.users > 10_000_000 {
+            return Err("--users must be between 1 and 10,000,000".into());
+        }
+        if self.connections == 0 || self.connections > 1024 {
+            return Err("--connections must be between 1 and 1024".into());
+        }
+        if self.count == 0 || self.count > 100_000_000 {
+            return Err("--count must be between 1 and 100,000,000".into());
+        }
+        if !(self.time_limit.is_finite() && self.time_limit > 0.0 && self.time_limit <= 3600.0) {
+            return Err("--time-limit must be between 0 and 3600 seconds".into());
+        }
+        if self.bind_users == 0 {
+            return Err("--bind-users must be at least 1".into());
+        }
+        if self.client_threads == 0 || self.client_threads > 64 {
+            return Err("--client-threads must be between 1 and 64".into());
+        }
+        if self.servers.is_empty() {
+            return Err("--servers names no server".into());
+        }
+        Ok(())
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
+fn free_port() -> Result<u16, BoxError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// One server's runs for one data set, or why it has none.
+struct Measured {
+    server: Server,
+    runs: Result<Vec<Run>, String>,
+}
+
+pub async fn run(args: &LdapArgs) -> Result<(), BoxError> {
+    args.validate()?;
+    let mut sizes = vec![args.users];
+    if args.large && args.users != LARGE_USERS {
+        sizes.push(LARGE_USERS);
+    }
+    let limit = Duration::from_secs_f64(args.time_limit);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let script = args
+        .slapd_script
+        .clone()
+        .unwrap_or_else(slapd::default_script);
+    let stratus_bin = args
+        .stratus_bin
+        .clone()
+        .unwrap_or_else(stratus::default_bin);
+    let slapd_version = if args.servers.contains(&Server::Slapd) {
+        Some(tokio::task::block_in_place(|| slapd::install(&script))?)
+    } else {
+        None
+    };
+    println!(
+        "stratus-bench ldap: {cpus} CPUs, {} client threads, {} connections, each phase at most {} ops and {:.0} s",
+        args.client_threads,
+        args.connections,
+        args.count,
+        limit.as_secs_f64()
+    );
+    if let Some(v) = &slapd_version {
+        println!("slapd: {v}");
+    }
+    if args.servers.contains(&Server::Stratus) {
+        println!("stratus: {}", stratus_bin.display());
+    }
+
+    let mut reports = Vec::new();
+    for &users in &sizes {
+        let data = Dataset { users };
+        println!("\n== {users} users, {} groups ==", data.groups());
+        let mut measured = Vec::new();
+        for &server in &args.servers {
+            let runs = match server {
+                Server::Slapd => measure_slapd(&script, data, args, limit).await,
+                Server::Stratus => measure_stratus(&stratus_bin, data, args, limit).await,
+            };
+            if let Err(e) = &runs {
+                eprintln!("{}: not measured: {e}", name(server));
+            }
+            measured.push(Measured {
+                server,
+                runs: runs.map_err(|e| e.to_string()),
+            });
+        }
+        let report = table(users, args, &measured);
+        println!("{report}");
+        reports.push(report);
+    }
+    if reports.len() > 1 {
+        println!("\n== summary ==");
+        for r in &reports {
+            println!("{r}");
+        }
+    }
+    Ok(())
+}
+
+fn name(server: Server) -> &'static str {
+    match server {
+        Server::Slapd => "slapd",
+        Server::Stratus => "stratus",
+    }
+}
+
+async fn measure_slapd(
+    script: &std::path::Path,
+    data: Dataset,
+    args: &LdapArgs,
+    limit: Duration,
+) -> Result<Vec<Run>, BoxError> {
+    let (server, target) = tokio::task::block_in_place(|| slapd::start(script, data))?;
+    let runs = phases(target, data, args, limit).await;
+    tokio::task::block_in_place(|| drop(server));
+    runs
+}
+
+async fn measure_stratus(
+    bin: &std::path::Path,
+    data: Dataset,
+    args: &LdapArgs,
+    limit: Duration,
+) -> Result<Vec<Run>, BoxError> {
+    let server = tokio::task::block_in_place(|| stratus::Stratus::start(bin))?;
+    let result = match server.populate(data).await {
+        Ok(target) => phases(target, data, args, limit).await,
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| format!("{e}\nstratus log (last lines):\n{}", server.log_tail()).into())
+}
+
+/// Check the server, then run the three phases.
+async fn phases(
+    target: Target,
+    data: Dataset,
+    args: &LdapArgs,
+    limit: Duration,
+) -> Result<Vec<Run>, BoxError> {
+    let target = Arc::new(target);
+    let entry = load::check(&target, data.users).await?;
+    let mut attrs: Vec<&str> = entry.attrs.keys().map(String::as_str).collect();
+    attrs.sort_unstable();
+    println!(
+        "{}: {} serves {} with {}",
+        target.server,
+        target.url,
+        entry.dn,
+        attrs.join(" ")
+    );
+
+    let conns = args.connections;
+    let mut runs = Vec::new();
+    let search = load::run_phase(
+        "search uid=",
+        &target,
+        conns,
+        Work::Search { users: data.users },
+        args.count,
+        limit,
+    )
+    .await?;
+    runs.push(search.run);
+
+    // The same sample of users on every server: a seeded Fisher-Yates shuffle.
+    let mut order: Vec<usize> = (0..data.users).collect();
+    let mut rng = XorShift64(0x5EED_B1ED_5EED_B1ED);
+    for k in (1..order.len()).rev() {
+        order.swap(k, (rng.next() % (k as u64 + 1)) as usize);
+    }
+    order.truncate(args.bind_users.min(data.users));
+    let first = load::run_phase(
+        "bind, first",
+        &target,
+        conns,
+        Work::BindOnce {
+            order: Arc::new(order),
+        },
+        args.count,
+        limit,
+    )
+    .await?;
+    runs.push(first.run);
+    if first.bound.is_empty() {
+        return Err(format!("{}: no user bound in the first-bind phase", target.server).into());
+    }
+    let repeat = load::run_phase(
+        "bind, repeat",
+        &target,
+        conns,
+        Work::BindRandom {
+            pool: Arc::new(first.bound),
+        },
+        args.count,
+        limit,
+    )
+    .await?;
+    runs.push(repeat.run);
+    Ok(runs)
+}
+
+/// A throughput ratio with about three significant digits, down to the 1/1000s that first binds reach.
+fn ratio(x: f64) -> String {
+    if x >= 0.1 {
+        format!("{x:.2}x")
+    } else if x >= 0.01 {
+        format!("{x:.3}x")
+    } else {
+        format!("{x:.4}x")
+    }
+}
+
+fn table(users: usize, args: &LdapArgs, measured: &[Measured]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nldap, {users} users, {} connections (bind users: {})",
+        args.connections,
+        args.bind_users.min(users)
+    );
+    let _ = writeln!(
+        out,
+        "{:<14} {:<8} {:>8} {:>7} {:>10} {:>10} {:>10}  {:<5} {:>9}",
+        "phase", "server", "count", "secs", "ops/s", "p50", "p99", "stop", "vs slapd"
+    );
+    let slapd_runs = measured
+        .iter()
+        .find(|m| m.server == Server::Slapd)
+        .and_then(|m| m.runs.as_ref().ok());
+    let phase_names = ["search uid=", "bind, first", "bind, repeat"];
+    for phase in phase_names {
+        for m in measured {
+            let server = name(m.server);
+            let Ok(runs) = &m.runs else {
+                let _ = writeln!(out, "{phase:<14} {server:<8} {:>8}  not measured", "-");
+                continue;
+            };
+            let Some(r) = runs.iter().find(|r| r.name == phase) else {
+                continue;
+            };
+            let pct = |p| r.percentile(p).map_or("-".into(), format_duration);
+            let vs = match (m.server, slapd_runs) {
+                (Server::Stratus, Some(s)) => s
+                    .iter()
+                    .find(|s| s.name == phase)
+                    .map(Run::per_second)
+                    .filter(|&v| v > 0.0)
+                    .map_or("-".into(), |v| ratio(r.per_second() / v)),
+                _ => String::new(),
+            };
+            let line = format!(
+                "{phase:<14} {server:<8} {:>8} {:>7.2} {:>10.1} {:>10} {:>10}  {:<5} {vs:>9}",
+                r.done,
+                r.elapsed.as_secs_f64(),
+                r.per_second(),
+                pct(50.0),
+                pct(99.0),
+                match r.stop {
+                    Stop::Count => "count",
+                    Stop::Time => "time",
+                },
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    for m in measured {
+        if let Err(e) = &m.runs {
+            let first_line = e.lines().next().unwrap_or_default();
+            let _ = writeln!(out, "{}: {first_line}", name(m.server));
+        }
+    }
+    out
+}

@@ -1,0 +1,517 @@
+//! The directory tree as LDAP entries, built on demand from the core snapshot:
+//!
+//! ```text
+//! ""                                   rootDSE
+//! cn=Subschema                         what is served
+//! <suffix>                             organization
+//!   ou=Users,<suffix>                  organizationalUnit
+//!     uid=<username>,ou=Users,<suffix> inetOrgPerson, posixAccount, shadowAccount (+ sambaSamAccount)
+//!     cn=<group>,ou=Users,<suffix>     groupOfNames (+ posixGroup, sambaGroupMapping)
+//!   sambaDomainName=<domain>,<suffix>  sambaDomain
+//! ```
+//!
+//! Which users and groups appear, and who gets Samba attributes, are the core's rules (`Snapshot::ldap_*`).
+
+use crate::dn;
+use crate::schema::{self, AttributeType};
+use chrono::{DateTime, Utc};
+use core_directory::model::{Group, User, UserState};
+use core_directory::{Directory, Id, Snapshot};
+use std::sync::Arc;
+
+/// Vendor version reported in the rootDSE.
+pub const VENDOR_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// OIDs of what we support.
+pub const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
+pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
+pub const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
+pub const OID_PASSWD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
+
+/// An entry ready to be filtered and sent.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub dn: String,
+    pub attrs: Vec<(&'static AttributeType, Vec<String>)>,
+}
+
+impl Entry {
+    fn new(dn: String) -> Self {
+        Entry {
+            dn,
+            attrs: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, name: &str, values: Vec<String>) {
+        let values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+        if values.is_empty() {
+            return;
+        }
+        // Every name we put is in the schema table; a miss is a bug caught by the tests.
+        if let Some(at) = schema::attribute(name) {
+            self.attrs.push((at, values));
+        } else {
+            debug_assert!(false, "attribute {name} is not in the schema");
+        }
+    }
+
+    fn one(&mut self, name: &str, value: impl Into<String>) {
+        self.put(name, vec![value.into()]);
+    }
+
+    /// Values of an attribute.
+    pub fn get(&self, at: &AttributeType) -> Option<&[String]> {
+        self.attrs
+            .iter()
+            .find(|(a, _)| std::ptr::eq(*a, at))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Which entry a DN names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EntryRef {
+    RootDse,
+    Subschema,
+    Suffix,
+    UsersOu,
+    SambaDomain,
+    User(Id),
+    Group(Id),
+}
+
+/// Who is reading, as far as LDAP visibility goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    Anonymous,
+    /// An ordinary user: their own entry only.
+    User(Id),
+    /// A Bind-DN service account: everything, Samba hashes included.
+    Service(Id),
+}
+
+/// The tree over one snapshot.
+pub struct Tree<'a> {
+    pub snap: &'a Snapshot,
+    pub dir: &'a Directory,
+    pub suffix: String,
+    suffix_norm: String,
+    suffix_rdns: usize,
+}
+
+fn generalized(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%d%H%M%SZ").to_string()
+}
+
+/// A stable UUID for an entity id (12 bytes) so `entryUUID` never changes.
+fn entry_uuid(id: &Id) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_str().as_bytes());
+    let b = d.as_ref();
+    let h = data_encoding::HEXLOWER.encode(&b[..16]);
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+impl<'a> Tree<'a> {
+    pub fn new(snap: &'a Snapshot, dir: &'a Directory) -> Self {
+        let suffix = snap.org.as_ref().map_or_else(
+            || "dc=stratus,dc=local".to_string(),
+            |o| o.ldap_suffix.clone(),
+        );
+        let suffix_norm = dn::normalize(&suffix).unwrap_or_else(|| suffix.to_lowercase());
+        let suffix_rdns = dn::parse(&suffix).map_or(1, |r| r.len());
+        Tree {
+            snap,
+            dir,
+            suffix,
+            suffix_norm,
+            suffix_rdns,
+        }
+    }
+
+    pub fn users_ou(&self) -> String {
+        format!("ou=Users,{}", self.suffix)
+    }
+
+    pub fn user_dn(&self, u: &User) -> String {
+        format!(
+            "uid={},ou=Users,{}",
+            dn::escape_value(&u.username),
+            self.suffix
+        )
+    }
+
+    pub fn group_dn(&self, g: &Group) -> String {
+        format!("cn={},ou=Users,{}", dn::escape_value(&g.name), self.suffix)
+    }
+
+    fn samba_domain_dn(&self) -> Option<String> {
+        let org = self.snap.org.as_ref()?;
+        Some(format!(
+            "sambaDomainName={},{}",
+            dn::escape_value(&org.samba_domain),
+            self.suffix
+        ))
+    }
+
+    /// Resolve a DN to an entry that exists (ignoring who reads).
+    pub fn resolve(&self, text: &str) -> Option<EntryRef> {
+        let rdns = dn::parse(text)?;
+        if rdns.is_empty() {
+            return Some(EntryRef::RootDse);
+        }
+        if rdns.len() == 1
+            && rdns[0].attr == "cn"
+            && rdns[0].value.eq_ignore_ascii_case("subschema")
+        {
+            return Some(EntryRef::Subschema);
+        }
+        if rdns.len() < self.suffix_rdns
+            || dn::join(&rdns[rdns.len() - self.suffix_rdns..]) != self.suffix_norm
+        {
+            return None;
+        }
+        let local = &rdns[..rdns.len() - self.suffix_rdns];
+        match local {
+            [] => Some(EntryRef::Suffix),
+            [ou] if ou.attr == "ou" && ou.value.eq_ignore_ascii_case("users") => {
+                Some(EntryRef::UsersOu)
+            }
+            [d] if d.attr == "sambadomainname" => {
+                let org = self.snap.org.as_ref()?;
+                d.value
+                    .eq_ignore_ascii_case(&org.samba_domain)
+                    .then_some(EntryRef::SambaDomain)
+            }
+            [leaf, ou] if ou.attr == "ou" && ou.value.eq_ignore_ascii_case("users") => {
+                match leaf.attr.as_str() {
+                    "uid" => self
+                        .snap
+                        .user_by_username(&leaf.value)
+                        .filter(|u| self.snap.ldap_user_visible(u))
+                        .map(|u| EntryRef::User(u.id.clone())),
+                    "cn" => self
+                        .snap
+                        .group_by_group_name(&leaf.value)
+                        .filter(|g| self.snap.ldap_group_visible(&g.id))
+                        .map(|g| EntryRef::Group(g.id.clone())),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// May this reader use this entry as a search base? Ordinary users may search from the suffix or `ou=Users`
+    /// (applications look themselves up that way) without reading those entries.
+    pub fn traversable(&self, r: &EntryRef, reader: &Reader) -> bool {
+        self.visible_to(r, reader)
+            || (matches!(reader, Reader::User(_))
+                && matches!(r, EntryRef::Suffix | EntryRef::UsersOu))
+    }
+
+    /// May this reader see this entry at all?
+    pub fn visible_to(&self, r: &EntryRef, reader: &Reader) -> bool {
+        match (r, reader) {
+            (EntryRef::RootDse, _) => true,
+            (_, Reader::Anonymous) => false,
+            (_, Reader::Service(_)) => true,
+            (EntryRef::Subschema, Reader::User(_)) => true,
+            (EntryRef::User(id), Reader::User(me)) => id == me,
+            _ => false,
+        }
+    }
+
+    /// Children of an entry, in a stable order (users by username, then groups by name).
+    pub fn children(&self, r: &EntryRef) -> Vec<EntryRef> {
+        match r {
+            EntryRef::Suffix => {
+                let mut v = vec![EntryRef::UsersOu];
+                if self.snap.org.is_some() {
+                    v.push(EntryRef::SambaDomain);
+                }
+                v
+            }
+            EntryRef::UsersOu => {
+                let mut users: Vec<&Arc<User>> = self
+                    .snap
+                    .users
+                    .values()
+                    .filter(|u| self.snap.ldap_user_visible(u))
+                    .collect();
+                users.sort_by(|a, b| a.username.cmp(&b.username));
+                let mut groups: Vec<&Arc<Group>> = self
+                    .snap
+                    .groups
+                    .values()
+                    .filter(|g| self.snap.ldap_group_visible(&g.id))
+                    .collect();
+                groups.sort_by(|a, b| a.name.cmp(&b.name));
+                users
+                    .into_iter()
+                    .map(|u| EntryRef::User(u.id.clone()))
+                    .chain(groups.into_iter().map(|g| EntryRef::Group(g.id.clone())))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Build an entry; `None` when it has gone since it was found.
+    pub fn build(&self, r: &EntryRef, reader: &Reader) -> Option<Entry> {
+        match r {
+            EntryRef::RootDse => Some(self.root_dse()),
+            EntryRef::Subschema => Some(subschema()),
+            EntryRef::Suffix => Some(self.suffix_entry()),
+            EntryRef::UsersOu => {
+                let mut e = Entry::new(self.users_ou());
+                e.put(
+                    "objectClass",
+                    vec!["top".into(), "organizationalUnit".into()],
+                );
+                e.one("ou", "Users");
+                e.one("structuralObjectClass", "organizationalUnit");
+                e.one("hasSubordinates", "TRUE");
+                e.one("subschemaSubentry", "cn=Subschema");
+                Some(e)
+            }
+            EntryRef::SambaDomain => {
+                let org = self.snap.org.as_ref()?;
+                let mut e = Entry::new(self.samba_domain_dn()?);
+                e.put("objectClass", vec!["top".into(), "sambaDomain".into()]);
+                e.one("sambaDomainName", org.samba_domain.clone());
+                e.one("sambaSID", org.samba_sid.clone());
+                e.one("structuralObjectClass", "sambaDomain");
+                e.one("hasSubordinates", "FALSE");
+                Some(e)
+            }
+            EntryRef::User(id) => self.snap.user(id).map(|u| self.user_entry(u, reader)),
+            EntryRef::Group(id) => self.snap.group(id).map(|g| self.group_entry(g)),
+        }
+    }
+
+    fn root_dse(&self) -> Entry {
+        let mut e = Entry::new(String::new());
+        e.put("objectClass", vec!["top".into()]);
+        e.one("namingContexts", self.suffix.clone());
+        e.one("supportedLDAPVersion", "3");
+        e.put("supportedControl", vec![OID_PAGED_RESULTS.into()]);
+        e.put(
+            "supportedExtension",
+            vec![
+                OID_STARTTLS.into(),
+                OID_WHOAMI.into(),
+                OID_PASSWD_MODIFY.into(),
+            ],
+        );
+        e.one("vendorName", "Stratus");
+        e.one("vendorVersion", format!("Stratus {VENDOR_VERSION}"));
+        e.one("subschemaSubentry", "cn=Subschema");
+        e
+    }
+
+    fn suffix_entry(&self) -> Entry {
+        let mut e = Entry::new(self.suffix.clone());
+        let first = dn::parse(&self.suffix).and_then(|r| r.into_iter().next());
+        let org_name = self
+            .snap
+            .org
+            .as_ref()
+            .map_or_else(|| "Stratus".to_string(), |o| o.name.clone());
+        match first {
+            Some(r) if r.attr == "dc" => {
+                e.put(
+                    "objectClass",
+                    vec!["top".into(), "dcObject".into(), "organization".into()],
+                );
+                e.one("dc", r.value);
+                e.one("o", org_name);
+            }
+            Some(r) if r.attr == "o" => {
+                e.put("objectClass", vec!["top".into(), "organization".into()]);
+                e.one("o", r.value);
+                e.one("description", org_name);
+            }
+            _ => {
+                e.put("objectClass", vec!["top".into(), "organization".into()]);
+                e.one("o", org_name);
+            }
+        }
+        e.one("structuralObjectClass", "organization");
+        e.one("hasSubordinates", "TRUE");
+        e.one("subschemaSubentry", "cn=Subschema");
+        e
+    }
+
+    fn user_entry(&self, u: &User, reader: &Reader) -> Entry {
+        let mut e = Entry::new(self.user_dn(u));
+        let samba = self.snap.ldap_samba_user(&u.id);
+        let mut classes: Vec<String> = [
+            "top",
+            "person",
+            "organizationalPerson",
+            "inetOrgPerson",
+            "posixAccount",
+            "shadowAccount",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if samba {
+            classes.push("sambaSamAccount".into());
+        }
+        e.put("objectClass", classes);
+        let display = u.display();
+        let cn = if display.is_empty() {
+            u.username.clone()
+        } else {
+            display.clone()
+        };
+        e.one("uid", u.username.clone());
+        e.one("cn", cn.clone());
+        e.one(
+            "sn",
+            if u.lastname.is_empty() {
+                u.username.clone()
+            } else {
+                u.lastname.clone()
+            },
+        );
+        e.one("givenName", u.firstname.clone());
+        e.one("displayName", cn.clone());
+        e.one("mail", u.email.clone());
+        e.one("uidNumber", u.uid_number.to_string());
+        e.one("gidNumber", u.gid_number.to_string());
+        e.one("homeDirectory", u.home_directory.clone());
+        e.one("loginShell", u.login_shell.clone());
+        e.one("gecos", cn);
+        e.one(
+            "employeeNumber",
+            u.employment.employee_id.clone().unwrap_or_default(),
+        );
+        e.one("title", u.employment.title.clone().unwrap_or_default());
+        e.one(
+            "departmentNumber",
+            u.employment.department.clone().unwrap_or_default(),
+        );
+        e.one("telephoneNumber", u.phone.clone().unwrap_or_default());
+        let groups: Vec<String> = self
+            .snap
+            .groups_of(&u.id)
+            .filter(|g| self.snap.ldap_group_visible(&g.id))
+            .map(|g| self.group_dn(g))
+            .collect();
+        e.put("memberOf", groups);
+        if let Some(set) = u.password_set_at {
+            e.one("shadowLastChange", (set.timestamp() / 86_400).to_string());
+        }
+        if u.state == UserState::Suspended {
+            // Expired at day 1 of the epoch: PAM and sssd refuse the account.
+            e.one("shadowExpire", "1");
+        }
+        if samba {
+            let disabled = u.state != UserState::Active || u.is_locked(Utc::now());
+            e.one("sambaSID", self.snap.samba_user_sid(u).unwrap_or_default());
+            if let Some(org) = &self.snap.org {
+                e.one("sambaPrimaryGroupSID", format!("{}-513", org.samba_sid));
+            }
+            e.one(
+                "sambaAcctFlags",
+                if disabled {
+                    "[UD         ]"
+                } else {
+                    "[U          ]"
+                },
+            );
+            if let Some(set) = u.password_set_at {
+                e.one("sambaPwdLastSet", set.timestamp().to_string());
+            }
+            if matches!(reader, Reader::Service(_)) {
+                if let Some(nt) = self.dir.user_nt_hash(u) {
+                    e.one("sambaNTPassword", data_encoding::HEXUPPER.encode(&nt));
+                }
+            }
+        }
+        self.operational(&mut e, &u.id, "inetOrgPerson", u.created_at, u.updated_at);
+        e
+    }
+
+    fn group_entry(&self, g: &Group) -> Entry {
+        let mut e = Entry::new(self.group_dn(g));
+        let mut classes = vec!["top".to_string(), "groupOfNames".to_string()];
+        if g.linux_group.is_some() {
+            classes.push("posixGroup".into());
+        }
+        let samba = g.samba && g.linux_group.is_some();
+        if samba {
+            classes.push("sambaGroupMapping".into());
+        }
+        e.put("objectClass", classes);
+        e.one("cn", g.name.clone());
+        e.one("description", g.description.clone());
+        let mut members: Vec<&Arc<User>> = self
+            .snap
+            .members_of(&g.id)
+            .filter(|u| self.snap.ldap_user_visible(u))
+            .collect();
+        members.sort_by(|a, b| a.username.cmp(&b.username));
+        e.put("member", members.iter().map(|u| self.user_dn(u)).collect());
+        if let Some(lg) = &g.linux_group {
+            e.one("gidNumber", lg.gid.to_string());
+            e.put(
+                "memberUid",
+                members.iter().map(|u| u.username.clone()).collect(),
+            );
+            if samba {
+                if let Some(org) = &self.snap.org {
+                    e.one(
+                        "sambaSID",
+                        format!(
+                            "{}-{}",
+                            org.samba_sid,
+                            core_directory::snapshot::samba_group_rid(lg.gid)
+                        ),
+                    );
+                }
+                e.one("sambaGroupType", "2");
+                e.one("displayName", g.name.clone());
+            }
+        }
+        self.operational(&mut e, &g.id, "groupOfNames", g.created_at, g.updated_at);
+        e
+    }
+
+    fn operational(
+        &self,
+        e: &mut Entry,
+        id: &Id,
+        structural: &str,
+        created: DateTime<Utc>,
+        modified: DateTime<Utc>,
+    ) {
+        e.one("entryUUID", entry_uuid(id));
+        let entry_dn = e.dn.clone();
+        e.one("entryDN", entry_dn);
+        e.one("createTimestamp", generalized(created));
+        e.one("modifyTimestamp", generalized(modified));
+        e.one("structuralObjectClass", structural);
+        e.one("hasSubordinates", "FALSE");
+        e.one("subschemaSubentry", "cn=Subschema");
+    }
+}
+
+fn subschema() -> Entry {
+    let mut e = Entry::new("cn=Subschema".into());
+    e.put("objectClass", vec!["top".into(), "subschema".into()]);
+    e.one("cn", "Subschema");
+    e.put("objectClasses", schema::object_class_descriptions());
+    e.put("attributeTypes", schema::attribute_type_descriptions());
+    e.one("structuralObjectClass", "subschema");
+    e
+}

@@ -1,0 +1,370 @@
+//! The search operation (RFC 4511 §4.5): base resolution, scopes, access, filter plan and evaluation,
+//! attribute selection (`*`, `+`, `1.1`, names), typesOnly, size and time limits, and simple paged results
+//! (RFC 2696) whose cookies name a per-connection list of remaining candidates, so each entry is returned exactly
+//! once even while the directory changes.
+
+use crate::entry::{Entry, EntryRef, Reader, Tree};
+use crate::filter::{self, Candidates, Plan, Truth};
+use crate::schema;
+use core_directory::Id;
+use ldap3_proto::proto::{
+    LdapPartialAttribute, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
+};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Server-side limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Entries returned by one non-paged search at most (0 = unlimited).
+    pub size_limit: usize,
+    pub time_limit: Duration,
+    /// Filter nodes accepted.
+    pub max_filter_nodes: usize,
+    /// Largest page a client may ask for.
+    pub max_page_size: usize,
+    /// Paged searches open at once on one connection.
+    pub max_open_pages: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            size_limit: 10_000,
+            time_limit: Duration::from_secs(60),
+            max_filter_nodes: 20_000,
+            max_page_size: 10_000,
+            max_open_pages: 16,
+        }
+    }
+}
+
+/// A paged search in progress.
+pub struct PagedSearch {
+    remaining: VecDeque<EntryRef>,
+    last_used: Instant,
+}
+
+/// Per-connection paged-search state.
+#[derive(Default)]
+pub struct PagedState {
+    open: HashMap<Vec<u8>, PagedSearch>,
+}
+
+/// What a search produced.
+pub struct SearchOutcome {
+    pub entries: Vec<LdapSearchResultEntry>,
+    pub code: LdapResultCode,
+    pub message: String,
+    pub matched_dn: String,
+    /// For paged searches: the cookie to send back (empty when done).
+    pub cookie: Option<Vec<u8>>,
+}
+
+impl SearchOutcome {
+    fn error(code: LdapResultCode, message: impl Into<String>) -> Self {
+        SearchOutcome {
+            entries: Vec::new(),
+            code,
+            message: message.into(),
+            matched_dn: String::new(),
+            cookie: None,
+        }
+    }
+}
+
+/// Which attributes to return.
+struct Selection {
+    all_user: bool,
+    all_operational: bool,
+    named: Vec<&'static schema::AttributeType>,
+    none: bool,
+}
+
+impl Selection {
+    fn of(attrs: &[String]) -> Self {
+        let mut s = Selection {
+            all_user: attrs.is_empty(),
+            all_operational: false,
+            named: Vec::new(),
+            none: false,
+        };
+        for a in attrs {
+            match a.as_str() {
+                "*" => s.all_user = true,
+                "+" => s.all_operational = true,
+                "1.1" => s.none = attrs.len() == 1,
+                name => {
+                    if let Some(at) = schema::attribute(name) {
+                        s.named.push(at);
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn wants(&self, at: &schema::AttributeType) -> bool {
+        if self.none {
+            return false;
+        }
+        (if at.operational {
+            self.all_operational
+        } else {
+            self.all_user
+        }) || self.named.iter().any(|n| std::ptr::eq(*n, at))
+    }
+}
+
+fn to_wire(e: Entry, sel: &Selection, types_only: bool) -> LdapSearchResultEntry {
+    let attributes = e
+        .attrs
+        .into_iter()
+        .filter(|(at, _)| sel.wants(at))
+        .map(|(at, vals)| LdapPartialAttribute {
+            atype: at.name.to_string(),
+            vals: if types_only {
+                Vec::new()
+            } else {
+                vals.into_iter().map(String::into_bytes).collect()
+            },
+        })
+        .collect();
+    LdapSearchResultEntry {
+        dn: e.dn,
+        attributes,
+    }
+}
+
+/// Users and groups admitted by a plan and visible in LDAP.
+fn members(tree: &Tree, plan: &Plan) -> Vec<EntryRef> {
+    let snap = tree.snap;
+    let mut out = Vec::new();
+    match &plan.users {
+        Candidates::All => out.extend(
+            snap.users
+                .values()
+                .filter(|u| snap.ldap_user_visible(u))
+                .map(|u| EntryRef::User(u.id.clone())),
+        ),
+        Candidates::Only(ids) => {
+            let mut ids: Vec<&Id> = ids.iter().collect();
+            ids.sort();
+            out.extend(
+                ids.into_iter()
+                    .filter(|id| snap.user(id).is_some_and(|u| snap.ldap_user_visible(u)))
+                    .map(|id| EntryRef::User(id.clone())),
+            )
+        }
+    }
+    match &plan.groups {
+        Candidates::All => out.extend(
+            snap.groups
+                .values()
+                .filter(|g| snap.ldap_group_visible(&g.id))
+                .map(|g| EntryRef::Group(g.id.clone())),
+        ),
+        Candidates::Only(ids) => {
+            let mut ids: Vec<&Id> = ids.iter().collect();
+            ids.sort();
+            out.extend(
+                ids.into_iter()
+                    .filter(|id| snap.ldap_group_visible(id))
+                    .map(|id| EntryRef::Group(id.clone())),
+            )
+        }
+    }
+    out
+}
+
+/// Every entry the search could return, in scope, admitted by the plan and visible to the reader.
+fn candidates(
+    tree: &Tree,
+    base: &EntryRef,
+    scope: &LdapSearchScope,
+    plan: &Plan,
+    reader: &Reader,
+) -> Vec<EntryRef> {
+    let mut out = Vec::new();
+    let include_base = matches!(scope, LdapSearchScope::Base | LdapSearchScope::Subtree);
+    if include_base {
+        out.push(base.clone());
+    }
+    if !matches!(scope, LdapSearchScope::Base) {
+        let subtree = matches!(scope, LdapSearchScope::Subtree);
+        match base {
+            EntryRef::Suffix => {
+                for child in tree.children(base) {
+                    let is_ou = child == EntryRef::UsersOu;
+                    out.push(child);
+                    if is_ou && subtree {
+                        out.extend(members(tree, plan));
+                    }
+                }
+            }
+            EntryRef::UsersOu => out.extend(members(tree, plan)),
+            _ => {}
+        }
+    }
+    out.retain(|r| plan.admits(r) && tree.visible_to(r, reader));
+    out
+}
+
+/// Run one search. `paging` is the client's paged-results control (page size, cookie).
+pub fn search(
+    tree: &Tree,
+    reader: &Reader,
+    req: &LdapSearchRequest,
+    limits: &Limits,
+    paging: Option<(usize, &[u8])>,
+    paged: &mut PagedState,
+) -> SearchOutcome {
+    let started = Instant::now();
+    if filter::size(&req.filter) > limits.max_filter_nodes {
+        return SearchOutcome::error(
+            LdapResultCode::AdminLimitExceeded,
+            format!("filter has more than {} terms", limits.max_filter_nodes),
+        );
+    }
+    let Some(base) = tree.resolve(&req.base) else {
+        let mut out = SearchOutcome::error(LdapResultCode::NoSuchObject, "no such entry");
+        if crate::dn::parse(&req.base).is_none() {
+            out.code = LdapResultCode::InvalidDNSyntax;
+            out.message = "the base is not a valid DN".into();
+        }
+        return out;
+    };
+    if base == EntryRef::RootDse && !matches!(req.scope, LdapSearchScope::Base) {
+        return SearchOutcome::error(
+            LdapResultCode::NoSuchObject,
+            "the root DSE has no subordinates",
+        );
+    }
+    if *reader == Reader::Anonymous && base != EntryRef::RootDse {
+        return SearchOutcome::error(
+            LdapResultCode::InsufficentAccessRights,
+            "bind first: only the root DSE is readable anonymously",
+        );
+    }
+    if !tree.traversable(&base, reader) {
+        return SearchOutcome::error(LdapResultCode::NoSuchObject, "no such entry");
+    }
+    let selection = Selection::of(&req.attrs);
+    let client_limit = usize::try_from(req.sizelimit).unwrap_or(0);
+    let client_time = Duration::from_secs(u64::try_from(req.timelimit).unwrap_or(0));
+    let time_limit = if client_time.is_zero() {
+        limits.time_limit
+    } else {
+        client_time.min(limits.time_limit)
+    };
+
+    // The candidate list: fresh, or the rest of a paged search.
+    let (mut queue, page_size, cookie_in) = match paging {
+        Some((size, cookie)) if !cookie.is_empty() => {
+            let Some(state) = paged.open.remove(cookie) else {
+                return SearchOutcome::error(
+                    LdapResultCode::UnwillingToPerform,
+                    "the paged results cookie is not valid on this connection",
+                );
+            };
+            if size == 0 {
+                // RFC 2696 §3: a zero size abandons the paged search.
+                return SearchOutcome {
+                    cookie: Some(Vec::new()),
+                    ..SearchOutcome::error(LdapResultCode::Success, "")
+                };
+            }
+            (
+                state.remaining,
+                Some(size.min(limits.max_page_size)),
+                Some(cookie.to_vec()),
+            )
+        }
+        Some((size, _)) => {
+            let plan = filter::plan(&req.filter, tree);
+            (
+                candidates(tree, &base, &req.scope, &plan, reader).into(),
+                Some(size.clamp(1, limits.max_page_size)),
+                None,
+            )
+        }
+        None => {
+            let plan = filter::plan(&req.filter, tree);
+            (
+                candidates(tree, &base, &req.scope, &plan, reader).into(),
+                None,
+                None,
+            )
+        }
+    };
+
+    let limit = match (page_size, client_limit, limits.size_limit) {
+        (Some(p), _, _) => p,
+        (None, 0, 0) => usize::MAX,
+        (None, 0, s) | (None, s, 0) => s,
+        (None, c, s) => c.min(s),
+    };
+    let mut entries = Vec::new();
+    let mut code = LdapResultCode::Success;
+    let mut message = String::new();
+    let mut checked = 0usize;
+    while let Some(r) = queue.pop_front() {
+        checked += 1;
+        if checked.is_multiple_of(256) && started.elapsed() > time_limit {
+            code = LdapResultCode::TimeLimitExceeded;
+            message = "time limit reached".into();
+            queue.clear();
+            break;
+        }
+        let Some(entry) = tree.build(&r, reader) else {
+            continue;
+        };
+        if filter::eval(&req.filter, &entry) != Truth::True {
+            continue;
+        }
+        if entries.len() >= limit {
+            if page_size.is_some() {
+                // The next page starts with this entry.
+                queue.push_front(r);
+            } else {
+                code = LdapResultCode::SizeLimitExceeded;
+                message = format!("size limit of {limit} entries reached");
+                queue.clear();
+            }
+            break;
+        }
+        entries.push(to_wire(entry, &selection, req.typesonly));
+    }
+    let cookie = page_size.map(|_| {
+        if queue.is_empty() {
+            Vec::new()
+        } else {
+            if paged.open.len() >= limits.max_open_pages {
+                if let Some(oldest) = paged
+                    .open
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_used)
+                    .map(|(k, _)| k.clone())
+                {
+                    paged.open.remove(&oldest);
+                }
+            }
+            let cookie = cookie_in.unwrap_or_else(|| core_directory::crypto::random_bytes(12));
+            paged.open.insert(
+                cookie.clone(),
+                PagedSearch {
+                    remaining: queue,
+                    last_used: Instant::now(),
+                },
+            );
+            cookie
+        }
+    });
+    SearchOutcome {
+        entries,
+        code,
+        message,
+        matched_dn: String::new(),
+        cookie,
+    }
+}

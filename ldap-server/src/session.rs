@@ -1,0 +1,619 @@
+//! One LDAP connection: framing (bounded PDUs), idle timeouts, StartTLS, and the session state machine —
+//! anonymous until a successful simple bind, then bound as an ordinary user or a Bind-DN service account.
+//! Operations are answered in order; a failed write ends the connection.
+
+use crate::codec::GuardedCodec;
+use crate::entry::{EntryRef, Reader, Tree, OID_PASSWD_MODIFY, OID_STARTTLS, OID_WHOAMI};
+use crate::schema;
+use crate::search::{self, PagedState};
+use crate::Shared;
+use core_directory::events::{Event, Service};
+use core_directory::model::Resource;
+use core_directory::{Actor, AuthOutcome, AuthRequest, DirectoryError};
+use futures_util::{SinkExt, StreamExt};
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_util::codec::Framed;
+use tokio_util::either::Either;
+
+/// A connection's transport: plain TCP, or TLS (LDAPS, or after StartTLS).
+pub type Transport = Either<TcpStream, TlsStream<TcpStream>>;
+
+/// OID of the unsolicited Notice of Disconnection (RFC 4511 §4.4.1).
+const OID_NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
+/// Idle limit before a successful bind.
+const ANONYMOUS_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn result(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
+    LdapResult {
+        code,
+        matcheddn: String::new(),
+        message: message.into(),
+        referral: Vec::new(),
+    }
+}
+
+fn reply(msgid: i32, op: LdapOp) -> LdapMsg {
+    LdapMsg {
+        msgid,
+        op,
+        ctrl: Vec::new(),
+    }
+}
+
+fn notice(message: &str) -> LdapMsg {
+    reply(
+        0,
+        LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res: result(LdapResultCode::ProtocolError, message),
+            name: Some(OID_NOTICE_OF_DISCONNECTION.into()),
+            value: None,
+        }),
+    )
+}
+
+/// What the loop does after an operation.
+enum Next {
+    Send(Vec<LdapMsg>),
+    StartTls(LdapMsg),
+    /// Send a last message, then close.
+    Final(LdapMsg),
+    Close,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    tls: bool,
+    reader: Reader,
+    bound_dn: String,
+    paged: PagedState,
+}
+
+/// Serve one connection until it closes, idles out, or the server stops.
+pub async fn serve(stream: Transport, peer: SocketAddr, shared: Arc<Shared>) {
+    let tls = matches!(stream, Either::Right(_));
+    let mut framed = Framed::new(stream, GuardedCodec::new(shared.settings.max_pdu_bytes));
+    let mut shutdown = shared.shutdown.clone();
+    let mut s = Session {
+        shared: Arc::clone(&shared),
+        peer,
+        tls,
+        reader: Reader::Anonymous,
+        bound_dn: String::new(),
+        paged: PagedState::default(),
+    };
+    loop {
+        let idle = if s.reader == Reader::Anonymous {
+            ANONYMOUS_IDLE.min(shared.settings.idle_timeout)
+        } else {
+            shared.settings.idle_timeout
+        };
+        let next = tokio::select! {
+            n = tokio::time::timeout(idle, framed.next()) => n,
+            _ = shutdown.changed() => break,
+        };
+        let msg = match next {
+            Err(_) | Ok(None) => break,
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => {
+                // Malformed, oversized or undecodable PDU: the message id is unknown, so disconnect with a notice.
+                s.record(
+                    "ldap_protocol_error",
+                    false,
+                    &format!("undecodable request: {e}"),
+                )
+                .await;
+                let _ = framed.send(notice("malformed or oversized request")).await;
+                break;
+            }
+        };
+        match s.handle(msg).await {
+            Next::Send(replies) => {
+                let mut ok = true;
+                for r in replies {
+                    if framed.feed(r).await.is_err() {
+                        ok = false;
+                        break;
+                    }
+                }
+                if !ok || framed.flush().await.is_err() {
+                    break;
+                }
+            }
+            Next::Close => break,
+            Next::Final(r) => {
+                let _ = framed.send(r).await;
+                break;
+            }
+            Next::StartTls(r) => {
+                if framed.send(r).await.is_err() {
+                    break;
+                }
+                let parts = framed.into_parts();
+                // Bytes already buffered after the StartTLS request would be plaintext smuggled into the TLS session.
+                if !parts.read_buf.is_empty() {
+                    return;
+                }
+                let (Either::Left(tcp), Some(acceptor)) = (parts.io, shared.tls.clone()) else {
+                    return;
+                };
+                match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(t)) => {
+                        s.tls = true;
+                        framed = Framed::new(
+                            Either::Right(t),
+                            GuardedCodec::new(shared.settings.max_pdu_bytes),
+                        );
+                    }
+                    _ => return,
+                }
+            }
+        }
+    }
+}
+
+impl Session {
+    async fn record(&self, event_type: &str, success: bool, reason: &str) {
+        let mut e = Event::new(Service::Ldap, event_type, success).client(Some(self.peer.ip()));
+        if !self.bound_dn.is_empty() {
+            e = e.actor(self.bound_dn.clone());
+        }
+        if !reason.is_empty() {
+            e = e.reason(reason);
+        }
+        self.shared.dir.record(e).await;
+    }
+
+    fn critical_unsupported(ctrl: &[LdapControl]) -> bool {
+        ctrl.iter().any(|c| match c {
+            LdapControl::SimplePagedResults { .. } | LdapControl::ManageDsaIT { .. } => false,
+            LdapControl::Unknown { criticality, .. }
+            | LdapControl::SyncRequest { criticality, .. }
+            | LdapControl::PasswordPolicyRequest { criticality }
+            | LdapControl::SearchOptions { criticality, .. }
+            | LdapControl::ShowDeleted { criticality }
+            | LdapControl::SdFlags { criticality, .. }
+            | LdapControl::ExtendedDn { criticality, .. } => *criticality,
+            // Sorting and the remaining response-only controls are never critical requests we honour.
+            _ => false,
+        })
+    }
+
+    async fn handle(&mut self, msg: LdapMsg) -> Next {
+        let id = msg.msgid;
+        if Self::critical_unsupported(&msg.ctrl) {
+            let code = LdapResultCode::UnavailableCriticalExtension;
+            let text = "a critical control is not supported";
+            return Next::Send(vec![match msg.op {
+                LdapOp::SearchRequest(_) => reply(id, LdapOp::SearchResultDone(result(code, text))),
+                LdapOp::BindRequest(_) => reply(
+                    id,
+                    LdapOp::BindResponse(LdapBindResponse {
+                        res: result(code, text),
+                        saslcreds: None,
+                    }),
+                ),
+                _ => reply(
+                    id,
+                    LdapOp::ExtendedResponse(LdapExtendedResponse {
+                        res: result(code, text),
+                        name: None,
+                        value: None,
+                    }),
+                ),
+            }]);
+        }
+        match msg.op {
+            LdapOp::BindRequest(req) => Next::Send(vec![self.bind(id, req).await]),
+            LdapOp::UnbindRequest => Next::Close,
+            LdapOp::SearchRequest(req) => Next::Send(self.search(id, &req, &msg.ctrl).await),
+            LdapOp::CompareRequest(req) => Next::Send(vec![self.compare(id, &req).await]),
+            LdapOp::AbandonRequest(_) => Next::Send(Vec::new()),
+            LdapOp::ExtendedRequest(req) => self.extended(id, req).await,
+            LdapOp::AddRequest(_) => {
+                Next::Send(vec![self.refuse_write(id, LdapOp::AddResponse).await])
+            }
+            LdapOp::ModifyRequest(_) => {
+                Next::Send(vec![self.refuse_write(id, LdapOp::ModifyResponse).await])
+            }
+            LdapOp::DelRequest(_) => {
+                Next::Send(vec![self.refuse_write(id, LdapOp::DelResponse).await])
+            }
+            LdapOp::ModifyDNRequest(_) => {
+                Next::Send(vec![self.refuse_write(id, LdapOp::ModifyDNResponse).await])
+            }
+            _ => {
+                self.record(
+                    "ldap_protocol_error",
+                    false,
+                    "a response or unknown operation was sent to the server",
+                )
+                .await;
+                Next::Final(notice("unexpected operation"))
+            }
+        }
+    }
+
+    async fn refuse_write(&self, id: i32, op: fn(LdapResult) -> LdapOp) -> LdapMsg {
+        self.record("ldap_write", false, "LDAP is read-only; writes are refused")
+            .await;
+        reply(
+            id,
+            op(result(
+                LdapResultCode::UnwillingToPerform,
+                "the directory is managed through the Stratus API",
+            )),
+        )
+    }
+
+    async fn bind(&mut self, id: i32, req: LdapBindRequest) -> LdapMsg {
+        let respond = |code, text: &str| {
+            reply(
+                id,
+                LdapOp::BindResponse(LdapBindResponse {
+                    res: result(code, text),
+                    saslcreds: None,
+                }),
+            )
+        };
+        // Any bind attempt first drops the current identity (RFC 4513 §5).
+        self.reader = Reader::Anonymous;
+        self.bound_dn.clear();
+        self.paged = PagedState::default();
+        if req.version != 3 {
+            return respond(LdapResultCode::ProtocolError, "only LDAPv3 is supported");
+        }
+        let password = match req.cred {
+            LdapBindCred::Simple(pw) => pw,
+            _ => {
+                self.record("ldap_bind", false, "SASL bind attempted").await;
+                return respond(
+                    LdapResultCode::AuthMethodNotSupported,
+                    "only simple bind is supported",
+                );
+            }
+        };
+        if req.dn.is_empty() && password.is_empty() {
+            self.record("ldap_bind", false, "anonymous bind refused")
+                .await;
+            return respond(
+                LdapResultCode::InappropriateAuthentication,
+                "anonymous bind is not allowed",
+            );
+        }
+        if password.is_empty() {
+            self.record(
+                "ldap_bind",
+                false,
+                "unauthenticated bind (DN without password) refused",
+            )
+            .await;
+            return respond(
+                LdapResultCode::UnwillingToPerform,
+                "unauthenticated bind is not allowed",
+            );
+        }
+        let snap = self.shared.dir.snapshot();
+        let tree = Tree::new(&snap, &self.shared.dir);
+        // The username is the uid of a DN under ou=Users; anything else authenticates as an unknown name, so every
+        // failure looks alike and is recorded by the core.
+        let username = crate::dn::parse(&req.dn)
+            .filter(|rdns| {
+                rdns.len() > 1
+                    && rdns[0].attr == "uid"
+                    && crate::dn::normalize(&req.dn).is_some_and(|n| {
+                        n.ends_with(&crate::dn::normalize(&tree.users_ou()).unwrap_or_default())
+                    })
+            })
+            .map(|rdns| rdns[0].value.clone())
+            .unwrap_or_else(|| req.dn.clone());
+        let outcome = self
+            .shared
+            .dir
+            .authenticate(AuthRequest {
+                username,
+                password,
+                otp: None,
+                service: Service::Ldap,
+                resource: Some(Resource::Ldap),
+                client_ip: Some(self.peer.ip()),
+            })
+            .await;
+        match outcome {
+            Ok(AuthOutcome::Allow(grant)) => {
+                let user = &grant.user;
+                self.reader = if core_directory::access::ldap_service_account(user) {
+                    Reader::Service(user.id.clone())
+                } else {
+                    Reader::User(user.id.clone())
+                };
+                self.bound_dn = tree.user_dn(user);
+                respond(LdapResultCode::Success, "")
+            }
+            Ok(_) => respond(LdapResultCode::InvalidCredentials, "invalid credentials"),
+            Err(e) => {
+                tracing::error!(error = %e, "bind failed internally");
+                respond(LdapResultCode::OperationsError, "internal error")
+            }
+        }
+    }
+
+    async fn search(
+        &mut self,
+        id: i32,
+        req: &LdapSearchRequest,
+        ctrl: &[LdapControl],
+    ) -> Vec<LdapMsg> {
+        let paging = ctrl.iter().find_map(|c| match c {
+            LdapControl::SimplePagedResults { size, cookie } => {
+                Some((usize::try_from(*size).unwrap_or(0), cookie.clone()))
+            }
+            _ => None,
+        });
+        let snap = self.shared.dir.snapshot();
+        let tree = Tree::new(&snap, &self.shared.dir);
+        let outcome = search::search(
+            &tree,
+            &self.reader,
+            req,
+            &self.shared.settings.limits,
+            paging.as_ref().map(|(s, c)| (*s, c.as_slice())),
+            &mut self.paged,
+        );
+        if !matches!(
+            outcome.code,
+            LdapResultCode::Success
+                | LdapResultCode::SizeLimitExceeded
+                | LdapResultCode::NoSuchObject
+        ) {
+            self.record(
+                "ldap_search",
+                false,
+                &format!("{:?}: {}", outcome.code, outcome.message),
+            )
+            .await;
+        }
+        let mut out: Vec<LdapMsg> = outcome
+            .entries
+            .into_iter()
+            .map(|e| reply(id, LdapOp::SearchResultEntry(e)))
+            .collect();
+        let mut done = reply(
+            id,
+            LdapOp::SearchResultDone(LdapResult {
+                code: outcome.code,
+                matcheddn: outcome.matched_dn,
+                message: outcome.message,
+                referral: Vec::new(),
+            }),
+        );
+        if let Some(cookie) = outcome.cookie {
+            done.ctrl
+                .push(LdapControl::SimplePagedResults { size: 0, cookie });
+        }
+        out.push(done);
+        out
+    }
+
+    async fn compare(&self, id: i32, req: &LdapCompareRequest) -> LdapMsg {
+        let respond = |code, text: &str| reply(id, LdapOp::CompareResult(result(code, text)));
+        if self.reader == Reader::Anonymous {
+            return respond(LdapResultCode::InsufficentAccessRights, "bind first");
+        }
+        let snap = self.shared.dir.snapshot();
+        let tree = Tree::new(&snap, &self.shared.dir);
+        let Some(target) = tree
+            .resolve(&req.dn)
+            .filter(|r| tree.visible_to(r, &self.reader))
+        else {
+            return respond(LdapResultCode::NoSuchObject, "no such entry");
+        };
+        if req.atype.eq_ignore_ascii_case("userPassword") {
+            return respond(
+                LdapResultCode::InsufficentAccessRights,
+                "passwords cannot be compared",
+            );
+        }
+        let Some(at) = schema::attribute(&req.atype) else {
+            return respond(
+                LdapResultCode::UndefinedAttributeType,
+                "unknown attribute type",
+            );
+        };
+        let Some(entry) = tree.build(&target, &self.reader) else {
+            return respond(LdapResultCode::NoSuchObject, "no such entry");
+        };
+        let Some(values) = entry.get(at) else {
+            return respond(
+                LdapResultCode::NoSuchAttribute,
+                "the entry has no such attribute",
+            );
+        };
+        let asserted = String::from_utf8_lossy(&req.val).into_owned();
+        let probe = ldap3_proto::proto::LdapFilter::Equality(at.name.into(), asserted);
+        let one = crate::entry::Entry {
+            dn: entry.dn.clone(),
+            attrs: vec![(at, values.to_vec())],
+        };
+        match crate::filter::eval(&probe, &one) {
+            crate::filter::Truth::True => respond(LdapResultCode::CompareTrue, ""),
+            crate::filter::Truth::False => respond(LdapResultCode::CompareFalse, ""),
+            crate::filter::Truth::Undefined => respond(
+                LdapResultCode::InvalidAttributeSyntax,
+                "the value does not fit the attribute's syntax",
+            ),
+        }
+    }
+
+    async fn extended(&mut self, id: i32, req: LdapExtendedRequest) -> Next {
+        let respond = |code, text: &str, name: Option<&str>, value: Option<Vec<u8>>| {
+            reply(
+                id,
+                LdapOp::ExtendedResponse(LdapExtendedResponse {
+                    res: result(code, text),
+                    name: name.map(str::to_string),
+                    value,
+                }),
+            )
+        };
+        match req.name.as_str() {
+            OID_STARTTLS => {
+                if self.tls {
+                    Next::Send(vec![respond(
+                        LdapResultCode::OperationsError,
+                        "TLS is already active",
+                        Some(OID_STARTTLS),
+                        None,
+                    )])
+                } else if self.shared.tls.is_none() {
+                    Next::Send(vec![respond(
+                        LdapResultCode::Unavailable,
+                        "TLS is not configured",
+                        Some(OID_STARTTLS),
+                        None,
+                    )])
+                } else {
+                    Next::StartTls(respond(
+                        LdapResultCode::Success,
+                        "",
+                        Some(OID_STARTTLS),
+                        None,
+                    ))
+                }
+            }
+            OID_WHOAMI => {
+                let authz = if self.bound_dn.is_empty() {
+                    String::new()
+                } else {
+                    format!("dn:{}", self.bound_dn)
+                };
+                Next::Send(vec![respond(
+                    LdapResultCode::Success,
+                    "",
+                    None,
+                    Some(authz.into_bytes()),
+                )])
+            }
+            OID_PASSWD_MODIFY => Next::Send(vec![self.password_modify(id, &req).await]),
+            other => {
+                self.record(
+                    "ldap_extended",
+                    false,
+                    &format!("unknown extended operation {other}"),
+                )
+                .await;
+                Next::Send(vec![respond(
+                    LdapResultCode::ProtocolError,
+                    "unsupported extended operation",
+                    None,
+                    None,
+                )])
+            }
+        }
+    }
+
+    /// RFC 3062: a bound user changes their own password, giving the old one; the policy applies.
+    async fn password_modify(&mut self, id: i32, req: &LdapExtendedRequest) -> LdapMsg {
+        // No responseValue: we never generate passwords (RFC 3062 §2 makes the value optional).
+        let respond = |code, text: &str| {
+            reply(
+                id,
+                LdapOp::ExtendedResponse(LdapExtendedResponse {
+                    res: result(code, text),
+                    name: None,
+                    value: None,
+                }),
+            )
+        };
+        let me = match &self.reader {
+            Reader::User(id) | Reader::Service(id) => id.clone(),
+            Reader::Anonymous => {
+                return respond(LdapResultCode::InsufficentAccessRights, "bind first")
+            }
+        };
+        let Ok(pm) = LdapPasswordModifyRequest::try_from(req) else {
+            return respond(
+                LdapResultCode::ProtocolError,
+                "malformed password modify request",
+            );
+        };
+        let snap = self.shared.dir.snapshot();
+        let Some(user) = snap.user(&me).cloned() else {
+            return respond(LdapResultCode::NoSuchObject, "no such entry");
+        };
+        let tree = Tree::new(&snap, &self.shared.dir);
+        if let Some(identity) = pm.user_identity.as_deref() {
+            let own = identity.strip_prefix("dn:").unwrap_or(identity);
+            let same = matches!(tree.resolve(own), Some(EntryRef::User(ref u)) if *u == me)
+                || identity
+                    .strip_prefix("u:")
+                    .is_some_and(|u| u.eq_ignore_ascii_case(&user.username));
+            if !same {
+                self.record(
+                    "ldap_password_modify",
+                    false,
+                    "attempt to change another user's password",
+                )
+                .await;
+                return respond(
+                    LdapResultCode::InsufficentAccessRights,
+                    "you may change only your own password",
+                );
+            }
+        }
+        let (Some(old), Some(new)) = (pm.old_password, pm.new_password) else {
+            return respond(
+                LdapResultCode::UnwillingToPerform,
+                "give the old and the new password; generated passwords are not offered",
+            );
+        };
+        let check = self
+            .shared
+            .dir
+            .authenticate(AuthRequest {
+                username: user.username.clone(),
+                password: old,
+                otp: None,
+                service: Service::Ldap,
+                resource: Some(Resource::Ldap),
+                client_ip: Some(self.peer.ip()),
+            })
+            .await;
+        if !matches!(check, Ok(AuthOutcome::Allow(_))) {
+            return respond(
+                LdapResultCode::InvalidCredentials,
+                "the old password is not correct",
+            );
+        }
+        let actor = Actor {
+            admin_id: None,
+            label: user.username.clone(),
+            via: Some("ldap".into()),
+            role: core_directory::model::AdminRole::ReadOnly,
+            service: Service::Ldap,
+            client_ip: Some(self.peer.ip()),
+        };
+        match self
+            .shared
+            .dir
+            .change_password(&actor, &me, &new, "password_change")
+            .await
+        {
+            Ok(_) => respond(LdapResultCode::Success, ""),
+            Err(DirectoryError::PasswordPolicy(v)) => {
+                respond(LdapResultCode::ConstraintViolation, &v.message)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "password modify failed");
+                respond(LdapResultCode::OperationsError, "internal error")
+            }
+        }
+    }
+}
