@@ -60,6 +60,9 @@ pub enum Users {
         /// Initial password (checked against the policy); omit for a pending password.
         #[arg(long, env = "STRATUS_NEW_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// A service account that may search LDAP ("Bind DN").
+        #[arg(long)]
+        ldap_bind_dn: bool,
     },
     List {
         #[arg(long)]
@@ -307,9 +310,10 @@ async fn users(c: &Client, cmd: Users) -> Result<(), CliError> {
             firstname,
             lastname,
             password,
+            ldap_bind_dn,
         } => {
             let body = json!({"username": username, "email": email, "firstname": firstname,
-                              "lastname": lastname, "password": password});
+                              "lastname": lastname, "password": password, "ldap_bind_dn": ldap_bind_dn});
             c.call(Method::POST, "/users", Some(body)).await?
         }
         Users::List { search } => {
