@@ -49,15 +49,14 @@ impl Server {
     /// Start on an existing (or new) data dir.
     pub async fn start_in(dir: &Path, opts: Start) -> Server {
         let bin = env!("CARGO_BIN_EXE_stratus");
-        let mut cmd = match &opts.faketime {
-            Some(offset) => {
-                let mut c = Command::new("faketime");
-                c.arg("-f").arg(offset).arg(bin);
-                c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-                c
-            }
-            None => Command::new(bin),
-        };
+        // The clock is moved by preloading libfaketime into the server itself (not through the `faketime`
+        // wrapper, which would leave the server a grandchild that a test cannot kill).
+        let mut cmd = Command::new(bin);
+        if let Some(offset) = &opts.faketime {
+            cmd.env("LD_PRELOAD", libfaketime())
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -86,7 +85,7 @@ impl Server {
         }
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} (faketime installed?): {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         let out = child.stdout.take().expect("stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -101,14 +100,15 @@ impl Server {
                 }
             });
         }
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "server did not announce its address; log: {}",
-                    dir.with_extension("log").display()
-                )
-            });
+        let Ok(url) = rx.recv_timeout(Duration::from_secs(60)) else {
+            // Never leave a half-started server behind a failed test.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "server did not announce its address; log: {}",
+                dir.with_extension("log").display()
+            );
+        };
         let announced = |name: &str| {
             let prefix = format!("stratus: listening {name}=");
             lines
@@ -260,6 +260,17 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// libfaketime from Debian's libfaketime package (installed with faketime by scripts/test).
+fn libfaketime() -> PathBuf {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists());
+    found.expect("libfaketime is installed (scripts/test installs faketime)")
 }
 
 /// The current TOTP code for a base32 secret, computed by oathtool (an independent implementation).
