@@ -88,6 +88,11 @@ pub fn ldap_service_account(user: &crate::model::User) -> bool {
     user.ldap_bind_dn
 }
 
+/// LDAP: whether `reader` may read (and compare) the entry of the user `target`.
+pub fn ldap_may_read_user(reader: &crate::model::User, target: &Id) -> bool {
+    ldap_service_account(reader) || reader.id == *target
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use crate::dn;
 use crate::schema::{self, AttributeType};
 use chrono::{DateTime, Utc};
 use core_directory::model::{Group, User, UserState};
-use core_directory::{Directory, Id, Snapshot};
+use core_directory::{access, Directory, Id, Snapshot};
 use std::sync::Arc;
 
 /// Vendor version reported in the rootDSE.
@@ -80,14 +80,12 @@ pub enum EntryRef {
     Group(Id),
 }
 
-/// Who is reading, as far as LDAP visibility goes.
+/// Who is reading. What a bound user may see is the core's rule (`access::ldap_*`), applied to the user as the
+/// current snapshot has them, so a change of their Bind-DN flag takes effect at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reader {
     Anonymous,
-    /// An ordinary user: their own entry only.
-    User(Id),
-    /// A Bind-DN service account: everything, Samba hashes included.
-    Service(Id),
+    Bound(Id),
 }
 
 /// The tree over one snapshot.
@@ -208,23 +206,29 @@ impl<'a> Tree<'a> {
         }
     }
 
+    fn reader_user(&self, reader: &Reader) -> Option<&Arc<User>> {
+        match reader {
+            Reader::Bound(id) => self.snap.user(id),
+            Reader::Anonymous => None,
+        }
+    }
+
     /// May this reader use this entry as a search base? Ordinary users may search from the suffix or `ou=Users`
     /// (applications look themselves up that way) without reading those entries.
     pub fn traversable(&self, r: &EntryRef, reader: &Reader) -> bool {
         self.visible_to(r, reader)
-            || (matches!(reader, Reader::User(_))
+            || (self.reader_user(reader).is_some()
                 && matches!(r, EntryRef::Suffix | EntryRef::UsersOu))
     }
 
     /// May this reader see this entry at all?
     pub fn visible_to(&self, r: &EntryRef, reader: &Reader) -> bool {
-        match (r, reader) {
+        match (r, self.reader_user(reader)) {
             (EntryRef::RootDse, _) => true,
-            (_, Reader::Anonymous) => false,
-            (_, Reader::Service(_)) => true,
-            (EntryRef::Subschema, Reader::User(_)) => true,
-            (EntryRef::User(id), Reader::User(me)) => id == me,
-            _ => false,
+            (_, None) => false,
+            (EntryRef::Subschema, Some(_)) => true,
+            (EntryRef::User(id), Some(me)) => access::ldap_may_read_user(me, id),
+            (_, Some(me)) => access::ldap_service_account(me),
         }
     }
 
@@ -432,7 +436,10 @@ impl<'a> Tree<'a> {
             if let Some(set) = u.password_set_at {
                 e.one("sambaPwdLastSet", set.timestamp().to_string());
             }
-            if matches!(reader, Reader::Service(_)) {
+            if self
+                .reader_user(reader)
+                .is_some_and(|me| access::ldap_service_account(me))
+            {
                 if let Some(nt) = self.dir.user_nt_hash(u) {
                     e.one("sambaNTPassword", data_encoding::HEXUPPER.encode(&nt));
                 }

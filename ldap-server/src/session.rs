@@ -328,13 +328,8 @@ impl Session {
             .await;
         match outcome {
             Ok(AuthOutcome::Allow(grant)) => {
-                let user = &grant.user;
-                self.reader = if core_directory::access::ldap_service_account(user) {
-                    Reader::Service(user.id.clone())
-                } else {
-                    Reader::User(user.id.clone())
-                };
-                self.bound_dn = tree.user_dn(user);
+                self.reader = Reader::Bound(grant.user.id.clone());
+                self.bound_dn = tree.user_dn(&grant.user);
                 respond(LdapResultCode::Success, "")
             }
             Ok(_) => respond(LdapResultCode::InvalidCredentials, "invalid credentials"),
@@ -533,7 +528,7 @@ impl Session {
             )
         };
         let me = match &self.reader {
-            Reader::User(id) | Reader::Service(id) => id.clone(),
+            Reader::Bound(id) => id.clone(),
             Reader::Anonymous => {
                 return respond(LdapResultCode::InsufficentAccessRights, "bind first")
             }

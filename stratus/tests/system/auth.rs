@@ -5,24 +5,10 @@ use crate::harness::{oathtool, Server, Start};
 use reqwest::StatusCode;
 use serde_json::json;
 
-async fn lockout_after(s: &Server, failures: u32, lock_minutes: u32) {
-    let (_, mut policy) = s.get("/settings/password-policy").await;
-    policy["lockout"] =
-        json!({"enabled": true, "max_failures": failures, "lock_minutes": lock_minutes});
-    let (st, p) = s
-        .call(
-            reqwest::Method::PUT,
-            "/api/v1/settings/password-policy",
-            Some(policy),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{p}");
-}
-
 #[tokio::test]
 async fn lockout_after_n_failures_until_admin_unlock() {
     let s = Server::start().await;
-    lockout_after(&s, 3, 0).await;
+    s.lockout(3, 0).await;
     let id = s.user("hank", Some("Right-Password-1")).await;
     assert_eq!(
         s.portal_login("hank", "Right-Password-1", None).await.0,
@@ -74,7 +60,7 @@ async fn lockout_after_n_failures_until_admin_unlock() {
 #[tokio::test]
 async fn timed_lock_expires_and_counter_restarts() {
     let s = Server::start().await;
-    lockout_after(&s, 2, 1).await;
+    s.lockout(2, 1).await;
     s.user("ivy", Some("Right-Password-1")).await;
     for _ in 0..2 {
         s.portal_login("ivy", "Wrong-Password-1", None).await;
@@ -195,14 +181,7 @@ async fn suspended_staged_and_pending_users_cannot_log_in() {
 #[tokio::test]
 async fn password_expires_after_the_policy_age() {
     let s = Server::start().await;
-    let (_, mut policy) = s.get("/settings/password-policy").await;
-    policy["max_age_days"] = json!(30);
-    s.call(
-        reqwest::Method::PUT,
-        "/api/v1/settings/password-policy",
-        Some(policy),
-    )
-    .await;
+    s.update_policy(|p| p["max_age_days"] = json!(30)).await;
     let id = s.user("mia", Some("Right-Password-1")).await;
     assert_eq!(
         s.portal_login("mia", "Right-Password-1", None).await.0,

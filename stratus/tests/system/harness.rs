@@ -210,6 +210,29 @@ impl Server {
             .await
     }
 
+    /// Change the password policy with `edit`; the change must be accepted. Returns the stored policy.
+    pub async fn update_policy(&self, edit: impl FnOnce(&mut Value)) -> Value {
+        let (_, mut policy) = self.get("/settings/password-policy").await;
+        edit(&mut policy);
+        let (st, stored) = self
+            .call(
+                Method::PUT,
+                "/api/v1/settings/password-policy",
+                Some(policy),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{stored}");
+        stored
+    }
+
+    /// Lock accounts after `failures` failures for `minutes` (0 = until an admin unlocks).
+    pub async fn lockout(&self, failures: u32, minutes: u32) {
+        self.update_policy(|p| {
+            p["lockout"] = serde_json::json!({"enabled": true, "max_failures": failures, "lock_minutes": minutes})
+        })
+        .await;
+    }
+
     /// Portal login; returns status and body.
     pub async fn portal_login(
         &self,

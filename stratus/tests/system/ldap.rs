@@ -443,14 +443,7 @@ async fn every_failed_bind_is_invalid_credentials_and_recorded() {
 #[tokio::test]
 async fn ldap_failures_lock_the_account_everywhere() {
     let f = fixture().await;
-    let (_, mut policy) = f.s.get("/settings/password-policy").await;
-    policy["lockout"] = json!({"enabled": true, "max_failures": 3, "lock_minutes": 0});
-    f.s.call(
-        reqwest::Method::PUT,
-        "/api/v1/settings/password-policy",
-        Some(policy),
-    )
-    .await;
+    f.s.lockout(3, 0).await;
     for _ in 0..3 {
         f.tool(
             "ldapwhoami",
