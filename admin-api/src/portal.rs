@@ -95,6 +95,7 @@ async fn login(
             service: Service::Portal,
             resource: None,
             client_ip: ip,
+            session: None,
         })
         .await?;
     match outcome {
@@ -166,6 +167,7 @@ async fn change_password(
             service: Service::Portal,
             resource: None,
             client_ip: ip,
+            session: None,
         })
         .await?;
     match check {

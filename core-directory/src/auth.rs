@@ -26,6 +26,9 @@ pub struct AuthRequest {
     /// What is being reached; `None` is the user portal itself.
     pub resource: Option<Resource>,
     pub client_ip: Option<IpAddr>,
+    /// An id the protocol gives this login (the RADIUS Class), recorded with its event so later records —
+    /// accounting — can be tied to it.
+    pub session: Option<String>,
 }
 
 /// Why a login was refused. Logged and recorded; never sent to a peer beyond what its protocol allows.
@@ -84,6 +87,35 @@ pub struct AuthGrant {
     pub password_expires_at: Option<DateTime<Utc>>,
 }
 
+impl AuthGrant {
+    /// The RADIUS reply attributes of the granting groups, conflicts resolved by group priority: an attribute
+    /// name (compared case-insensitively, a `:tag` suffix included) belongs to the highest-priority group that
+    /// sets it, and that group's values — several, for multi-valued attributes such as Cisco-AVPair — are the
+    /// ones sent. Groups of equal priority are taken in name order.
+    pub fn radius_reply(&self) -> Vec<ReplyAttribute> {
+        let mut claimed: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        for g in &self.groups {
+            let mine: Vec<String> = g
+                .radius_reply
+                .iter()
+                .map(|a| a.attribute.to_ascii_lowercase())
+                .collect();
+            for (a, key) in g.radius_reply.iter().zip(&mine) {
+                if !claimed.contains(key) {
+                    out.push(a.clone());
+                }
+            }
+            for key in mine {
+                if !claimed.contains(&key) {
+                    claimed.push(key);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The password step succeeded; a TOTP code is needed to finish. Listeners keep this (e.g. behind a RADIUS
 /// State) and pass it to [`Directory::complete_mfa`].
 #[derive(Debug, Clone)]
@@ -92,6 +124,8 @@ pub struct MfaChallenge {
     pub username: String,
     pub service: Service,
     pub resource: Option<Resource>,
+    /// The [`AuthRequest::session`] of the first step, carried to the second.
+    pub session: Option<String>,
     pub issued_at: DateTime<Utc>,
 }
 
@@ -248,6 +282,7 @@ impl Directory {
                         username: user.username.clone(),
                         service: req.service,
                         resource: req.resource.clone(),
+                        session: req.session.clone(),
                         issued_at: now,
                     }))
                 }
@@ -280,6 +315,7 @@ impl Directory {
             service: challenge.service,
             resource: challenge.resource.clone(),
             client_ip,
+            session: challenge.session.clone(),
         };
         let Some(user) = snap.user(&challenge.user_id).cloned() else {
             return self.deny(&req, None, DenyReason::UnknownUser).await;
@@ -336,6 +372,9 @@ impl Directory {
         }
         if let Some(r) = &req.resource {
             e = e.detail("resource", r.to_string());
+        }
+        if let Some(s) = &req.session {
+            e = e.detail("session", s.clone());
         }
         e
     }

@@ -34,7 +34,7 @@ pub mod views;
 
 pub use access::{Actor, Permission};
 pub use auth::{AuthGrant, AuthOutcome, AuthRequest, DenyReason, MfaChallenge};
-pub use directory::{Directory, DirectoryConfig};
+pub use directory::{Directory, DirectoryConfig, ReplyAttributeCheck};
 pub use error::{DirectoryError, Result};
 pub use events::{Event, EventQuery, Service};
 pub use id::Id;

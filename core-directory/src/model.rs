@@ -344,6 +344,12 @@ pub struct RadiusServer {
     pub methods: Vec<RadiusMethod>,
     /// Accept legacy NAS that omit Message-Authenticator (PAP only).
     pub allow_missing_message_authenticator: bool,
+    /// Accept `password,123456` in User-Password for NAS that cannot answer an Access-Challenge.
+    #[serde(default)]
+    pub otp_append: bool,
+    /// Send a Reply-Message saying why on Access-Reject (off: a reject carries no reason).
+    #[serde(default)]
+    pub reject_reply_message: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

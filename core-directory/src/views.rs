@@ -154,6 +154,8 @@ pub struct RadiusServerView {
     pub mfa: RadiusMfaMode,
     pub methods: Vec<RadiusMethod>,
     pub allow_missing_message_authenticator: bool,
+    pub otp_append: bool,
+    pub reject_reply_message: bool,
     pub bound_groups: Vec<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -168,6 +170,8 @@ impl RadiusServerView {
             mfa: r.mfa,
             methods: r.methods.clone(),
             allow_missing_message_authenticator: r.allow_missing_message_authenticator,
+            otp_append: r.otp_append,
+            reject_reply_message: r.reject_reply_message,
             bound_groups: snap.bound_groups(&Resource::Radius(r.id.clone())),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -396,8 +400,15 @@ pub struct NewRadiusServer {
     pub mfa: RadiusMfaMode,
     #[serde(default = "default_methods")]
     pub methods: Vec<RadiusMethod>,
+    /// Accept legacy NAS that send no Message-Authenticator (PAP only; off by default).
     #[serde(default)]
     pub allow_missing_message_authenticator: bool,
+    /// Accept `password,123456` in User-Password for NAS that cannot answer a challenge (off by default).
+    #[serde(default)]
+    pub otp_append: bool,
+    /// Tell the NAS why in a Reply-Message on Access-Reject (off by default).
+    #[serde(default)]
+    pub reject_reply_message: bool,
 }
 
 fn default_mfa() -> RadiusMfaMode {
@@ -419,6 +430,8 @@ pub struct RadiusServerPatch {
     pub mfa: Option<RadiusMfaMode>,
     pub methods: Option<Vec<RadiusMethod>>,
     pub allow_missing_message_authenticator: Option<bool>,
+    pub otp_append: Option<bool>,
+    pub reject_reply_message: Option<bool>,
 }
 
 /// Create an SSO app record.

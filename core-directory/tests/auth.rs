@@ -80,6 +80,8 @@ async fn radius(d: &Directory, mode: RadiusMfaMode) -> Id {
         mfa: mode,
         methods: vec![core_directory::model::RadiusMethod::Pap],
         allow_missing_message_authenticator: false,
+        otp_append: false,
+        reject_reply_message: false,
     };
     d.create_radius_server(&Actor::system(), input)
         .await
@@ -100,6 +102,7 @@ fn req(
         service,
         resource,
         client_ip: None,
+        session: None,
     }
 }
 

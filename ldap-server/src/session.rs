@@ -324,6 +324,7 @@ impl Session {
                 service: Service::Ldap,
                 resource: Some(Resource::Ldap),
                 client_ip: Some(self.peer.ip()),
+                session: None,
             })
             .await;
         match outcome {
@@ -579,6 +580,7 @@ impl Session {
                 service: Service::Ldap,
                 resource: Some(Resource::Ldap),
                 client_ip: Some(self.peer.ip()),
+                session: None,
             })
             .await;
         if !matches!(check, Ok(AuthOutcome::Allow(_))) {

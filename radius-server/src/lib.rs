@@ -1,9 +1,340 @@
 //! # radius-server
 //!
-//! Will own the RADIUS listeners: UDP authentication and accounting, the RFC 2865/2866 packet codec with the
-//! attribute dictionary as data, per-client shared secrets and Message-Authenticator, PAP, the TOTP
-//! Access-Challenge flow, reply attributes from bound groups, and the EAP methods (PEAP-MSCHAPv2, EAP-TTLS/PAP,
-//! EAP-TLS) with MPPE keys. Authentication decisions are calls on `core_directory::Directory::authenticate`. It
-//! must not depend on any other listener.
+//! The RADIUS listener of Stratus: UDP authentication (RFC 2865) and accounting (RFC 2866) for Wi-Fi access
+//! points, VPN concentrators and switches. It owns the packet codec with the attribute dictionary as data,
+//! per-NAS shared secrets, Message-Authenticator (RFC 3579, required by default), duplicate detection, PAP, the
+//! TOTP Access-Challenge flow, reply attributes from bound groups, and accounting records.
 //!
-//! Not built yet: the crate exists so the workspace has its final shape.
+//! Every decision — who the user is, whether the password, code, lockout and binding allow the login, which
+//! group's reply attribute wins — is a call on `core_directory::Directory` or a rule of its snapshot. It must
+//! not depend on any other listener.
+//!
+//! # Layout
+//! - [`packet`]: decoding that cannot panic, encoding, authenticators; [`crypt`]: User-Password and salted
+//!   attribute encryption; [`dictionary`]: the FreeRADIUS-format dictionary under `dictionary/`.
+//! - [`clients`]: NAS profile by source address; [`duplicates`]: the retransmission table;
+//!   [`challenge`]: pending MFA challenges by State.
+//! - [`access`]: Access-Request and Status-Server; [`accounting`]: Accounting-Request; [`reply`]: reply
+//!   attributes of an Accept.
+//! - This file: the sockets, the receive loops and the checks every datagram passes before a handler sees it.
+//!
+//! # Path of a datagram
+//! receive loop → known source? (else dropped, recorded at most once a minute per address) → decodes? →
+//! code allowed on this port? → Message-Authenticator / accounting authenticator verifies? → duplicate? (answer
+//! again or ignore) → a worker slot free? (else dropped: the NAS retries) → handler task → reply sent and
+//! remembered for retransmissions. argon2id runs on the core's blocking pool, never on a receive loop.
+
+pub mod access;
+pub mod accounting;
+pub mod challenge;
+pub mod clients;
+pub mod crypt;
+pub mod dictionary;
+pub mod duplicates;
+pub mod packet;
+pub mod reply;
+
+use challenge::Challenges;
+use clients::{Client, Clients};
+use core_directory::model::ReplyAttribute;
+use core_directory::{Directory, Event, Service};
+use dictionary::Dictionary;
+use duplicates::{Duplicates, Seen};
+use packet::{attr, Code, Packet, MAX_PACKET};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{watch, Semaphore};
+
+/// Listener settings.
+#[derive(Debug, Clone)]
+pub struct RadiusSettings {
+    /// Requests being answered at once; beyond this new requests are dropped (the NAS retransmits).
+    pub max_in_flight: usize,
+    /// Receive loops per socket (0 = number of CPUs).
+    pub receive_tasks: usize,
+    /// How long a request is remembered for duplicate detection.
+    pub duplicate_window: Duration,
+    /// How long the user has to answer an Access-Challenge.
+    pub challenge_timeout: Duration,
+    /// Pending challenges at most.
+    pub max_challenges: usize,
+}
+
+impl Default for RadiusSettings {
+    fn default() -> Self {
+        RadiusSettings {
+            max_in_flight: 256,
+            receive_tasks: 0,
+            duplicate_window: Duration::from_secs(30),
+            challenge_timeout: Duration::from_secs(60),
+            max_challenges: 10_000,
+        }
+    }
+}
+
+/// What every request shares.
+pub struct Shared {
+    pub dir: Arc<Directory>,
+    pub dict: &'static Dictionary,
+    clients: Clients,
+    duplicates: Duplicates,
+    challenges: Challenges,
+    notices: Notices,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Which socket a datagram came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Auth,
+    Acct,
+}
+
+/// The check the directory runs when an admin sets a group's reply attribute: it must be encodable with this
+/// listener's dictionary.
+pub fn reply_attribute_check(a: &ReplyAttribute) -> Result<(), String> {
+    Dictionary::standard()
+        .encode(&a.attribute, &a.value)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Run the authentication and accounting sockets until `shutdown` turns true.
+pub async fn serve(
+    dir: Arc<Directory>,
+    settings: RadiusSettings,
+    auth: Option<UdpSocket>,
+    acct: Option<UdpSocket>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let shared = Arc::new(Shared {
+        dir,
+        dict: Dictionary::standard(),
+        clients: Clients::default(),
+        duplicates: Duplicates::new(settings.duplicate_window, 200_000),
+        challenges: Challenges::new(settings.challenge_timeout, settings.max_challenges),
+        notices: Notices::default(),
+        in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+    });
+    let loops = match settings.receive_tasks {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let mut tasks = Vec::new();
+    for (sock, port) in [(auth, Port::Auth), (acct, Port::Acct)] {
+        let Some(sock) = sock else { continue };
+        let sock = Arc::new(sock);
+        for _ in 0..loops {
+            tasks.push(tokio::spawn(receive(
+                Arc::clone(&sock),
+                port,
+                Arc::clone(&shared),
+                shutdown.clone(),
+            )));
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Bind a UDP listener; an empty address disables it.
+pub async fn bind(addr: &str) -> std::io::Result<Option<(UdpSocket, SocketAddr)>> {
+    if addr.trim().is_empty() {
+        return Ok(None);
+    }
+    let s = UdpSocket::bind(addr).await?;
+    let a = s.local_addr()?;
+    Ok(Some((s, a)))
+}
+
+async fn receive(
+    sock: Arc<UdpSocket>,
+    port: Port,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // One octet more than the largest packet, so an oversized datagram is seen as such.
+    let mut buf = vec![0u8; MAX_PACKET + 1];
+    loop {
+        let (n, src) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP port-unreachable from an earlier reply shows up here on some systems; keep serving.
+                    tracing::debug!(error = %e, "RADIUS receive failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        dispatch(&sock, &buf[..n], src, port, &shared);
+    }
+}
+
+/// Every check a datagram passes before a handler task is started for it.
+fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, shared: &Arc<Shared>) {
+    let Some(client) = shared.clients.find(&shared.dir, src.ip()) else {
+        shared.notice(
+            src,
+            None,
+            "radius_unknown_client",
+            "packet from an unknown source dropped",
+        );
+        return;
+    };
+    if data.len() > MAX_PACKET {
+        shared.notice(
+            src,
+            Some(&client),
+            "radius_malformed",
+            "datagram over 4096 octets dropped",
+        );
+        return;
+    }
+    let req = match Packet::decode(data) {
+        Ok(p) => p,
+        Err(e) => {
+            shared.notice(
+                src,
+                Some(&client),
+                "radius_malformed",
+                &format!("dropped: {e}"),
+            );
+            return;
+        }
+    };
+    if let Err(why) = admissible(&client, &req, port) {
+        shared.notice(src, Some(&client), "radius_dropped", why);
+        return;
+    }
+    let key = (src, req.identifier, req.authenticator);
+    match shared.duplicates.check(key) {
+        Seen::Answered(reply) => {
+            let _ = sock.try_send_to(&reply, src);
+            return;
+        }
+        Seen::InProgress => return,
+        Seen::New => {}
+    }
+    let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
+        shared.duplicates.forget(&key);
+        shared.notice(
+            src,
+            Some(&client),
+            "radius_overload",
+            "all workers busy; request dropped for the NAS to retry",
+        );
+        return;
+    };
+    let (sock, shared) = (Arc::clone(sock), Arc::clone(shared));
+    tokio::spawn(async move {
+        let _permit = permit;
+        let reply = match (port, req.code) {
+            (Port::Auth, Code::AccessRequest) => {
+                access::access_request(&shared, &client, &req, src).await
+            }
+            (Port::Auth, Code::StatusServer) => access::status_server(&client, &req),
+            (Port::Acct, Code::AccountingRequest) => {
+                accounting::accounting_request(&shared, &client, &req, src).await
+            }
+            (Port::Acct, Code::StatusServer) => Some(accounting::response(&client, &req, true)),
+            _ => None,
+        };
+        match reply {
+            Some(r) => {
+                if let Err(e) = sock.send_to(&r, src).await {
+                    tracing::debug!(%src, error = %e, "RADIUS reply not sent");
+                }
+                shared.duplicates.answered(key, r);
+            }
+            None => shared.duplicates.forget(&key),
+        }
+    });
+}
+
+/// The code and authenticator checks of RFC 2865/2866/3579/5997; `Err` says why the packet is dropped.
+fn admissible(client: &Client, req: &Packet, port: Port) -> Result<(), &'static str> {
+    let secret = &client.secret;
+    match (port, req.code) {
+        (Port::Auth, Code::AccessRequest) | (Port::Auth, Code::StatusServer) => {
+            if req.has_message_authenticator() {
+                if !req.message_authenticator_valid(secret, false) {
+                    return Err("Message-Authenticator does not verify (wrong shared secret?)");
+                }
+            } else if req.code == Code::StatusServer
+                || req.get(attr::EAP_MESSAGE).is_some()
+                || !client.profile.allow_missing_message_authenticator
+            {
+                return Err("Access-Request without Message-Authenticator");
+            }
+            Ok(())
+        }
+        (Port::Acct, Code::AccountingRequest) => {
+            if !req.accounting_authenticator_valid(secret) {
+                return Err(
+                    "Accounting-Request authenticator does not verify (wrong shared secret?)",
+                );
+            }
+            if req.has_message_authenticator() && !req.message_authenticator_valid(secret, true) {
+                return Err("Message-Authenticator does not verify");
+            }
+            Ok(())
+        }
+        (Port::Acct, Code::StatusServer) => {
+            if !req.message_authenticator_valid(secret, false) {
+                return Err("Status-Server without a valid Message-Authenticator");
+            }
+            Ok(())
+        }
+        _ => Err("packet code not served on this port"),
+    }
+}
+
+/// Events for dropped datagrams, at most one per source address and reason a minute, so a flood cannot fill the
+/// event record; the count of those not recorded goes with the next one.
+#[derive(Default)]
+struct Notices {
+    last: Mutex<HashMap<(IpAddr, String), (Instant, u64)>>,
+}
+
+impl Shared {
+    fn notice(&self, src: SocketAddr, client: Option<&Client>, kind: &'static str, why: &str) {
+        let now = Instant::now();
+        let suppressed = {
+            let mut last = self.notices.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.len() > 10_000 {
+                last.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(60));
+                if last.len() > 10_000 {
+                    last.clear();
+                }
+            }
+            let entry = last
+                .entry((src.ip(), format!("{kind}: {why}")))
+                .or_insert((now, u64::MAX));
+            if entry.1 != u64::MAX && now.duration_since(entry.0) < Duration::from_secs(60) {
+                entry.1 += 1;
+                return;
+            }
+            let suppressed = if entry.1 == u64::MAX { 0 } else { entry.1 };
+            *entry = (now, 0);
+            suppressed
+        };
+        tracing::warn!(%src, kind, why, "RADIUS datagram dropped");
+        let mut e = Event::new(Service::Radius, kind, false)
+            .client(Some(src.ip()))
+            .reason(why)
+            .detail("source_port", src.port())
+            .detail("suppressed_since_last", suppressed);
+        if let Some(c) = client {
+            e = e
+                .detail("nas", c.profile.name.clone())
+                .detail("resource", format!("radius:{}", c.profile.id));
+        }
+        let dir = Arc::clone(&self.dir);
+        tokio::spawn(async move { dir.record(e).await });
+    }
+}

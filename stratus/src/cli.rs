@@ -41,9 +41,55 @@ pub enum Admin {
         #[arg(long, default_value = "import-results.csv")]
         results: PathBuf,
     },
+    /// Manage RADIUS server profiles (the NAS clients: access points, VPNs, switches).
+    #[command(subcommand)]
+    Radius(Radius),
     /// Query or export events.
     #[command(subcommand)]
     Events(Events),
+}
+
+/// MFA modes of a RADIUS profile, as the API names them.
+const RADIUS_MFA_MODES: [&str; 4] = [
+    "off",
+    "require_all",
+    "require_all_except_enrolling",
+    "require_enrolled_only",
+];
+
+#[derive(Subcommand)]
+pub enum Radius {
+    /// Add a profile: the NAS source networks and their shared secret.
+    Add {
+        name: String,
+        /// Source address or network of the NAS (repeat for several).
+        #[arg(long = "network", required = true)]
+        networks: Vec<String>,
+        /// Shared secret (16–128 characters).
+        #[arg(long, env = "STRATUS_RADIUS_SECRET", hide_env_values = true)]
+        secret: String,
+        #[arg(long, default_value = "off", value_parser = RADIUS_MFA_MODES)]
+        mfa: String,
+        /// Accept `password,123456` from NAS that cannot answer a challenge.
+        #[arg(long)]
+        otp_append: bool,
+    },
+    List,
+    /// Change a profile's MFA mode, networks or secret.
+    Set {
+        server: String,
+        #[arg(long, value_parser = RADIUS_MFA_MODES)]
+        mfa: Option<String>,
+        #[arg(long = "network")]
+        networks: Vec<String>,
+        #[arg(long, env = "STRATUS_RADIUS_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        #[arg(long)]
+        otp_append: Option<bool>,
+    },
+    Delete {
+        server: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,7 +160,7 @@ pub enum Groups {
         group: String,
         user: String,
     },
-    /// Bind to `ldap`, `radius:{id}`, `app:{id}` or `directory:{id}`.
+    /// Bind to `ldap`, `radius:{id or name}`, `app:{id}` or `directory:{id}`.
     Bind {
         group: String,
         resource: String,
@@ -275,6 +321,31 @@ impl Client {
             .and_then(|g| g["id"].as_str().map(str::to_string))
             .ok_or_else(|| CliError::Usage(format!("no group `{group}`")))
     }
+
+    async fn radius_id(&self, server: &str) -> Result<String, CliError> {
+        if core_directory::Id::parse(server).is_some() {
+            return Ok(server.to_string());
+        }
+        let all = self.call(Method::GET, "/radius-servers", None).await?;
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| {
+                r["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(server))
+            })
+            .and_then(|r| r["id"].as_str().map(str::to_string))
+            .ok_or_else(|| CliError::Usage(format!("no RADIUS server `{server}`")))
+    }
+
+    /// A binding target with `radius:` followed by a profile name resolved to its id.
+    async fn resource(&self, resource: &str) -> Result<String, CliError> {
+        match resource.strip_prefix("radius:") {
+            Some(server) => Ok(format!("radius:{}", self.radius_id(server).await?)),
+            None => Ok(resource.to_string()),
+        }
+    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -298,8 +369,70 @@ pub async fn run(conn: &Connection, cmd: Admin) -> Result<(), CliError> {
         Admin::Users(u) => users(&c, u).await,
         Admin::Groups(g) => groups(&c, g).await,
         Admin::Import { file, results } => import(&c, &file, &results).await,
+        Admin::Radius(r) => radius(&c, r).await,
         Admin::Events(e) => events(&c, e).await,
     }
+}
+
+async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
+    let v = match cmd {
+        Radius::Add {
+            name,
+            networks,
+            secret,
+            mfa,
+            otp_append,
+        } => {
+            let body = json!({"name": name, "networks": networks, "secret": secret, "mfa": mfa,
+                              "otp_append": otp_append});
+            c.call(Method::POST, "/radius-servers", Some(body)).await?
+        }
+        Radius::List => {
+            let all = c.call(Method::GET, "/radius-servers", None).await?;
+            for r in all.as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or(""),
+                    r["networks"],
+                    r["mfa"].as_str().unwrap_or(""),
+                );
+            }
+            return Ok(());
+        }
+        Radius::Set {
+            server,
+            mfa,
+            networks,
+            secret,
+            otp_append,
+        } => {
+            let id = c.radius_id(&server).await?;
+            let mut body = json!({});
+            if let Some(m) = mfa {
+                body["mfa"] = json!(m);
+            }
+            if !networks.is_empty() {
+                body["networks"] = json!(networks);
+            }
+            if let Some(s) = secret {
+                body["secret"] = json!(s);
+            }
+            if let Some(o) = otp_append {
+                body["otp_append"] = json!(o);
+            }
+            c.call(Method::PATCH, &format!("/radius-servers/{id}"), Some(body))
+                .await?
+        }
+        Radius::Delete { server } => {
+            let id = c.radius_id(&server).await?;
+            c.call(Method::DELETE, &format!("/radius-servers/{id}"), None)
+                .await?;
+            return Ok(());
+        }
+    };
+    print(&v);
+    Ok(())
 }
 
 async fn users(c: &Client, cmd: Users) -> Result<(), CliError> {
@@ -426,6 +559,7 @@ async fn groups(c: &Client, cmd: Groups) -> Result<(), CliError> {
         }
         Groups::Bind { group, resource } => {
             let g = c.group_id(&group).await?;
+            let resource = c.resource(&resource).await?;
             c.call(
                 Method::PUT,
                 &format!("/groups/{g}/bindings/{resource}"),
@@ -435,6 +569,7 @@ async fn groups(c: &Client, cmd: Groups) -> Result<(), CliError> {
         }
         Groups::Unbind { group, resource } => {
             let g = c.group_id(&group).await?;
+            let resource = c.resource(&resource).await?;
             c.call(
                 Method::DELETE,
                 &format!("/groups/{g}/bindings/{resource}"),

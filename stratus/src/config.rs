@@ -15,6 +15,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub tls: TlsConfig,
     pub ldap: LdapConfig,
+    pub radius: RadiusConfig,
     pub log: LogConfig,
     pub passwords: PasswordConfig,
 }
@@ -90,6 +91,49 @@ impl Default for LdapConfig {
     }
 }
 
+/// The RADIUS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadiusConfig {
+    /// UDP authentication port; empty disables it.
+    pub addr: String,
+    /// UDP accounting port; empty disables it.
+    pub accounting_addr: String,
+    /// Requests answered at once; beyond this, new requests are dropped and the NAS retries.
+    pub max_in_flight: usize,
+    /// Receive loops per socket; 0 = number of CPUs.
+    pub receive_tasks: usize,
+    /// Seconds a user has to answer an MFA Access-Challenge.
+    pub challenge_timeout_seconds: u64,
+}
+
+impl RadiusConfig {
+    /// The listener's settings.
+    pub fn settings(&self) -> radius_server::RadiusSettings {
+        radius_server::RadiusSettings {
+            max_in_flight: self.max_in_flight.max(1),
+            receive_tasks: self.receive_tasks,
+            challenge_timeout: std::time::Duration::from_secs(
+                self.challenge_timeout_seconds.clamp(10, 600),
+            ),
+            ..Default::default()
+        }
+    }
+}
+
+impl Default for RadiusConfig {
+    fn default() -> Self {
+        let d = radius_server::RadiusSettings::default();
+        RadiusConfig {
+            addr: "127.0.0.1:1812".into(),
+            accounting_addr: "127.0.0.1:1813".into(),
+            max_in_flight: d.max_in_flight,
+            receive_tasks: d.receive_tasks,
+            challenge_timeout_seconds: d.challenge_timeout.as_secs(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -121,6 +165,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
             ldap: LdapConfig::default(),
+            radius: RadiusConfig::default(),
             log: LogConfig::default(),
             passwords: PasswordConfig::default(),
         }
@@ -228,6 +273,11 @@ impl Config {
         env_parse("STRATUS_TLS_KEY", &mut self.tls.key)?;
         env_parse("STRATUS_LDAP_ADDR", &mut self.ldap.addr)?;
         env_parse("STRATUS_LDAPS_ADDR", &mut self.ldap.ldaps_addr)?;
+        env_parse("STRATUS_RADIUS_ADDR", &mut self.radius.addr)?;
+        env_parse(
+            "STRATUS_RADIUS_ACCOUNTING_ADDR",
+            &mut self.radius.accounting_addr,
+        )?;
         env_parse("STRATUS_LOG_FORMAT", &mut self.log.format)?;
         env_parse("STRATUS_LOG_LEVEL", &mut self.log.level)?;
         env_parse(
@@ -277,6 +327,13 @@ mod tests {
         assert_eq!(cfg.ldap.max_pdu_bytes, d.ldap.max_pdu_bytes);
         assert_eq!(cfg.ldap.size_limit, d.ldap.size_limit);
         assert_eq!(cfg.tls.dev_cert_names, d.tls.dev_cert_names);
+        assert_eq!(cfg.radius.addr, d.radius.addr);
+        assert_eq!(cfg.radius.accounting_addr, d.radius.accounting_addr);
+        assert_eq!(cfg.radius.max_in_flight, d.radius.max_in_flight);
+        assert_eq!(
+            cfg.radius.challenge_timeout_seconds,
+            d.radius.challenge_timeout_seconds
+        );
     }
 
     #[test]

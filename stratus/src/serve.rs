@@ -151,6 +151,9 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
             hash_concurrency: p.hash_concurrency,
             credential_cache: p.credential_cache,
             credential_cache_ttl: Duration::from_secs(p.credential_cache_ttl_seconds),
+            reply_attribute_check: Some(core_directory::ReplyAttributeCheck(Arc::new(
+                radius_server::reply_attribute_check,
+            ))),
         },
     )?;
     let boot = dir
@@ -242,6 +245,33 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         stop.clone(),
     ));
 
+    // RADIUS authentication and accounting.
+    let mut radius_sockets = Vec::new();
+    for (name, addr) in [
+        ("radius", &cfg.radius.addr),
+        ("radius_accounting", &cfg.radius.accounting_addr),
+    ] {
+        let bound = radius_server::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        if let Some((_, a)) = &bound {
+            announce(name, &a.to_string());
+        }
+        radius_sockets.push(bound.map(|(s, _)| s));
+    }
+    let radius_acct = radius_sockets.pop().flatten();
+    let radius_auth = radius_sockets.pop().flatten();
+    let radius = tokio::spawn(radius_server::serve(
+        Arc::clone(&dir),
+        cfg.radius.settings(),
+        radius_auth,
+        radius_acct,
+        stop.clone(),
+    ));
+
     // HTTPS: admin API, portal, operations.
     let state = admin_api::AppState::new(Arc::clone(&dir));
     let app = admin_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -267,6 +297,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         drain(server, stop.clone()).await
     };
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, ldap).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, radius).await;
     retention.abort();
     dir.flush_events().await;
     tracing::info!("stopped");

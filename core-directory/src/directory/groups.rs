@@ -1,7 +1,7 @@
 //! User groups, memberships and bindings.
 
 use super::settings::admin_event;
-use super::{required, Directory, Tx};
+use super::{required, Directory, ReplyAttributeCheck, Tx};
 use crate::access::{Actor, Permission};
 use crate::error::{DirectoryError, Result};
 use crate::id::Id;
@@ -38,7 +38,13 @@ fn validate_linux_name(text: &str) -> Result<String> {
     Ok(v)
 }
 
-fn validate_reply(attrs: &[ReplyAttribute]) -> Result<()> {
+fn validate_reply(attrs: &[ReplyAttribute], check: Option<&ReplyAttributeCheck>) -> Result<()> {
+    if attrs.len() > 64 {
+        return Err(DirectoryError::invalid(
+            "radius_reply",
+            "a group has at most 64 reply attributes",
+        ));
+    }
     for a in attrs {
         let ok = !a.attribute.is_empty()
             && a.attribute.len() <= 64
@@ -53,6 +59,14 @@ fn validate_reply(attrs: &[ReplyAttribute]) -> Result<()> {
                     a.attribute
                 ),
             ));
+        }
+        if let Some(check) = check {
+            (check.0)(a).map_err(|why| {
+                DirectoryError::invalid(
+                    "radius_reply",
+                    format!("reply attribute `{}`: {why}", a.attribute),
+                )
+            })?;
         }
     }
     Ok(())
@@ -155,12 +169,12 @@ impl Directory {
 
     pub async fn create_group(&self, actor: &Actor, input: NewGroup) -> Result<GroupView> {
         actor.require(Permission::ManageUsers)?;
+        validate_reply(&input.radius_reply, self.reply_check.as_ref())?;
         let actor = actor.clone();
         let group = self
             .write(move |tx| {
                 let name = validate_group_name(&input.name)?;
                 check_group_name(tx, None, &name)?;
-                validate_reply(&input.radius_reply)?;
                 let id = Id::generate();
                 let lg = match input.linux_group {
                     Some(l) => Some(linux_group(tx, Some(&id), l)?),
@@ -197,6 +211,9 @@ impl Directory {
         patch: GroupPatch,
     ) -> Result<GroupView> {
         actor.require(Permission::ManageUsers)?;
+        if let Some(v) = &patch.radius_reply {
+            validate_reply(v, self.reply_check.as_ref())?;
+        }
         let actor = actor.clone();
         let id = id.clone();
         let group = self
@@ -226,7 +243,6 @@ impl Directory {
                     g.attributes = v;
                 }
                 if let Some(v) = patch.radius_reply {
-                    validate_reply(&v)?;
                     g.radius_reply = v;
                 }
                 if let Some(v) = patch.priority {

@@ -35,6 +35,23 @@ pub struct DirectoryConfig {
     pub hash_concurrency: usize,
     pub credential_cache: bool,
     pub credential_cache_ttl: Duration,
+    /// Checks a group's RADIUS reply attribute when it is set (the RADIUS listener's dictionary, wired in by the
+    /// binary); `None` accepts any well-formed name.
+    pub reply_attribute_check: Option<ReplyAttributeCheck>,
+}
+
+/// The function behind a [`ReplyAttributeCheck`].
+pub type ReplyAttributeCheckFn =
+    dyn Fn(&ReplyAttribute) -> std::result::Result<(), String> + Send + Sync;
+
+/// A check of one RADIUS reply attribute: `Err` carries the reason shown to the admin.
+#[derive(Clone)]
+pub struct ReplyAttributeCheck(pub Arc<ReplyAttributeCheckFn>);
+
+impl std::fmt::Debug for ReplyAttributeCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyAttributeCheck")
+    }
 }
 
 impl Default for DirectoryConfig {
@@ -44,6 +61,7 @@ impl Default for DirectoryConfig {
             hash_concurrency: 0,
             credential_cache: true,
             credential_cache_ttl: Duration::from_secs(300),
+            reply_attribute_check: None,
         }
     }
 }
@@ -66,6 +84,7 @@ pub struct Directory {
     events: mpsc::Sender<EventMsg>,
     /// A dummy hash verified for unknown usernames so their timing matches known ones.
     pub(crate) dummy_hash: String,
+    pub(crate) reply_check: Option<ReplyAttributeCheck>,
 }
 
 /// An open write transaction: a working copy of the snapshot plus the batch that persists it.
@@ -141,6 +160,7 @@ impl Directory {
             totp_used: Mutex::new(HashMap::new()),
             events: tx,
             dummy_hash,
+            reply_check: config.reply_attribute_check,
         });
         tokio::spawn(event_writer(store, rx));
         Ok(dir)

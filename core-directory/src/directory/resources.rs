@@ -160,6 +160,8 @@ impl Directory {
                     mfa: input.mfa,
                     methods: input.methods,
                     allow_missing_message_authenticator: input.allow_missing_message_authenticator,
+                    otp_append: input.otp_append,
+                    reject_reply_message: input.reject_reply_message,
                     created_at: tx.now,
                     updated_at: tx.now,
                 };
@@ -228,6 +230,12 @@ impl Directory {
                 }
                 if let Some(v) = patch.allow_missing_message_authenticator {
                     r.allow_missing_message_authenticator = v;
+                }
+                if let Some(v) = patch.otp_append {
+                    r.otp_append = v;
+                }
+                if let Some(v) = patch.reject_reply_message {
+                    r.reject_reply_message = v;
                 }
                 r.updated_at = tx.now;
                 tx.batch.put_json(Kind::RadiusServer, r.id.as_str(), &r);

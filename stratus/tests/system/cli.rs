@@ -146,3 +146,83 @@ async fn cli_manages_users_groups_imports_and_events() {
     assert!(ok);
     assert_eq!(s.get("/users?search=quinn").await.1["total"], 0);
 }
+
+#[tokio::test]
+async fn cli_sets_up_a_radius_network_that_radclient_reaches() {
+    let s = Server::start().await;
+    let secret = "cli-shared-secret-42";
+    let run = |args: &[&str]| {
+        let (ok, out, err) = stratus(&s, args);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    run(&[
+        "users",
+        "add",
+        "--username",
+        "rita",
+        "--email",
+        "rita@example.com",
+        "--password",
+        "Cli-Password-123",
+    ]);
+    run(&[
+        "radius",
+        "add",
+        "office-wifi",
+        "--network",
+        "127.0.0.1/32",
+        "--secret",
+        secret,
+        "--mfa",
+        "require_enrolled_only",
+    ]);
+    run(&["groups", "add", "Staff"]);
+    run(&["groups", "add-member", "Staff", "rita"]);
+    run(&[
+        "groups",
+        "set-reply-attribute",
+        "Staff",
+        "Tunnel-Private-Group-Id",
+        "30",
+    ]);
+    run(&["groups", "bind", "Staff", "radius:office-wifi"]);
+    let list = run(&["radius", "list"]);
+    assert!(
+        list.contains("office-wifi") && list.contains("require_enrolled_only"),
+        "{list}"
+    );
+    let (ok, out) = crate::radius::radclient(
+        &s.radius,
+        "auth",
+        secret,
+        "User-Name=rita,User-Password=Cli-Password-123,Message-Authenticator=0x00",
+    );
+    assert!(
+        ok && out.contains("Tunnel-Private-Group-Id:1 = \"30\""),
+        "{out}"
+    );
+    // A reply attribute the dictionary does not know is refused with the reason.
+    let (ok, _, err) = stratus(
+        &s,
+        &[
+            "groups",
+            "set-reply-attribute",
+            "Staff",
+            "Tunnel-Bogus",
+            "1",
+        ],
+    );
+    assert!(!ok && err.contains("no such attribute"), "{err}");
+    run(&["radius", "set", "office-wifi", "--mfa", "off"]);
+    run(&["groups", "unbind", "Staff", "radius:office-wifi"]);
+    let (ok, out) = crate::radius::radclient(
+        &s.radius,
+        "auth",
+        secret,
+        "User-Name=rita,User-Password=Cli-Password-123,Message-Authenticator=0x00",
+    );
+    assert!(!ok && out.contains("Access-Reject"), "{out}");
+    run(&["radius", "delete", "office-wifi"]);
+    assert!(!run(&["radius", "list"]).contains("office-wifi"));
+}

@@ -21,6 +21,9 @@ pub struct Server {
     pub ldap: String,
     /// `127.0.0.1:port` of the LDAPS listener.
     pub ldaps: String,
+    /// `127.0.0.1:port` of the RADIUS authentication and accounting sockets.
+    pub radius: String,
+    pub radius_accounting: String,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub stdout: Arc<Mutex<Vec<String>>>,
@@ -68,6 +71,8 @@ impl Server {
             .env("STRATUS_HTTP_ADDR", "127.0.0.1:0")
             .env("STRATUS_LDAP_ADDR", "127.0.0.1:0")
             .env("STRATUS_LDAPS_ADDR", "127.0.0.1:0")
+            .env("STRATUS_RADIUS_ADDR", "127.0.0.1:0")
+            .env("STRATUS_RADIUS_ACCOUNTING_ADDR", "127.0.0.1:0")
             .env("STRATUS_BOOTSTRAP_API_KEY", API_KEY)
             .env("STRATUS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("STRATUS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -119,6 +124,7 @@ impl Server {
                 .unwrap_or_default()
         };
         let (ldap, ldaps) = (announced("ldap"), announced("ldaps"));
+        let (radius, radius_accounting) = (announced("radius"), announced("radius_accounting"));
         let ca = std::fs::read(dir.join("certs/ca.pem")).expect("dev CA written");
         let http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA parses")])
@@ -129,6 +135,8 @@ impl Server {
             url,
             ldap,
             ldaps,
+            radius,
+            radius_accounting,
             dir: dir.to_path_buf(),
             _tmp: None,
             stdout: lines,

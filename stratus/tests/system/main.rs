@@ -10,3 +10,4 @@ mod harness;
 mod import;
 mod ldap;
 mod passwords;
+mod radius;

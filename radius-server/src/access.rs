@@ -1,0 +1,292 @@
+//! Access-Request (RFC 2865 §4.1) and Status-Server (RFC 5997) on the authentication port.
+//!
+//! A conversation is Request → Accept | Reject, or Request → Challenge → Request (with the State) → Accept |
+//! Reject. Which one is the core's decision ([`core_directory::Directory::authenticate`] with service RADIUS and
+//! the NAS profile as the resource); this module only reads the request and writes the answer:
+//! - PAP: User-Password decoded with the shared secret (up to 128 octets). With the profile's `otp_append`, a
+//!   password ending in `,` and six digits is split into password and verification code.
+//! - MFA by Access-Challenge: State (see [`crate::challenge`]), Reply-Message asking for the code,
+//!   Session-Timeout saying how long the code may take; the code comes back in User-Password.
+//! - Accept: the groups' reply attributes and a Class naming this login, which the NAS echoes in accounting.
+//! - Reject: no reason, unless the profile allows a Reply-Message.
+//!
+//! EAP-Message requests are refused here until the EAP methods are enabled; CHAP cannot be checked against
+//! argon2id hashes and is refused with an event that says so.
+
+use crate::clients::Client;
+use crate::crypt;
+use crate::packet::{attr, Builder, Code, Packet};
+use crate::reply;
+use crate::Shared;
+use core_directory::model::{RadiusMethod, Resource};
+use core_directory::{AuthOutcome, AuthRequest, DenyReason, Event, Service};
+use std::net::SocketAddr;
+
+/// What the NAS is told after the core has decided.
+enum Answer {
+    Accept(Box<core_directory::AuthGrant>, String),
+    Challenge([u8; 16]),
+    Reject(Option<&'static str>),
+}
+
+/// Answer an Access-Request; `None` drops it.
+pub(crate) async fn access_request(
+    shared: &Shared,
+    client: &Client,
+    req: &Packet,
+    src: SocketAddr,
+) -> Option<Vec<u8>> {
+    let answer = decide(shared, client, req, src).await;
+    let secret = &client.secret;
+    let mut b = Builder::new(
+        match answer {
+            Answer::Accept(..) => Code::AccessAccept,
+            Answer::Challenge(_) => Code::AccessChallenge,
+            Answer::Reject(_) => Code::AccessReject,
+        },
+        req.identifier,
+        true,
+    );
+    match &answer {
+        Answer::Accept(grant, class) => {
+            let mut salt = 0u16;
+            for a in reply::for_grant(grant, shared.dict) {
+                if let Err(e) = reply::put(&mut b, &a, secret, &req.authenticator, &mut salt) {
+                    tracing::warn!(error = %e, "reply attribute does not fit; skipped");
+                }
+            }
+            b.add(attr::CLASS, class.as_bytes()).ok()?;
+        }
+        Answer::Challenge(state) => {
+            b.add(attr::STATE, state).ok()?;
+            b.add(attr::REPLY_MESSAGE, b"Enter your verification code")
+                .ok()?;
+            let timeout = shared.challenges.timeout().as_secs() as u32;
+            b.add(attr::SESSION_TIMEOUT, &timeout.to_be_bytes()).ok()?;
+        }
+        Answer::Reject(message) => {
+            if let (true, Some(m)) = (client.profile.reject_reply_message, message) {
+                b.add(attr::REPLY_MESSAGE, m.as_bytes()).ok()?;
+            }
+        }
+    }
+    Some(b.response(secret, &req.authenticator))
+}
+
+/// Answer a Status-Server on the authentication port (RFC 5997 §3): an Access-Accept, nothing else.
+pub(crate) fn status_server(client: &Client, req: &Packet) -> Option<Vec<u8>> {
+    let b = Builder::new(Code::AccessAccept, req.identifier, true);
+    Some(b.response(&client.secret, &req.authenticator))
+}
+
+/// The Reply-Message for a refusal, for profiles that allow one. Deliberately coarse: an unknown user and a wrong
+/// password read the same.
+fn reject_message(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::UnknownUser
+        | DenyReason::WrongPassword
+        | DenyReason::PasswordPending
+        | DenyReason::Staged
+        | DenyReason::Suspended => "Invalid username or password",
+        DenyReason::Locked => "Account locked after too many failed attempts",
+        DenyReason::PasswordExpired => "Password expired; change it in the user portal",
+        DenyReason::NotBound | DenyReason::UnknownResource => {
+            "Access to this network is not allowed"
+        }
+        DenyReason::MfaNotEnrolled | DenyReason::MfaEnrolmentExpired => {
+            "Multi-factor authentication is required; enrol in the user portal"
+        }
+        DenyReason::WrongOtp => "Invalid verification code",
+    }
+}
+
+async fn decide(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr) -> Answer {
+    let profile = &client.profile;
+    let username = match req.get(attr::USER_NAME).map(std::str::from_utf8) {
+        Some(Ok(u)) if !u.is_empty() => u.to_string(),
+        _ => {
+            refuse(shared, client, src, None, "request has no valid User-Name").await;
+            return Answer::Reject(Some("Invalid username or password"));
+        }
+    };
+    if req.get(attr::EAP_MESSAGE).is_some() {
+        refuse(
+            shared,
+            client,
+            src,
+            Some(&username),
+            "EAP is not enabled on this server",
+        )
+        .await;
+        return Answer::Reject(None);
+    }
+    if req.get(attr::CHAP_PASSWORD).is_some() {
+        refuse(
+            shared,
+            client,
+            src,
+            Some(&username),
+            "CHAP cannot be checked against stored password hashes; configure the NAS for PAP or EAP",
+        )
+        .await;
+        return Answer::Reject(None);
+    }
+    if !profile.methods.contains(&RadiusMethod::Pap) {
+        refuse(
+            shared,
+            client,
+            src,
+            Some(&username),
+            "PAP is not allowed on this RADIUS server",
+        )
+        .await;
+        return Answer::Reject(None);
+    }
+    let Some(hidden) = req.get(attr::USER_PASSWORD) else {
+        refuse(
+            shared,
+            client,
+            src,
+            Some(&username),
+            "request has no User-Password",
+        )
+        .await;
+        return Answer::Reject(Some("Invalid username or password"));
+    };
+    let password = match crypt::unhide_user_password(&client.secret, &req.authenticator, hidden)
+        .ok()
+        .and_then(|p| String::from_utf8(p).ok())
+    {
+        Some(p) => p,
+        None => {
+            refuse(
+                shared,
+                client,
+                src,
+                Some(&username),
+                "User-Password is malformed or not UTF-8 (is the shared secret right?)",
+            )
+            .await;
+            return Answer::Reject(Some("Invalid username or password"));
+        }
+    };
+    if let Some(state) = req.get(attr::STATE) {
+        return second_step(shared, client, src, &username, state, &password).await;
+    }
+    let (password, otp) = split_otp(profile.otp_append, password);
+    let session = new_session_id();
+    let outcome = shared
+        .dir
+        .authenticate(AuthRequest {
+            username,
+            password,
+            otp,
+            service: Service::Radius,
+            resource: Some(Resource::Radius(profile.id.clone())),
+            client_ip: Some(src.ip()),
+            session: Some(session.clone()),
+        })
+        .await;
+    match outcome {
+        Ok(AuthOutcome::Allow(grant)) => Answer::Accept(Box::new(grant), session),
+        Ok(AuthOutcome::NeedMfa(challenge)) => {
+            match shared.challenges.issue(challenge, &profile.id, src.ip()) {
+                Some(state) => Answer::Challenge(state),
+                None => {
+                    tracing::warn!("RADIUS challenge table full; refusing a login that needs MFA");
+                    Answer::Reject(None)
+                }
+            }
+        }
+        Ok(AuthOutcome::Deny(reason)) => Answer::Reject(Some(reject_message(reason))),
+        Err(e) => {
+            tracing::error!(error = %e, "RADIUS authentication failed inside the directory");
+            Answer::Reject(None)
+        }
+    }
+}
+
+/// The answer to an Access-Challenge: the State names the pending login, User-Password holds the code.
+async fn second_step(
+    shared: &Shared,
+    client: &Client,
+    src: SocketAddr,
+    username: &str,
+    state: &[u8],
+    code: &str,
+) -> Answer {
+    let challenge = match shared
+        .challenges
+        .take(state, &client.profile.id, src.ip(), username)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            refuse(shared, client, src, Some(username), e.describe()).await;
+            return Answer::Reject(Some("Invalid verification code"));
+        }
+    };
+    let session = challenge.session.clone().unwrap_or_else(new_session_id);
+    match shared
+        .dir
+        .complete_mfa(&challenge, code.trim(), Some(src.ip()))
+        .await
+    {
+        Ok(AuthOutcome::Allow(grant)) => Answer::Accept(Box::new(grant), session),
+        Ok(AuthOutcome::Deny(reason)) => Answer::Reject(Some(reject_message(reason))),
+        Ok(AuthOutcome::NeedMfa(_)) | Err(_) => Answer::Reject(None),
+    }
+}
+
+/// `password,123456` → (`password`, `123456`) when the profile accepts appended codes.
+fn split_otp(otp_append: bool, password: String) -> (String, Option<String>) {
+    if otp_append {
+        if let Some((pw, code)) = password.rsplit_once(',') {
+            if code.len() == 6 && code.bytes().all(|c| c.is_ascii_digit()) {
+                return (pw.to_string(), Some(code.to_string()));
+            }
+        }
+    }
+    (password, None)
+}
+
+/// The Class of a login: `stratus-` and 32 random hex digits.
+fn new_session_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    format!("stratus-{}", data_encoding::HEXLOWER.encode(&b))
+}
+
+/// Record a refusal the core never saw (the request could not reach it).
+async fn refuse(
+    shared: &Shared,
+    client: &Client,
+    src: SocketAddr,
+    username: Option<&str>,
+    why: &str,
+) {
+    let mut e = Event::new(Service::Radius, "radius_auth", false)
+        .client(Some(src.ip()))
+        .reason(why)
+        .detail("resource", format!("radius:{}", client.profile.id))
+        .detail("nas", client.profile.name.clone());
+    if let Some(u) = username {
+        let u: String = u.chars().take(256).collect();
+        e = e.user(u.clone()).actor(u);
+    }
+    shared.dir.record(e).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appended_codes_are_split_only_when_the_profile_allows_it() {
+        let s = |on, p: &str| split_otp(on, p.to_string());
+        assert_eq!(s(true, "pw,123456"), ("pw".into(), Some("123456".into())));
+        assert_eq!(s(true, "a,b,123456"), ("a,b".into(), Some("123456".into())));
+        assert_eq!(s(true, "pw,12345"), ("pw,12345".into(), None));
+        assert_eq!(s(true, "pw,12345a"), ("pw,12345a".into(), None));
+        assert_eq!(s(false, "pw,123456"), ("pw,123456".into(), None));
+    }
+}
