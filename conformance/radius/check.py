@@ -10,6 +10,7 @@ Checks:
                                       with the same code: the first must be accepted, the second rejected.
   wrongstate USER PASSWORD            an answer with a State that was never issued is rejected.
   duplicate USER PASSWORD             the same request sent twice gets byte-identical replies.
+  flood USER PASSWORD COUNT           COUNT distinct requests sent at once; prints how many were answered.
   badinput USER PASSWORD              malformed datagrams get no answer and break nothing: the server still
                                       accepts USER afterwards.
 Exits non-zero with a message on the first failed expectation.
@@ -161,6 +162,25 @@ def duplicate(host, port, c, user, password):
     print(json.dumps({"reply_code": replies[0][0]}))
 
 
+def flood(host, port, c, user, password, count):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        for i in range(int(count)):
+            req = request(c, user, password)
+            req.id = i % 256
+            s.sendto(req.RequestPacket(), (host, port))
+        answered = 0
+        s.settimeout(5)
+        try:
+            while True:
+                s.recvfrom(4096)
+                answered += 1
+        except socket.timeout:
+            pass
+    print(json.dumps({"sent": int(count), "answered": answered}))
+
+
 def badinput(host, port, c, user, password):
     good = request(c, user, password).RequestPacket()
     header = lambda code, ident, length: struct.pack("!BBH", code, ident, length) + os.urandom(16)
@@ -215,6 +235,8 @@ def main():
             wrongstate(c, *args)
         elif check == "duplicate":
             duplicate(host, int(port), c, *args)
+        elif check == "flood":
+            flood(host, int(port), c, *args)
         elif check == "badinput":
             badinput(host, int(port), c, *args)
         else:

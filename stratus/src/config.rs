@@ -278,6 +278,10 @@ impl Config {
             "STRATUS_RADIUS_ACCOUNTING_ADDR",
             &mut self.radius.accounting_addr,
         )?;
+        env_parse(
+            "STRATUS_RADIUS_MAX_IN_FLIGHT",
+            &mut self.radius.max_in_flight,
+        )?;
         env_parse("STRATUS_LOG_FORMAT", &mut self.log.format)?;
         env_parse("STRATUS_LOG_LEVEL", &mut self.log.level)?;
         env_parse(

@@ -33,7 +33,10 @@ pub async fn group(s: &Server, body: Value, members: &[&str], bind: Option<&str>
 }
 
 pub async fn fixture() -> Fixture {
-    let s = Server::start().await;
+    fixture_with(Server::start().await).await
+}
+
+pub async fn fixture_with(s: Server) -> Fixture {
     let (st, p) = s
         .post(
             "/radius-servers",
@@ -568,4 +571,45 @@ async fn malformed_datagrams_and_retransmissions_never_break_the_listener() {
         "Message-Authenticator=0x00",
     );
     assert!(ok && out.contains("Received Accounting-Response"), "{out}");
+}
+
+#[tokio::test]
+async fn a_burst_beyond_the_worker_limit_is_dropped_not_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_in(
+        &tmp.path().join("data"),
+        crate::harness::Start {
+            env: vec![("STRATUS_RADIUS_MAX_IN_FLIGHT".into(), "2".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let f = fixture_with(s).await;
+    // Unknown users cost a full argon2id verification each, so two workers cannot keep up with 200 at once.
+    let (ok, v, text) = pyrad(&f, "flood", &["nobody", PW, "200"]);
+    assert!(ok, "{text}");
+    let answered = v["answered"].as_u64().unwrap();
+    assert!((2..200).contains(&answered), "{v}");
+    let (_, ev) = f.s.get("/events?type=radius_overload").await;
+    assert_eq!(
+        ev["events"][0]["reason"], "all workers busy; request dropped for the NAS to retry",
+        "{ev}"
+    );
+    // Once the burst has drained the listener answers normally.
+    let (ok, out) = pap(&f, "ann", PW);
+    assert!(ok && out.contains("Received Access-Accept"), "{out}");
+}
+
+#[test]
+fn dictionary_agrees_with_the_one_freeradius_ships() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new("python3")
+        .arg(format!("{root}/conformance/radius/dictionary.py"))
+        .arg(format!("{root}/radius-server/dictionary"))
+        .output()
+        .expect("python3 runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\"problems\": 0"), "{text}");
 }
