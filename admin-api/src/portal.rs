@@ -90,7 +90,7 @@ async fn login(
         .dir
         .authenticate(AuthRequest {
             username: body.username,
-            password: body.password,
+            credential: core_directory::Credential::Password(body.password),
             otp: body.otp,
             service: Service::Portal,
             resource: None,
@@ -162,7 +162,7 @@ async fn change_password(
         .dir
         .authenticate(AuthRequest {
             username: user.username.clone(),
-            password: body.current_password,
+            credential: core_directory::Credential::Password(body.current_password),
             otp: None,
             service: Service::Portal,
             resource: None,

@@ -346,7 +346,7 @@ async fn fixture(
 fn ldap_request(c: &Credential) -> AuthRequest {
     AuthRequest {
         username: c.username.clone(),
-        password: c.password.clone(),
+        credential: core_directory::Credential::Password(c.password.clone()),
         otp: None,
         service: Service::Ldap,
         resource: Some(Resource::Ldap),

@@ -9,17 +9,40 @@ use crate::error::Result;
 use crate::events::{Event, Service};
 use crate::id::Id;
 use crate::model::*;
+use crate::mschapv2::MsChapV2Proof;
 use crate::snapshot::Snapshot;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// What the user proves their identity with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// The password itself (PAP, LDAP bind, portal, EAP-TTLS/PAP): checked with argon2id or the credential cache.
+    Password(String),
+    /// An MS-CHAPv2 response (PEAP): checked against the user's sealed NT hash.
+    MsChapV2(MsChapV2Proof),
+    /// A client certificate the listener verified against its configured CA and mapped to the username
+    /// (EAP-TLS). There is no password step; the certificate also stands for the second factor.
+    Certificate { subject: String },
+}
+
+impl Credential {
+    fn method(&self) -> &'static str {
+        match self {
+            Credential::Password(_) => "password",
+            Credential::MsChapV2(_) => "mschapv2",
+            Credential::Certificate { .. } => "certificate",
+        }
+    }
+}
+
 /// One login attempt.
 #[derive(Debug, Clone)]
 pub struct AuthRequest {
     pub username: String,
-    pub password: String,
+    pub credential: Credential,
     /// A TOTP code given together with the password (SSO form, `password,code` RADIUS).
     pub otp: Option<String>,
     pub service: Service,
@@ -50,6 +73,10 @@ pub enum DenyReason {
     /// MFA is required, TOTP is not active and the enrolment period is over.
     MfaEnrolmentExpired,
     WrongOtp,
+    /// MS-CHAPv2 needs the NT hash, which is made only when a password is set.
+    NtHashMissing,
+    /// A code is required but the method cannot carry one (PEAP-MSCHAPv2).
+    MfaNotPossible,
 }
 
 impl DenyReason {
@@ -69,6 +96,12 @@ impl DenyReason {
                 "MFA enrolment period is over; enrol or ask an admin to reset it"
             }
             DenyReason::WrongOtp => "wrong or reused verification code",
+            DenyReason::NtHashMissing => {
+                "MS-CHAPv2 needs the user's NT hash, which is made when a password is set: the user must set a new password"
+            }
+            DenyReason::MfaNotPossible => {
+                "MFA is required but PEAP-MSCHAPv2 cannot carry a verification code; use EAP-TTLS/PAP with password,code or EAP-TLS"
+            }
         }
     }
 }
@@ -85,6 +118,8 @@ pub struct AuthGrant {
     pub mfa_enrolment_deadline: Option<DateTime<Utc>>,
     /// Set when the password expires within the policy's warning period.
     pub password_expires_at: Option<DateTime<Utc>>,
+    /// For MS-CHAPv2: the Authenticator Response (`S=…`) that proves to the peer the server knew its hash.
+    pub authenticator_response: Option<String>,
 }
 
 impl AuthGrant {
@@ -208,8 +243,10 @@ impl Directory {
         let snap = self.snapshot();
         let now = Utc::now();
         let Some(user) = snap.user_by_username(&req.username).cloned() else {
-            // Spend the same work as a real user so timing does not reveal which usernames exist.
-            self.hasher.verify(&self.dummy_hash, &req.password).await;
+            if let Credential::Password(password) = &req.credential {
+                // Spend the same work as a real user so timing does not reveal which usernames exist.
+                self.hasher.verify(&self.dummy_hash, password).await;
+            }
             return self.deny(&req, None, DenyReason::UnknownUser).await;
         };
         match user.state {
@@ -222,22 +259,41 @@ impl Directory {
         if user.is_locked(now) {
             return self.deny(&req, Some(&user), DenyReason::Locked).await;
         }
-        let Some(hash) = user.password_hash.as_deref() else {
-            return self
-                .deny(&req, Some(&user), DenyReason::PasswordPending)
-                .await;
-        };
-        let cached = self
-            .cache
-            .check(&user.id, user.auth_revision, &req.password);
-        if !cached {
-            if !self.hasher.verify(hash, &req.password).await {
-                return self.fail(&req, &user, DenyReason::WrongPassword).await;
+        let mut authenticator_response = None;
+        match &req.credential {
+            Credential::Password(password) => {
+                let Some(hash) = user.password_hash.as_deref() else {
+                    return self
+                        .deny(&req, Some(&user), DenyReason::PasswordPending)
+                        .await;
+                };
+                if !self.cache.check(&user.id, user.auth_revision, password) {
+                    if !self.hasher.verify(hash, password).await {
+                        return self.fail(&req, &user, DenyReason::WrongPassword).await;
+                    }
+                    self.cache.remember(&user.id, user.auth_revision, password);
+                }
             }
-            self.cache
-                .remember(&user.id, user.auth_revision, &req.password);
+            Credential::MsChapV2(proof) => {
+                if user.password_hash.is_none() {
+                    return self
+                        .deny(&req, Some(&user), DenyReason::PasswordPending)
+                        .await;
+                }
+                let Some(nt) = self.user_nt_hash(&user) else {
+                    return self
+                        .deny(&req, Some(&user), DenyReason::NtHashMissing)
+                        .await;
+                };
+                match crate::mschapv2::verify(proof, &nt) {
+                    Some(s) => authenticator_response = Some(s),
+                    None => return self.fail(&req, &user, DenyReason::WrongPassword).await,
+                }
+            }
+            Credential::Certificate { .. } => {}
         }
-        if user.password_status(&snap.policy, now) == PasswordStatus::Expired {
+        let by_certificate = matches!(req.credential, Credential::Certificate { .. });
+        if !by_certificate && user.password_status(&snap.policy, now) == PasswordStatus::Expired {
             return self
                 .deny(&req, Some(&user), DenyReason::PasswordExpired)
                 .await;
@@ -270,12 +326,24 @@ impl Directory {
             password_expires_at: user.password_expires_at(&snap.policy).filter(|t| {
                 *t - chrono::Duration::days(i64::from(snap.policy.expiry_warning_days)) <= now
             }),
+            authenticator_response,
         };
-        match mfa_need(&snap, &user, req.resource.as_ref(), now) {
+        let need = if by_certificate {
+            grant.mfa_used = true;
+            MfaNeed::None
+        } else {
+            mfa_need(&snap, &user, req.resource.as_ref(), now)
+        };
+        match need {
             MfaNeed::None => {}
             MfaNeed::Enrolling(deadline) => grant.mfa_enrolment_deadline = Some(deadline),
             MfaNeed::Refuse(reason) => return self.deny(&req, Some(&user), reason).await,
             MfaNeed::Code => match req.otp.as_deref() {
+                None | Some("") if matches!(req.credential, Credential::MsChapV2(_)) => {
+                    return self
+                        .deny(&req, Some(&user), DenyReason::MfaNotPossible)
+                        .await;
+                }
                 None | Some("") => {
                     return Ok(AuthOutcome::NeedMfa(MfaChallenge {
                         user_id: user.id.clone(),
@@ -310,7 +378,7 @@ impl Directory {
         let now = Utc::now();
         let req = AuthRequest {
             username: challenge.username.clone(),
-            password: String::new(),
+            credential: Credential::Password(String::new()),
             otp: Some(code.to_string()),
             service: challenge.service,
             resource: challenge.resource.clone(),
@@ -345,6 +413,7 @@ impl Directory {
             mfa_used: true,
             mfa_enrolment_deadline: None,
             password_expires_at: None,
+            authenticator_response: None,
         };
         self.succeed(&req, &user, &grant).await?;
         Ok(AuthOutcome::Allow(grant))
@@ -375,6 +444,10 @@ impl Directory {
         }
         if let Some(s) = &req.session {
             e = e.detail("session", s.clone());
+        }
+        e = e.detail("method", req.credential.method());
+        if let Credential::Certificate { subject } = &req.credential {
+            e = e.detail("certificate_subject", subject.clone());
         }
         e
     }

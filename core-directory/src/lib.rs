@@ -11,8 +11,8 @@
 //! - [`snapshot`]: the immutable, structurally shared read model, swapped atomically after each commit.
 //! - [`directory`]: the [`Directory`] handle — writes as transactions, bootstrap, CRUD of every entity.
 //! - [`auth`]: the one authentication path every protocol calls.
-//! - [`password`], [`policy`], [`totp`], [`crypto`]: argon2id pool and credential cache, password rules,
-//!   RFC 6238, sealing of secrets at rest.
+//! - [`password`], [`policy`], [`totp`], [`crypto`], [`mschapv2`]: argon2id pool and credential cache,
+//!   password rules, RFC 6238, sealing of secrets at rest, MS-CHAPv2 checks against the sealed NT hash.
 //! - [`access`]: admin roles and permissions; [`events`]: directory insights; [`import`] and [`csv`]: CSV import.
 
 pub mod access;
@@ -25,6 +25,7 @@ pub mod events;
 pub mod id;
 pub mod import;
 pub mod model;
+pub mod mschapv2;
 pub mod password;
 pub mod policy;
 pub mod snapshot;
@@ -33,7 +34,7 @@ pub mod totp;
 pub mod views;
 
 pub use access::{Actor, Permission};
-pub use auth::{AuthGrant, AuthOutcome, AuthRequest, DenyReason, MfaChallenge};
+pub use auth::{AuthGrant, AuthOutcome, AuthRequest, Credential, DenyReason, MfaChallenge};
 pub use directory::{Directory, DirectoryConfig, ReplyAttributeCheck};
 pub use error::{DirectoryError, Result};
 pub use events::{Event, EventQuery, Service};

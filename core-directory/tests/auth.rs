@@ -97,7 +97,7 @@ fn req(
 ) -> AuthRequest {
     AuthRequest {
         username: username.into(),
-        password: password.into(),
+        credential: core_directory::Credential::Password(password.into()),
         otp: None,
         service,
         resource,

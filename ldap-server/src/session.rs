@@ -319,7 +319,7 @@ impl Session {
             .dir
             .authenticate(AuthRequest {
                 username,
-                password,
+                credential: core_directory::Credential::Password(password),
                 otp: None,
                 service: Service::Ldap,
                 resource: Some(Resource::Ldap),
@@ -575,7 +575,7 @@ impl Session {
             .dir
             .authenticate(AuthRequest {
                 username: user.username.clone(),
-                password: old,
+                credential: core_directory::Credential::Password(old),
                 otp: None,
                 service: Service::Ldap,
                 resource: Some(Resource::Ldap),

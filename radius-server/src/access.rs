@@ -10,16 +10,19 @@
 //! - Accept: the groups' reply attributes and a Class naming this login, which the NAS echoes in accounting.
 //! - Reject: no reason, unless the profile allows a Reply-Message.
 //!
-//! EAP-Message requests are refused here until the EAP methods are enabled; CHAP cannot be checked against
-//! argon2id hashes and is refused with an event that says so.
+//! Requests with EAP-Message go to [`crate::eap`]; their Accept adds User-Name, EAP-Success and the MS-MPPE
+//! keys. CHAP cannot be checked against argon2id hashes and is refused with an event that says so.
 
 use crate::clients::Client;
 use crate::crypt;
+use crate::dictionary::{Encoded, Form};
+use crate::eap::packet::Eap;
+use crate::eap::EapAnswer;
 use crate::packet::{attr, Builder, Code, Packet};
 use crate::reply;
 use crate::Shared;
 use core_directory::model::{RadiusMethod, Resource};
-use core_directory::{AuthOutcome, AuthRequest, DenyReason, Event, Service};
+use core_directory::{AuthOutcome, AuthRequest, Credential, DenyReason, Event, Service};
 use std::net::SocketAddr;
 
 /// What the NAS is told after the core has decided.
@@ -27,6 +30,7 @@ enum Answer {
     Accept(Box<core_directory::AuthGrant>, String),
     Challenge([u8; 16]),
     Reject(Option<&'static str>),
+    Eap(EapAnswer),
 }
 
 /// Answer an Access-Request; `None` drops it.
@@ -40,22 +44,53 @@ pub(crate) async fn access_request(
     let secret = &client.secret;
     let mut b = Builder::new(
         match answer {
-            Answer::Accept(..) => Code::AccessAccept,
-            Answer::Challenge(_) => Code::AccessChallenge,
-            Answer::Reject(_) => Code::AccessReject,
+            Answer::Accept(..) | Answer::Eap(EapAnswer::Accept { .. }) => Code::AccessAccept,
+            Answer::Challenge(_) | Answer::Eap(EapAnswer::Challenge { .. }) => {
+                Code::AccessChallenge
+            }
+            Answer::Reject(_) | Answer::Eap(EapAnswer::Reject { .. }) => Code::AccessReject,
         },
         req.identifier,
         true,
     );
+    let mut salt = 0u16;
     match &answer {
         Answer::Accept(grant, class) => {
-            let mut salt = 0u16;
-            for a in reply::for_grant(grant, shared.dict) {
-                if let Err(e) = reply::put(&mut b, &a, secret, &req.authenticator, &mut salt) {
-                    tracing::warn!(error = %e, "reply attribute does not fit; skipped");
+            accept_attributes(shared, &mut b, grant, class, client, req, &mut salt).ok()?;
+        }
+        Answer::Eap(EapAnswer::Accept {
+            grant,
+            session,
+            eap,
+            msk,
+        }) => {
+            accept_attributes(shared, &mut b, grant, session, client, req, &mut salt).ok()?;
+            b.add(attr::USER_NAME, grant.user.username.as_bytes())
+                .ok()?;
+            eap.put(&mut b).ok()?;
+            if let Some(msk) = msk {
+                // RFC 5216 §2.3 / RFC 2548: the first half of the MSK is the NAS's receive key.
+                for (number, half) in [
+                    (MS_MPPE_RECV_KEY, &msk[..32]),
+                    (MS_MPPE_SEND_KEY, &msk[32..]),
+                ] {
+                    let key = Encoded {
+                        vendor: MICROSOFT,
+                        number,
+                        tag: 0,
+                        value: half.to_vec(),
+                        form: Form::Salted,
+                    };
+                    reply::put(&mut b, &key, secret, &req.authenticator, &mut salt).ok()?;
                 }
             }
-            b.add(attr::CLASS, class.as_bytes()).ok()?;
+        }
+        Answer::Eap(EapAnswer::Challenge { state, eap }) => {
+            b.add(attr::STATE, state).ok()?;
+            eap.put(&mut b).ok()?;
+        }
+        Answer::Eap(EapAnswer::Reject { eap }) => {
+            eap.put(&mut b).ok()?;
         }
         Answer::Challenge(state) => {
             b.add(attr::STATE, state).ok()?;
@@ -71,6 +106,29 @@ pub(crate) async fn access_request(
         }
     }
     Some(b.response(secret, &req.authenticator))
+}
+
+const MICROSOFT: u32 = 311;
+const MS_MPPE_SEND_KEY: u8 = 16;
+const MS_MPPE_RECV_KEY: u8 = 17;
+
+/// The groups' reply attributes and the Class of an Access-Accept.
+fn accept_attributes(
+    shared: &Shared,
+    b: &mut Builder,
+    grant: &core_directory::AuthGrant,
+    class: &str,
+    client: &Client,
+    req: &Packet,
+    salt: &mut u16,
+) -> Result<(), crate::packet::EncodeError> {
+    for a in reply::for_grant(grant, shared.dict) {
+        if let Err(e) = reply::put(b, &a, &client.secret, &req.authenticator, salt) {
+            tracing::warn!(error = %e, "reply attribute does not fit; skipped");
+        }
+    }
+    b.add(attr::CLASS, class.as_bytes())?;
+    Ok(())
 }
 
 /// Answer a Status-Server on the authentication port (RFC 5997 §3): an Access-Accept, nothing else.
@@ -97,6 +155,12 @@ fn reject_message(reason: DenyReason) -> &'static str {
             "Multi-factor authentication is required; enrol in the user portal"
         }
         DenyReason::WrongOtp => "Invalid verification code",
+        DenyReason::NtHashMissing => {
+            "Password change required; set a new password in the user portal"
+        }
+        DenyReason::MfaNotPossible => {
+            "Multi-factor authentication is required; use a method that accepts a verification code"
+        }
     }
 }
 
@@ -109,16 +173,24 @@ async fn decide(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr)
             return Answer::Reject(Some("Invalid username or password"));
         }
     };
-    if req.get(attr::EAP_MESSAGE).is_some() {
-        refuse(
-            shared,
-            client,
-            src,
-            Some(&username),
-            "EAP is not enabled on this server",
-        )
-        .await;
-        return Answer::Reject(None);
+    match Eap::from_radius(req) {
+        Some(Ok(eap)) => {
+            return Answer::Eap(crate::eap::handle(shared, client, req, eap, src, &username).await)
+        }
+        Some(Err(e)) => {
+            refuse(
+                shared,
+                client,
+                src,
+                Some(&username),
+                &format!("EAP-Message: {e}"),
+            )
+            .await;
+            return Answer::Eap(EapAnswer::Reject {
+                eap: Eap::failure(0),
+            });
+        }
+        None => {}
     }
     if req.get(attr::CHAP_PASSWORD).is_some() {
         refuse(
@@ -179,7 +251,7 @@ async fn decide(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr)
         .dir
         .authenticate(AuthRequest {
             username,
-            password,
+            credential: Credential::Password(password),
             otp,
             service: Service::Radius,
             resource: Some(Resource::Radius(profile.id.clone())),
@@ -238,7 +310,7 @@ async fn second_step(
 }
 
 /// `password,123456` → (`password`, `123456`) when the profile accepts appended codes.
-fn split_otp(otp_append: bool, password: String) -> (String, Option<String>) {
+pub(crate) fn split_otp(otp_append: bool, password: String) -> (String, Option<String>) {
     if otp_append {
         if let Some((pw, code)) = password.rsplit_once(',') {
             if code.len() == 6 && code.bytes().all(|c| c.is_ascii_digit()) {
@@ -257,7 +329,7 @@ fn new_session_id() -> String {
 }
 
 /// Record a refusal the core never saw (the request could not reach it).
-async fn refuse(
+pub(crate) async fn refuse(
     shared: &Shared,
     client: &Client,
     src: SocketAddr,

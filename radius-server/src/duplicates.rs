@@ -72,12 +72,14 @@ impl Duplicates {
         }
     }
 
-    /// Remember the reply sent to a request.
-    pub fn answered(&self, key: RequestKey, reply: Vec<u8>) {
+    /// Remember the reply to a request (before it is sent); returns it for sending.
+    pub fn answered(&self, key: RequestKey, reply: Vec<u8>) -> Arc<Vec<u8>> {
+        let reply = Arc::new(reply);
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = g.slots.get_mut(&key) {
-            *slot = Slot::Answered(Arc::new(reply));
+            *slot = Slot::Answered(Arc::clone(&reply));
         }
+        reply
     }
 
     /// Forget a request that got no reply (dropped), so a retransmission is answered afresh.

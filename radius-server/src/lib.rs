@@ -3,7 +3,8 @@
 //! The RADIUS listener of Stratus: UDP authentication (RFC 2865) and accounting (RFC 2866) for Wi-Fi access
 //! points, VPN concentrators and switches. It owns the packet codec with the attribute dictionary as data,
 //! per-NAS shared secrets, Message-Authenticator (RFC 3579, required by default), duplicate detection, PAP, the
-//! TOTP Access-Challenge flow, reply attributes from bound groups, and accounting records.
+//! TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2, EAP-TTLS/PAP, EAP-TLS over rustls, with MS-MPPE keys),
+//! reply attributes from bound groups, and accounting records.
 //!
 //! Every decision — who the user is, whether the password, code, lockout and binding allow the login, which
 //! group's reply attribute wins — is a call on `core_directory::Directory` or a rule of its snapshot. It must
@@ -14,8 +15,8 @@
 //!   attribute encryption; [`dictionary`]: the FreeRADIUS-format dictionary under `dictionary/`.
 //! - [`clients`]: NAS profile by source address; [`duplicates`]: the retransmission table;
 //!   [`challenge`]: pending MFA challenges by State.
-//! - [`access`]: Access-Request and Status-Server; [`accounting`]: Accounting-Request; [`reply`]: reply
-//!   attributes of an Accept.
+//! - [`access`]: Access-Request and Status-Server; [`eap`]: EAP conversations (PEAP-MSCHAPv2, EAP-TTLS/PAP,
+//!   EAP-TLS); [`accounting`]: Accounting-Request; [`reply`]: reply attributes of an Accept.
 //! - This file: the sockets, the receive loops and the checks every datagram passes before a handler sees it.
 //!
 //! # Path of a datagram
@@ -31,6 +32,7 @@ pub mod clients;
 pub mod crypt;
 pub mod dictionary;
 pub mod duplicates;
+pub mod eap;
 pub mod packet;
 pub mod reply;
 
@@ -61,6 +63,8 @@ pub struct RadiusSettings {
     pub challenge_timeout: Duration,
     /// Pending challenges at most.
     pub max_challenges: usize,
+    /// EAP conversations in progress at most.
+    pub max_conversations: usize,
 }
 
 impl Default for RadiusSettings {
@@ -71,6 +75,7 @@ impl Default for RadiusSettings {
             duplicate_window: Duration::from_secs(30),
             challenge_timeout: Duration::from_secs(60),
             max_challenges: 10_000,
+            max_conversations: 4096,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct Shared {
     clients: Clients,
     duplicates: Duplicates,
     challenges: Challenges,
+    eap: Option<eap::EapTls>,
+    conversations: eap::Conversations,
     notices: Notices,
     in_flight: Arc<Semaphore>,
 }
@@ -106,6 +113,7 @@ pub fn reply_attribute_check(a: &ReplyAttribute) -> Result<(), String> {
 pub async fn serve(
     dir: Arc<Directory>,
     settings: RadiusSettings,
+    eap: Option<eap::EapTls>,
     auth: Option<UdpSocket>,
     acct: Option<UdpSocket>,
     shutdown: watch::Receiver<bool>,
@@ -116,6 +124,8 @@ pub async fn serve(
         clients: Clients::default(),
         duplicates: Duplicates::new(settings.duplicate_window, 200_000),
         challenges: Challenges::new(settings.challenge_timeout, settings.max_challenges),
+        eap,
+        conversations: eap::Conversations::new(settings.max_conversations),
         notices: Notices::default(),
         in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
     });
@@ -246,10 +256,11 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
         };
         match reply {
             Some(r) => {
+                // Remembered before it is sent, so a retransmission that crosses the reply is answered too.
+                let r = shared.duplicates.answered(key, r);
                 if let Err(e) = sock.send_to(&r, src).await {
                     tracing::debug!(%src, error = %e, "RADIUS reply not sent");
                 }
-                shared.duplicates.answered(key, r);
             }
             None => shared.duplicates.forget(&key),
         }

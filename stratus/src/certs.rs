@@ -112,23 +112,85 @@ pub fn ensure_dev_certs(data_dir: &Path, names: &[String]) -> Result<DevCerts, C
     })
 }
 
-/// A rustls server configuration from PEM files (TLS 1.2 and 1.3, aws-lc-rs).
-pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, CertError> {
-    let pem_err = |path: &Path, e: rustls::pki_types::pem::Error| CertError::Pem {
+fn pem_err(path: &Path, e: rustls::pki_types::pem::Error) -> CertError {
+    CertError::Pem {
         path: path.display().to_string(),
         message: e.to_string(),
-    };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| pem_err(cert, e))?
+    }
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_err(path, e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| pem_err(cert, e))?;
+        .map_err(|e| pem_err(path, e))
+}
+
+fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A rustls server configuration from PEM files (TLS 1.2 and 1.3, aws-lc-rs).
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, CertError> {
+    let chain = read_chain(cert)?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(chain, key_der)?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// The TLS configurations of the EAP methods: PEAP and EAP-TTLS on TLS 1.2 with the server certificate only;
+/// EAP-TLS on TLS 1.2 and 1.3 requiring a client certificate from `client_ca`, checked against `crls`, when a
+/// client CA is configured. No session resumption: every EAP login is a full handshake with fresh keys.
+pub fn eap_configs(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    crls: &[PathBuf],
+) -> Result<(rustls::ServerConfig, Option<rustls::ServerConfig>), CertError> {
+    let chain = read_chain(cert)?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e))?;
+    let finish = |mut cfg: rustls::ServerConfig| {
+        cfg.session_storage = std::sync::Arc::new(rustls::server::NoServerSessionStorage {});
+        cfg.send_tls13_tickets = 0;
+        cfg
+    };
+    let tunnel = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain.clone(), key_der.clone_key())?;
+    let Some(ca) = client_ca else {
+        return Ok((finish(tunnel), None));
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in read_chain(ca)? {
+        roots.add(c)?;
+    }
+    let mut revoked = Vec::new();
+    for path in crls {
+        let list: Vec<rustls::pki_types::CertificateRevocationListDer<'static>> =
+            rustls::pki_types::CertificateRevocationListDer::pem_file_iter(path)
+                .map_err(|e| pem_err(path, e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| pem_err(path, e))?;
+        revoked.extend(list);
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider(),
+    )
+    .with_crls(revoked)
+    .build()
+    .map_err(|e| CertError::Pem {
+        path: ca.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let client = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key_der)?;
+    Ok((finish(tunnel), Some(finish(client))))
 }

@@ -49,6 +49,9 @@ pub enum Admin {
     Events(Events),
 }
 
+/// Authentication methods of a RADIUS profile, as the API names them.
+const RADIUS_METHODS: [&str; 4] = ["pap", "peap_mschapv2", "eap_ttls_pap", "eap_tls"];
+
 /// MFA modes of a RADIUS profile, as the API names them.
 const RADIUS_MFA_MODES: [&str; 4] = [
     "off",
@@ -73,6 +76,9 @@ pub enum Radius {
         /// Accept `password,123456` from NAS that cannot answer a challenge.
         #[arg(long)]
         otp_append: bool,
+        /// Allowed method, in order of preference (repeat; default pap).
+        #[arg(long = "method", value_parser = RADIUS_METHODS)]
+        methods: Vec<String>,
     },
     List,
     /// Change a profile's MFA mode, networks or secret.
@@ -86,6 +92,9 @@ pub enum Radius {
         secret: Option<String>,
         #[arg(long)]
         otp_append: Option<bool>,
+        /// Allowed methods, replacing the current list (repeat).
+        #[arg(long = "method", value_parser = RADIUS_METHODS)]
+        methods: Vec<String>,
     },
     Delete {
         server: String,
@@ -382,9 +391,15 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
             secret,
             mfa,
             otp_append,
+            methods,
         } => {
+            let methods = if methods.is_empty() {
+                vec!["pap".to_string()]
+            } else {
+                methods
+            };
             let body = json!({"name": name, "networks": networks, "secret": secret, "mfa": mfa,
-                              "otp_append": otp_append});
+                              "otp_append": otp_append, "methods": methods});
             c.call(Method::POST, "/radius-servers", Some(body)).await?
         }
         Radius::List => {
@@ -406,6 +421,7 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
             networks,
             secret,
             otp_append,
+            methods,
         } => {
             let id = c.radius_id(&server).await?;
             let mut body = json!({});
@@ -420,6 +436,9 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
             }
             if let Some(o) = otp_append {
                 body["otp_append"] = json!(o);
+            }
+            if !methods.is_empty() {
+                body["methods"] = json!(methods);
             }
             c.call(Method::PATCH, &format!("/radius-servers/{id}"), Some(body))
                 .await?

@@ -105,6 +105,14 @@ pub struct RadiusConfig {
     pub receive_tasks: usize,
     /// Seconds a user has to answer an MFA Access-Challenge.
     pub challenge_timeout_seconds: u64,
+    /// TLS data per EAP request (PEAP, EAP-TTLS, EAP-TLS fragments).
+    pub eap_fragment_size: usize,
+    /// PEM CA that issues EAP-TLS client certificates; empty disables EAP-TLS.
+    pub eap_tls_client_ca: String,
+    /// PEM certificate revocation lists checked for EAP-TLS client certificates.
+    pub eap_tls_crls: Vec<String>,
+    /// What names the user in an EAP-TLS client certificate: `cn` (username) or `email`.
+    pub eap_tls_identity: String,
 }
 
 impl RadiusConfig {
@@ -130,6 +138,10 @@ impl Default for RadiusConfig {
             max_in_flight: d.max_in_flight,
             receive_tasks: d.receive_tasks,
             challenge_timeout_seconds: d.challenge_timeout.as_secs(),
+            eap_fragment_size: 1000,
+            eap_tls_client_ca: String::new(),
+            eap_tls_crls: Vec::new(),
+            eap_tls_identity: "cn".into(),
         }
     }
 }
@@ -277,6 +289,21 @@ impl Config {
         env_parse(
             "STRATUS_RADIUS_ACCOUNTING_ADDR",
             &mut self.radius.accounting_addr,
+        )?;
+        env_parse(
+            "STRATUS_RADIUS_EAP_TLS_CLIENT_CA",
+            &mut self.radius.eap_tls_client_ca,
+        )?;
+        if let Ok(v) = std::env::var("STRATUS_RADIUS_EAP_TLS_CRLS") {
+            self.radius.eap_tls_crls = v
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        env_parse(
+            "STRATUS_RADIUS_EAP_TLS_IDENTITY",
+            &mut self.radius.eap_tls_identity,
         )?;
         env_parse(
             "STRATUS_RADIUS_MAX_IN_FLIGHT",

@@ -30,6 +30,8 @@ pub enum ServeError {
     Directory(#[from] core_directory::DirectoryError),
     #[error(transparent)]
     Certs(#[from] certs::CertError),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: String,
@@ -264,9 +266,11 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     }
     let radius_acct = radius_sockets.pop().flatten();
     let radius_auth = radius_sockets.pop().flatten();
+    let eap = eap_tls(&cfg, &cert, &key)?;
     let radius = tokio::spawn(radius_server::serve(
         Arc::clone(&dir),
         cfg.radius.settings(),
+        Some(eap),
         radius_auth,
         radius_acct,
         stop.clone(),
@@ -304,6 +308,31 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     result.map_err(|source| ServeError::Bind {
         addr: cfg.http.addr.clone(),
         source,
+    })
+}
+
+/// The EAP methods' TLS set-up from `[tls]` and `[radius]`.
+fn eap_tls(
+    cfg: &Config,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<radius_server::eap::EapTls, ServeError> {
+    let r = &cfg.radius;
+    let identity = radius_server::eap::certificate::IdentityRule::parse(&r.eap_tls_identity)
+        .ok_or_else(|| {
+            ServeError::Config(format!(
+                "radius.eap_tls_identity must be `cn` or `email`, not `{}`",
+                r.eap_tls_identity
+            ))
+        })?;
+    let crls: Vec<std::path::PathBuf> = r.eap_tls_crls.iter().map(Into::into).collect();
+    let ca = Some(std::path::Path::new(&r.eap_tls_client_ca)).filter(|p| !p.as_os_str().is_empty());
+    let (tunnel, client) = certs::eap_configs(cert, key, ca, &crls)?;
+    Ok(radius_server::eap::EapTls {
+        tunnel: Arc::new(tunnel),
+        client_certificates: client.map(Arc::new),
+        identity,
+        fragment_size: r.eap_fragment_size,
     })
 }
 

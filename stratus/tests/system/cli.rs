@@ -214,7 +214,18 @@ async fn cli_sets_up_a_radius_network_that_radclient_reaches() {
         ],
     );
     assert!(!ok && err.contains("no such attribute"), "{err}");
-    run(&["radius", "set", "office-wifi", "--mfa", "off"]);
+    run(&[
+        "radius",
+        "set",
+        "office-wifi",
+        "--mfa",
+        "off",
+        "--method",
+        "pap",
+        "--method",
+        "eap_ttls_pap",
+    ]);
+    assert!(run(&["radius", "list"]).contains("office-wifi"));
     run(&["groups", "unbind", "Staff", "radius:office-wifi"]);
     let (ok, out) = crate::radius::radclient(
         &s.radius,

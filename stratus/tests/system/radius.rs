@@ -69,7 +69,7 @@ pub async fn fixture_with(s: Server) -> Fixture {
 /// Run radclient (`auth`, `acct` or `status`) with one request; returns (exit success, everything it printed).
 pub fn radclient(addr: &str, kind: &str, secret: &str, attrs: &str) -> (bool, String) {
     let mut child = Command::new("radclient")
-        .args(["-x", "-r", "1", "-t", "2", addr, kind, secret])
+        .args(["-x", "-r", "1", "-t", "5", addr, kind, secret])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
