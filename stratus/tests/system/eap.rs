@@ -389,3 +389,24 @@ async fn broken_eap_conversations_are_refused_and_the_listener_keeps_serving() {
     let (ok, out) = eapol(&f, &peap(&f, "ann", PW));
     assert!(ok, "{out}");
 }
+
+#[tokio::test]
+async fn peap_failures_count_towards_the_same_lockout() {
+    let f = fixture().await;
+    f.s.lockout(3, 0).await;
+    for _ in 0..3 {
+        let (ok, _) = eapol(&f, &peap(&f, "ann", "Wrong-Horse-99"));
+        assert!(!ok);
+    }
+    let (ok, out) = eapol(&f, &peap(&f, "ann", PW));
+    assert!(!ok && out.contains("(Access-Reject)"), "{out}");
+    assert_eq!(
+        last_auth(&f, "ann").await["reason"],
+        "account is locked after too many failures"
+    );
+    // The lock holds for every method and protocol.
+    let (ok, _) = eapol(&f, &tls(&f, "ann", false));
+    assert!(!ok);
+    let (st, _) = f.s.portal_login("ann", PW, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
