@@ -42,6 +42,8 @@ class Peer:
             req.AddAttribute("EAP-Message", message[i:i + 253])
         if state is not None:
             req["State"] = state
+        # A packet that must go unanswered is waited for briefly; the rest get a generous timeout.
+        self.c.timeout, self.c.retries = (10, 2) if ma else (3, 1)
         try:
             reply = self.c.SendPacket(req)
         except Timeout:

@@ -142,8 +142,8 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Ce
     Ok(cfg)
 }
 
-/// The TLS configurations of the EAP methods: PEAP and EAP-TTLS on TLS 1.2 with the server certificate only;
-/// EAP-TLS on TLS 1.2 and 1.3 requiring a client certificate from `client_ca`, checked against `crls`, when a
+/// The TLS configurations of the EAP methods (TLS 1.2 and 1.3 both): PEAP and EAP-TTLS with the server
+/// certificate only; EAP-TLS requiring a client certificate from `client_ca`, checked against `crls`, when a
 /// client CA is configured. No session resumption: every EAP login is a full handshake with fresh keys.
 pub fn eap_configs(
     cert: &Path,
@@ -159,7 +159,7 @@ pub fn eap_configs(
         cfg
     };
     let tunnel = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS12])?
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(chain.clone(), key_der.clone_key())?;
     let Some(ca) = client_ca else {

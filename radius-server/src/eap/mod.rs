@@ -46,7 +46,7 @@ pub const MAX_ROUNDS: u32 = 64;
 /// The TLS configurations of the EAP methods, built by the binary from the `[tls]` certificate.
 #[derive(Clone)]
 pub struct EapTls {
-    /// PEAP and EAP-TTLS: server certificate only, TLS 1.2.
+    /// PEAP and EAP-TTLS: server certificate only.
     pub tunnel: Arc<rustls::ServerConfig>,
     /// EAP-TLS: client certificates from the configured CA (and CRLs) required; `None` when no CA is set.
     pub client_certificates: Option<Arc<rustls::ServerConfig>>,
@@ -498,6 +498,11 @@ async fn tls_step(ctx: &Context<'_>, stage: &mut TlsStage, data: &[u8]) -> Step 
         let frag = stage.tunnel.next_fragment();
         return Step::Request(typed(stage, frag));
     }
+    if stage.method == method::TTLS && matches!(stage.inner, Inner::Established { .. }) {
+        // TLS 1.3: the peer's Finished ends the handshake and the server has nothing left to say; an empty
+        // request asks for the inner credentials.
+        return Step::Request(typed(stage, stage.tunnel.ack()));
+    }
     Step::Refuse(format!(
         "{}: nothing to send and nothing decided (handshake stalled)",
         method_name(stage.method)
@@ -552,6 +557,13 @@ async fn after_message(ctx: &Context<'_>, stage: &mut TlsStage) -> Option<Step> 
             }
         }
         stage.inner = Inner::Established { grant };
+        if stage.method == method::PEAP && stage.tunnel.is_tls13() {
+            // TLS 1.3 has no server Finished left to acknowledge: the inner method starts at once.
+            if let Err(e) = stage.tunnel.write_plaintext(&peap::identity_request()) {
+                return Some(Step::Refuse(e.to_string()));
+            }
+            stage.inner = Inner::PeapIdentity;
+        }
     }
     let plain = stage.tunnel.read_plaintext();
     if plain.is_empty() {

@@ -175,6 +175,14 @@ fn ttls(f: &Fixture, user: &str, pw: &str) -> String {
     )
 }
 
+/// Let the supplicant offer TLS 1.3 (wpa_supplicant keeps it off for EAP unless told).
+fn with_tls13(network: String, tls13: bool) -> String {
+    format!(
+        "{network}\n  phase1=\"tls_disable_tlsv1_3={}\"",
+        if tls13 { 0 } else { 1 }
+    )
+}
+
 fn tls(f: &Fixture, cert: &str, tls13: bool) -> String {
     let p = f.pki.display();
     format!(
@@ -214,19 +222,25 @@ async fn last_auth(f: &Fixture, user: &str) -> Value {
 #[tokio::test]
 async fn peap_mschapv2_ttls_pap_and_eap_tls_succeed_with_mppe_keys_and_the_vlan() {
     let f = fixture().await;
-    let (ok, out) = eapol(&f, &peap(&f, "ann", PW));
-    assert!(ok, "{out}");
-    assert_accepted_with_keys_and_vlan(&out);
-    let e = last_auth(&f, "ann").await;
-    assert_eq!(
-        (e["success"].as_bool(), e["details"]["method"].as_str()),
-        (Some(true), Some("mschapv2"))
-    );
-
-    let (ok, out) = eapol(&f, &ttls(&f, "ann", PW));
-    assert!(ok, "{out}");
-    assert_accepted_with_keys_and_vlan(&out);
-    assert_eq!(last_auth(&f, "ann").await["details"]["method"], "password");
+    for tls13 in [false, true] {
+        let version = if tls13 {
+            "Using TLS version TLSv1.3"
+        } else {
+            "Using TLS version TLSv1.2"
+        };
+        let (ok, out) = eapol(&f, &with_tls13(peap(&f, "ann", PW), tls13));
+        assert!(ok && out.contains(version), "{out}");
+        assert_accepted_with_keys_and_vlan(&out);
+        let e = last_auth(&f, "ann").await;
+        assert_eq!(
+            (e["success"].as_bool(), e["details"]["method"].as_str()),
+            (Some(true), Some("mschapv2"))
+        );
+        let (ok, out) = eapol(&f, &with_tls13(ttls(&f, "ann", PW), tls13));
+        assert!(ok && out.contains(version), "{out}");
+        assert_accepted_with_keys_and_vlan(&out);
+        assert_eq!(last_auth(&f, "ann").await["details"]["method"], "password");
+    }
 
     for tls13 in [false, true] {
         let (ok, out) = eapol(&f, &tls(&f, "ann", tls13));
