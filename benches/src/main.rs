@@ -14,8 +14,12 @@
 //!
 //! `ldap` measures the real `stratus` binary's LDAP listener against OpenLDAP slapd on the same machine, with the
 //! same users and the same load (see [`ldap`]).
+//!
+//! `radius` measures the real `stratus` binary's RADIUS listener (credential cache on and off) against
+//! FreeRADIUS on the same machine, with the same users and the same UDP load (see [`radius`]).
 
 mod ldap;
+mod radius;
 
 use clap::{Args, Parser, Subcommand};
 use core_directory::crypto::MasterKey;
@@ -51,6 +55,8 @@ enum Command {
     Auth(AuthArgs),
     /// LDAP searches and binds: the stratus binary against OpenLDAP slapd, side by side.
     Ldap(ldap::LdapArgs),
+    /// RADIUS PAP authentications: the stratus binary (credential cache on and off) against FreeRADIUS.
+    Radius(radius::RadiusArgs),
 }
 
 #[derive(Args)]
@@ -177,6 +183,21 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench ldap: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Radius(args) => {
+            // The load threads are plain OS threads; the runtime only drives the admin API calls.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(radius::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench radius: {e}");
                     ExitCode::FAILURE
                 }
             }
@@ -351,6 +372,7 @@ fn ldap_request(c: &Credential) -> AuthRequest {
         service: Service::Ldap,
         resource: Some(Resource::Ldap),
         client_ip: None,
+        session: None,
     }
 }
 

@@ -27,8 +27,22 @@ enum Slot {
 }
 
 struct Inner {
-    slots: HashMap<RequestKey, Slot>,
-    order: VecDeque<(Instant, RequestKey)>,
+    /// Each slot with the generation it was claimed in.
+    slots: HashMap<RequestKey, (u64, Slot)>,
+    /// Claims in time order; an entry whose generation no longer matches its slot is stale and only dropped.
+    order: VecDeque<(Instant, RequestKey, u64)>,
+    generation: u64,
+}
+
+impl Inner {
+    /// Drop the oldest claim, and its slot unless the key was claimed again since.
+    fn pop_oldest(&mut self) {
+        if let Some((_, k, generation)) = self.order.pop_front() {
+            if self.slots.get(&k).is_some_and(|(g, _)| *g == generation) {
+                self.slots.remove(&k);
+            }
+        }
+    }
 }
 
 /// The duplicate table: bounded in entries and in time.
@@ -46,6 +60,7 @@ impl Duplicates {
             inner: Mutex::new(Inner {
                 slots: HashMap::new(),
                 order: VecDeque::new(),
+                generation: 0,
             }),
         }
     }
@@ -54,19 +69,24 @@ impl Duplicates {
     pub fn check(&self, key: RequestKey) -> Seen {
         let now = Instant::now();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some((t, k)) = g.order.front().copied() {
-            if now.duration_since(t) < self.window && g.order.len() < self.max {
-                break;
-            }
-            g.order.pop_front();
-            g.slots.remove(&k);
+        while g
+            .order
+            .front()
+            .is_some_and(|(t, _, _)| now.duration_since(*t) >= self.window)
+        {
+            g.pop_oldest();
         }
         match g.slots.get(&key) {
-            Some(Slot::InProgress) => Seen::InProgress,
-            Some(Slot::Answered(r)) => Seen::Answered(Arc::clone(r)),
+            Some((_, Slot::InProgress)) => Seen::InProgress,
+            Some((_, Slot::Answered(r))) => Seen::Answered(Arc::clone(r)),
             None => {
-                g.slots.insert(key, Slot::InProgress);
-                g.order.push_back((now, key));
+                while g.order.len() >= self.max {
+                    g.pop_oldest();
+                }
+                g.generation += 1;
+                let generation = g.generation;
+                g.slots.insert(key, (generation, Slot::InProgress));
+                g.order.push_back((now, key, generation));
                 Seen::New
             }
         }
@@ -76,7 +96,7 @@ impl Duplicates {
     pub fn answered(&self, key: RequestKey, reply: Vec<u8>) -> Arc<Vec<u8>> {
         let reply = Arc::new(reply);
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = g.slots.get_mut(&key) {
+        if let Some((_, slot)) = g.slots.get_mut(&key) {
             *slot = Slot::Answered(Arc::clone(&reply));
         }
         reply
@@ -117,6 +137,20 @@ mod tests {
         }
         let g = d.inner.lock().unwrap();
         assert!(g.slots.len() <= 11 && g.order.len() <= 11);
+    }
+
+    #[test]
+    fn a_forgotten_request_claimed_again_keeps_its_new_slot() {
+        let d = Duplicates::new(Duration::from_secs(30), 4);
+        d.check(key(1));
+        d.forget(&key(1));
+        d.check(key(1));
+        d.answered(key(1), vec![7]);
+        // The stale first claim of key 1 is pushed out by these; the second claim must survive it.
+        d.check(key(2));
+        d.check(key(3));
+        d.check(key(4));
+        assert_eq!(d.check(key(1)), Seen::Answered(Arc::new(vec![7])));
     }
 
     #[test]

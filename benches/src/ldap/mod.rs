@@ -14,7 +14,7 @@
 //!
 //! The table gives throughput, p50 and p99 per server and phase, and the Stratus/slapd throughput ratio.
 
-mod dataset;
+pub(crate) mod dataset;
 mod load;
 mod slapd;
 mod stratus;
