@@ -58,73 +58,49 @@ fn event(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr) -> Eve
         }
         e = e.user(u.clone()).actor(u);
     }
-    let mut add = |key: &str, v: Option<Value>| {
-        if let Some(v) = v {
+    let text = |typ: u8| req.text(typ).map(Value::from);
+    let integer = |typ: u8| req.integer(typ).map(Value::from);
+    let ipv4 = |typ: u8| {
+        req.get(typ)
+            .and_then(|v| <[u8; 4]>::try_from(v).ok())
+            .map(|v| Value::from(Ipv4Addr::from(v).to_string()))
+    };
+    let class = req
+        .get(attr::CLASS)
+        .map(|c| Value::from(String::from_utf8_lossy(c).into_owned()));
+    let nas_ipv6 = req
+        .get(attr::NAS_IPV6_ADDRESS)
+        .and_then(|v| <[u8; 16]>::try_from(v).ok())
+        .map(|v| Value::from(Ipv6Addr::from(v).to_string()));
+    let fields = [
+        ("status", named(attr::ACCT_STATUS_TYPE)),
+        ("session_id", text(attr::ACCT_SESSION_ID)),
+        ("class", class),
+        ("nas_ip", ipv4(attr::NAS_IP_ADDRESS)),
+        ("nas_ipv6", nas_ipv6),
+        ("nas_identifier", text(attr::NAS_IDENTIFIER)),
+        ("nas_port", integer(attr::NAS_PORT)),
+        ("nas_port_id", text(attr::NAS_PORT_ID)),
+        ("called_station", text(attr::CALLED_STATION_ID)),
+        ("calling_station", text(attr::CALLING_STATION_ID)),
+        ("framed_ip", ipv4(attr::FRAMED_IP_ADDRESS)),
+        (
+            "input_octets",
+            octets(req, attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS).map(Value::from),
+        ),
+        (
+            "output_octets",
+            octets(req, attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS).map(Value::from),
+        ),
+        ("input_packets", integer(attr::ACCT_INPUT_PACKETS)),
+        ("output_packets", integer(attr::ACCT_OUTPUT_PACKETS)),
+        ("session_time", integer(attr::ACCT_SESSION_TIME)),
+        ("terminate_cause", named(attr::ACCT_TERMINATE_CAUSE)),
+    ];
+    for (key, value) in fields {
+        if let Some(v) = value {
             e.details.insert(key.to_string(), v);
         }
-    };
-    add("status", named(attr::ACCT_STATUS_TYPE));
-    add(
-        "session_id",
-        req.text(attr::ACCT_SESSION_ID).map(Value::from),
-    );
-    add(
-        "class",
-        req.get(attr::CLASS)
-            .map(|c| Value::from(String::from_utf8_lossy(c).into_owned())),
-    );
-    add(
-        "nas_ip",
-        req.get(attr::NAS_IP_ADDRESS)
-            .and_then(|v| <[u8; 4]>::try_from(v).ok())
-            .map(|v| Value::from(Ipv4Addr::from(v).to_string())),
-    );
-    add(
-        "nas_ipv6",
-        req.get(attr::NAS_IPV6_ADDRESS)
-            .and_then(|v| <[u8; 16]>::try_from(v).ok())
-            .map(|v| Value::from(Ipv6Addr::from(v).to_string())),
-    );
-    add(
-        "nas_identifier",
-        req.text(attr::NAS_IDENTIFIER).map(Value::from),
-    );
-    add("nas_port", req.integer(attr::NAS_PORT).map(Value::from));
-    add("nas_port_id", req.text(attr::NAS_PORT_ID).map(Value::from));
-    add(
-        "called_station",
-        req.text(attr::CALLED_STATION_ID).map(Value::from),
-    );
-    add(
-        "calling_station",
-        req.text(attr::CALLING_STATION_ID).map(Value::from),
-    );
-    add(
-        "framed_ip",
-        req.get(attr::FRAMED_IP_ADDRESS)
-            .and_then(|v| <[u8; 4]>::try_from(v).ok())
-            .map(|v| Value::from(Ipv4Addr::from(v).to_string())),
-    );
-    add(
-        "input_octets",
-        octets(req, attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS).map(Value::from),
-    );
-    add(
-        "output_octets",
-        octets(req, attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS).map(Value::from),
-    );
-    add(
-        "input_packets",
-        req.integer(attr::ACCT_INPUT_PACKETS).map(Value::from),
-    );
-    add(
-        "output_packets",
-        req.integer(attr::ACCT_OUTPUT_PACKETS).map(Value::from),
-    );
-    add(
-        "session_time",
-        req.integer(attr::ACCT_SESSION_TIME).map(Value::from),
-    );
-    add("terminate_cause", named(attr::ACCT_TERMINATE_CAUSE));
+    }
     e
 }

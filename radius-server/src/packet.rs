@@ -360,22 +360,9 @@ impl Builder {
         self.body.first() == Some(&attr::MESSAGE_AUTHENTICATOR)
     }
 
-    /// A response to a request with `request_authenticator`: Message-Authenticator, then the Response
-    /// Authenticator over everything.
-    pub fn response(&self, secret: &[u8], request_authenticator: &[u8; 16]) -> Vec<u8> {
-        let mut out = self.assemble(request_authenticator);
-        if self.has_message_authenticator() {
-            let mac = hmac_md5(secret, &out);
-            out[MIN_PACKET + 2..MIN_PACKET + 18].copy_from_slice(&mac);
-        }
-        let auth = md5_of(&[&out, secret]);
-        out[4..20].copy_from_slice(&auth);
-        out
-    }
-
-    /// An Access-Request or Status-Server with the given random Request Authenticator (used by tests and the
-    /// benchmark loader).
-    pub fn access_request(&self, secret: &[u8], authenticator: &[u8; 16]) -> Vec<u8> {
+    /// The packet with `authenticator` in its header and, when there is one, the Message-Authenticator
+    /// computed over it.
+    fn signed(&self, secret: &[u8], authenticator: &[u8; 16]) -> Vec<u8> {
         let mut out = self.assemble(authenticator);
         if self.has_message_authenticator() {
             let mac = hmac_md5(secret, &out);
@@ -384,17 +371,29 @@ impl Builder {
         out
     }
 
-    /// An Accounting-Request: Message-Authenticator over the packet with a zero authenticator, then the
-    /// Request Authenticator (RFC 2866 §3).
-    pub fn accounting_request(&self, secret: &[u8]) -> Vec<u8> {
-        let mut out = self.assemble(&[0; 16]);
-        if self.has_message_authenticator() {
-            let mac = hmac_md5(secret, &out);
-            out[MIN_PACKET + 2..MIN_PACKET + 18].copy_from_slice(&mac);
-        }
+    /// `out` with its authenticator field replaced by MD5 over the packet and the secret.
+    fn with_md5_authenticator(mut out: Vec<u8>, secret: &[u8]) -> Vec<u8> {
         let auth = md5_of(&[&out, secret]);
         out[4..20].copy_from_slice(&auth);
         out
+    }
+
+    /// A response to a request with `request_authenticator`: Message-Authenticator, then the Response
+    /// Authenticator over everything.
+    pub fn response(&self, secret: &[u8], request_authenticator: &[u8; 16]) -> Vec<u8> {
+        Self::with_md5_authenticator(self.signed(secret, request_authenticator), secret)
+    }
+
+    /// An Access-Request or Status-Server with the given random Request Authenticator (used by tests and the
+    /// benchmark loader).
+    pub fn access_request(&self, secret: &[u8], authenticator: &[u8; 16]) -> Vec<u8> {
+        self.signed(secret, authenticator)
+    }
+
+    /// An Accounting-Request: Message-Authenticator over the packet with a zero authenticator, then the
+    /// Request Authenticator (RFC 2866 §3).
+    pub fn accounting_request(&self, secret: &[u8]) -> Vec<u8> {
+        Self::with_md5_authenticator(self.signed(secret, &[0; 16]), secret)
     }
 }
 

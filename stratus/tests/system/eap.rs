@@ -332,18 +332,7 @@ async fn mfa_inside_eap_ttls_takes_an_appended_code_and_peap_is_refused_with_a_r
     let f = fixture().await;
     let (_, users) = f.s.get("/users?search=ann").await;
     let ann = users["users"][0]["id"].as_str().unwrap().to_string();
-    let (st, t) =
-        f.s.post(&format!("/users/{ann}/mfa/totp"), json!(null))
-            .await;
-    assert_eq!(st, StatusCode::OK, "{t}");
-    let secret = t["secret"].as_str().unwrap().to_string();
-    let (st, _) =
-        f.s.post(
-            &format!("/users/{ann}/mfa/totp/confirm"),
-            json!({"code": oathtool(&secret, -30)}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK);
+    let secret = f.s.enrol_totp(&ann).await;
     let (st, _) =
         f.s.patch(
             &format!("/radius-servers/{}", f.profile),
@@ -388,9 +377,7 @@ async fn broken_eap_conversations_are_refused_and_the_listener_keeps_serving() {
     let f = fixture().await;
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let (host, port) = f.s.radius.rsplit_once(':').unwrap();
-    let python = std::env::var("STRATUS_CONFORMANCE_PYTHON")
-        .unwrap_or_else(|_| format!("{root}/target/conformance-venv/bin/python3"));
-    let out = Command::new(python)
+    let out = Command::new(crate::radius::conformance_python())
         .arg(format!("{root}/conformance/eap/check.py"))
         .args([host, port, SECRET])
         .arg(format!("{root}/radius-server/dictionary/dictionary"))

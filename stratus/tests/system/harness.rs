@@ -276,6 +276,24 @@ impl Server {
         v["id"].as_str().expect("id").to_string()
     }
 
+    /// Enrol a user in TOTP and confirm it with the previous step's code, so the current one is still unused.
+    /// Returns the base32 secret.
+    pub async fn enrol_totp(&self, id: &str) -> String {
+        let (st, t) = self
+            .post(&format!("/users/{id}/mfa/totp"), serde_json::json!(null))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{t}");
+        let secret = t["secret"].as_str().expect("secret").to_string();
+        let (st, u) = self
+            .post(
+                &format!("/users/{id}/mfa/totp/confirm"),
+                serde_json::json!({"code": oathtool(&secret, -30)}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{u}");
+        secret
+    }
+
     /// Events of a type for a user, newest first.
     pub async fn events(&self, event_type: &str, user: &str) -> Vec<Value> {
         let (st, v) = self

@@ -99,7 +99,7 @@ fn pap(f: &Fixture, user: &str, pw: &str) -> (bool, String) {
 }
 
 /// The interpreter of the venv `scripts/test` builds with pyrad and pyotp.
-fn conformance_python() -> String {
+pub fn conformance_python() -> String {
     std::env::var("STRATUS_CONFORMANCE_PYTHON").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -147,21 +147,6 @@ async fn profile(f: &Fixture, patch: Value) {
         f.s.patch(&format!("/radius-servers/{}", f.profile), patch)
             .await;
     assert_eq!(st, StatusCode::OK, "{v}");
-}
-
-async fn enrol_totp(s: &Server, id: &str) -> String {
-    let (st, t) = s.post(&format!("/users/{id}/mfa/totp"), json!(null)).await;
-    assert_eq!(st, StatusCode::OK, "{t}");
-    let secret = t["secret"].as_str().unwrap().to_string();
-    // Confirm with the previous step's code, so the current one is still unused.
-    let (st, u) = s
-        .post(
-            &format!("/users/{id}/mfa/totp/confirm"),
-            json!({"code": oathtool(&secret, -30)}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{u}");
-    secret
 }
 
 #[tokio::test]
@@ -423,7 +408,7 @@ async fn mfa_modes_challenge_with_real_totp_codes() {
     let mut ids = Vec::new();
     for name in ["tina", "tom", "tess", "ted"] {
         let id = f.s.user(name, Some(PW)).await;
-        totp.push(enrol_totp(&f.s, &id).await);
+        totp.push(f.s.enrol_totp(&id).await);
         ids.push(id);
     }
     let (st, eve) = f
@@ -509,7 +494,7 @@ async fn mfa_modes_challenge_with_real_totp_codes() {
 async fn appended_code_works_for_nas_that_cannot_do_challenges() {
     let f = fixture().await;
     let id = f.s.user("olga", Some(PW)).await;
-    let secret = enrol_totp(&f.s, &id).await;
+    let secret = f.s.enrol_totp(&id).await;
     let (st, _) =
         f.s.put(&format!("/groups/{}/members/{id}", f.wifi), None)
             .await;
