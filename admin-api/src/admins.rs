@@ -8,7 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use core_directory::directory::AdminLogin;
-use core_directory::views::{AdminPatch, AdminView, ApiKeyView, NewAdmin, TotpStart};
+use core_directory::views::{
+    AdminPatch, AdminView, ApiKeyView, NewAdmin, ScimTokenView, TotpStart,
+};
 use core_directory::Permission;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -26,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_admin, update_admin, delete_admin))
         .routes(routes!(create_key, list_keys))
         .routes(routes!(delete_key))
+        .routes(routes!(create_scim_token, list_scim_tokens))
+        .routes(routes!(delete_scim_token))
 }
 
 /// Admin login.
@@ -207,5 +211,46 @@ async fn delete_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     s.dir.delete_api_key(&actor, &parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new SCIM token; `token` is shown only here.
+#[derive(Serialize, ToSchema)]
+pub struct NewScimToken {
+    #[serde(flatten)]
+    pub scim_token: ScimTokenView,
+    pub token: String,
+}
+
+#[utoipa::path(post, path = "/scim-tokens", tag = "admins", request_body = NewKeyBody,
+    responses((status = 201, description = "the token is shown once; it is good for /scim/v2 only", body = NewScimToken)))]
+async fn create_scim_token(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Json(body): Json<NewKeyBody>,
+) -> ApiResult<(StatusCode, axum::Json<NewScimToken>)> {
+    let (scim_token, token) = s.dir.create_scim_token(&actor, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(NewScimToken { scim_token, token }),
+    ))
+}
+
+#[utoipa::path(get, path = "/scim-tokens", tag = "admins", responses((status = 200, body = Vec<ScimTokenView>)))]
+async fn list_scim_tokens(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+) -> ApiResult<axum::Json<Vec<ScimTokenView>>> {
+    actor.require(Permission::Read)?;
+    Ok(axum::Json(s.dir.list_scim_tokens()))
+}
+
+#[utoipa::path(delete, path = "/scim-tokens/{id}", tag = "admins", params(("id" = String, Path)), responses((status = 204)))]
+async fn delete_scim_token(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.dir.delete_scim_token(&actor, &parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -153,6 +153,9 @@ pub struct User {
     pub login_shell: String,
     pub employment: Employment,
     pub phone: Option<String>,
+    /// The id a provisioning system (SCIM `externalId`) knows the user by.
+    #[serde(default)]
+    pub external_id: Option<String>,
     pub attributes: BTreeMap<String, String>,
     pub failed_logins: u32,
     pub locked_until: Option<DateTime<Utc>>,
@@ -255,6 +258,9 @@ pub struct Group {
     pub radius_reply: Vec<ReplyAttribute>,
     /// Higher wins when members' groups disagree (reply attributes, inherited attributes).
     pub priority: i32,
+    /// The id a provisioning system (SCIM `externalId`) knows the group by.
+    #[serde(default)]
+    pub external_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -444,6 +450,18 @@ pub struct ApiKey {
     pub token_sha256: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A bearer token for the SCIM service provider (an HR system or IdP provisioning into Stratus). It grants SCIM
+/// only, acting with the rights of a manager (users and groups); only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScimToken {
+    pub id: Id,
+    pub name: String,
+    /// First characters of the token, to recognise it.
+    pub prefix: String,
+    pub token_sha256: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Persistent counters that must never go backwards.

@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub admin_by_email: HashMap<String, Id>,
     pub api_keys: HashMap<Id, Arc<ApiKey>>,
     pub api_key_by_hash: HashMap<String, Id>,
+    pub scim_tokens: HashMap<Id, Arc<ScimToken>>,
+    pub scim_token_by_hash: HashMap<String, Id>,
 }
 
 /// Case-folded key for unique names.
@@ -75,6 +77,8 @@ impl Snapshot {
             admin_by_email: HashMap::new(),
             api_keys: HashMap::new(),
             api_key_by_hash: HashMap::new(),
+            scim_tokens: HashMap::new(),
+            scim_token_by_hash: HashMap::new(),
         }
     }
 
@@ -115,6 +119,7 @@ impl Snapshot {
                 }
                 Kind::Admin => s.put_admin(Arc::new(parse(kind, &key, &bytes)?)),
                 Kind::ApiKey => s.put_api_key(Arc::new(parse(kind, &key, &bytes)?)),
+                Kind::ScimToken => s.put_scim_token(Arc::new(parse(kind, &key, &bytes)?)),
             }
         }
         for (kind, key) in links {
@@ -397,6 +402,18 @@ impl Snapshot {
         self.api_key_by_hash
             .insert(key.token_sha256.clone(), key.id.clone());
         self.api_keys.insert(key.id.clone(), key);
+    }
+
+    pub(crate) fn put_scim_token(&mut self, t: Arc<ScimToken>) {
+        self.scim_token_by_hash
+            .insert(t.token_sha256.clone(), t.id.clone());
+        self.scim_tokens.insert(t.id.clone(), t);
+    }
+
+    pub(crate) fn remove_scim_token(&mut self, id: &Id) -> Option<Arc<ScimToken>> {
+        let old = self.scim_tokens.remove(id)?;
+        self.scim_token_by_hash.remove(&old.token_sha256);
+        Some(old)
     }
 
     pub(crate) fn remove_api_key(&mut self, id: &Id) -> Option<Arc<ApiKey>> {

@@ -55,6 +55,7 @@ pub struct UserView {
     pub login_shell: String,
     pub employment: Employment,
     pub phone: Option<String>,
+    pub external_id: Option<String>,
     /// The user's own custom attributes.
     pub attributes: BTreeMap<String, String>,
     /// Own attributes merged over those inherited from groups (what SSO apps and LDAP see).
@@ -109,6 +110,7 @@ impl UserView {
             login_shell: u.login_shell.clone(),
             employment: u.employment.clone(),
             phone: u.phone.clone(),
+            external_id: u.external_id.clone(),
             attributes: u.attributes.clone(),
             effective_attributes: snap.effective_attributes(u),
             groups: snap.groups_of(&u.id).map(|g| g.id.clone()).collect(),
@@ -277,6 +279,26 @@ impl From<&ApiKey> for ApiKeyView {
     }
 }
 
+/// A SCIM token without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScimTokenView {
+    pub id: Id,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&ScimToken> for ScimTokenView {
+    fn from(t: &ScimToken) -> Self {
+        ScimTokenView {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            prefix: t.prefix.clone(),
+            created_at: t.created_at,
+        }
+    }
+}
+
 // ----- inputs -----
 
 /// Create a user.
@@ -306,6 +328,8 @@ pub struct NewUser {
     pub login_shell: Option<String>,
     pub employment: Option<Employment>,
     pub phone: Option<String>,
+    /// The id a provisioning system knows the user by (SCIM `externalId`).
+    pub external_id: Option<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
 }
@@ -330,6 +354,8 @@ pub struct UserPatch {
     pub login_shell: Option<String>,
     pub employment: Option<Employment>,
     pub phone: Option<String>,
+    /// An empty string removes it.
+    pub external_id: Option<String>,
     /// Replaces all custom attributes.
     pub attributes: Option<BTreeMap<String, String>>,
 }
@@ -358,6 +384,8 @@ pub struct NewGroup {
     pub radius_reply: Vec<ReplyAttribute>,
     #[serde(default)]
     pub priority: i32,
+    /// The id a provisioning system knows the group by (SCIM `externalId`).
+    pub external_id: Option<String>,
 }
 
 /// Change a group; absent fields stay as they are.
@@ -374,6 +402,8 @@ pub struct GroupPatch {
     pub attributes: Option<BTreeMap<String, String>>,
     pub radius_reply: Option<Vec<ReplyAttribute>>,
     pub priority: Option<i32>,
+    /// An empty string removes it.
+    pub external_id: Option<String>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -1,8 +1,770 @@
 //! # scim-server
 //!
-//! Will own SCIM 2.0: the service-provider endpoint (`/scim/v2/Users`, `/Groups`, discovery, filters, PATCH,
-//! bulk) that HR systems and IdPs provision into, and the outbound connectors that push users and groups to apps
-//! from a persistent outbox. Every change is a call on `core_directory::Directory`. It must not depend on any
-//! other listener.
+//! SCIM 2.0 (RFC 7643, RFC 7644) for Stratus: the service provider under `/scim/v2` that HR systems and IdPs
+//! (Okta, Entra ID) provision users and groups into. Every change is a call on `core_directory::Directory` with
+//! the actor of the SCIM token; it must not depend on any other listener.
 //!
-//! Not built yet: the crate exists so the workspace has its final shape.
+//! # Layout
+//! - This file: the router, bearer-token authentication, per-token rate limiting, the JSON body rules
+//!   (`application/scim+json` or `application/json`, at most 1 MiB), list paging, sorting and attribute selection.
+//! - [`ops`]: create/replace/patch/delete/search of users and groups (also used by Bulk); [`resource`]: users and
+//!   groups as SCIM JSON and back; [`filter`]: filters and paths; [`patch`]: PATCH operations;
+//!   [`discovery`]: ServiceProviderConfig, ResourceTypes, Schemas; [`bulk`]: Bulk; [`error`]: RFC 7644 §3.12.
+//!
+//! Outbound provisioning (pushing an app's users to its SCIM endpoint) is not built yet.
+
+pub mod bulk;
+pub mod discovery;
+pub mod error;
+pub mod filter;
+pub mod ops;
+pub mod patch;
+pub mod resource;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use core_directory::{Actor, Directory};
+use error::{ScimError, SCIM_JSON};
+use filter::AttrPath;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/// Settings of the service provider.
+#[derive(Debug, Clone)]
+pub struct ScimSettings {
+    /// The listener is HTTPS (resource locations are `https://…`).
+    pub https: bool,
+    /// Requests per second one token may make, and the burst it may save up; beyond them, 429.
+    pub rate_per_second: f64,
+    pub rate_burst: f64,
+}
+
+impl Default for ScimSettings {
+    fn default() -> Self {
+        ScimSettings {
+            https: true,
+            rate_per_second: 100.0,
+            rate_burst: 200.0,
+        }
+    }
+}
+
+/// What every request shares.
+pub struct ScimState {
+    pub dir: Arc<Directory>,
+    pub settings: ScimSettings,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// The SCIM routes, to be merged into the HTTPS listener's router.
+pub fn router(dir: Arc<Directory>, settings: ScimSettings) -> Router {
+    let state = Arc::new(ScimState {
+        dir,
+        settings,
+        buckets: Mutex::new(HashMap::new()),
+    });
+    let api = Router::new()
+        .route("/Users", get(list_users).post(create_user))
+        .route("/Users/.search", post(search_users))
+        .route(
+            "/Users/{id}",
+            get(get_user)
+                .put(put_user)
+                .patch(patch_user)
+                .delete(delete_user),
+        )
+        .route("/Groups", get(list_groups).post(create_group))
+        .route("/Groups/.search", post(search_groups))
+        .route(
+            "/Groups/{id}",
+            get(get_group)
+                .put(put_group)
+                .patch(patch_group)
+                .delete(delete_group),
+        )
+        .route("/.search", post(search_all))
+        .route("/Bulk", post(bulk))
+        .route("/ServiceProviderConfig", get(service_provider_config))
+        .route("/ResourceTypes", get(resource_types))
+        .route("/ResourceTypes/{id}", get(resource_type))
+        .route("/Schemas", get(schemas))
+        .route("/Schemas/{id}", get(schema))
+        .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticate,
+        ))
+        .with_state(state);
+    Router::new().nest("/scim/v2", api)
+}
+
+/// Bearer token → the token's actor; then the token's rate limit.
+async fn authenticate(State(s): State<Arc<ScimState>>, mut req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(actor) = token.and_then(|t| s.dir.resolve_scim_token(t, ip)) else {
+        let e = core_directory::Event::new(core_directory::Service::Scim, "scim_auth", false)
+            .client(ip)
+            .reason(if token.is_some() {
+                "unknown SCIM token"
+            } else {
+                "no bearer token"
+            });
+        s.dir.record(e).await;
+        return ScimError::new(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "a SCIM bearer token is required",
+        )
+        .into_response();
+    };
+    if let Some(wait) = s.take_token(&actor.label) {
+        let mut e = ScimError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            "too many requests for this SCIM token",
+        );
+        e.retry_after = Some(wait);
+        return e.into_response();
+    }
+    req.extensions_mut().insert(actor);
+    next.run(req).await
+}
+
+impl ScimState {
+    /// Take one request from the token's bucket; `Some(seconds)` to wait when it is empty.
+    fn take_token(&self, key: &str) -> Option<u64> {
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() > 10_000 {
+            b.clear();
+        }
+        let (rate, burst) = (
+            self.settings.rate_per_second,
+            self.settings.rate_burst.max(1.0),
+        );
+        let (tokens, last) = b.entry(key.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            None
+        } else {
+            Some(((1.0 - *tokens) / rate.max(0.001)).ceil().max(1.0) as u64)
+        }
+    }
+
+    fn ctx<'a>(&'a self, actor: &'a Actor, headers: &HeaderMap) -> ops::Ctx<'a> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            })
+            .unwrap_or("localhost");
+        let scheme = if self.settings.https { "https" } else { "http" };
+        ops::Ctx {
+            dir: &self.dir,
+            actor,
+            base: format!("{scheme}://{host}/scim/v2"),
+        }
+    }
+}
+
+/// A JSON body with the SCIM content rules.
+pub struct ScimBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ScimBody {
+    type Rejection = ScimError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if mime != SCIM_JSON && mime != "application/json" {
+            return Err(ScimError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                None,
+                "send application/scim+json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
+            ScimError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some("tooLarge"),
+                format!("bodies are limited to {} octets", discovery::MAX_PAYLOAD),
+            )
+        })?;
+        if bytes.len() > discovery::MAX_PAYLOAD {
+            return Err(ScimError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some("tooLarge"),
+                "body too large",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(ScimBody)
+            .map_err(|e| ScimError::bad_request("invalidSyntax", format!("malformed JSON: {e}")))
+    }
+}
+
+fn scim(status: StatusCode, v: Value) -> Response {
+    let mut r = (status, v.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    r
+}
+
+/// A single resource, with its ETag (and Location when created).
+fn one(status: StatusCode, v: Value) -> Response {
+    let version = v["meta"]["version"].as_str().map(str::to_string);
+    let location = v["meta"]["location"].as_str().map(str::to_string);
+    let mut r = scim(status, v);
+    if let Some(Ok(e)) = version.map(|v| HeaderValue::from_str(&v)) {
+        r.headers_mut().insert(header::ETAG, e);
+    }
+    if status == StatusCode::CREATED {
+        if let Some(Ok(l)) = location.map(|l| HeaderValue::from_str(&l)) {
+            r.headers_mut().insert(header::LOCATION, l);
+        }
+    }
+    r
+}
+
+fn if_match(h: &HeaderMap) -> Option<&str> {
+    h.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// Read list parameters from the query string or a `.search` body.
+struct ListParams {
+    filter: Option<filter::Filter>,
+    start: usize,
+    count: usize,
+    sort_by: Option<AttrPath>,
+    descending: bool,
+    attributes: Vec<AttrPath>,
+    excluded: Vec<AttrPath>,
+}
+
+fn paths(list: Option<String>) -> Result<Vec<AttrPath>, ScimError> {
+    list.map(|l| {
+        l.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| filter::attr_path(p).map_err(|e| ScimError::bad_request("invalidPath", e.0)))
+            .collect()
+    })
+    .unwrap_or(Ok(Vec::new()))
+}
+
+impl ListParams {
+    fn read(get: impl Fn(&str) -> Option<String>) -> Result<Self, ScimError> {
+        let filter = match get("filter") {
+            Some(f) if !f.trim().is_empty() => {
+                Some(filter::parse(&f).map_err(|e| ScimError::bad_request("invalidFilter", e.0))?)
+            }
+            _ => None,
+        };
+        let number = |name: &str, default: i64| -> Result<i64, ScimError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| {
+                    ScimError::bad_request("invalidValue", format!("{name} must be a number"))
+                }),
+            }
+        };
+        let start = number("startIndex", 1)?.max(1) as usize;
+        let count = number("count", 100)?.clamp(0, discovery::MAX_RESULTS as i64) as usize;
+        let sort_by = match get("sortBy") {
+            Some(s) => Some(
+                filter::attr_path(&s).map_err(|e| ScimError::bad_request("invalidPath", e.0))?,
+            ),
+            None => None,
+        };
+        let descending = get("sortOrder").is_some_and(|o| o.eq_ignore_ascii_case("descending"));
+        Ok(ListParams {
+            filter,
+            start,
+            count,
+            sort_by,
+            descending,
+            attributes: paths(get("attributes"))?,
+            excluded: paths(get("excludedAttributes"))?,
+        })
+    }
+
+    fn from_query(q: &HashMap<String, String>) -> Result<Self, ScimError> {
+        Self::read(|name| {
+            q.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    fn from_body(b: &Value) -> Result<Self, ScimError> {
+        Self::read(|name| {
+            let o = b.as_object()?;
+            let v = o.get(filter::key_of(o, name)?)?;
+            match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Array(a) => Some(
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// The first value of an attribute, for sorting.
+fn sort_key(v: &Value, p: &AttrPath) -> Option<Value> {
+    let c = filter::container(v, p)?.as_object()?;
+    let mut x = c.get(filter::key_of(c, &p.name)?)?.clone();
+    if let Value::Array(a) = &x {
+        x = a.first()?.clone();
+    }
+    match (&p.sub, &x) {
+        (Some(sub), Value::Object(o)) => o.get(filter::key_of(o, sub)?).cloned(),
+        (None, Value::Object(o)) => o.get("value").cloned(),
+        _ => Some(x),
+    }
+}
+
+fn compare_keys(a: &Option<Value>, b: &Option<Value>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a, b) {
+        (None, None) => Equal,
+        (None, _) => Greater,
+        (_, None) => Less,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Equal)
+        }
+        (Some(x), Some(y)) => {
+            let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_lowercase);
+            s(x).cmp(&s(y))
+        }
+    }
+}
+
+/// Attribute selection (RFC 7644 §3.4.2.5): `id` and `schemas` are always returned.
+fn project(mut v: Value, attributes: &[AttrPath], excluded: &[AttrPath]) -> Value {
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    if !attributes.is_empty() {
+        let old = std::mem::take(obj);
+        for (k, val) in old {
+            let keep_all = ["id", "schemas"].iter().any(|a| a.eq_ignore_ascii_case(&k));
+            let wanted: Vec<&AttrPath> = attributes
+                .iter()
+                .filter(|p| match &p.schema {
+                    Some(urn) => urn.eq_ignore_ascii_case(&k),
+                    None => p.name.eq_ignore_ascii_case(&k),
+                })
+                .collect();
+            if keep_all || wanted.iter().any(|p| p.schema.is_none() && p.sub.is_none()) {
+                obj.insert(k, val);
+            } else if !wanted.is_empty() {
+                // Keep only the named parts of a complex attribute or an extension.
+                let names: Vec<&str> = wanted
+                    .iter()
+                    .map(|p| {
+                        if p.schema.is_some() {
+                            p.name.as_str()
+                        } else {
+                            p.sub.as_deref().unwrap_or("")
+                        }
+                    })
+                    .collect();
+                if let Value::Object(inner) = val {
+                    let kept: serde_json::Map<String, Value> = inner
+                        .into_iter()
+                        .filter(|(ik, _)| names.iter().any(|n| n.eq_ignore_ascii_case(ik)))
+                        .collect();
+                    obj.insert(k, Value::Object(kept));
+                }
+            }
+        }
+    }
+    for p in excluded {
+        if p.name.eq_ignore_ascii_case("id") || p.name.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        let key = match &p.schema {
+            Some(urn) => filter::key_of(obj, urn).cloned(),
+            None => filter::key_of(obj, &p.name).cloned(),
+        };
+        if let Some(key) = key {
+            if p.schema.is_some() {
+                if let Some(Value::Object(inner)) = obj.get_mut(&key) {
+                    if let Some(ik) = filter::key_of(inner, &p.name).cloned() {
+                        inner.remove(&ik);
+                    }
+                }
+            } else {
+                obj.remove(&key);
+            }
+        }
+    }
+    v
+}
+
+/// Which resources a list covers.
+#[derive(Clone, Copy)]
+enum Scope {
+    Users,
+    Groups,
+    /// A search at the root (`/.search`): both.
+    All,
+}
+
+fn list(
+    s: &ScimState,
+    actor: &Actor,
+    headers: &HeaderMap,
+    scope: Scope,
+    p: ListParams,
+) -> Response {
+    let ctx = s.ctx(actor, headers);
+    let mut all = match scope {
+        Scope::Users => ctx.search(false, p.filter.as_ref()),
+        Scope::Groups => ctx.search(true, p.filter.as_ref()),
+        Scope::All => {
+            let mut v = ctx.search(false, p.filter.as_ref());
+            v.extend(ctx.search(true, p.filter.as_ref()));
+            v
+        }
+    };
+    if let Some(by) = &p.sort_by {
+        all.sort_by(|a, b| {
+            let o = compare_keys(&sort_key(a, by), &sort_key(b, by));
+            if p.descending {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    } else {
+        all.sort_by(|a, b| {
+            a["meta"]["created"]
+                .as_str()
+                .cmp(&b["meta"]["created"].as_str())
+        });
+    }
+    let body = ops::list_response(all, p.start, p.count, |v| {
+        project(v, &p.attributes, &p.excluded)
+    });
+    scim(StatusCode::OK, body)
+}
+
+fn single(
+    result: Result<Value, ScimError>,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Response {
+    match result {
+        Ok(v) => {
+            let none_match = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|h| h.to_str().ok());
+            if none_match.is_some_and(|n| Some(n) == v["meta"]["version"].as_str()) {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            match ListParams::from_query(q) {
+                Ok(p) => one(StatusCode::OK, project(v, &p.attributes, &p.excluded)),
+                Err(e) => e.into_response(),
+            }
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn written(result: Result<Value, ScimError>, status: StatusCode) -> Response {
+    match result {
+        Ok(v) => one(status, v),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn list_users(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    match ListParams::from_query(&q) {
+        Ok(p) => list(&s, &a, &h, Scope::Users, p),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn search_all(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    ScimBody(b): ScimBody,
+) -> Response {
+    match ListParams::from_body(&b) {
+        Ok(p) => list(&s, &a, &h, Scope::All, p),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn search_users(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    ScimBody(b): ScimBody,
+) -> Response {
+    match ListParams::from_body(&b) {
+        Ok(p) => list(&s, &a, &h, Scope::Users, p),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn list_groups(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    match ListParams::from_query(&q) {
+        Ok(p) => list(&s, &a, &h, Scope::Groups, p),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn search_groups(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    ScimBody(b): ScimBody,
+) -> Response {
+    match ListParams::from_body(&b) {
+        Ok(p) => list(&s, &a, &h, Scope::Groups, p),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn get_user(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Response {
+    single(s.ctx(&a, &h).get_user(&id), &h, &q)
+}
+
+async fn create_user(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    ScimBody(b): ScimBody,
+) -> Response {
+    written(s.ctx(&a, &h).create_user(&b).await, StatusCode::CREATED)
+}
+
+async fn put_user(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    ScimBody(b): ScimBody,
+) -> Response {
+    written(
+        s.ctx(&a, &h).replace_user(&id, &b, if_match(&h)).await,
+        StatusCode::OK,
+    )
+}
+
+async fn patch_user(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    ScimBody(b): ScimBody,
+) -> Response {
+    written(
+        s.ctx(&a, &h).patch_user(&id, &b, if_match(&h)).await,
+        StatusCode::OK,
+    )
+}
+
+async fn delete_user(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match s.ctx(&a, &h).delete_user(&id, if_match(&h)).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn get_group(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Response {
+    single(s.ctx(&a, &h).get_group(&id), &h, &q)
+}
+
+async fn create_group(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    ScimBody(b): ScimBody,
+) -> Response {
+    written(s.ctx(&a, &h).create_group(&b).await, StatusCode::CREATED)
+}
+
+async fn put_group(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    ScimBody(b): ScimBody,
+) -> Response {
+    written(
+        s.ctx(&a, &h).replace_group(&id, &b, if_match(&h)).await,
+        StatusCode::OK,
+    )
+}
+
+async fn patch_group(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    ScimBody(b): ScimBody,
+) -> Response {
+    written(
+        s.ctx(&a, &h).patch_group(&id, &b, if_match(&h)).await,
+        StatusCode::OK,
+    )
+}
+
+async fn delete_group(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match s.ctx(&a, &h).delete_group(&id, if_match(&h)).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn bulk(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    ScimBody(b): ScimBody,
+) -> Response {
+    match bulk::run(&s.ctx(&a, &h), &b).await {
+        Ok(v) => scim(StatusCode::OK, v),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn service_provider_config(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+) -> Response {
+    scim(
+        StatusCode::OK,
+        discovery::service_provider_config(&s.ctx(&a, &h).base),
+    )
+}
+
+fn listed(items: Vec<Value>) -> Response {
+    scim(
+        StatusCode::OK,
+        ops::list_response(items.clone(), 1, items.len(), |v| v),
+    )
+}
+
+async fn resource_types(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+) -> Response {
+    listed(discovery::resource_types(&s.ctx(&a, &h).base))
+}
+
+async fn resource_type(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match discovery::resource_types(&s.ctx(&a, &h).base)
+        .into_iter()
+        .find(|r| r["id"] == id)
+    {
+        Some(r) => scim(StatusCode::OK, r),
+        None => ScimError::not_found(format!("no resource type {id}")).into_response(),
+    }
+}
+
+async fn schemas(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+) -> Response {
+    listed(discovery::schemas(&s.ctx(&a, &h).base))
+}
+
+async fn schema(
+    State(s): State<Arc<ScimState>>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match discovery::schemas(&s.ctx(&a, &h).base)
+        .into_iter()
+        .find(|r| r["id"] == id)
+    {
+        Some(r) => scim(StatusCode::OK, r),
+        None => ScimError::not_found(format!("no schema {id}")).into_response(),
+    }
+}

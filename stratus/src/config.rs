@@ -16,6 +16,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub ldap: LdapConfig,
     pub radius: RadiusConfig,
+    pub scim: ScimConfig,
     pub log: LogConfig,
     pub passwords: PasswordConfig,
 }
@@ -146,6 +147,25 @@ impl Default for RadiusConfig {
     }
 }
 
+/// The SCIM service provider under `/scim/v2` on the HTTPS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScimConfig {
+    /// Requests per second one SCIM token may make; beyond it and the burst, 429 with Retry-After.
+    pub rate_per_second: f64,
+    pub rate_burst: f64,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        let d = scim_server::ScimSettings::default();
+        ScimConfig {
+            rate_per_second: d.rate_per_second,
+            rate_burst: d.rate_burst,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -178,6 +198,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             ldap: LdapConfig::default(),
             radius: RadiusConfig::default(),
+            scim: ScimConfig::default(),
             log: LogConfig::default(),
             passwords: PasswordConfig::default(),
         }
@@ -309,6 +330,11 @@ impl Config {
             "STRATUS_RADIUS_MAX_IN_FLIGHT",
             &mut self.radius.max_in_flight,
         )?;
+        env_parse(
+            "STRATUS_SCIM_RATE_PER_SECOND",
+            &mut self.scim.rate_per_second,
+        )?;
+        env_parse("STRATUS_SCIM_RATE_BURST", &mut self.scim.rate_burst)?;
         env_parse("STRATUS_LOG_FORMAT", &mut self.log.format)?;
         env_parse("STRATUS_LOG_LEVEL", &mut self.log.level)?;
         env_parse(

@@ -278,7 +278,16 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
 
     // HTTPS: admin API, portal, operations.
     let state = admin_api::AppState::new(Arc::clone(&dir));
-    let app = admin_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = admin_api::router(state)
+        .merge(scim_server::router(
+            Arc::clone(&dir),
+            scim_server::ScimSettings {
+                https: cfg.http.tls,
+                rate_per_second: cfg.scim.rate_per_second,
+                rate_burst: cfg.scim.rate_burst,
+            },
+        ))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let Some((tcp, local)) = bind(&cfg.http.addr).await? else {
         return Err(ServeError::Bind {
             addr: cfg.http.addr.clone(),

@@ -189,6 +189,7 @@ impl Directory {
                     attributes: input.attributes,
                     radius_reply: input.radius_reply,
                     priority: input.priority,
+                    external_id: input.external_id.filter(|e| !e.trim().is_empty()),
                     created_at: tx.now,
                     updated_at: tx.now,
                 };
@@ -247,6 +248,9 @@ impl Directory {
                 }
                 if let Some(v) = patch.priority {
                     g.priority = v;
+                }
+                if let Some(v) = patch.external_id {
+                    g.external_id = Some(v).filter(|e| !e.trim().is_empty());
                 }
                 g.updated_at = tx.now;
                 tx.event(admin_event(&actor, "group_update").target("group", &g.id));

@@ -5,6 +5,7 @@
 mod admins;
 mod groups;
 mod resources;
+mod scim_tokens;
 mod settings;
 mod users;
 
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use admins::lock_until;
 pub use admins::{generate_api_token, AdminLogin, API_TOKEN_PREFIX};
+pub use scim_tokens::SCIM_TOKEN_PREFIX;
 pub use settings::{generate_password, BootstrapRequest, BootstrapResult};
 pub use users::{nt_hash, UserListQuery};
 

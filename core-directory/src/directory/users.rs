@@ -334,6 +334,7 @@ impl Directory {
                 .unwrap_or_else(|| "/bin/bash".into()),
             employment: input.employment.unwrap_or_default(),
             phone: optional("phone", input.phone.as_deref())?,
+            external_id: optional("external_id", input.external_id.as_deref())?,
             attributes: input.attributes,
             failed_logins: 0,
             locked_until: None,
@@ -443,6 +444,10 @@ impl Directory {
                 if let Some(v) = patch.phone {
                     u.phone = optional("phone", Some(&v))?;
                     changed.push("phone");
+                }
+                if let Some(v) = patch.external_id {
+                    u.external_id = optional("external_id", Some(&v))?;
+                    changed.push("external_id");
                 }
                 if let Some(v) = patch.attributes {
                     validate_attributes(&v)?;

@@ -25,10 +25,11 @@ pub enum Kind {
     App,
     Admin,
     ApiKey,
+    ScimToken,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Meta,
         Kind::User,
         Kind::Group,
@@ -38,6 +39,7 @@ impl Kind {
         Kind::App,
         Kind::Admin,
         Kind::ApiKey,
+        Kind::ScimToken,
     ];
 
     pub fn table_name(self) -> &'static str {
@@ -51,6 +53,7 @@ impl Kind {
             Kind::App => "apps",
             Kind::Admin => "admins",
             Kind::ApiKey => "api_keys",
+            Kind::ScimToken => "scim_tokens",
         }
     }
 }

@@ -17,11 +17,11 @@ const SEQUENCE_KEY: &str = "change_sequence";
 const NEXT_EVENT_KEY: &str = "next_event_id";
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migration `i` brings the data from version `i` to `i + 1`.
 type Migration = fn(&WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: [Migration; 1] = [migrate_0_to_1];
+const MIGRATIONS: [Migration; 2] = [migrate_0_to_1, migrate_1_to_2];
 
 /// Version 1: create every table so that readers never meet a missing one.
 fn migrate_0_to_1(txn: &WriteTransaction) -> Result<(), redb::Error> {
@@ -29,6 +29,12 @@ fn migrate_0_to_1(txn: &WriteTransaction) -> Result<(), redb::Error> {
         txn.open_table(table(kind))?;
     }
     txn.open_table(EVENTS)?;
+    Ok(())
+}
+
+/// Version 2: the SCIM token table.
+fn migrate_1_to_2(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(table(Kind::ScimToken))?;
     Ok(())
 }
 

@@ -12,3 +12,4 @@ mod import;
 mod ldap;
 mod passwords;
 mod radius;
+mod scim;
