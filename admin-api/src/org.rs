@@ -5,6 +5,7 @@ use crate::extract::{Admin, Json};
 use crate::{parse_id, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use core_directory::directory::{ScimConnectorInput, ScimConnectorView};
 use core_directory::model::{OrgSettings, PasswordPolicy};
 use core_directory::views::{
     AppPatch, AppView, NewApp, NewRadiusServer, OrgPatch, RadiusServerPatch, RadiusServerView,
@@ -19,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_radius, update_radius, delete_radius))
         .routes(routes!(create_app, list_apps))
         .routes(routes!(get_app, update_app, delete_app))
+        .routes(routes!(get_connector, put_connector, delete_connector))
         .routes(routes!(get_policy, put_policy))
         .routes(routes!(get_org, patch_org))
 }
@@ -134,6 +136,42 @@ async fn delete_app(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     s.dir.delete_app(&actor, &parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/apps/{id}/scim-connector", tag = "apps", params(("id" = String, Path)),
+    responses((status = 200, description = "the connector, what the app holds, and the outbox with any errors", body = ScimConnectorView)))]
+async fn get_connector(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ScimConnectorView>> {
+    actor.require(Permission::Read)?;
+    Ok(axum::Json(s.dir.scim_connector(&parse_id(&id)?)?))
+}
+
+#[utoipa::path(put, path = "/apps/{id}/scim-connector", tag = "apps", params(("id" = String, Path)),
+    request_body = ScimConnectorInput, responses((status = 200, body = ScimConnectorView), (status = 422, body = ErrorBody)))]
+async fn put_connector(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+    Json(input): Json<ScimConnectorInput>,
+) -> ApiResult<axum::Json<ScimConnectorView>> {
+    Ok(axum::Json(
+        s.dir
+            .set_scim_connector(&actor, &parse_id(&id)?, input)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/apps/{id}/scim-connector", tag = "apps", params(("id" = String, Path)), responses((status = 204)))]
+async fn delete_connector(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.dir.delete_scim_connector(&actor, &parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -404,7 +404,64 @@ pub struct SsoApp {
     pub attributes: Vec<AttributeMapping>,
     pub default_relay_state: Option<String>,
     pub idp_initiated: bool,
+    /// Outbound SCIM provisioning into the app.
+    #[serde(default)]
+    pub scim: Option<ScimConnector>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where and how Stratus provisions an app's users (and, with `group_push`, its groups) over SCIM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScimConnector {
+    /// The app's SCIM base URL, e.g. `https://keeper.example/api/rest/scim/v2/123`.
+    pub base_url: String,
+    /// The app's bearer token, sealed.
+    pub token: Sealed,
+    pub group_push: bool,
+}
+
+/// What an outbox entry asks of an app's SCIM endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxAction {
+    /// Create or update the user (found by userName when Stratus does not know the app's id yet).
+    UpsertUser,
+    /// `active=false`: access ended or the user was suspended or deleted. Never a delete.
+    DeactivateUser,
+    UpsertGroup,
+    /// The group is no longer bound to the app.
+    DeleteGroup,
+}
+
+/// One pending delivery to an app's SCIM endpoint. The payload is built when it is delivered, from the
+/// directory as it is then, so a late delivery never sends stale data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub id: Id,
+    pub app: Id,
+    /// The user or group concerned.
+    pub subject: Id,
+    pub action: OutboxAction,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an app holds of a Stratus user or group, as last delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provisioned {
+    pub app: Id,
+    pub subject: Id,
+    /// The app's id for it.
+    pub remote_id: String,
+    /// Digest of the last payload delivered (the provisioner compares it with the current one).
+    pub digest: String,
+    pub active: bool,
+    /// A group (pushed with `group_push`) rather than a user.
+    #[serde(default)]
+    pub group: bool,
     pub updated_at: DateTime<Utc>,
 }
 

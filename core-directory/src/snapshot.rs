@@ -45,6 +45,9 @@ pub struct Snapshot {
     pub api_key_by_hash: HashMap<String, Id>,
     pub scim_tokens: HashMap<Id, Arc<ScimToken>>,
     pub scim_token_by_hash: HashMap<String, Id>,
+    pub outbox: HashMap<Id, Arc<OutboxItem>>,
+    /// By (app, user or group).
+    pub provisioned: HashMap<(Id, Id), Arc<Provisioned>>,
 }
 
 /// Case-folded key for unique names.
@@ -79,6 +82,8 @@ impl Snapshot {
             api_key_by_hash: HashMap::new(),
             scim_tokens: HashMap::new(),
             scim_token_by_hash: HashMap::new(),
+            outbox: HashMap::new(),
+            provisioned: HashMap::new(),
         }
     }
 
@@ -120,6 +125,15 @@ impl Snapshot {
                 Kind::Admin => s.put_admin(Arc::new(parse(kind, &key, &bytes)?)),
                 Kind::ApiKey => s.put_api_key(Arc::new(parse(kind, &key, &bytes)?)),
                 Kind::ScimToken => s.put_scim_token(Arc::new(parse(kind, &key, &bytes)?)),
+                Kind::Outbox => {
+                    let o: OutboxItem = parse(kind, &key, &bytes)?;
+                    s.outbox.insert(o.id.clone(), Arc::new(o));
+                }
+                Kind::Provisioned => {
+                    let p: Provisioned = parse(kind, &key, &bytes)?;
+                    s.provisioned
+                        .insert((p.app.clone(), p.subject.clone()), Arc::new(p));
+                }
             }
         }
         for (kind, key) in links {
@@ -204,6 +218,20 @@ impl Snapshot {
                 .then_with(|| a.name.cmp(&b.name))
         });
         groups
+    }
+
+    /// The users who reach an app: members of the groups bound to it.
+    pub fn app_members(&self, app: &Id) -> Vec<Arc<User>> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for g in self.bound_groups(&Resource::App(app.clone())) {
+            for u in self.members_of(&g) {
+                if seen.insert(u.id.clone()) {
+                    out.push(Arc::clone(u));
+                }
+            }
+        }
+        out
     }
 
     /// Implicit deny: true only when one of the user's groups is bound to the resource.

@@ -196,6 +196,8 @@ pub struct AppView {
     pub attributes: Vec<AttributeMapping>,
     pub default_relay_state: Option<String>,
     pub idp_initiated: bool,
+    /// The SCIM base URL users are provisioned to, when a connector is set.
+    pub scim_base_url: Option<String>,
     pub bound_groups: Vec<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -216,6 +218,7 @@ impl AppView {
             attributes: a.attributes.clone(),
             default_relay_state: a.default_relay_state.clone(),
             idp_initiated: a.idp_initiated,
+            scim_base_url: a.scim.as_ref().map(|c| c.base_url.clone()),
             bound_groups: snap.bound_groups(&Resource::App(a.id.clone())),
             created_at: a.created_at,
             updated_at: a.updated_at,

@@ -1,7 +1,8 @@
 //! # scim-server
 //!
 //! SCIM 2.0 (RFC 7643, RFC 7644) for Stratus: the service provider under `/scim/v2` that HR systems and IdPs
-//! (Okta, Entra ID) provision users and groups into. Every change is a call on `core_directory::Directory` with
+//! (Okta, Entra ID) provision users and groups into, and the outbound provisioner that pushes SSO apps' users
+//! to the apps' own SCIM endpoints. Every change is a call on `core_directory::Directory` with
 //! the actor of the SCIM token; it must not depend on any other listener.
 //!
 //! # Layout
@@ -11,13 +12,15 @@
 //!   groups as SCIM JSON and back; [`filter`]: filters and paths; [`patch`]: PATCH operations;
 //!   [`discovery`]: ServiceProviderConfig, ResourceTypes, Schemas; [`bulk`]: Bulk; [`error`]: RFC 7644 §3.12.
 //!
-//! Outbound provisioning (pushing an app's users to its SCIM endpoint) is not built yet.
+//! [`outbound`] is the other direction: Stratus provisioning each SSO app's users (and groups) into the app's
+//! own SCIM endpoint from the core's persistent outbox.
 
 pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod ops;
+pub mod outbound;
 pub mod patch;
 pub mod resource;
 

@@ -276,6 +276,9 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         stop.clone(),
     ));
 
+    // Outbound SCIM provisioning to SSO apps with a connector.
+    let provisioner = tokio::spawn(scim_server::outbound::run(Arc::clone(&dir), stop.clone()));
+
     // HTTPS: admin API, portal, operations.
     let state = admin_api::AppState::new(Arc::clone(&dir));
     let app = admin_api::router(state)
@@ -311,6 +314,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     };
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, ldap).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, radius).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, provisioner).await;
     retention.abort();
     dir.flush_events().await;
     tracing::info!("stopped");

@@ -4,6 +4,7 @@
 
 mod admins;
 mod groups;
+mod provisioning;
 mod resources;
 mod scim_tokens;
 mod settings;
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use admins::lock_until;
 pub use admins::{generate_api_token, AdminLogin, API_TOKEN_PREFIX};
+pub use provisioning::{Delivery, OutboxView, ScimConnectorInput, ScimConnectorView};
 pub use scim_tokens::SCIM_TOKEN_PREFIX;
 pub use settings::{generate_password, BootstrapRequest, BootstrapResult};
 pub use users::{nt_hash, UserListQuery};

@@ -26,10 +26,14 @@ pub enum Kind {
     Admin,
     ApiKey,
     ScimToken,
+    /// Key: outbox item id.
+    Outbox,
+    /// Key `<app id>/<user or group id>`.
+    Provisioned,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Meta,
         Kind::User,
         Kind::Group,
@@ -40,6 +44,8 @@ impl Kind {
         Kind::Admin,
         Kind::ApiKey,
         Kind::ScimToken,
+        Kind::Outbox,
+        Kind::Provisioned,
     ];
 
     pub fn table_name(self) -> &'static str {
@@ -54,6 +60,8 @@ impl Kind {
             Kind::Admin => "admins",
             Kind::ApiKey => "api_keys",
             Kind::ScimToken => "scim_tokens",
+            Kind::Outbox => "scim_outbox",
+            Kind::Provisioned => "scim_provisioned",
         }
     }
 }

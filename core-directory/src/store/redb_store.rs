@@ -17,11 +17,11 @@ const SEQUENCE_KEY: &str = "change_sequence";
 const NEXT_EVENT_KEY: &str = "next_event_id";
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Migration `i` brings the data from version `i` to `i + 1`.
 type Migration = fn(&WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: [Migration; 2] = [migrate_0_to_1, migrate_1_to_2];
+const MIGRATIONS: [Migration; 3] = [migrate_0_to_1, migrate_1_to_2, migrate_2_to_3];
 
 /// Version 1: create every table so that readers never meet a missing one.
 fn migrate_0_to_1(txn: &WriteTransaction) -> Result<(), redb::Error> {
@@ -35,6 +35,13 @@ fn migrate_0_to_1(txn: &WriteTransaction) -> Result<(), redb::Error> {
 /// Version 2: the SCIM token table.
 fn migrate_1_to_2(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(table(Kind::ScimToken))?;
+    Ok(())
+}
+
+/// Version 3: the outbound SCIM outbox and what apps hold.
+fn migrate_2_to_3(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(table(Kind::Outbox))?;
+    txn.open_table(table(Kind::Provisioned))?;
     Ok(())
 }
 

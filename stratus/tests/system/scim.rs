@@ -563,3 +563,149 @@ async fn bad_requests_get_scim_errors_and_only_scim_tokens_get_in() {
             .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// A free loopback port (bound and released: the target starts on it later).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// scim2-server (PyPI) on `port`, killed when dropped.
+struct Target(std::process::Child);
+
+impl Target {
+    fn start(port: u16) -> Target {
+        let python = crate::radius::conformance_python();
+        let bin = std::path::Path::new(&python).with_file_name("scim2-server");
+        let child = std::process::Command::new(bin)
+            .args(["--bearer-token", "app-token-1", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("scim2-server is in the conformance venv (scripts/test installs it)");
+        Target(child)
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll the target until `check` holds (bounded: 60 s).
+async fn eventually(port: u16, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let http = reqwest::Client::new();
+    let mut last = Value::Null;
+    for _ in 0..240 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth("app-token-1")
+            .send()
+            .await
+        {
+            last = r.json().await.unwrap_or(Value::Null);
+            if check(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("the app never reached the expected state; last: {last}");
+}
+
+#[tokio::test]
+async fn outbound_provisioning_creates_updates_deactivates_and_resumes_after_the_app_was_down() {
+    let f = start(&[]).await;
+    let port = free_port();
+    let (st, app) = f
+        .s
+        .post("/apps", json!({"name": "vault", "sp_entity_id": "https://vault.example", "acs_urls": ["https://vault.example/acs"]}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{app}");
+    let app = app["id"].as_str().unwrap().to_string();
+    let (st, c) = f
+        .s
+        .put(&format!("/apps/{app}/scim-connector"), Some(json!({"base_url": format!("http://127.0.0.1:{port}"), "token": "app-token-1", "group_push": true})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    let ann = f.s.user("ann", None).await;
+    let (st, g) = f.s.post("/groups", json!({"name": "vault-users"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let g = g["id"].as_str().unwrap().to_string();
+    f.s.put(&format!("/groups/{g}/members/{ann}"), None).await;
+    f.s.put(&format!("/groups/{g}/bindings/app:{app}"), None)
+        .await;
+
+    // The app is down: deliveries fail, stay in the outbox with the error, and are retried.
+    let mut failed = Value::Null;
+    for _ in 0..120 {
+        let (_, c) = f.s.get(&format!("/apps/{app}/scim-connector")).await;
+        if c["outbox"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|i| i["last_error"].is_string()))
+        {
+            failed = c;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        failed["outbox"][0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("request failed"),
+        "{failed}"
+    );
+    let ev = f.s.events("scim_push", "ann").await;
+    assert!(ev.iter().any(|e| e["success"] == false), "{ev:?}");
+
+    // The app comes up: the user and the group arrive.
+    let _target = Target::start(port);
+    let users = eventually(port, "/Users", |v| v["totalResults"] == 1).await;
+    let remote = users["Resources"][0].clone();
+    assert_eq!(
+        (remote["userName"].as_str(), remote["active"].as_bool()),
+        (Some("ann"), Some(true))
+    );
+    assert_eq!(remote["externalId"], ann.as_str());
+    let rid = remote["id"].as_str().unwrap().to_string();
+    eventually(port, "/Groups", |v| {
+        v["Resources"][0]["members"][0]["value"] == rid.as_str()
+    })
+    .await;
+    let (_, c) = f.s.get(&format!("/apps/{app}/scim-connector")).await;
+    assert_eq!(c["provisioned"], 2, "{c}");
+
+    // Changes follow; suspension and the end of access deactivate (never delete).
+    f.s.patch(&format!("/users/{ann}"), json!({"lastname": "Lovelace"}))
+        .await;
+    eventually(port, &format!("/Users/{rid}"), |v| {
+        v["name"]["familyName"] == "Lovelace"
+    })
+    .await;
+    f.s.patch(&format!("/users/{ann}"), json!({"state": "suspended"}))
+        .await;
+    eventually(port, &format!("/Users/{rid}"), |v| v["active"] == false).await;
+    f.s.patch(&format!("/users/{ann}"), json!({"state": "active"}))
+        .await;
+    eventually(port, &format!("/Users/{rid}"), |v| v["active"] == true).await;
+    f.s.delete(&format!("/groups/{g}/bindings/app:{app}")).await;
+    eventually(port, &format!("/Users/{rid}"), |v| v["active"] == false).await;
+    eventually(port, "/Groups", |v| v["totalResults"] == 0).await;
+    let users = eventually(port, "/Users", |v| v["totalResults"] == 1).await;
+    assert_eq!(
+        users["Resources"][0]["userName"], "ann",
+        "deactivated, not deleted"
+    );
+    let ev = f.s.events("scim_push", "ann").await;
+    assert!(
+        ev.iter()
+            .any(|e| e["success"] == true && e["details"]["action"] == "deactivate_user"),
+        "{ev:?}"
+    );
+}

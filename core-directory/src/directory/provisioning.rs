@@ -1,0 +1,372 @@
+//! Outbound SCIM provisioning: each SSO app's connector, the persistent outbox of deliveries, and what each app
+//! holds. Which users and groups an app should hold is a core rule (members of the groups bound to it,
+//! [`crate::Snapshot::app_members`]); building SCIM payloads and speaking HTTP to the app is the SCIM crate's.
+//!
+//! Outbox entries are records in the store, written in one transaction each, so they survive a restart and are
+//! delivered in order of creation. At most one entry per (app, user or group) waits at a time; a delivery
+//! builds its payload from the directory as it is then. A failed delivery is retried with exponential
+//! backoff (2 s doubling, at most 10 minutes) and shows its error through the admin API. Every delivery is an
+//! event (`scim_push`).
+
+use super::settings::admin_event;
+use super::Directory;
+use crate::access::{Actor, Permission};
+use crate::error::{DirectoryError, Result};
+use crate::events::{Event, Service};
+use crate::id::Id;
+use crate::model::{OutboxAction, OutboxItem, Provisioned, ScimConnector, SsoApp};
+use crate::store::Kind;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+fn token_purpose(app: &Id) -> String {
+    format!("scim-connector:{app}")
+}
+
+/// Set an app's connector. The token may be left out to keep the current one.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConnectorInput {
+    pub base_url: String,
+    pub token: Option<String>,
+    #[serde(default)]
+    pub group_push: bool,
+}
+
+/// An outbox entry as the admin API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutboxView {
+    pub id: Id,
+    pub subject: Id,
+    pub action: OutboxAction,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    /// Set once a delivery failed: why.
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An app's connector and its state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScimConnectorView {
+    pub base_url: String,
+    pub group_push: bool,
+    /// Users and groups the app holds.
+    pub provisioned: usize,
+    /// Deliveries waiting; those with `last_error` have failed at least once.
+    pub outbox: Vec<OutboxView>,
+}
+
+/// The result of one delivery, reported by the provisioner.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// The app now holds the subject as `remote_id`, matching `digest`.
+    Held {
+        remote_id: String,
+        digest: String,
+        active: bool,
+    },
+    /// The app no longer holds it (a group deleted, a user it never had).
+    Gone,
+}
+
+fn backoff(attempts: u32) -> Duration {
+    Duration::seconds((2i64 << attempts.min(12)).min(600))
+}
+
+impl Directory {
+    pub fn scim_connector(&self, app: &Id) -> Result<ScimConnectorView> {
+        let snap = self.snapshot();
+        let a = snap
+            .apps
+            .get(app)
+            .ok_or_else(|| DirectoryError::not_found("app", app))?;
+        let c = a
+            .scim
+            .as_ref()
+            .ok_or_else(|| DirectoryError::not_found("scim connector of app", app))?;
+        let mut outbox: Vec<OutboxView> = snap
+            .outbox
+            .values()
+            .filter(|o| &o.app == app)
+            .map(|o| OutboxView {
+                id: o.id.clone(),
+                subject: o.subject.clone(),
+                action: o.action,
+                attempts: o.attempts,
+                next_attempt_at: o.next_attempt_at,
+                last_error: o.last_error.clone(),
+                created_at: o.created_at,
+            })
+            .collect();
+        outbox.sort_by_key(|o| o.created_at);
+        Ok(ScimConnectorView {
+            base_url: c.base_url.clone(),
+            group_push: c.group_push,
+            provisioned: snap.provisioned.keys().filter(|(a, _)| a == app).count(),
+            outbox,
+        })
+    }
+
+    pub async fn set_scim_connector(
+        &self,
+        actor: &Actor,
+        app: &Id,
+        input: ScimConnectorInput,
+    ) -> Result<ScimConnectorView> {
+        actor.require(Permission::ManageOrg)?;
+        let url = input.base_url.trim().trim_end_matches('/').to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.contains(char::is_whitespace)
+        {
+            return Err(DirectoryError::invalid(
+                "base_url",
+                "base_url must be an absolute http(s) URL",
+            ));
+        }
+        let sealed = match input.token.as_deref() {
+            Some(t) if !t.trim().is_empty() && t.len() <= 4096 => Some(
+                self.master_key
+                    .seal(&token_purpose(app), t.trim().as_bytes()),
+            ),
+            Some(_) => {
+                return Err(DirectoryError::invalid(
+                    "token",
+                    "the token must be 1–4096 characters",
+                ))
+            }
+            None => None,
+        };
+        let actor = actor.clone();
+        let id = app.clone();
+        self.write(move |tx| {
+            let mut a = (**tx
+                .snap
+                .apps
+                .get(&id)
+                .ok_or_else(|| DirectoryError::not_found("app", &id))?)
+            .clone();
+            let token = match (sealed, a.scim.as_ref()) {
+                (Some(s), _) => s,
+                (None, Some(c)) => c.token.clone(),
+                (None, None) => {
+                    return Err(DirectoryError::invalid("token", "a token is required"))
+                }
+            };
+            a.scim = Some(ScimConnector {
+                base_url: url,
+                token,
+                group_push: input.group_push,
+            });
+            a.updated_at = tx.now;
+            tx.batch.put_json(Kind::App, a.id.as_str(), &a);
+            tx.snap.apps.insert(a.id.clone(), Arc::new(a));
+            tx.event(admin_event(&actor, "scim_connector_set").target("app", &id));
+            Ok(())
+        })
+        .await?;
+        self.scim_connector(app)
+    }
+
+    /// Remove an app's connector, its outbox and what Stratus knew the app to hold (the app keeps its data).
+    pub async fn delete_scim_connector(&self, actor: &Actor, app: &Id) -> Result<()> {
+        actor.require(Permission::ManageOrg)?;
+        let actor = actor.clone();
+        let id = app.clone();
+        self.write(move |tx| {
+            let mut a = (**tx
+                .snap
+                .apps
+                .get(&id)
+                .ok_or_else(|| DirectoryError::not_found("app", &id))?)
+            .clone();
+            if a.scim.take().is_none() {
+                return Err(DirectoryError::not_found("scim connector of app", &id));
+            }
+            a.updated_at = tx.now;
+            tx.batch.put_json(Kind::App, a.id.as_str(), &a);
+            tx.snap.apps.insert(a.id.clone(), Arc::new(a));
+            let items: Vec<Id> = tx
+                .snap
+                .outbox
+                .values()
+                .filter(|o| o.app == id)
+                .map(|o| o.id.clone())
+                .collect();
+            for o in items {
+                tx.snap.outbox.remove(&o);
+                tx.batch.delete(Kind::Outbox, o.as_str());
+            }
+            let held: Vec<(Id, Id)> = tx
+                .snap
+                .provisioned
+                .keys()
+                .filter(|(a, _)| a == &id)
+                .cloned()
+                .collect();
+            for k in held {
+                tx.batch
+                    .delete(Kind::Provisioned, format!("{}/{}", k.0, k.1));
+                tx.snap.provisioned.remove(&k);
+            }
+            tx.event(admin_event(&actor, "scim_connector_delete").target("app", &id));
+            Ok(())
+        })
+        .await
+    }
+
+    /// The app's SCIM token in clear, for the provisioner only.
+    pub fn scim_connector_token(&self, app: &SsoApp) -> Option<String> {
+        let c = app.scim.as_ref()?;
+        let bytes = self
+            .master_key
+            .open(&token_purpose(&app.id), &c.token)
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    }
+
+    /// Queue deliveries; one already waiting for the same app and subject is left as it is.
+    pub async fn enqueue_outbox(&self, wanted: Vec<(Id, Id, OutboxAction)>) -> Result<usize> {
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |tx| {
+            let mut added = 0;
+            for (app, subject, action) in wanted {
+                if tx
+                    .snap
+                    .outbox
+                    .values()
+                    .any(|o| o.app == app && o.subject == subject)
+                {
+                    continue;
+                }
+                let o = OutboxItem {
+                    id: Id::generate(),
+                    app,
+                    subject,
+                    action,
+                    attempts: 0,
+                    next_attempt_at: tx.now,
+                    last_error: None,
+                    created_at: tx.now,
+                };
+                tx.batch.put_json(Kind::Outbox, o.id.as_str(), &o);
+                tx.snap.outbox.insert(o.id.clone(), Arc::new(o));
+                added += 1;
+            }
+            Ok(added)
+        })
+        .await
+    }
+
+    /// Outbox entries due now, oldest first.
+    pub fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Vec<Arc<OutboxItem>> {
+        let snap = self.snapshot();
+        let mut due: Vec<Arc<OutboxItem>> = snap
+            .outbox
+            .values()
+            .filter(|o| o.next_attempt_at <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|o| o.created_at);
+        due.truncate(limit);
+        due
+    }
+
+    fn push_event(item: &OutboxItem, success: bool) -> Event {
+        let kind = match item.action {
+            OutboxAction::UpsertUser | OutboxAction::DeactivateUser => "user",
+            OutboxAction::UpsertGroup | OutboxAction::DeleteGroup => "group",
+        };
+        Event::new(Service::Scim, "scim_push", success)
+            .actor("system")
+            .target(kind, &item.subject)
+            .detail("app", item.app.to_string())
+            .detail(
+                "action",
+                serde_json::to_value(item.action).unwrap_or_default(),
+            )
+            .detail("attempt", item.attempts + 1)
+    }
+
+    /// A delivery succeeded: the entry goes, what the app holds is recorded, in one transaction.
+    pub async fn outbox_delivered(
+        &self,
+        item: &OutboxItem,
+        result: Delivery,
+        username: Option<String>,
+    ) -> Result<()> {
+        let item = item.clone();
+        self.write(move |tx| {
+            tx.snap.outbox.remove(&item.id);
+            tx.batch.delete(Kind::Outbox, item.id.as_str());
+            let key = (item.app.clone(), item.subject.clone());
+            let record_key = format!("{}/{}", item.app, item.subject);
+            match result {
+                Delivery::Held {
+                    remote_id,
+                    digest,
+                    active,
+                } => {
+                    let p = Provisioned {
+                        app: item.app.clone(),
+                        subject: item.subject.clone(),
+                        remote_id,
+                        digest,
+                        active,
+                        group: matches!(
+                            item.action,
+                            OutboxAction::UpsertGroup | OutboxAction::DeleteGroup
+                        ),
+                        updated_at: tx.now,
+                    };
+                    tx.batch.put_json(Kind::Provisioned, &record_key, &p);
+                    tx.snap.provisioned.insert(key, Arc::new(p));
+                }
+                Delivery::Gone => {
+                    tx.batch.delete(Kind::Provisioned, record_key);
+                    tx.snap.provisioned.remove(&key);
+                }
+            }
+            let mut e = Self::push_event(&item, true);
+            if let Some(u) = username {
+                e = e.user(u);
+            }
+            tx.event(e);
+            Ok(())
+        })
+        .await
+    }
+
+    /// A delivery failed: try again later, and say why.
+    pub async fn outbox_failed(
+        &self,
+        item: &OutboxItem,
+        error: String,
+        username: Option<String>,
+    ) -> Result<()> {
+        let item = item.clone();
+        let error: String = error.chars().take(500).collect();
+        self.write(move |tx| {
+            let Some(current) = tx.snap.outbox.get(&item.id).cloned() else {
+                return Ok(());
+            };
+            let mut o = (*current).clone();
+            o.attempts += 1;
+            o.next_attempt_at = tx.now + backoff(o.attempts);
+            o.last_error = Some(error.clone());
+            tx.batch.put_json(Kind::Outbox, o.id.as_str(), &o);
+            tx.snap.outbox.insert(o.id.clone(), Arc::new(o));
+            let mut e = Self::push_event(&item, false).reason(error);
+            if let Some(u) = username {
+                e = e.user(u);
+            }
+            tx.event(e);
+            Ok(())
+        })
+        .await
+    }
+}
