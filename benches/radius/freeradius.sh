@@ -237,7 +237,7 @@ case "$cmd" in
 install)
     [ $# -eq 0 ] || usage
     do_install
-    "$(server_bin)" -v 2>&1 | head -n 1
+    "$(server_bin)" -v 2>&1 | sed -n 1p
     ;;
 start)
     [ $# -eq 4 ] || usage

@@ -17,7 +17,12 @@
 //!
 //! `radius` measures the real `stratus` binary's RADIUS listener (credential cache on and off) against
 //! FreeRADIUS on the same machine, with the same users and the same UDP load (see [`radius`]).
+//!
+//! `eap` measures complete PEAP-MSCHAPv2 logins per second against the real `stratus` binary and FreeRADIUS on
+//! the same machine, with the same users and certificate, driven by a native supplicant and by eapol_test (see
+//! [`eap`]).
 
+mod eap;
 mod ldap;
 mod radius;
 
@@ -57,6 +62,8 @@ enum Command {
     Ldap(ldap::LdapArgs),
     /// RADIUS PAP authentications: the stratus binary (credential cache on and off) against FreeRADIUS.
     Radius(radius::RadiusArgs),
+    /// PEAP-MSCHAPv2 logins (EAP over RADIUS): the stratus binary against FreeRADIUS.
+    Eap(eap::EapArgs),
 }
 
 #[derive(Args)]
@@ -198,6 +205,22 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench radius: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Eap(args) => {
+            // The supplicants are plain OS threads (or eapol_test processes); the runtime only drives the admin
+            // API calls.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(eap::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench eap: {e}");
                     ExitCode::FAILURE
                 }
             }

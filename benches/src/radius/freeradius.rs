@@ -5,6 +5,7 @@ use super::dataset::{Dataset, PASSWORD};
 use super::load::Target;
 use super::stratus::{log_tail, stop};
 use crate::BoxError;
+use std::ffi::OsStr;
 use std::io::{BufWriter, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,18 @@ impl FreeRadius {
     /// Write the users file (every user of `data` with its Cleartext-Password) and start FreeRADIUS on a free
     /// loopback port. Returns once the process runs; the caller checks that it answers.
     pub fn start(script: &Path, data: Dataset, secret: &str) -> Result<Self, BoxError> {
+        Self::start_with(script, data, &|_| PASSWORD, secret, &[])
+    }
+
+    /// [`FreeRadius::start`] with each user's password from `password` (by data-set index) and `extra`
+    /// arguments after the users file (`script start DIR SECRET PORT USERS EXTRA…`).
+    pub fn start_with(
+        script: &Path,
+        data: Dataset,
+        password: &dyn Fn(usize) -> &'static str,
+        secret: &str,
+        extra: &[&OsStr],
+    ) -> Result<Self, BoxError> {
         let dir = tempfile::Builder::new()
             .prefix("stratus-bench-freeradius")
             .tempdir()?;
@@ -69,8 +82,9 @@ impl FreeRadius {
             for i in 0..data.users {
                 writeln!(
                     out,
-                    "{} Cleartext-Password := \"{PASSWORD}\"",
-                    Dataset::username(i)
+                    "{} Cleartext-Password := \"{}\"",
+                    Dataset::username(i),
+                    password(i)
                 )?;
             }
             out.flush()?;
@@ -85,6 +99,7 @@ impl FreeRadius {
             .arg(secret)
             .arg(port.to_string())
             .arg(&users)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
             .stderr(Stdio::from(out))

@@ -488,6 +488,18 @@ fn drive(
 /// User + system CPU time of a process (this one when `None`), from `/proc/<pid>/stat` (Linux; clock ticks of
 /// 10 ms, USER_HZ being 100 on every Linux architecture the benchmark runs on).
 pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let [utime, stime, _, _] = stat_times(pid)?;
+    Some(utime + stime)
+}
+
+/// User + system CPU time of this process and of its children that have exited and been waited for
+/// (`cutime`, `cstime`): the load generator's own CPU when it runs other programs.
+pub fn cpu_time_with_children() -> Option<Duration> {
+    Some(stat_times(None)?.iter().sum())
+}
+
+/// utime, stime, cutime and cstime of a process (this one when `None`).
+fn stat_times(pid: Option<u32>) -> Option<[Duration; 4]> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".into(),
@@ -495,10 +507,13 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     let text = std::fs::read_to_string(path).ok()?;
     // The command name may hold spaces and parentheses; the fields after the last ')' start at field 3.
     let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut out = [Duration::ZERO; 4];
+    for slot in &mut out {
+        let ticks: u64 = fields.next()?.parse().ok()?;
+        *slot = Duration::from_millis(ticks * 10);
+    }
+    Some(out)
 }
 
 /// Busy CPU time of the whole machine since boot, from the first line of `/proc/stat` (user, nice, system,
@@ -516,8 +531,14 @@ pub fn machine_busy() -> Option<Duration> {
 
 /// The usernames a run cycles through: `count` users spread evenly over the data set.
 pub fn sample(users: usize, count: usize) -> Vec<String> {
-    let count = count.clamp(1, users);
-    (0..count)
-        .map(|j| Dataset::username(j * users / count))
+    sample_indices(users, count)
+        .into_iter()
+        .map(Dataset::username)
         .collect()
+}
+
+/// The data-set indices of [`sample`]'s users.
+pub fn sample_indices(users: usize, count: usize) -> Vec<usize> {
+    let count = count.clamp(1, users);
+    (0..count).map(|j| j * users / count).collect()
 }

@@ -14,9 +14,10 @@
 //! The table gives accepted requests per second, p50 and p99 latency of accepts, every request that was not
 //! accepted, and the Stratus/FreeRADIUS throughput ratios.
 
-mod freeradius;
-mod load;
-mod stratus;
+// Shared with the `eap` benchmark: the Stratus launcher, the FreeRADIUS launcher and the CPU clocks.
+pub(crate) mod freeradius;
+pub(crate) mod load;
+pub(crate) mod stratus;
 
 // The same synthetic users as the `ldap` benchmark.
 use crate::ldap::dataset;
@@ -245,7 +246,7 @@ pub async fn run(args: &RadiusArgs) -> Result<(), BoxError> {
 
 /// 32 random hex digits behind a prefix: a valid secret for both servers (FreeRADIUS's script accepts
 /// letters, digits, `-`, `_` and `.` only).
-fn random_secret() -> Result<String, BoxError> {
+pub(crate) fn random_secret() -> Result<String, BoxError> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "no randomness for the shared secret")?;
     let mut s = String::from("bench-radius-");

@@ -21,7 +21,7 @@ const ADMIN_EMAIL: &str = "bench-admin@bench.local";
 const ADMIN_PASSWORD: &str = "Bench-Admin-Pass-1";
 /// Rows per `POST /api/v1/import/users`: each row with a password costs one argon2id hash on the server.
 const IMPORT_CHUNK: usize = 1_000;
-/// Concurrent membership requests while populating.
+/// Concurrent admin API requests (memberships, password sets) while populating.
 const MEMBER_WORKERS: usize = 8;
 /// Longest the server may take to announce its listeners.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,6 +49,18 @@ impl Data {
         }
         Ok(Data { tmp, key })
     }
+
+    /// The development certificates Stratus generates on its first start: `ca.pem`, `server.pem` (the server
+    /// certificate and the CA) and `server-key.pem` (ECDSA P-256).
+    pub fn certs_dir(&self) -> PathBuf {
+        self.tmp.path().join("data/certs")
+    }
+}
+
+/// What [`Server::populate_with`] created.
+pub struct Populated {
+    /// The user ids, in data-set order.
+    pub user_ids: Vec<String>,
 }
 
 /// A running `stratus serve`; stopped (SIGTERM, then SIGKILL) when dropped.
@@ -279,18 +291,29 @@ impl Server {
     /// Populate the data set: a RADIUS server profile `bench` for 127.0.0.1/32 with `secret`, a group
     /// `bench-radius` bound to it, and every user imported by CSV with its password and made a member.
     pub async fn populate(&self, data: Dataset, secret: &str) -> Result<(), BoxError> {
+        self.populate_with(data, secret, None).await.map(|_| ())
+    }
+
+    /// [`Server::populate`] with the profile's `methods` set when given (the profile's default, PAP, when
+    /// not); returns the user ids.
+    pub async fn populate_with(
+        &self,
+        data: Dataset,
+        secret: &str,
+        methods: Option<&[&str]>,
+    ) -> Result<Populated, BoxError> {
+        let mut body = json!({
+            "name": "bench",
+            "networks": ["127.0.0.1/32"],
+            "secret": secret,
+            // Says why on a reject, so an unexpected one is explained in the output.
+            "reject_reply_message": true,
+        });
+        if let Some(m) = methods {
+            body["methods"] = json!(m);
+        }
         let profile = self
-            .call(
-                Method::POST,
-                "/radius-servers",
-                Some(json!({
-                    "name": "bench",
-                    "networks": ["127.0.0.1/32"],
-                    "secret": secret,
-                    // Says why on a reject, so an unexpected one is explained in the output.
-                    "reject_reply_message": true,
-                })),
-            )
+            .call(Method::POST, "/radius-servers", Some(body))
             .await?;
         let profile_id = profile
             .get("id")
@@ -326,8 +349,11 @@ impl Server {
         let ids = self.import(data, t0).await?;
         let imported = t0.elapsed();
         let t1 = Instant::now();
-        let pairs = ids.into_iter().map(|u| (group_id.clone(), u)).collect();
-        self.add_members(pairs).await?;
+        let calls = ids
+            .iter()
+            .map(|u| (Method::PUT, format!("/groups/{group_id}/members/{u}"), None))
+            .collect();
+        self.concurrently(calls).await?;
         println!(
             "stratus: {} users imported in {:.1} s, made members of one group bound to radius:{profile_id} in \
              {:.1} s",
@@ -335,7 +361,23 @@ impl Server {
             imported.as_secs_f64(),
             t1.elapsed().as_secs_f64()
         );
-        Ok(())
+        Ok(Populated { user_ids: ids })
+    }
+
+    /// `POST /users/{id}/password` with `password` for every id, from a few concurrent workers (each costs the
+    /// server two argon2id: the history check against the current hash, and the new hash).
+    pub async fn set_passwords(&self, ids: &[String], password: &str) -> Result<(), BoxError> {
+        let calls = ids
+            .iter()
+            .map(|id| {
+                (
+                    Method::POST,
+                    format!("/users/{id}/password"),
+                    Some(json!({ "password": password })),
+                )
+            })
+            .collect();
+        self.concurrently(calls).await
     }
 
     /// `POST /import/users` with CSV rows carrying the password, [`IMPORT_CHUNK`] rows per request; returns the
@@ -398,14 +440,18 @@ impl Server {
         Ok(ids)
     }
 
-    /// `PUT /groups/{id}/members/{user_id}` for every pair, from a few concurrent workers.
-    async fn add_members(&self, pairs: Vec<(String, String)>) -> Result<(), BoxError> {
-        let pairs = Arc::new(pairs);
+    /// Every admin API call of `calls` (method, path under `/api/v1`, JSON body), from [`MEMBER_WORKERS`]
+    /// concurrent workers; the first failure is the error.
+    async fn concurrently(
+        &self,
+        calls: Vec<(Method, String, Option<Value>)>,
+    ) -> Result<(), BoxError> {
+        let calls = Arc::new(calls);
         let next = Arc::new(AtomicUsize::new(0));
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..MEMBER_WORKERS {
-            let (pairs, next, http, api, key) = (
-                Arc::clone(&pairs),
+            let (calls, next, http, api, key) = (
+                Arc::clone(&calls),
                 Arc::clone(&next),
                 self.http.clone(),
                 self.api.clone(),
@@ -414,12 +460,16 @@ impl Server {
             set.spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((group, user)) = pairs.get(n) else {
+                    let Some((method, path, body)) = calls.get(n) else {
                         return Ok::<_, BoxError>(());
                     };
-                    let path = format!("/groups/{group}/members/{user}");
-                    let req = http.put(format!("{api}/api/v1{path}")).bearer_auth(&key);
-                    answer(req, &Method::PUT, &path).await?;
+                    let mut req = http
+                        .request(method.clone(), format!("{api}/api/v1{path}"))
+                        .bearer_auth(&key);
+                    if let Some(b) = body {
+                        req = req.json(b);
+                    }
+                    answer(req, method, path).await?;
                 }
             });
         }
