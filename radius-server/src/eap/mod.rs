@@ -124,6 +124,8 @@ enum Inner {
     PeapResult {
         grant: Box<AuthGrant>,
     },
+    /// MSCHAPv2 Failure sent; the peer acknowledges it, then EAP-Failure.
+    PeapFailure,
 }
 
 struct Conversation {
@@ -161,11 +163,12 @@ impl Conversations {
         (c.touched.elapsed() < CONVERSATION_IDLE).then_some(c)
     }
 
-    /// Keep a conversation under its State; `false` when the table is full of live ones.
-    fn keep(&self, state: [u8; 16], mut c: Conversation) -> bool {
+    /// Keep a conversation under its State; `false` when the table is full of live ones. A conversation already
+    /// under way (`new` false) is always kept, so a full table refuses new logins, never half-finished ones.
+    fn keep(&self, state: [u8; 16], mut c: Conversation, new: bool) -> bool {
         c.touched = Instant::now();
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if t.len() >= self.max {
+        if new && t.len() >= self.max {
             t.retain(|_, v| v.touched.elapsed() < CONVERSATION_IDLE);
             if t.len() >= self.max {
                 return false;
@@ -233,6 +236,7 @@ pub(crate) async fn handle(
         .await;
         return reject(eap.identifier);
     };
+    let new = req.get(crate::packet::attr::STATE).is_none();
     let mut conv = match req.get(crate::packet::attr::STATE) {
         None => match start(shared, client, src, &eap) {
             Ok(c) => c,
@@ -284,7 +288,7 @@ pub(crate) async fn handle(
                 identifier: conv.identifier,
                 body,
             };
-            if !shared.conversations.keep(state, conv) {
+            if !shared.conversations.keep(state, conv, new) {
                 crate::access::refuse(
                     shared,
                     client,
@@ -680,18 +684,24 @@ async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Opt
                 Err(e) => return Some(Step::Refuse(format!("PEAP: {e}"))),
             };
             let user = peap::without_domain(&identity).to_string();
-            let grant = match login(ctx, &user, Credential::MsChapV2(proof), None).await {
-                Ok(g) => g,
+            match login(ctx, &user, Credential::MsChapV2(proof), None).await {
+                Ok(grant) => {
+                    let Some(s) = grant.authenticator_response.clone() else {
+                        return Some(Step::Refuse("PEAP: no authenticator response".into()));
+                    };
+                    (
+                        peap::success_request(ms_id, &s),
+                        Inner::PeapSuccess { grant },
+                    )
+                }
+                // A refusal is told in MSCHAPv2 terms first (E=691), as Windows expects before EAP-Failure.
+                Err(Step::Denied) => (peap::failure_request(ms_id), Inner::PeapFailure),
                 Err(step) => return Some(step),
-            };
-            let Some(s) = grant.authenticator_response.clone() else {
-                return Some(Step::Refuse("PEAP: no authenticator response".into()));
-            };
-            (
-                peap::success_request(ms_id, &s),
-                Inner::PeapSuccess { grant },
-            )
+            }
         }
+        // Whatever the peer answers to our MSCHAPv2 Failure, the conversation ends refused (the core has
+        // already recorded why).
+        Inner::PeapFailure => return Some(Step::Denied),
         Inner::PeapSuccess { grant } => match peap::success_ack(inner) {
             Ok(()) => (
                 peap::result_request(ctx.identifier),
@@ -784,16 +794,21 @@ mod tests {
     #[test]
     fn the_conversation_table_is_bounded_and_a_state_is_taken_once() {
         let t = Conversations::new(2);
-        assert!(t.keep([1; 16], conversation()));
-        assert!(t.keep([2; 16], conversation()));
         assert!(
-            !t.keep([3; 16], conversation()),
+            t.keep([4; 16], conversation(), false),
+            "one under way is kept"
+        );
+        assert!(t.take(&[4; 16]).is_some());
+        assert!(t.keep([1; 16], conversation(), true));
+        assert!(t.keep([2; 16], conversation(), true));
+        assert!(
+            !t.keep([3; 16], conversation(), true),
             "a full table of live conversations refuses more"
         );
         assert!(t.take(&[1; 16]).is_some());
         assert!(t.take(&[1; 16]).is_none());
         assert!(t.take(&[9; 3]).is_none());
-        assert!(t.keep([3; 16], conversation()));
+        assert!(t.keep([3; 16], conversation(), true));
         assert_eq!(t.len(), 2);
     }
 }

@@ -9,7 +9,8 @@
 //! → MSCHAPv2 Success (S=…)  ← MSCHAPv2 Success acknowledgement
 //! → Extensions: Result TLV success  ← Result TLV success          → Access-Accept + EAP-Success + MPPE keys
 //! ```
-//! A wrong password ends the conversation with Access-Reject and EAP-Failure at once.
+//! A refused login gets an MSCHAPv2 Failure (`E=691 R=0`, what Windows shows as a wrong password); whatever the
+//! peer answers, Access-Reject and EAP-Failure follow.
 //!
 //! # MSCHAPv2 packets (after the type octet 26)
 //! ```text
@@ -25,6 +26,7 @@ use core_directory::mschapv2::MsChapV2Proof;
 const OP_CHALLENGE: u8 = 1;
 const OP_RESPONSE: u8 = 2;
 const OP_SUCCESS: u8 = 3;
+const OP_FAILURE: u8 = 4;
 
 /// The name Stratus gives itself in MSCHAPv2 challenges.
 const SERVER_NAME: &[u8] = b"stratus";
@@ -143,6 +145,17 @@ pub fn success_request(ms_id: u8, authenticator_response: &str) -> Vec<u8> {
         ms_id,
         format!("{authenticator_response} M=Welcome").as_bytes(),
     )
+}
+
+/// The MSCHAPv2 Failure request for a refused login: E=691 (authentication failure), no retry, version 3.
+pub fn failure_request(ms_id: u8) -> Vec<u8> {
+    let mut c = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut c);
+    let text = format!(
+        "E=691 R=0 C={} V=3 M=Authentication failed",
+        data_encoding::HEXUPPER.encode(&c)
+    );
+    ms_packet(OP_FAILURE, ms_id, text.as_bytes())
 }
 
 /// The peer's acknowledgement of our Success.
