@@ -271,7 +271,10 @@ async fn wrong_passwords_unbound_users_and_untrusted_certificates_fail() {
     let f = fixture().await;
     let (ok, out) = eapol(&f, &peap(&f, "ann", "Wrong-Horse-99"));
     assert!(!ok && out.contains("(Access-Reject)"), "{out}");
-    assert!(out.contains("E=691"), "an MSCHAPv2 Failure comes before EAP-Failure: {out}");
+    assert!(
+        out.contains("E=691"),
+        "an MSCHAPv2 Failure comes before EAP-Failure: {out}"
+    );
     assert_eq!(last_auth(&f, "ann").await["reason"], "wrong password");
     let (ok, out) = eapol(&f, &ttls(&f, "ann", "Wrong-Horse-99"));
     assert!(!ok && out.contains("(Access-Reject)"), "{out}");
