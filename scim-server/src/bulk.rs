@@ -4,7 +4,7 @@
 
 use crate::discovery::MAX_BULK_OPERATIONS;
 use crate::error::ScimError;
-use crate::ops::Ctx;
+use crate::ops::{Ctx, Kind};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -121,9 +121,9 @@ async fn one(
         Some((k, i)) => (k.to_string(), Some(i.to_string())),
         None => (path.clone(), None),
     };
-    let groups = match kind.as_str() {
-        "Users" => false,
-        "Groups" => true,
+    let kind = match kind.as_str() {
+        "Users" => Kind::Users,
+        "Groups" => Kind::Groups,
         _ => {
             return Err(ScimError::bad_request(
                 "invalidPath",
@@ -135,38 +135,16 @@ async fn one(
         ("POST", None) => {
             let bulk_id = bulk_id
                 .ok_or_else(|| ScimError::bad_request("invalidValue", "POST needs a bulkId"))?;
-            let v = if groups {
-                ctx.create_group(&data).await?
-            } else {
-                ctx.create_user(&data).await?
-            };
+            let v = ctx.create(kind, &data).await?;
             if let Some(id) = v["id"].as_str() {
                 ids.insert(bulk_id.to_string(), id.to_string());
             }
             Ok((201, Some(v)))
         }
-        ("PUT", Some(id)) => {
-            let v = if groups {
-                ctx.replace_group(&id, &data, version).await?
-            } else {
-                ctx.replace_user(&id, &data, version).await?
-            };
-            Ok((200, Some(v)))
-        }
-        ("PATCH", Some(id)) => {
-            let v = if groups {
-                ctx.patch_group(&id, &data, version).await?
-            } else {
-                ctx.patch_user(&id, &data, version).await?
-            };
-            Ok((200, Some(v)))
-        }
+        ("PUT", Some(id)) => Ok((200, Some(ctx.replace(kind, &id, &data, version).await?))),
+        ("PATCH", Some(id)) => Ok((200, Some(ctx.patch(kind, &id, &data, version).await?))),
         ("DELETE", Some(id)) => {
-            if groups {
-                ctx.delete_group(&id, version).await?
-            } else {
-                ctx.delete_user(&id, version).await?
-            };
+            ctx.delete(kind, &id, version).await?;
             Ok((204, None))
         }
         _ => Err(ScimError::bad_request(

@@ -79,24 +79,8 @@ pub fn router(dir: Arc<Directory>, settings: ScimSettings) -> Router {
         buckets: Mutex::new(HashMap::new()),
     });
     let api = Router::new()
-        .route("/Users", get(list_users).post(create_user))
-        .route("/Users/.search", post(search_users))
-        .route(
-            "/Users/{id}",
-            get(get_user)
-                .put(put_user)
-                .patch(patch_user)
-                .delete(delete_user),
-        )
-        .route("/Groups", get(list_groups).post(create_group))
-        .route("/Groups/.search", post(search_groups))
-        .route(
-            "/Groups/{id}",
-            get(get_group)
-                .put(put_group)
-                .patch(patch_group)
-                .delete(delete_group),
-        )
+        .merge(resource_routes("/Users", ops::Kind::Users))
+        .merge(resource_routes("/Groups", ops::Kind::Groups))
         .route("/.search", post(search_all))
         .route("/Bulk", post(bulk))
         .route("/ServiceProviderConfig", get(service_provider_config))
@@ -111,6 +95,21 @@ pub fn router(dir: Arc<Directory>, settings: ScimSettings) -> Router {
         ))
         .with_state(state);
     Router::new().nest("/scim/v2", api)
+}
+
+/// The list, search and by-id routes of one resource type.
+fn resource_routes(at: &str, kind: ops::Kind) -> Router<Arc<ScimState>> {
+    Router::new()
+        .route(at, get(list_kind).post(create_one))
+        .route(&format!("{at}/.search"), post(search_kind))
+        .route(
+            &format!("{at}/{{id}}"),
+            get(get_one)
+                .put(put_one)
+                .patch(patch_one)
+                .delete(delete_one),
+        )
+        .layer(Extension(kind))
 }
 
 /// Bearer token → the token's actor; then the token's rate limit.
@@ -454,6 +453,15 @@ enum Scope {
     All,
 }
 
+impl From<ops::Kind> for Scope {
+    fn from(k: ops::Kind) -> Self {
+        match k {
+            ops::Kind::Users => Scope::Users,
+            ops::Kind::Groups => Scope::Groups,
+        }
+    }
+}
+
 fn list(
     s: &ScimState,
     actor: &Actor,
@@ -522,14 +530,29 @@ fn written(result: Result<Value, ScimError>, status: StatusCode) -> Response {
     }
 }
 
-async fn list_users(
+/// A scope's lists and searches, and its resources by id, for both kinds: the kind comes from the route.
+async fn list_kind(
     State(s): State<Arc<ScimState>>,
+    Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
     h: HeaderMap,
     Query(q): Params,
 ) -> Response {
     match ListParams::from_query(&q) {
-        Ok(p) => list(&s, &a, &h, Scope::Users, p),
+        Ok(p) => list(&s, &a, &h, Scope::from(k), p),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn search_kind(
+    State(s): State<Arc<ScimState>>,
+    Extension(k): Extension<ops::Kind>,
+    Extension(a): Extension<Actor>,
+    h: HeaderMap,
+    ScimBody(b): ScimBody,
+) -> Response {
+    match ListParams::from_body(&b) {
+        Ok(p) => list(&s, &a, &h, Scope::from(k), p),
         Err(e) => e.into_response(),
     }
 }
@@ -546,151 +569,63 @@ async fn search_all(
     }
 }
 
-async fn search_users(
+async fn get_one(
     State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-    ScimBody(b): ScimBody,
-) -> Response {
-    match ListParams::from_body(&b) {
-        Ok(p) => list(&s, &a, &h, Scope::Users, p),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn list_groups(
-    State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-    Query(q): Params,
-) -> Response {
-    match ListParams::from_query(&q) {
-        Ok(p) => list(&s, &a, &h, Scope::Groups, p),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn search_groups(
-    State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-    ScimBody(b): ScimBody,
-) -> Response {
-    match ListParams::from_body(&b) {
-        Ok(p) => list(&s, &a, &h, Scope::Groups, p),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn get_user(
-    State(s): State<Arc<ScimState>>,
+    Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
     h: HeaderMap,
     Path(id): Path<String>,
     Query(q): Params,
 ) -> Response {
-    single(s.ctx(&a, &h).get_user(&id), &h, &q)
+    single(s.ctx(&a, &h).get(k, &id), &h, &q)
 }
 
-async fn create_user(
+async fn create_one(
     State(s): State<Arc<ScimState>>,
+    Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
     h: HeaderMap,
     ScimBody(b): ScimBody,
 ) -> Response {
-    written(s.ctx(&a, &h).create_user(&b).await, StatusCode::CREATED)
+    written(s.ctx(&a, &h).create(k, &b).await, StatusCode::CREATED)
 }
 
-async fn put_user(
+async fn put_one(
     State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-    Path(id): Path<String>,
-    ScimBody(b): ScimBody,
-) -> Response {
-    written(
-        s.ctx(&a, &h).replace_user(&id, &b, if_match(&h)).await,
-        StatusCode::OK,
-    )
-}
-
-async fn patch_user(
-    State(s): State<Arc<ScimState>>,
+    Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
     h: HeaderMap,
     Path(id): Path<String>,
     ScimBody(b): ScimBody,
 ) -> Response {
     written(
-        s.ctx(&a, &h).patch_user(&id, &b, if_match(&h)).await,
+        s.ctx(&a, &h).replace(k, &id, &b, if_match(&h)).await,
         StatusCode::OK,
     )
 }
 
-async fn delete_user(
+async fn patch_one(
     State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    match s.ctx(&a, &h).delete_user(&id, if_match(&h)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn get_group(
-    State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Params,
-) -> Response {
-    single(s.ctx(&a, &h).get_group(&id), &h, &q)
-}
-
-async fn create_group(
-    State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-    ScimBody(b): ScimBody,
-) -> Response {
-    written(s.ctx(&a, &h).create_group(&b).await, StatusCode::CREATED)
-}
-
-async fn put_group(
-    State(s): State<Arc<ScimState>>,
+    Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
     h: HeaderMap,
     Path(id): Path<String>,
     ScimBody(b): ScimBody,
 ) -> Response {
     written(
-        s.ctx(&a, &h).replace_group(&id, &b, if_match(&h)).await,
+        s.ctx(&a, &h).patch(k, &id, &b, if_match(&h)).await,
         StatusCode::OK,
     )
 }
 
-async fn patch_group(
+async fn delete_one(
     State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-    Path(id): Path<String>,
-    ScimBody(b): ScimBody,
-) -> Response {
-    written(
-        s.ctx(&a, &h).patch_group(&id, &b, if_match(&h)).await,
-        StatusCode::OK,
-    )
-}
-
-async fn delete_group(
-    State(s): State<Arc<ScimState>>,
+    Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match s.ctx(&a, &h).delete_group(&id, if_match(&h)).await {
+    match s.ctx(&a, &h).delete(k, &id, if_match(&h)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }

@@ -23,6 +23,13 @@ pub struct Ctx<'a> {
     pub base: String,
 }
 
+/// The two resource types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Users,
+    Groups,
+}
+
 /// Attributes a client may never write.
 const USER_READ_ONLY: &[&str] = &["id", "meta", "groups"];
 const GROUP_READ_ONLY: &[&str] = &["id", "meta"];
@@ -390,6 +397,58 @@ impl Ctx<'_> {
         let current = self.get_group(id)?;
         check_version(&current, if_match)?;
         Ok(self.dir.delete_group(self.actor, &parse_id(id)?).await?)
+    }
+
+    pub fn get(&self, kind: Kind, id: &str) -> Result<Value, ScimError> {
+        match kind {
+            Kind::Users => self.get_user(id),
+            Kind::Groups => self.get_group(id),
+        }
+    }
+
+    pub async fn create(&self, kind: Kind, body: &Value) -> Result<Value, ScimError> {
+        match kind {
+            Kind::Users => self.create_user(body).await,
+            Kind::Groups => self.create_group(body).await,
+        }
+    }
+
+    pub async fn replace(
+        &self,
+        kind: Kind,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Value, ScimError> {
+        match kind {
+            Kind::Users => self.replace_user(id, body, if_match).await,
+            Kind::Groups => self.replace_group(id, body, if_match).await,
+        }
+    }
+
+    pub async fn patch(
+        &self,
+        kind: Kind,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Value, ScimError> {
+        match kind {
+            Kind::Users => self.patch_user(id, body, if_match).await,
+            Kind::Groups => self.patch_group(id, body, if_match).await,
+        }
+    }
+
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), ScimError> {
+        match kind {
+            Kind::Users => self.delete_user(id, if_match).await,
+            Kind::Groups => self.delete_group(id, if_match).await,
+        }
     }
 
     /// Every resource of a kind that matches `filter`, as SCIM JSON.

@@ -9,7 +9,7 @@
 //! event (`scim_push`).
 
 use super::settings::admin_event;
-use super::Directory;
+use super::{Directory, Tx};
 use crate::access::{Actor, Permission};
 use crate::error::{DirectoryError, Result};
 use crate::events::{Event, Service};
@@ -70,6 +70,33 @@ pub enum Delivery {
     },
     /// The app no longer holds it (a group deleted, a user it never had).
     Gone,
+}
+
+/// Drop an app's outbox and what Stratus knew it to hold (the connector is gone, or the app).
+pub(crate) fn forget_provisioning(tx: &mut Tx, app: &Id) {
+    let items: Vec<Id> = tx
+        .snap
+        .outbox
+        .values()
+        .filter(|o| &o.app == app)
+        .map(|o| o.id.clone())
+        .collect();
+    for o in items {
+        tx.snap.outbox.remove(&o);
+        tx.batch.delete(Kind::Outbox, o.as_str());
+    }
+    let held: Vec<(Id, Id)> = tx
+        .snap
+        .provisioned
+        .keys()
+        .filter(|(a, _)| a == app)
+        .cloned()
+        .collect();
+    for k in held {
+        tx.batch
+            .delete(Kind::Provisioned, format!("{}/{}", k.0, k.1));
+        tx.snap.provisioned.remove(&k);
+    }
 }
 
 fn backoff(attempts: u32) -> Duration {
@@ -188,29 +215,7 @@ impl Directory {
             a.updated_at = tx.now;
             tx.batch.put_json(Kind::App, a.id.as_str(), &a);
             tx.snap.apps.insert(a.id.clone(), Arc::new(a));
-            let items: Vec<Id> = tx
-                .snap
-                .outbox
-                .values()
-                .filter(|o| o.app == id)
-                .map(|o| o.id.clone())
-                .collect();
-            for o in items {
-                tx.snap.outbox.remove(&o);
-                tx.batch.delete(Kind::Outbox, o.as_str());
-            }
-            let held: Vec<(Id, Id)> = tx
-                .snap
-                .provisioned
-                .keys()
-                .filter(|(a, _)| a == &id)
-                .cloned()
-                .collect();
-            for k in held {
-                tx.batch
-                    .delete(Kind::Provisioned, format!("{}/{}", k.0, k.1));
-                tx.snap.provisioned.remove(&k);
-            }
+            forget_provisioning(tx, &id);
             tx.event(admin_event(&actor, "scim_connector_delete").target("app", &id));
             Ok(())
         })

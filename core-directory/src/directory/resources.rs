@@ -409,29 +409,7 @@ impl Directory {
                 .ok_or_else(|| DirectoryError::not_found("app", &id))?;
             remove_bindings(tx, &Resource::App(id.clone()));
             tx.batch.delete(Kind::App, id.as_str());
-            let items: Vec<Id> = tx
-                .snap
-                .outbox
-                .values()
-                .filter(|o| o.app == id)
-                .map(|o| o.id.clone())
-                .collect();
-            for o in items {
-                tx.snap.outbox.remove(&o);
-                tx.batch.delete(Kind::Outbox, o.as_str());
-            }
-            let held: Vec<(Id, Id)> = tx
-                .snap
-                .provisioned
-                .keys()
-                .filter(|(a, _)| a == &id)
-                .cloned()
-                .collect();
-            for k in held {
-                tx.batch
-                    .delete(Kind::Provisioned, format!("{}/{}", k.0, k.1));
-                tx.snap.provisioned.remove(&k);
-            }
+            super::provisioning::forget_provisioning(tx, &id);
             tx.event(admin_event(&actor, "app_delete").target("app", &id));
             Ok(())
         })
