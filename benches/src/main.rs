@@ -21,10 +21,15 @@
 //! `eap` measures complete PEAP-MSCHAPv2 logins per second against the real `stratus` binary and FreeRADIUS on
 //! the same machine, with the same users and certificate, driven by a native supplicant and by eapol_test (see
 //! [`eap`]).
+//!
+//! `scim` measures the real `stratus` binary's SCIM 2.0 service provider with a large directory behind it:
+//! `GET /Users` filtered by `userName eq` (indexed) and by `emails.value eq` (a scan), and `POST /Users` (see
+//! [`scim`]).
 
 mod eap;
 mod ldap;
 mod radius;
+mod scim;
 
 use clap::{Args, Parser, Subcommand};
 use core_directory::crypto::MasterKey;
@@ -64,6 +69,8 @@ enum Command {
     Radius(radius::RadiusArgs),
     /// PEAP-MSCHAPv2 logins (EAP over RADIUS): the stratus binary against FreeRADIUS.
     Eap(eap::EapArgs),
+    /// SCIM 2.0: GET /Users by userName (indexed) and by e-mail (a scan), and POST /Users, over many users.
+    Scim(scim::ScimArgs),
 }
 
 #[derive(Args)]
@@ -221,6 +228,21 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench eap: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Scim(args) => {
+            // The load tasks run on this runtime, next to the server on the same CPUs.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.client_threads.clamp(1, 64))
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(scim::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench scim: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -482,18 +482,19 @@ fn list(
     if let Some(by) = &p.sort_by {
         all.sort_by(|a, b| {
             let o = compare_keys(&sort_key(a, by), &sort_key(b, by));
-            if p.descending {
-                o.reverse()
-            } else {
-                o
-            }
+            let o = if p.descending { o.reverse() } else { o };
+            // Ties by id, so pages never overlap or skip.
+            o.then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
         });
     } else {
-        all.sort_by(|a, b| {
-            a["meta"]["created"]
-                .as_str()
-                .cmp(&b["meta"]["created"].as_str())
-        });
+        // Creation order, ties by id: the same order on every page and after a restart.
+        let key = |v: &Value| {
+            (
+                v["meta"]["created"].as_str().unwrap_or("").to_string(),
+                v["id"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        all.sort_by_cached_key(key);
     }
     let body = ops::list_response(all, p.start, p.count, |v| {
         project(v, &p.attributes, &p.excluded)

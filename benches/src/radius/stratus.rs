@@ -38,9 +38,12 @@ pub struct Data {
 
 impl Data {
     pub fn new() -> Result<Self, BoxError> {
-        let tmp = tempfile::Builder::new()
-            .prefix("stratus-bench-radius")
-            .tempdir()?;
+        Self::with_prefix("stratus-bench-radius")
+    }
+
+    /// [`Data::new`] in a temporary directory whose name starts with `prefix`.
+    pub fn with_prefix(prefix: &str) -> Result<Self, BoxError> {
+        let tmp = tempfile::Builder::new().prefix(prefix).tempdir()?;
         let mut bytes = [0u8; 13];
         aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "no randomness for the API key")?;
         let mut key = String::from("stratus_bench_");
@@ -63,11 +66,23 @@ pub struct Populated {
     pub user_ids: Vec<String>,
 }
 
+/// How [`Server::start_with`] starts the server.
+pub struct Options<'a> {
+    pub credential_cache: bool,
+    /// RADIUS authentication and accounting on ephemeral loopback ports; both off when false.
+    pub radius: bool,
+    /// More environment variables for the server (after every caller's `STRATUS_*` one was removed).
+    pub env: &'a [(&'a str, &'a str)],
+    /// The server's log (its stderr), in the temporary directory.
+    pub log_name: &'a str,
+}
+
 /// A running `stratus serve`; stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Server {
     child: Child,
     log: PathBuf,
     api: String,
+    /// The RADIUS authentication listener; 127.0.0.1:0 when started with RADIUS off.
     pub radius: SocketAddr,
     key: String,
     http: reqwest::Client,
@@ -153,6 +168,25 @@ impl Server {
     /// Start `bin serve` on the data directory of `data`: HTTP and RADIUS (authentication and accounting) on
     /// ephemeral loopback ports, LDAP and LDAPS off, and wait for the HTTPS and RADIUS listeners.
     pub fn start(bin: &Path, data: &Data, credential_cache: bool) -> Result<Self, BoxError> {
+        Self::start_with(
+            bin,
+            data,
+            &Options {
+                credential_cache,
+                radius: true,
+                env: &[],
+                log_name: if credential_cache {
+                    "stratus-cache-on.log"
+                } else {
+                    "stratus-cache-off.log"
+                },
+            },
+        )
+    }
+
+    /// [`Server::start`] with RADIUS optional and more environment variables; waits for the HTTPS listener and,
+    /// when RADIUS is on, its listener.
+    pub fn start_with(bin: &Path, data: &Data, opts: &Options<'_>) -> Result<Self, BoxError> {
         if !bin.is_file() {
             return Err(format!(
                 "{} not found: build it with `cargo build --release -p stratus`, or pass --stratus-bin",
@@ -161,11 +195,8 @@ impl Server {
             .into());
         }
         let dir = data.tmp.path();
-        let log = dir.join(if credential_cache {
-            "stratus-cache-on.log"
-        } else {
-            "stratus-cache-off.log"
-        });
+        let log = dir.join(opts.log_name);
+        let radius_addr = if opts.radius { "127.0.0.1:0" } else { "" };
         let mut cmd = Command::new(bin);
         // Nothing from the caller's environment may point the server at real data, keys or listeners.
         for (name, _) in std::env::vars_os() {
@@ -181,9 +212,12 @@ impl Server {
             .env("STRATUS_HTTP_ADDR", "127.0.0.1:0")
             .env("STRATUS_LDAP_ADDR", "")
             .env("STRATUS_LDAPS_ADDR", "")
-            .env("STRATUS_RADIUS_ADDR", "127.0.0.1:0")
-            .env("STRATUS_RADIUS_ACCOUNTING_ADDR", "127.0.0.1:0")
-            .env("STRATUS_CREDENTIAL_CACHE", credential_cache.to_string())
+            .env("STRATUS_RADIUS_ADDR", radius_addr)
+            .env("STRATUS_RADIUS_ACCOUNTING_ADDR", radius_addr)
+            .env(
+                "STRATUS_CREDENTIAL_CACHE",
+                opts.credential_cache.to_string(),
+            )
             .env("STRATUS_BOOTSTRAP_API_KEY", &data.key)
             .env("STRATUS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("STRATUS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -191,6 +225,9 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log)?));
+        for (name, value) in opts.env {
+            cmd.env(name, value);
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
@@ -207,6 +244,9 @@ impl Server {
             }
         });
         let (mut api, mut radius) = (None, None);
+        if !opts.radius {
+            radius = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        }
         let deadline = Instant::now() + START_TIMEOUT;
         while api.is_none() || radius.is_none() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -272,7 +312,13 @@ impl Server {
         self.log.clone()
     }
 
-    async fn call(
+    /// `https://127.0.0.1:<port>`, the HTTPS listener.
+    pub fn api_url(&self) -> &str {
+        &self.api
+    }
+
+    /// One admin API call (path under `/api/v1`) with the bootstrap API key; a non-2xx answer is an error.
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -346,7 +392,7 @@ impl Server {
             data.users as f64 * 0.022 / cpus as f64
         );
         let t0 = Instant::now();
-        let ids = self.import(data, t0).await?;
+        let ids = self.import(data, t0, Some(PASSWORD), IMPORT_CHUNK).await?;
         let imported = t0.elapsed();
         let t1 = Instant::now();
         let calls = ids
@@ -380,17 +426,25 @@ impl Server {
         self.concurrently(calls).await
     }
 
-    /// `POST /import/users` with CSV rows carrying the password, [`IMPORT_CHUNK`] rows per request; returns the
-    /// user ids in data-set order.
-    async fn import(&self, data: Dataset, t0: Instant) -> Result<Vec<String>, BoxError> {
+    /// `POST /import/users` with CSV rows carrying `password` (none: staged users, no argon2id), `chunk` rows
+    /// per request; returns the user ids in data-set order.
+    pub(crate) async fn import(
+        &self,
+        data: Dataset,
+        t0: Instant,
+        password: Option<&str>,
+        chunk: usize,
+    ) -> Result<Vec<String>, BoxError> {
+        let chunk = chunk.max(1);
+        let password = password.unwrap_or_default();
         let mut ids: Vec<String> = Vec::with_capacity(data.users);
-        for start in (0..data.users).step_by(IMPORT_CHUNK) {
-            let end = (start + IMPORT_CHUNK).min(data.users);
+        for start in (0..data.users).step_by(chunk) {
+            let end = (start + chunk).min(data.users);
             let mut csv = String::from("firstname,lastname,username,email,password\n");
             for i in start..end {
                 writeln!(
                     csv,
-                    "{},{},{},{},{PASSWORD}",
+                    "{},{},{},{},{password}",
                     Dataset::FIRST_NAME,
                     Dataset::last_name(i),
                     Dataset::username(i),
