@@ -472,6 +472,22 @@ pub fn user_name_equals(f: &Filter) -> Option<&str> {
     }
 }
 
+/// `emails eq "…"` or `emails.value eq "…"`, answered from the e-mail index (Stratus has one e-mail per user).
+pub fn email_equals(f: &Filter) -> Option<&str> {
+    match f {
+        Filter::Compare(p, Op::Eq, Value::String(s))
+            if p.schema.is_none()
+                && p.name.eq_ignore_ascii_case("emails")
+                && p.sub
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case("value")) =>
+        {
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,6 +549,27 @@ mod tests {
         let deep = format!("{}userName pr{}", "(".repeat(100), ")".repeat(100));
         assert!(parse(&deep).is_err());
         assert!(parse(&"a".repeat(MAX_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn indexed_lookups_are_recognised() {
+        let f = parse(r#"userName eq "Ann""#).unwrap();
+        assert_eq!(user_name_equals(&f), Some("Ann"));
+        for text in [r#"emails.value eq "a@x.org""#, r#"EMAILS eq "a@x.org""#] {
+            assert_eq!(
+                email_equals(&parse(text).unwrap()),
+                Some("a@x.org"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            email_equals(&parse(r#"emails.type eq "work""#).unwrap()),
+            None
+        );
+        assert_eq!(
+            user_name_equals(&parse(r#"userName co "a""#).unwrap()),
+            None
+        );
     }
 
     #[test]

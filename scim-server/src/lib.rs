@@ -470,6 +470,18 @@ fn list(
     p: ListParams,
 ) -> Response {
     let ctx = s.ctx(actor, headers);
+    let unfiltered = p.filter.is_none() && p.sort_by.is_none();
+    if let (true, Scope::Users | Scope::Groups) = (unfiltered, scope) {
+        let (total, page) =
+            ops::unfiltered_page(&ctx, matches!(scope, Scope::Groups), p.start, p.count);
+        let page: Vec<Value> = page
+            .into_iter()
+            .map(|v| project(v, &p.attributes, &p.excluded))
+            .collect();
+        let body = serde_json::json!({"schemas": [LIST_RESPONSE], "totalResults": total,
+            "startIndex": p.start, "itemsPerPage": page.len(), "Resources": page});
+        return scim(StatusCode::OK, body);
+    }
     let mut all = match scope {
         Scope::Users => ctx.search(false, p.filter.as_ref()),
         Scope::Groups => ctx.search(true, p.filter.as_ref()),

@@ -463,9 +463,16 @@ impl Ctx<'_> {
                 .filter(|v| filter.is_none_or(|f| filter::matches(f, v)))
                 .collect();
         }
-        if let Some(name) = filter.and_then(filter::user_name_equals) {
-            return snap
-                .user_by_username(name)
+        let indexed = match filter {
+            Some(f) => match (filter::user_name_equals(f), filter::email_equals(f)) {
+                (Some(name), _) => Some(snap.user_by_username(name)),
+                (None, Some(mail)) => Some(snap.user_by_mail(mail)),
+                _ => None,
+            },
+            None => None,
+        };
+        if let Some(found) = indexed {
+            return found
                 .map(|u| resource::user_json(&UserView::of(u, &snap, now), &snap, &self.base))
                 .into_iter()
                 .collect();
@@ -476,6 +483,38 @@ impl Ctx<'_> {
             .filter(|v| filter.is_none_or(|f| filter::matches(f, v)))
             .collect()
     }
+}
+
+/// A page of every resource of a kind in creation order (ties by id), building JSON for that page only: what
+/// an IdP's full sync asks for, page after page.
+pub fn unfiltered_page(
+    ctx: &Ctx<'_>,
+    groups: bool,
+    start: usize,
+    count: usize,
+) -> (usize, Vec<Value>) {
+    let snap = ctx.dir.snapshot();
+    let now = chrono::Utc::now();
+    if groups {
+        let mut all: Vec<_> = snap.groups.values().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let page = all
+            .iter()
+            .skip(start - 1)
+            .take(count)
+            .map(|g| resource::group_json(g, &snap, &ctx.base))
+            .collect();
+        return (all.len(), page);
+    }
+    let mut all: Vec<_> = snap.users.values().collect();
+    all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let page = all
+        .iter()
+        .skip(start - 1)
+        .take(count)
+        .map(|u| resource::user_json(&UserView::of(u, &snap, now), &snap, &ctx.base))
+        .collect();
+    (all.len(), page)
 }
 
 /// A ListResponse page (RFC 7644 §3.4.2).

@@ -152,6 +152,12 @@ async fn okta_shaped_provisioning_creates_finds_updates_and_suspends() {
         (Some(1), Some(id.as_str()))
     );
 
+    // By e-mail (answered from the index too).
+    let (_, list) = f
+        .get("/Users?filter=emails.value%20eq%20%22pat@example.com%22")
+        .await;
+    assert_eq!(list["Resources"][0]["id"], id.as_str(), "{list}");
+
     // A duplicate userName is a conflict.
     let (st, e) = f.send(Method::POST, "/Users", okta_user("pat")).await;
     assert_eq!(
@@ -263,6 +269,20 @@ async fn entra_shaped_patches_groups_paging_and_etags() {
         !groups.to_string().contains("\"Bad\""),
         "a refused group is not half-created"
     );
+
+    // Paging without a filter walks every user once, in a stable order.
+    let mut seen = Vec::new();
+    for start in [1, 3, 5] {
+        let (_, page) = f.get(&format!("/Users?startIndex={start}&count=2")).await;
+        assert_eq!(page["totalResults"], 5);
+        for r in page["Resources"].as_array().unwrap() {
+            seen.push(r["id"].as_str().unwrap().to_string());
+        }
+    }
+    seen.sort();
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(seen, all);
 
     // Paging and sorting.
     let (_, page) = f
