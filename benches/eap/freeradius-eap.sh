@@ -29,30 +29,16 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../radius/freeradius-common.sh
+. "$here/../radius/freeradius-common.sh"
 
-die() {
-    echo "freeradius-eap.sh: $*" >&2
-    exit 1
-}
 
 usage() {
     sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
-installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
-}
 
-server_bin() {
-    if [ -x /usr/sbin/freeradius ]; then
-        echo /usr/sbin/freeradius
-    elif command -v freeradius >/dev/null 2>&1; then
-        command -v freeradius
-    else
-        return 1
-    fi
-}
 
 install_eapol_test() {
     if command -v eapol_test >/dev/null 2>&1; then
@@ -89,10 +75,7 @@ do_start() {
     '' | *[!0-9]*) die "fragment size must be a number: $fragment" ;;
     esac
     [ "$fragment" -ge 100 ] && [ "$fragment" -le 4000 ] || die "fragment size out of range: $fragment"
-    [ "${#secret}" -ge 16 ] || die "the shared secret must have at least 16 characters"
-    case "$secret" in
-    *[!A-Za-z0-9_.-]*) die "the shared secret may hold letters, digits, '_', '.' and '-' only" ;;
-    esac
+    check_secret "$secret"
     local f
     for f in "$users" "$cert" "$key" "$ca"; do
         [ -r "$f" ] || die "cannot read $f"
@@ -110,73 +93,8 @@ do_start() {
         cp "$cert" "$dir/server.pem"
         cp "$key" "$dir/server-key.pem"
         cp "$ca" "$dir/ca.pem"
-        cat >"$dir/clients.conf" <<CONF
-# Written by benches/eap/freeradius-eap.sh for stratus-bench; private to $dir.
-client bench {
-	ipaddr = 127.0.0.1
-	proto = udp
-	secret = $secret
-	require_message_authenticator = yes
-	nas_type = other
-}
-CONF
-        cat >"$dir/radiusd.conf" <<CONF
-# Written by benches/eap/freeradius-eap.sh for stratus-bench; private to $dir.
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = $dir
-sbindir = /usr/sbin
-logdir = $dir/log
-raddbdir = $dir
-name = freeradius
-confdir = $dir
-modconfdir = $dir
-certdir = $dir
-cadir = $dir
-run_dir = $dir/run
-db_dir = $dir
-libdir = /usr/lib/freeradius
-pidfile = $dir/run/freeradius.pid
-
-# Debian's defaults, except max_requests (see benches/radius/freeradius.sh): every round trip of an EAP
-# conversation is a request kept for cleanup_delay seconds.
-max_request_time = 30
-cleanup_delay = 5
-max_requests = 1048576
-hostname_lookups = no
-
-log {
-	destination = files
-	colourise = no
-	file = $dir/radius.log
-	stripped_names = no
-	auth = no
-	auth_badpass = no
-	auth_goodpass = no
-}
-
-security {
-	allow_core_dumps = no
-	max_attributes = 200
-	# No delay on Access-Reject: a reject would otherwise look like a slow login in the latency figures.
-	reject_delay = 0
-	status_server = yes
-}
-
-proxy_requests = no
-\$INCLUDE $dir/clients.conf
-
-# Debian's defaults.
-thread pool {
-	start_servers = 5
-	max_servers = 32
-	min_spare_servers = 3
-	max_spare_servers = 10
-	max_requests_per_server = 0
-	auto_limit_acct = no
-}
-
+        write_base_config "$dir" "$secret"
+        cat >>"$dir/radiusd.conf" <<CONF
 modules {
 	# Debian's mods-available/eap, PEAP-MSCHAPv2 only.
 	eap {

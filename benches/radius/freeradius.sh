@@ -21,29 +21,16 @@
 # runs `Post-Auth-Type REJECT`, so it is added there too.
 set -euo pipefail
 
-die() {
-    echo "freeradius.sh: $*" >&2
-    exit 1
-}
+# shellcheck source=freeradius-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/freeradius-common.sh"
+
 
 usage() {
     sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
-installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
-}
 
-server_bin() {
-    if [ -x /usr/sbin/freeradius ]; then
-        echo /usr/sbin/freeradius
-    elif command -v freeradius >/dev/null 2>&1; then
-        command -v freeradius
-    else
-        return 1
-    fi
-}
 
 # The Debian package starts a system FreeRADIUS on 1812/1813 on install; the benchmark wants none running.
 stop_system_freeradius() {
@@ -101,10 +88,7 @@ do_start() {
     '' | *[!0-9]*) die "port must be a number: $port" ;;
     esac
     [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "port out of range: $port"
-    [ "${#secret}" -ge 16 ] || die "the shared secret must have at least 16 characters"
-    case "$secret" in
-    *[!A-Za-z0-9_.-]*) die "the shared secret may hold letters, digits, '_', '.' and '-' only" ;;
-    esac
+    check_secret "$secret"
     [ -r "$users" ] || die "cannot read $users"
     do_install
     mkdir -p "$dir"
@@ -116,74 +100,8 @@ do_start() {
     (
         umask 077
         cp "$users" "$dir/users"
-        cat >"$dir/clients.conf" <<CONF
-# Written by benches/radius/freeradius.sh for stratus-bench; private to $dir.
-client bench {
-	ipaddr = 127.0.0.1
-	proto = udp
-	secret = $secret
-	require_message_authenticator = yes
-	nas_type = other
-}
-CONF
-        cat >"$dir/radiusd.conf" <<CONF
-# Written by benches/radius/freeradius.sh for stratus-bench; private to $dir.
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = $dir
-sbindir = /usr/sbin
-logdir = $dir/log
-raddbdir = $dir
-name = freeradius
-confdir = $dir
-modconfdir = $dir
-certdir = $dir
-cadir = $dir
-run_dir = $dir/run
-db_dir = $dir
-libdir = /usr/lib/freeradius
-pidfile = $dir/run/freeradius.pid
-
-# Debian's defaults, except max_requests: the server keeps every request for cleanup_delay seconds after its
-# reply (to answer retransmissions) and drops new ones beyond max_requests, which at 16,384 would cap it near
-# 3,300 requests/s. Stratus remembers up to 200,000 for 30 s.
-max_request_time = 30
-cleanup_delay = 5
-max_requests = 1048576
-hostname_lookups = no
-
-log {
-	destination = files
-	colourise = no
-	file = $dir/radius.log
-	stripped_names = no
-	auth = no
-	auth_badpass = no
-	auth_goodpass = no
-}
-
-security {
-	allow_core_dumps = no
-	max_attributes = 200
-	# No delay on Access-Reject: a reject would otherwise look like a slow accept in the latency figures.
-	reject_delay = 0
-	status_server = yes
-}
-
-proxy_requests = no
-\$INCLUDE $dir/clients.conf
-
-# Debian's defaults.
-thread pool {
-	start_servers = 5
-	max_servers = 32
-	min_spare_servers = 3
-	max_spare_servers = 10
-	max_requests_per_server = 0
-	auto_limit_acct = no
-}
-
+        write_base_config "$dir" "$secret"
+        cat >>"$dir/radiusd.conf" <<CONF
 modules {
 	pap {
 		normalise = yes

@@ -322,7 +322,7 @@ pub(crate) fn split_otp(otp_append: bool, password: String) -> (String, Option<S
 }
 
 /// The Class of a login: `stratus-` and 32 random hex digits.
-fn new_session_id() -> String {
+pub(crate) fn new_session_id() -> String {
     let mut b = [0u8; 16];
     let _ = aws_lc_rs::rand::fill(&mut b);
     format!("stratus-{}", data_encoding::HEXLOWER.encode(&b))

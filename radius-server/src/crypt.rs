@@ -12,7 +12,8 @@ use md5::{Digest, Md5};
 /// Longest User-Password RFC 2865 allows, in octets.
 pub const MAX_USER_PASSWORD: usize = 128;
 
-fn md5_of(parts: &[&[u8]]) -> [u8; 16] {
+/// MD5 over the concatenation of `parts`.
+pub(crate) fn md5_of(parts: &[&[u8]]) -> [u8; 16] {
     let mut h = Md5::new();
     for p in parts {
         h.update(p);

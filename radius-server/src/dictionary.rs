@@ -300,14 +300,6 @@ impl Dictionary {
             .map(|i| &self.attrs[*i])
     }
 
-    pub fn len(&self) -> usize {
-        self.attrs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.attrs.is_empty()
-    }
-
     /// Encode `Name[:tag]` = `value` as a reply attribute.
     pub fn encode(&self, name: &str, value: &str) -> Result<Encoded, EncodeAttrError> {
         let (base, tag) = match name.rsplit_once(':') {

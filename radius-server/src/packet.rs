@@ -14,8 +14,9 @@
 //! Request Authenticator (RFC 2866 §3); Message-Authenticator = HMAC-MD5(secret, packet) with its own value
 //! zeroed and, in responses, the Request Authenticator in the authenticator field (RFC 3579 §3.2).
 
+use crate::crypt::md5_of;
 use hmac::{Hmac, KeyInit, Mac};
-use md5::{Digest, Md5};
+use md5::Md5;
 
 pub const MIN_PACKET: usize = 20;
 pub const MAX_PACKET: usize = 4096;
@@ -263,14 +264,6 @@ impl Packet {
     }
 }
 
-fn md5_of(parts: &[&[u8]]) -> [u8; 16] {
-    let mut h = Md5::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
 fn hmac_md5(secret: &[u8], data: &[u8]) -> [u8; 16] {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = match <Hmac<Md5> as KeyInit>::new_from_slice(secret) {
@@ -325,15 +318,6 @@ impl Builder {
         self.body.push(typ);
         self.body.push((value.len() + 2) as u8);
         self.body.extend_from_slice(value);
-        Ok(self)
-    }
-
-    /// Append an attribute already encoded as `type length value`.
-    pub fn add_raw(&mut self, encoded: &[u8]) -> Result<&mut Self, EncodeError> {
-        if MIN_PACKET + self.body.len() + encoded.len() > MAX_PACKET {
-            return Err(EncodeError::PacketTooLong);
-        }
-        self.body.extend_from_slice(encoded);
         Ok(self)
     }
 

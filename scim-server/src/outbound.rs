@@ -1,7 +1,7 @@
 //! Outbound SCIM provisioning: Stratus as the SCIM client of each SSO app that has a connector (the Keeper
 //! case), so users who gain access through a bound group appear in the app and are deactivated when access ends.
 //!
-//! Every second the provisioner compares what each app should hold — the members of its bound groups (the
+//! Every second in which the directory changed, the provisioner compares what each app should hold — the members of its bound groups (the
 //! core's rule), their current SCIM payloads — with what the app was last given ([`core_directory::model::Provisioned`]
 //! digests), queues the differences in the core's persistent outbox, and delivers what is due:
 //! - a user with access: found by its known id, else by `userName eq`, then replaced (PUT); created (POST) when
@@ -62,13 +62,20 @@ pub async fn run(dir: Arc<Directory>, mut shutdown: watch::Receiver<bool>) {
         }
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The directory's change sequence at the last comparison: an unchanged directory has nothing new to queue,
+    // so an idle server builds no payloads.
+    let mut compared = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = reconcile(&dir).await {
-            tracing::warn!(error = %e, "SCIM provisioning could not queue changes");
+        let sequence = dir.snapshot().sequence;
+        if compared != Some(sequence) {
+            match reconcile(&dir).await {
+                Ok(_) => compared = Some(sequence),
+                Err(e) => tracing::warn!(error = %e, "SCIM provisioning could not queue changes"),
+            }
         }
         for item in dir.outbox_due(chrono::Utc::now(), PER_ROUND) {
             deliver(&dir, &http, &item).await;

@@ -350,13 +350,11 @@ fn start(
         .first()
         .copied()
         .ok_or_else(|| "no EAP method is allowed on this RADIUS server".to_string())?;
-    let mut session = [0u8; 16];
-    let _ = aws_lc_rs::rand::fill(&mut session);
     Ok(Conversation {
         profile: client.profile.id.clone(),
         nas: src.ip(),
         identifier: eap.identifier.wrapping_add(1),
-        session: format!("stratus-{}", data_encoding::HEXLOWER.encode(&session)),
+        session: crate::access::new_session_id(),
         touched: Instant::now(),
         rounds: 0,
         stage: Stage::Proposed(first),

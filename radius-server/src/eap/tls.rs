@@ -72,11 +72,6 @@ impl Tunnel {
         })
     }
 
-    /// The data of the Start request.
-    pub fn start(&self) -> Vec<u8> {
-        vec![FLAG_START | self.version]
-    }
-
     /// The data of an empty request acknowledging a fragment.
     pub fn ack(&self) -> Vec<u8> {
         vec![self.version]

@@ -265,7 +265,7 @@ async fn group_priority_decides_conflicting_reply_attributes() {
     let f = fixture().await;
     let (_, users) = f.s.get("/users?search=ann").await;
     let ann = users["users"][0]["id"].as_str().unwrap().to_string();
-    let admins = group(
+    group(
         &f.s,
         json!({"name": "net-admins", "priority": 10, "radius_reply": [
             {"attribute": "Tunnel-Private-Group-Id", "value": "99"},
@@ -290,7 +290,6 @@ async fn group_priority_decides_conflicting_reply_attributes() {
     let (_, out) = pap(&f, "ann", PW);
     assert!(out.contains("Tunnel-Private-Group-Id:1 = \"42\""), "{out}");
     assert!(out.contains("Session-Timeout = 600"), "{out}");
-    let _ = admins;
 }
 
 #[tokio::test]
