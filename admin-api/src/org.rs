@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use core_directory::directory::{ScimConnectorInput, ScimConnectorView};
 use core_directory::model::{OrgSettings, PasswordPolicy};
 use core_directory::views::{
-    AppPatch, AppView, NewApp, NewRadiusServer, OrgPatch, RadiusServerPatch, RadiusServerView,
+    AppPatch, AppView, NewApp, NewIdpKey, NewRadiusServer, OrgPatch, RadiusServerPatch,
+    RadiusServerView,
 };
 use core_directory::{DirectoryError, Permission};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,6 +22,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_app, list_apps))
         .routes(routes!(get_app, update_app, delete_app))
         .routes(routes!(get_connector, put_connector, delete_connector))
+        .routes(routes!(add_app_key))
+        .routes(routes!(activate_app_key))
+        .routes(routes!(delete_app_key))
+        .routes(routes!(put_sp_metadata))
         .routes(routes!(get_policy, put_policy))
         .routes(routes!(get_org, patch_org))
 }
@@ -137,6 +142,65 @@ async fn delete_app(
 ) -> ApiResult<StatusCode> {
     s.dir.delete_app(&actor, &parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/apps/{id}/idp-keys", tag = "apps", params(("id" = String, Path)), request_body = NewIdpKey,
+    responses((status = 200, description = "the app with its keys; a generated key is RSA-2048 with a 5-year self-signed certificate", body = AppView),
+              (status = 422, body = ErrorBody)))]
+async fn add_app_key(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+    Json(input): Json<NewIdpKey>,
+) -> ApiResult<axum::Json<AppView>> {
+    Ok(axum::Json(
+        s.dir.add_app_key(&actor, &parse_id(&id)?, input).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/apps/{id}/idp-keys/{key}/activate", tag = "apps",
+    params(("id" = String, Path), ("key" = String, Path)), responses((status = 200, body = AppView), (status = 404, body = ErrorBody)))]
+async fn activate_app_key(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<axum::Json<AppView>> {
+    Ok(axum::Json(
+        s.dir
+            .activate_app_key(&actor, &parse_id(&id)?, &key)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/apps/{id}/idp-keys/{key}", tag = "apps",
+    params(("id" = String, Path), ("key" = String, Path)), responses((status = 200, body = AppView), (status = 422, body = ErrorBody)))]
+async fn delete_app_key(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<axum::Json<AppView>> {
+    Ok(axum::Json(
+        s.dir.delete_app_key(&actor, &parse_id(&id)?, &key).await?,
+    ))
+}
+
+#[utoipa::path(put, path = "/apps/{id}/sp-metadata", tag = "apps", params(("id" = String, Path)),
+    request_body(content = String, content_type = "application/samlmetadata+xml", description = "the SP's EntityDescriptor"),
+    responses((status = 200, description = "SP entity id, ACS URLs and certificate taken from the metadata", body = AppView),
+              (status = 422, body = ErrorBody)))]
+async fn put_sp_metadata(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<AppView>> {
+    let xml = std::str::from_utf8(&body)
+        .map_err(|_| DirectoryError::invalid("metadata", "the metadata must be UTF-8 XML"))?;
+    Ok(axum::Json(
+        s.dir
+            .apply_sp_metadata(&actor, &parse_id(&id)?, xml)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/apps/{id}/scim-connector", tag = "apps", params(("id" = String, Path)),

@@ -25,10 +25,15 @@
 //! `scim` measures the real `stratus` binary's SCIM 2.0 service provider with a large directory behind it:
 //! `GET /Users` filtered by `userName eq` (indexed) and by `emails.value eq` (a scan), and `POST /Users` (see
 //! [`scim`]).
+//!
+//! `saml` measures the SAML IdP: the raw RSA-2048 signing rate of the machine (the ceiling), assertion signings
+//! in process, and complete SP-initiated logins over HTTPS against the real `stratus` binary, with and without
+//! an existing IdP session (see [`saml`]).
 
 mod eap;
 mod ldap;
 mod radius;
+mod saml;
 mod scim;
 
 use clap::{Args, Parser, Subcommand};
@@ -71,6 +76,8 @@ enum Command {
     Eap(eap::EapArgs),
     /// SCIM 2.0: GET /Users by userName (indexed) and by e-mail (a scan), and POST /Users, over many users.
     Scim(scim::ScimArgs),
+    /// SAML: raw RSA signing rate, assertion signings, and SP-initiated logins with and without an IdP session.
+    Saml(saml::SamlArgs),
 }
 
 #[derive(Args)]
@@ -243,6 +250,22 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench scim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Saml(args) => {
+            // The browsers run on this runtime, next to the server on the same CPUs; the signing rows on plain
+            // OS threads before the server starts.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.client_threads.clamp(1, 64))
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(saml::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench saml: {e}");
                     ExitCode::FAILURE
                 }
             }

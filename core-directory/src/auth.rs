@@ -26,6 +26,9 @@ pub enum Credential {
     /// A client certificate the listener verified against its configured CA and mapped to the username
     /// (EAP-TLS). There is no password step; the certificate also stands for the second factor.
     Certificate { subject: String },
+    /// An IdP session the user signed in to earlier: only [`Directory::authorize_session`] takes it; given to
+    /// [`Directory::authenticate`] it is refused.
+    Session,
 }
 
 impl Credential {
@@ -34,6 +37,7 @@ impl Credential {
             Credential::Password(_) => "password",
             Credential::MsChapV2(_) => "mschapv2",
             Credential::Certificate { .. } => "certificate",
+            Credential::Session => "session",
         }
     }
 }
@@ -249,15 +253,8 @@ impl Directory {
             }
             return self.deny(&req, None, DenyReason::UnknownUser).await;
         };
-        match user.state {
-            UserState::Active => {}
-            UserState::Staged => return self.deny(&req, Some(&user), DenyReason::Staged).await,
-            UserState::Suspended => {
-                return self.deny(&req, Some(&user), DenyReason::Suspended).await
-            }
-        }
-        if user.is_locked(now) {
-            return self.deny(&req, Some(&user), DenyReason::Locked).await;
+        if let Some(refused) = self.unusable(&req, &user, now).await? {
+            return Ok(refused);
         }
         let mut authenticator_response = None;
         match &req.credential {
@@ -291,6 +288,9 @@ impl Directory {
                 }
             }
             Credential::Certificate { .. } => {}
+            Credential::Session => {
+                return self.fail(&req, &user, DenyReason::WrongPassword).await;
+            }
         }
         let by_certificate = matches!(req.credential, Credential::Certificate { .. });
         if !by_certificate && user.password_status(&snap.policy, now) == PasswordStatus::Expired {
@@ -298,25 +298,9 @@ impl Directory {
                 .deny(&req, Some(&user), DenyReason::PasswordExpired)
                 .await;
         }
-        let groups = match &req.resource {
-            None => Vec::new(),
-            Some(r) => {
-                let exists = match r {
-                    Resource::Ldap | Resource::Directory(_) => true,
-                    Resource::Radius(id) => snap.radius_servers.contains_key(id),
-                    Resource::App(id) => snap.apps.contains_key(id),
-                };
-                if !exists {
-                    return self
-                        .deny(&req, Some(&user), DenyReason::UnknownResource)
-                        .await;
-                }
-                let groups = snap.granting_groups(&user.id, r);
-                if groups.is_empty() {
-                    return self.deny(&req, Some(&user), DenyReason::NotBound).await;
-                }
-                groups
-            }
+        let groups = match self.bound_groups(&snap, &req, &user).await? {
+            Ok(g) => g,
+            Err(refused) => return Ok(refused),
         };
         let mut grant = AuthGrant {
             user: Arc::clone(&user),
@@ -417,6 +401,124 @@ impl Directory {
         };
         self.succeed(&req, &user, &grant).await?;
         Ok(AuthOutcome::Allow(grant))
+    }
+
+    /// A user signed in earlier (an IdP session) reaching `resource`: state, lock, password expiry and binding are
+    /// checked again and the attempt is recorded like a login, with method `session`. When the resource needs a
+    /// code and the session was made without one, the answer is [`AuthOutcome::NeedMfa`] (finish it with
+    /// [`Directory::complete_mfa`]).
+    pub async fn authorize_session(
+        &self,
+        user_id: &Id,
+        session_mfa: bool,
+        service: Service,
+        resource: Option<Resource>,
+        client_ip: Option<IpAddr>,
+    ) -> Result<AuthOutcome> {
+        let snap = self.snapshot();
+        let now = Utc::now();
+        let user = snap.user(user_id).cloned();
+        let req = AuthRequest {
+            username: user
+                .as_ref()
+                .map(|u| u.username.clone())
+                .unwrap_or_default(),
+            credential: Credential::Session,
+            otp: None,
+            service,
+            resource: resource.clone(),
+            client_ip,
+            session: None,
+        };
+        let Some(user) = user else {
+            return self.deny(&req, None, DenyReason::UnknownUser).await;
+        };
+        if let Some(refused) = self.unusable(&req, &user, now).await? {
+            return Ok(refused);
+        }
+        if user.password_status(&snap.policy, now) == PasswordStatus::Expired {
+            return self
+                .deny(&req, Some(&user), DenyReason::PasswordExpired)
+                .await;
+        }
+        let groups = match self.bound_groups(&snap, &req, &user).await? {
+            Ok(g) => g,
+            Err(refused) => return Ok(refused),
+        };
+        let mut grant = AuthGrant {
+            user: Arc::clone(&user),
+            groups,
+            mfa_used: session_mfa,
+            mfa_enrolment_deadline: None,
+            password_expires_at: None,
+            authenticator_response: None,
+        };
+        match mfa_need(&snap, &user, resource.as_ref(), now) {
+            MfaNeed::None => {}
+            MfaNeed::Enrolling(deadline) => grant.mfa_enrolment_deadline = Some(deadline),
+            MfaNeed::Refuse(reason) => return self.deny(&req, Some(&user), reason).await,
+            MfaNeed::Code if session_mfa => {}
+            MfaNeed::Code => {
+                return Ok(AuthOutcome::NeedMfa(MfaChallenge {
+                    user_id: user.id.clone(),
+                    username: user.username.clone(),
+                    service,
+                    resource,
+                    session: None,
+                    issued_at: now,
+                }))
+            }
+        }
+        self.succeed(&req, &user, &grant).await?;
+        Ok(AuthOutcome::Allow(grant))
+    }
+
+    /// `Some(refusal)`, already recorded, when the user's state or lock keeps them out whatever they prove.
+    async fn unusable(
+        &self,
+        req: &AuthRequest,
+        user: &User,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AuthOutcome>> {
+        let reason = match user.state {
+            UserState::Active if user.is_locked(now) => DenyReason::Locked,
+            UserState::Active => return Ok(None),
+            UserState::Staged => DenyReason::Staged,
+            UserState::Suspended => DenyReason::Suspended,
+        };
+        self.deny(req, Some(user), reason).await.map(Some)
+    }
+
+    /// The user's groups bound to the request's resource (none for the portal), or the refusal — unknown
+    /// resource, not bound (implicit deny) — already recorded.
+    async fn bound_groups(
+        &self,
+        snap: &Snapshot,
+        req: &AuthRequest,
+        user: &User,
+    ) -> Result<std::result::Result<Vec<Arc<Group>>, AuthOutcome>> {
+        let Some(r) = &req.resource else {
+            return Ok(Ok(Vec::new()));
+        };
+        let exists = match r {
+            Resource::Ldap | Resource::Directory(_) => true,
+            Resource::Radius(id) => snap.radius_servers.contains_key(id),
+            Resource::App(id) => snap.apps.contains_key(id),
+        };
+        if !exists {
+            return self
+                .deny(req, Some(user), DenyReason::UnknownResource)
+                .await
+                .map(Err);
+        }
+        let groups = snap.granting_groups(&user.id, r);
+        if groups.is_empty() {
+            return self
+                .deny(req, Some(user), DenyReason::NotBound)
+                .await
+                .map(Err);
+        }
+        Ok(Ok(groups))
     }
 
     fn user_totp_ok(&self, user: &User, code: &str, now: DateTime<Utc>) -> bool {

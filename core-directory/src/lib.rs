@@ -23,6 +23,7 @@ pub mod directory;
 pub mod error;
 pub mod events;
 pub mod id;
+pub mod idp_keys;
 pub mod import;
 pub mod model;
 pub mod mschapv2;
@@ -35,7 +36,9 @@ pub mod views;
 
 pub use access::{Actor, Permission};
 pub use auth::{AuthGrant, AuthOutcome, AuthRequest, Credential, DenyReason, MfaChallenge};
-pub use directory::{Directory, DirectoryConfig, ReplyAttributeCheck};
+pub use directory::{
+    Directory, DirectoryConfig, ReplyAttributeCheck, SpMetadata, SpMetadataReader,
+};
 pub use error::{DirectoryError, Result};
 pub use events::{Event, EventQuery, Service};
 pub use id::Id;

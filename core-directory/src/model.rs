@@ -404,11 +404,52 @@ pub struct SsoApp {
     pub attributes: Vec<AttributeMapping>,
     pub default_relay_state: Option<String>,
     pub idp_initiated: bool,
+    /// Where LogoutResponses go (the SP's SingleLogoutService, HTTP-POST).
+    #[serde(default)]
+    pub sp_slo_url: Option<String>,
+    /// AuthnRequests and LogoutRequests must carry a valid signature by the SP certificate.
+    #[serde(default)]
+    pub require_signed_requests: bool,
+    /// The IdP signing keys: exactly one `Active` (it signs), others published in the metadata during a
+    /// rotation.
+    #[serde(default)]
+    pub idp_keys: Vec<IdpKey>,
+    /// Random per-app salt of the persistent NameID, so the opaque id differs between apps.
+    #[serde(default)]
+    pub nameid_salt: String,
     /// Outbound SCIM provisioning into the app.
     #[serde(default)]
     pub scim: Option<ScimConnector>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where an IdP key is in its rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdpKeyStatus {
+    /// Signs responses and is published.
+    Active,
+    /// Published so SPs can learn it before it is activated.
+    Next,
+    /// Was active; still published until deleted, so SPs that cached it keep working.
+    Previous,
+}
+
+/// One IdP key pair of an SSO app with its self-signed (or uploaded) certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdpKey {
+    /// The first 16 hex digits of the certificate's SHA-256 fingerprint.
+    pub id: String,
+    /// The certificate, PEM.
+    pub certificate: String,
+    /// The RSA private key as PKCS#8 DER, sealed for `saml-key:<app id>`.
+    pub private_key: Sealed,
+    pub fingerprint_sha256: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    pub status: IdpKeyStatus,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Where and how Stratus provisions an app's users (and, with `group_push`, its groups) over SCIM.

@@ -196,11 +196,57 @@ pub struct AppView {
     pub attributes: Vec<AttributeMapping>,
     pub default_relay_state: Option<String>,
     pub idp_initiated: bool,
+    pub require_signed_requests: bool,
+    pub sp_slo_url: Option<String>,
+    /// The IdP signing certificates; the `active` one signs.
+    pub idp_keys: Vec<IdpKeyView>,
     /// The SCIM base URL users are provisioned to, when a connector is set.
     pub scim_base_url: Option<String>,
     pub bound_groups: Vec<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An IdP key of an app, without its private half.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IdpKeyView {
+    pub id: String,
+    pub status: IdpKeyStatus,
+    /// The certificate, PEM.
+    pub certificate: String,
+    pub fingerprint_sha256: String,
+    pub not_before: DateTime<Utc>,
+    /// When the certificate expires: rotate before then.
+    pub not_after: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl IdpKeyView {
+    pub fn of(k: &IdpKey) -> Self {
+        IdpKeyView {
+            id: k.id.clone(),
+            status: k.status,
+            certificate: k.certificate.clone(),
+            fingerprint_sha256: k.fingerprint_sha256.clone(),
+            not_before: k.not_before,
+            not_after: k.not_after,
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// A new IdP key for an app: generated when no certificate is given, otherwise the uploaded pair.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIdpKey {
+    /// Sign with the new key at once (the old one stays published as `previous`); otherwise it is published as
+    /// `next` until activated.
+    #[serde(default)]
+    pub activate: bool,
+    /// An RSA (≥ 2048 bits) certificate, PEM.
+    pub certificate: Option<String>,
+    /// Its unencrypted PKCS#8 private key, PEM.
+    pub private_key: Option<String>,
 }
 
 impl AppView {
@@ -218,6 +264,9 @@ impl AppView {
             attributes: a.attributes.clone(),
             default_relay_state: a.default_relay_state.clone(),
             idp_initiated: a.idp_initiated,
+            require_signed_requests: a.require_signed_requests,
+            sp_slo_url: a.sp_slo_url.clone(),
+            idp_keys: a.idp_keys.iter().map(IdpKeyView::of).collect(),
             scim_base_url: a.scim.as_ref().map(|c| c.base_url.clone()),
             bound_groups: snap.bound_groups(&Resource::App(a.id.clone())),
             created_at: a.created_at,
@@ -486,6 +535,10 @@ pub struct NewApp {
     pub default_relay_state: Option<String>,
     #[serde(default = "yes")]
     pub idp_initiated: bool,
+    #[serde(default)]
+    pub require_signed_requests: bool,
+    /// The SP's single-logout URL (HTTP-POST).
+    pub sp_slo_url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -507,6 +560,8 @@ pub struct AppPatch {
     pub attributes: Option<Vec<AttributeMapping>>,
     pub default_relay_state: Option<String>,
     pub idp_initiated: Option<bool>,
+    pub require_signed_requests: Option<bool>,
+    pub sp_slo_url: Option<String>,
 }
 
 /// Create an admin.

@@ -17,6 +17,7 @@ pub struct Config {
     pub ldap: LdapConfig,
     pub radius: RadiusConfig,
     pub scim: ScimConfig,
+    pub saml: SamlConfig,
     pub log: LogConfig,
     pub passwords: PasswordConfig,
 }
@@ -166,6 +167,29 @@ impl Default for ScimConfig {
     }
 }
 
+/// The SAML 2.0 IdP, login pages and user portal on the HTTPS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamlConfig {
+    /// The public base URL SPs and browsers reach Stratus at (e.g. `https://sso.example.com`); it names the IdP
+    /// entity ids and endpoints. Empty: the HTTP listener's own address.
+    pub base_url: String,
+    /// How far an AuthnRequest's IssueInstant may be from this server's clock.
+    pub clock_skew_seconds: u64,
+    /// How long an assertion and its bearer confirmation stay valid.
+    pub assertion_lifetime_seconds: u64,
+}
+
+impl Default for SamlConfig {
+    fn default() -> Self {
+        SamlConfig {
+            base_url: String::new(),
+            clock_skew_seconds: 180,
+            assertion_lifetime_seconds: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -199,6 +223,7 @@ impl Default for Config {
             ldap: LdapConfig::default(),
             radius: RadiusConfig::default(),
             scim: ScimConfig::default(),
+            saml: SamlConfig::default(),
             log: LogConfig::default(),
             passwords: PasswordConfig::default(),
         }
@@ -335,6 +360,15 @@ impl Config {
             &mut self.scim.rate_per_second,
         )?;
         env_parse("STRATUS_SCIM_RATE_BURST", &mut self.scim.rate_burst)?;
+        env_parse("STRATUS_SAML_BASE_URL", &mut self.saml.base_url)?;
+        env_parse(
+            "STRATUS_SAML_CLOCK_SKEW_SECONDS",
+            &mut self.saml.clock_skew_seconds,
+        )?;
+        env_parse(
+            "STRATUS_SAML_ASSERTION_LIFETIME_SECONDS",
+            &mut self.saml.assertion_lifetime_seconds,
+        )?;
         env_parse("STRATUS_LOG_FORMAT", &mut self.log.format)?;
         env_parse("STRATUS_LOG_LEVEL", &mut self.log.level)?;
         env_parse(

@@ -62,6 +62,11 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Small TLS and HTTP/2 writes must not wait for the peer's delayed ACK (Nagle): without this a new
+                // connection's first answer waits about 40 ms.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
+                }
                 let acceptor = acceptor.clone();
                 let handoff = tx.clone();
                 tokio::spawn(async move {
@@ -155,6 +160,9 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
             credential_cache_ttl: Duration::from_secs(p.credential_cache_ttl_seconds),
             reply_attribute_check: Some(core_directory::ReplyAttributeCheck(Arc::new(
                 radius_server::reply_attribute_check,
+            ))),
+            sp_metadata_reader: Some(core_directory::SpMetadataReader(Arc::new(
+                saml_idp::read_sp_metadata,
             ))),
         },
     )?;
@@ -279,9 +287,29 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     // Outbound SCIM provisioning to SSO apps with a connector.
     let provisioner = tokio::spawn(scim_server::outbound::run(Arc::clone(&dir), stop.clone()));
 
-    // HTTPS: admin API, portal, operations.
+    // HTTPS: admin API, portal, SAML IdP, SCIM, operations.
+    let Some((tcp, local)) = bind(&cfg.http.addr).await? else {
+        return Err(ServeError::Bind {
+            addr: cfg.http.addr.clone(),
+            source: std::io::Error::other("the HTTP listener cannot be disabled"),
+        });
+    };
+    let scheme = if cfg.http.tls { "https" } else { "http" };
+    let base_url = if cfg.saml.base_url.is_empty() {
+        format!("{scheme}://{local}")
+    } else {
+        cfg.saml.base_url.trim_end_matches('/').to_string()
+    };
     let state = admin_api::AppState::new(Arc::clone(&dir));
     let app = admin_api::router(state)
+        .merge(saml_idp::router(
+            Arc::clone(&dir),
+            saml_idp::Settings {
+                base_url,
+                clock_skew: Duration::from_secs(cfg.saml.clock_skew_seconds),
+                assertion_lifetime: Duration::from_secs(cfg.saml.assertion_lifetime_seconds),
+            },
+        ))
         .merge(scim_server::router(
             Arc::clone(&dir),
             scim_server::ScimSettings {
@@ -291,12 +319,6 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
             },
         ))
         .into_make_service_with_connect_info::<SocketAddr>();
-    let Some((tcp, local)) = bind(&cfg.http.addr).await? else {
-        return Err(ServeError::Bind {
-            addr: cfg.http.addr.clone(),
-            source: std::io::Error::other("the HTTP listener cannot be disabled"),
-        });
-    };
     let result = if cfg.http.tls {
         let acceptor = TlsAcceptor::from(Arc::new(certs::server_config(&cert, &key)?));
         let listener = TlsListener::start(tcp, acceptor).map_err(|source| ServeError::Bind {
@@ -309,7 +331,13 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         drain(server, stop.clone()).await
     } else {
         announce("http", &format!("http://{local}"));
-        let server = axum::serve(tcp, app).with_graceful_shutdown(stopped(stop.clone()));
+        let server = axum::serve(
+            tcp.tap_io(|s| {
+                let _ = s.set_nodelay(true);
+            }),
+            app,
+        )
+        .with_graceful_shutdown(stopped(stop.clone()));
         drain(server, stop.clone()).await
     };
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, ldap).await;

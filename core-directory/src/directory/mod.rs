@@ -42,6 +42,38 @@ pub struct DirectoryConfig {
     /// Checks a group's RADIUS reply attribute when it is set (the RADIUS listener's dictionary, wired in by the
     /// binary); `None` accepts any well-formed name.
     pub reply_attribute_check: Option<ReplyAttributeCheck>,
+    /// Reads SAML SP metadata an admin uploads (the SAML listener's strict XML reader, wired in by the binary);
+    /// `None` refuses uploads.
+    pub sp_metadata_reader: Option<SpMetadataReader>,
+}
+
+/// What an SSO app takes from its SP's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpMetadata {
+    pub entity_id: String,
+    /// HTTP-POST AssertionConsumerService locations, by index order.
+    pub acs_urls: Vec<String>,
+    /// The SP's signing certificate, PEM.
+    pub signing_certificate: Option<String>,
+    /// `AuthnRequestsSigned="true"`.
+    pub authn_requests_signed: bool,
+    /// The SingleLogoutService location.
+    pub slo_url: Option<String>,
+}
+
+/// The function behind a [`SpMetadataReader`]: the XML text, and the certificate the app already trusts (a signed
+/// metadata document must then be signed by it). `Err` carries the reason shown to the admin.
+pub type SpMetadataReaderFn =
+    dyn Fn(&str, Option<&str>) -> std::result::Result<SpMetadata, String> + Send + Sync;
+
+/// A reader of SP metadata documents.
+#[derive(Clone)]
+pub struct SpMetadataReader(pub Arc<SpMetadataReaderFn>);
+
+impl std::fmt::Debug for SpMetadataReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpMetadataReader")
+    }
 }
 
 /// The function behind a [`ReplyAttributeCheck`].
@@ -66,6 +98,7 @@ impl Default for DirectoryConfig {
             credential_cache: true,
             credential_cache_ttl: Duration::from_secs(300),
             reply_attribute_check: None,
+            sp_metadata_reader: None,
         }
     }
 }
@@ -89,6 +122,7 @@ pub struct Directory {
     /// A dummy hash verified for unknown usernames so their timing matches known ones.
     pub(crate) dummy_hash: String,
     pub(crate) reply_check: Option<ReplyAttributeCheck>,
+    pub(crate) sp_metadata_reader: Option<SpMetadataReader>,
 }
 
 /// An open write transaction: a working copy of the snapshot plus the batch that persists it.
@@ -165,6 +199,7 @@ impl Directory {
             events: tx,
             dummy_hash,
             reply_check: config.reply_attribute_check,
+            sp_metadata_reader: config.sp_metadata_reader,
         });
         tokio::spawn(event_writer(store, rx));
         Ok(dir)

@@ -8,7 +8,7 @@ use crate::id::Id;
 use crate::model::*;
 use crate::store::Kind;
 use crate::views::{
-    AppPatch, AppView, NewApp, NewRadiusServer, RadiusServerPatch, RadiusServerView,
+    AppPatch, AppView, NewApp, NewIdpKey, NewRadiusServer, RadiusServerPatch, RadiusServerView,
 };
 use std::sync::Arc;
 
@@ -64,6 +64,16 @@ fn validate_acs(urls: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn check_sp_certificate(pem: &str) -> Result<()> {
+    crate::idp_keys::inspect_certificate(pem)
+        .map(|_| ())
+        .map_err(|e| DirectoryError::invalid("sp_certificate", e.to_string()))
+}
+
+fn key_purpose(app: &Id) -> String {
+    format!("saml-key:{app}")
 }
 
 fn validate_sig_alg(alg: &str) -> Result<String> {
@@ -290,6 +300,23 @@ impl Directory {
         let sp_entity_id = required("sp_entity_id", &input.sp_entity_id)?;
         validate_acs(&input.acs_urls)?;
         let alg = validate_sig_alg(input.signature_algorithm.as_deref().unwrap_or("rsa-sha256"))?;
+        if let Some(c) = input
+            .sp_certificate
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        {
+            check_sp_certificate(c)?;
+        }
+        if input.require_signed_requests && input.sp_certificate.is_none() {
+            return Err(DirectoryError::invalid(
+                "require_signed_requests",
+                "signed requests need the SP certificate (sp_certificate or SP metadata)",
+            ));
+        }
+        let app_id = Id::generate();
+        let key = self
+            .new_idp_key(&app_id, &name, NewIdpKey::default())
+            .await?;
         let actor = actor.clone();
         let app = self
             .write(move |tx| {
@@ -305,7 +332,7 @@ impl Directory {
                     ));
                 }
                 let a = SsoApp {
-                    id: Id::generate(),
+                    id: app_id,
                     name,
                     sp_entity_id,
                     acs_urls: input.acs_urls,
@@ -317,6 +344,13 @@ impl Directory {
                     attributes: input.attributes,
                     default_relay_state: input.default_relay_state,
                     idp_initiated: input.idp_initiated,
+                    require_signed_requests: input.require_signed_requests,
+                    sp_slo_url: input.sp_slo_url.filter(|u| !u.is_empty()),
+                    idp_keys: vec![IdpKey {
+                        status: IdpKeyStatus::Active,
+                        ..key
+                    }],
+                    nameid_salt: data_encoding::HEXLOWER.encode(&crate::crypto::random_bytes(16)),
                     scim: None,
                     created_at: tx.now,
                     updated_at: tx.now,
@@ -365,7 +399,22 @@ impl Directory {
                     a.acs_urls = v;
                 }
                 if let Some(v) = patch.sp_certificate {
+                    if !v.trim().is_empty() {
+                        check_sp_certificate(&v)?;
+                    }
                     a.sp_certificate = Some(v).filter(|s| !s.trim().is_empty());
+                }
+                if let Some(v) = patch.sp_slo_url {
+                    a.sp_slo_url = Some(v).filter(|u| !u.is_empty());
+                }
+                if let Some(v) = patch.require_signed_requests {
+                    a.require_signed_requests = v;
+                }
+                if a.require_signed_requests && a.sp_certificate.is_none() {
+                    return Err(DirectoryError::invalid(
+                        "require_signed_requests",
+                        "signed requests need the SP certificate (sp_certificate or SP metadata)",
+                    ));
                 }
                 if let Some(v) = patch.nameid_format {
                     a.nameid_format = v;
@@ -388,9 +437,7 @@ impl Directory {
                 if let Some(v) = patch.idp_initiated {
                     a.idp_initiated = v;
                 }
-                a.updated_at = tx.now;
-                tx.batch.put_json(Kind::App, a.id.as_str(), &a);
-                tx.snap.apps.insert(a.id.clone(), Arc::new(a.clone()));
+                put_app(tx, &mut a);
                 tx.event(admin_event(&actor, "app_update").target("app", &a.id));
                 Ok(a)
             })
@@ -414,5 +461,231 @@ impl Directory {
             Ok(())
         })
         .await
+    }
+}
+
+impl Directory {
+    /// Make (or take from an upload) and seal one IdP key; its status is set by the caller.
+    async fn new_idp_key(&self, app: &Id, app_name: &str, input: NewIdpKey) -> Result<IdpKey> {
+        let material =
+            match (input.certificate, input.private_key) {
+                (None, None) => {
+                    let name = app_name.to_string();
+                    tokio::task::spawn_blocking(move || crate::idp_keys::generate(&name))
+                        .await
+                        .map_err(|e| DirectoryError::Internal(e.to_string()))?
+                        .map_err(|e| DirectoryError::Internal(e.to_string()))?
+                }
+                (Some(c), Some(k)) => crate::idp_keys::from_upload(&c, &k)
+                    .map_err(|e| DirectoryError::invalid("certificate", e.to_string()))?,
+                _ => return Err(DirectoryError::invalid(
+                    "private_key",
+                    "give both the certificate and its private key, or neither to generate a key",
+                )),
+            };
+        let now = chrono::Utc::now();
+        Ok(IdpKey {
+            id: material.fingerprint_sha256[..16].to_string(),
+            certificate: material.certificate_pem,
+            private_key: self
+                .master_key
+                .seal(&key_purpose(app), &material.private_key),
+            fingerprint_sha256: material.fingerprint_sha256,
+            not_before: material.not_before,
+            not_after: material.not_after,
+            status: IdpKeyStatus::Next,
+            created_at: now,
+        })
+    }
+
+    /// Add an IdP key to an app: generated, or the uploaded pair; active at once or published as `next`.
+    pub async fn add_app_key(&self, actor: &Actor, id: &Id, input: NewIdpKey) -> Result<AppView> {
+        actor.require(Permission::ManageOrg)?;
+        let app = self.get_app_record(id)?;
+        let activate = input.activate;
+        let key = self.new_idp_key(id, &app.name, input).await?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let app = self
+            .write(move |tx| {
+                let mut a = app_record(tx, &id)?;
+                if a.idp_keys.iter().any(|k| k.id == key.id) {
+                    return Err(DirectoryError::conflict(
+                        "certificate",
+                        "the app already has this certificate",
+                    ));
+                }
+                if a.idp_keys.len() >= 4 {
+                    return Err(DirectoryError::invalid(
+                        "certificate",
+                        "an app holds at most 4 IdP keys; delete a previous one first",
+                    ));
+                }
+                let key_id = key.id.clone();
+                a.idp_keys
+                    .retain(|k| !(activate && k.status == IdpKeyStatus::Next));
+                a.idp_keys.push(key);
+                if activate {
+                    activate_key(&mut a, &key_id);
+                }
+                put_app(tx, &mut a);
+                tx.event(
+                    admin_event(&actor, "app_key_add")
+                        .target("app", &a.id)
+                        .detail("key", key_id)
+                        .detail("activated", activate),
+                );
+                Ok(a)
+            })
+            .await?;
+        Ok(AppView::of(&app, &self.snapshot()))
+    }
+
+    /// Make an app's `next` (or `previous`) key the signing key; the old one stays published as `previous`.
+    pub async fn activate_app_key(&self, actor: &Actor, id: &Id, key_id: &str) -> Result<AppView> {
+        actor.require(Permission::ManageOrg)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let key_id = key_id.to_string();
+        let app = self
+            .write(move |tx| {
+                let mut a = app_record(tx, &id)?;
+                if !a.idp_keys.iter().any(|k| k.id == key_id) {
+                    return Err(DirectoryError::not_found("key", &key_id));
+                }
+                activate_key(&mut a, &key_id);
+                put_app(tx, &mut a);
+                tx.event(
+                    admin_event(&actor, "app_key_activate")
+                        .target("app", &a.id)
+                        .detail("key", key_id),
+                );
+                Ok(a)
+            })
+            .await?;
+        Ok(AppView::of(&app, &self.snapshot()))
+    }
+
+    /// Remove a key that no longer signs.
+    pub async fn delete_app_key(&self, actor: &Actor, id: &Id, key_id: &str) -> Result<AppView> {
+        actor.require(Permission::ManageOrg)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let key_id = key_id.to_string();
+        let app = self
+            .write(move |tx| {
+                let mut a = app_record(tx, &id)?;
+                match a.idp_keys.iter().find(|k| k.id == key_id) {
+                    None => return Err(DirectoryError::not_found("key", &key_id)),
+                    Some(k) if k.status == IdpKeyStatus::Active => {
+                        return Err(DirectoryError::invalid(
+                            "key",
+                            "the active key cannot be deleted; activate another first",
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                a.idp_keys.retain(|k| k.id != key_id);
+                put_app(tx, &mut a);
+                tx.event(
+                    admin_event(&actor, "app_key_delete")
+                        .target("app", &a.id)
+                        .detail("key", key_id),
+                );
+                Ok(a)
+            })
+            .await?;
+        Ok(AppView::of(&app, &self.snapshot()))
+    }
+
+    /// The PKCS#8 private key of one of an app's IdP keys.
+    pub fn app_private_key(&self, app: &SsoApp, key: &IdpKey) -> Result<Vec<u8>> {
+        self.master_key
+            .open(&key_purpose(&app.id), &key.private_key)
+            .map_err(|e| DirectoryError::Internal(e.to_string()))
+    }
+
+    /// Fill an app's SP entity id, ACS URLs, certificate and signed-request flag from its SP metadata.
+    pub async fn apply_sp_metadata(&self, actor: &Actor, id: &Id, xml: &str) -> Result<AppView> {
+        actor.require(Permission::ManageOrg)?;
+        let app = self.get_app_record(id)?;
+        let reader = self.sp_metadata_reader.clone().ok_or_else(|| {
+            DirectoryError::invalid("metadata", "SP metadata upload is not available")
+        })?;
+        let md = (reader.0)(xml, app.sp_certificate.as_deref())
+            .map_err(|e| DirectoryError::invalid("metadata", e))?;
+        validate_acs(&md.acs_urls)?;
+        if let Some(c) = &md.signing_certificate {
+            check_sp_certificate(c)?;
+        }
+        let actor = actor.clone();
+        let id = id.clone();
+        let app = self
+            .write(move |tx| {
+                let mut a = app_record(tx, &id)?;
+                if tx
+                    .snap
+                    .apps
+                    .values()
+                    .any(|o| o.id != id && o.sp_entity_id == md.entity_id)
+                {
+                    return Err(DirectoryError::conflict(
+                        "sp_entity_id",
+                        format!("an app with SP entity id `{}` already exists", md.entity_id),
+                    ));
+                }
+                a.sp_entity_id = md.entity_id;
+                a.acs_urls = md.acs_urls;
+                if md.slo_url.is_some() {
+                    a.sp_slo_url = md.slo_url;
+                }
+                if md.signing_certificate.is_some() {
+                    a.sp_certificate = md.signing_certificate;
+                }
+                if md.authn_requests_signed && a.sp_certificate.is_some() {
+                    a.require_signed_requests = true;
+                }
+                put_app(tx, &mut a);
+                tx.event(admin_event(&actor, "app_sp_metadata").target("app", &a.id));
+                Ok(a)
+            })
+            .await?;
+        Ok(AppView::of(&app, &self.snapshot()))
+    }
+
+    /// An app record as stored (the listener's view).
+    pub fn get_app_record(&self, id: &Id) -> Result<Arc<SsoApp>> {
+        self.snapshot()
+            .apps
+            .get(id)
+            .cloned()
+            .ok_or_else(|| DirectoryError::not_found("app", id))
+    }
+}
+
+/// Store a changed app record.
+fn put_app(tx: &mut Tx, a: &mut SsoApp) {
+    a.updated_at = tx.now;
+    tx.batch.put_json(Kind::App, a.id.as_str(), &*a);
+    tx.snap.apps.insert(a.id.clone(), Arc::new(a.clone()));
+}
+
+fn app_record(tx: &Tx, id: &Id) -> Result<SsoApp> {
+    Ok((**tx
+        .snap
+        .apps
+        .get(id)
+        .ok_or_else(|| DirectoryError::not_found("app", id))?)
+    .clone())
+}
+
+/// Make `key_id` the active key; the active one before it becomes `previous`.
+fn activate_key(a: &mut SsoApp, key_id: &str) {
+    for k in &mut a.idp_keys {
+        if k.id == key_id {
+            k.status = IdpKeyStatus::Active;
+        } else if k.status == IdpKeyStatus::Active {
+            k.status = IdpKeyStatus::Previous;
+        }
     }
 }

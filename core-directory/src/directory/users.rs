@@ -5,6 +5,7 @@ use super::{optional, required, Directory, Tx};
 use crate::access::{Actor, Permission};
 use crate::crypto::Sealed;
 use crate::error::{DirectoryError, Result};
+use crate::events::Service;
 use crate::id::Id;
 use crate::model::*;
 use crate::policy;
@@ -12,6 +13,7 @@ use crate::snapshot::{fold, Snapshot};
 use crate::totp;
 use crate::views::{NewUser, TotpStart, UserPatch, UserView};
 use chrono::{DateTime, Duration, Utc};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// A password that passed the policy, hashed and ready to store.
@@ -669,6 +671,56 @@ impl Directory {
             })
             .await?;
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
+    }
+
+    /// A signed-in user starting their own TOTP enrolment (the portal). Refused when the user already has an
+    /// active TOTP: replacing it takes an admin's reset, so a stolen session cannot swap the second factor.
+    pub async fn start_own_totp(
+        &self,
+        user: &Id,
+        service: Service,
+        client_ip: Option<IpAddr>,
+    ) -> Result<TotpStart> {
+        let actor = self.self_actor(user, service, client_ip)?;
+        if self.snapshot().user(user).is_some_and(|u| u.totp_active()) {
+            return Err(DirectoryError::invalid(
+                "totp",
+                "TOTP is already set up; ask an administrator to reset it",
+            ));
+        }
+        self.start_totp(&actor, user).await
+    }
+
+    /// A signed-in user confirming their own pending TOTP enrolment with a code.
+    pub async fn confirm_own_totp(
+        &self,
+        user: &Id,
+        code: &str,
+        service: Service,
+        client_ip: Option<IpAddr>,
+    ) -> Result<UserView> {
+        let actor = self.self_actor(user, service, client_ip)?;
+        if self.snapshot().user(user).is_some_and(|u| u.totp_active()) {
+            return Err(DirectoryError::invalid("totp", "TOTP is already set up"));
+        }
+        self.confirm_totp(&actor, user, code).await
+    }
+
+    /// The actor of a user acting on their own credentials: allowed to reset only their own.
+    fn self_actor(&self, user: &Id, service: Service, client_ip: Option<IpAddr>) -> Result<Actor> {
+        let u = self
+            .snapshot()
+            .user(user)
+            .cloned()
+            .ok_or_else(|| DirectoryError::not_found("user", user))?;
+        Ok(Actor {
+            admin_id: None,
+            label: u.username.clone(),
+            via: Some("self-service".into()),
+            role: crate::model::AdminRole::HelpDesk,
+            service,
+            client_ip,
+        })
     }
 
     /// Remove a user's TOTP; if MFA stays required, a new enrolment period starts.

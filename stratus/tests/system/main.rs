@@ -12,4 +12,5 @@ mod import;
 mod ldap;
 mod passwords;
 mod radius;
+mod saml;
 mod scim;

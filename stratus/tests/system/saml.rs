@@ -1,0 +1,515 @@
+//! The SAML IdP against python3-saml (the OneLogin toolkit) as the SP, with xmlsec1 checking the signatures
+//! independently: SP- and IdP-initiated login with the TOTP step, attributes for JIT provisioning, SLO, signed
+//! requests, encryption, and the requests that must be refused.
+
+use crate::harness::Server;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::process::Command;
+
+const SP: &str = "https://sp.test";
+
+/// Debian's python3 with python3-onelogin-saml2, requests and lxml (scripts/test installs them).
+fn sp(s: &Server, scenario: &str, args: Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/saml/sp.py");
+    let ca = s.dir.join("certs/ca.pem");
+    let out = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(&s.url)
+        .arg(&ca)
+        .arg(scenario)
+        .arg(args.to_string())
+        .output()
+        .expect("python3 runs (scripts/test installs python3-onelogin-saml2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "sp.py {scenario} printed no JSON: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+struct Fixture {
+    s: Server,
+    app: String,
+    user: String,
+    group: String,
+}
+
+/// A user in a group bound to an app that sends the attributes a JIT-provisioning SP wants.
+async fn fixture(app_extra: Value) -> Fixture {
+    let s = Server::start().await;
+    let user = s.user("alice", Some("Correct-Horse-9")).await;
+    let (st, g) = s
+        .post(
+            "/groups",
+            json!({"name": "sso-users", "attributes": {"department": "Engineering"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    let gid = g["id"].as_str().unwrap().to_string();
+    let (st, _) = s.put(&format!("/groups/{gid}/members/{user}"), None).await;
+    assert!(st.is_success());
+    let mut body = json!({
+        "name": "Example SP",
+        "sp_entity_id": format!("{SP}/metadata"),
+        "acs_urls": [format!("{SP}/acs")],
+        "sp_slo_url": format!("{SP}/sls"),
+        "sign": "both",
+        "default_relay_state": "https://sp.test/home",
+        "attributes": [
+            {"name": "email", "source": "email"},
+            {"name": "firstName", "source": "firstname"},
+            {"name": "lastName", "source": "lastname"},
+            {"name": "memberOf", "source": "groups"},
+            {"name": "department", "source": "attribute:department"}
+        ]
+    });
+    if let (Some(b), Some(extra)) = (body.as_object_mut(), app_extra.as_object()) {
+        for (k, v) in extra {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let (st, a) = s.post("/apps", body).await;
+    assert_eq!(st, StatusCode::CREATED, "{a}");
+    let app = a["id"].as_str().unwrap().to_string();
+    let (st, _) = s
+        .put(&format!("/groups/{gid}/bindings/app:{app}"), None)
+        .await;
+    assert!(st.is_success());
+    Fixture {
+        s,
+        app,
+        user,
+        group: gid,
+    }
+}
+
+fn login_args(f: &Fixture, extra: Value) -> Value {
+    let mut a = json!({"app": f.app, "username": "alice", "password": "Correct-Horse-9",
+                       "want_response_signed": true, "want_assertion_signed": true});
+    if let (Some(b), Some(e)) = (a.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    a
+}
+
+#[tokio::test]
+async fn sp_initiated_login_with_totp_passes_python3_saml_and_xmlsec1() {
+    let f = fixture(json!({})).await;
+    let secret = f.s.enrol_totp(&f.user).await;
+    // A second app, to show the IdP session spares the user a second login.
+    let (st, b) =
+        f.s.post(
+            "/apps",
+            json!({"name": "Second SP", "sp_entity_id": "https://second.test/metadata",
+                   "acs_urls": [format!("{SP}/acs")], "nameid_format": "persistent"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let second = b["id"].as_str().unwrap().to_string();
+    let (st, _) =
+        f.s.put(&format!("/groups/{}/bindings/app:{second}", f.group), None)
+            .await;
+    assert!(st.is_success());
+
+    let out = sp(
+        &f.s,
+        "login",
+        login_args(
+            &f,
+            json!({"totp_secret": secret, "second_app": second,
+                   "second_entity": "https://second.test/metadata",
+                   "want_response_signed": false}),
+        ),
+    );
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["authenticated"], true, "{out}");
+    assert_eq!(out["trail"], json!(["password", "totp"]));
+    assert_eq!(out["acs"], format!("{SP}/acs"));
+    assert_eq!(out["nameid"], "alice@example.com");
+    assert_eq!(
+        out["authn_context"],
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken"
+    );
+    let attrs = &out["attributes"];
+    assert_eq!(attrs["email"], json!(["alice@example.com"]));
+    assert_eq!(attrs["firstName"], json!(["Test"]));
+    assert_eq!(attrs["lastName"], json!(["alice"]));
+    assert_eq!(attrs["memberOf"], json!(["sso-users"]));
+    assert_eq!(attrs["department"], json!(["Engineering"]));
+    assert_eq!(out["relay_state"], "https://sp.test/after");
+    assert_eq!(out["xmlsec_response"], "ok", "{out}");
+    assert_eq!(out["xmlsec_assertion"], "ok", "{out}");
+    // The second app: no password, no code, a persistent opaque NameID.
+    let second = &out["second"];
+    assert_eq!(second["errors"], json!([]), "{second}");
+    assert_eq!(second["trail"], json!([]), "{second}");
+    assert_eq!(
+        second["nameid_format"],
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    );
+    let opaque = second["nameid"].as_str().unwrap();
+    assert_eq!(opaque.len(), 43);
+    assert!(!opaque.contains("alice"));
+    assert_eq!(second["xmlsec_response"], "absent");
+    assert_eq!(second["xmlsec_assertion"], "ok");
+
+    let events = f.s.events("sso_auth", "alice").await;
+    assert!(events.len() >= 2, "{events:?}");
+    assert!(events.iter().all(|e| e["success"] == true));
+}
+
+#[tokio::test]
+async fn idp_initiated_launch_and_slo() {
+    let f = fixture(json!({})).await;
+    let out = sp(&f.s, "idp_initiated", login_args(&f, json!({})));
+    assert_eq!(out["tiles"], true, "{out}");
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["relay_state"], "https://sp.test/home");
+    assert_eq!(
+        out["authn_context"],
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+    );
+
+    let out = sp(&f.s, "slo", login_args(&f, json!({})));
+    assert_eq!(out["login_errors"], json!([]), "{out}");
+    assert_eq!(out["location"], format!("{SP}/sls"), "{out}");
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["relay_state"], "https://sp.test/bye");
+    // The IdP session is over: the portal sends the browser to the login page.
+    assert_eq!(out["portal_after"], 303, "{out}");
+    assert_eq!(out["portal_location"], "/login");
+}
+
+#[tokio::test]
+async fn signed_and_encrypted_exchanges() {
+    let s0 = Server::start().await;
+    let keys = sp(&s0, "keys", json!({}));
+    drop(s0);
+    let (key, cert) = (
+        keys["key"].as_str().unwrap().to_string(),
+        keys["cert"].as_str().unwrap().to_string(),
+    );
+    let f = fixture(
+        json!({"sp_certificate": cert, "require_signed_requests": true,
+                           "encrypt_assertion": true, "sign": "assertion"}),
+    )
+    .await;
+    let (_, md) = {
+        let r =
+            f.s.http
+                .get(format!("{}/saml/{}/metadata", f.s.url, f.app))
+                .send()
+                .await
+                .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert!(md.contains("WantAuthnRequestsSigned=\"true\""), "{md}");
+    let out = sp(
+        &f.s,
+        "login",
+        login_args(
+            &f,
+            json!({"sign_requests": true, "sp_key": key, "sp_cert": cert,
+                   "want_response_signed": false, "want_encrypted": true}),
+        ),
+    );
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["encrypted"], true);
+    assert_eq!(out["attributes"]["department"], json!(["Engineering"]));
+
+    // Unsigned requests are refused when the app requires signatures; a signed POST-binding request is taken.
+    let args = |kind: &str| json!({"app": f.app, "kind": kind, "sp_key": key, "sp_cert": cert});
+    let r = sp(&f.s, "refused", args("unsigned"));
+    assert_eq!(r["status"], 400, "{r}");
+    assert!(r["body"].as_str().unwrap().contains("not signed"), "{r}");
+    let r = sp(&f.s, "refused", args("signed_post"));
+    assert_eq!(r["status"], 303, "{r}");
+    assert!(r["location"].as_str().unwrap().starts_with("/login?login="));
+    for kind in ["wrapped", "wrapped_same_id", "tampered"] {
+        let r = sp(&f.s, "refused", args(kind));
+        assert_eq!(r["status"], 400, "{kind}: {r}");
+    }
+    let events = f.s.get("/events?type=sso_request&limit=100").await.1;
+    let n = events["events"].as_array().map_or(0, Vec::len);
+    assert!(n >= 4, "{events}");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_an_event_and_unbound_users_get_no_assertion() {
+    let f = fixture(json!({})).await;
+    for (kind, needle) in [
+        ("acs", "not registered"),
+        ("issuer", "issuer"),
+        ("expired", "IssueInstant"),
+        ("future", "IssueInstant"),
+        ("malformed", "not"),
+        ("dtd", "DTD"),
+        ("oversize", "larger than"),
+        ("bad_base64", "base64"),
+        ("bad_deflate", "DEFLATE"),
+        ("relay_long", "RelayState"),
+    ] {
+        let r = sp(&f.s, "refused", json!({"app": f.app, "kind": kind}));
+        assert_eq!(r["status"], 400, "{kind}: {r}");
+        assert!(r["body"].as_str().unwrap().contains(needle), "{kind}: {r}");
+    }
+    let r = sp(&f.s, "refused", json!({"app": f.app, "kind": "replay"}));
+    assert_eq!(r["status"], 400, "{r}");
+    assert!(r["body"].as_str().unwrap().contains("replayed"), "{r}");
+    let r = sp(
+        &f.s,
+        "refused",
+        json!({"app": "00000000000000000000000000", "kind": "none"}),
+    );
+    assert_eq!(r["status"], 404, "{r}");
+    let events = f.s.get("/events?type=sso_request&limit=100").await.1;
+    assert!(
+        events["events"].as_array().map_or(0, Vec::len) >= 8,
+        "{events}"
+    );
+
+    // A user outside the bound group signs in with the right password and gets an error page, no assertion.
+    f.s.user("bob", Some("Correct-Horse-9")).await;
+    let mut a = login_args(&f, json!({}));
+    a["username"] = json!("bob");
+    let out = sp(&f.s, "login", a);
+    assert_eq!(out["page_status"], 403, "{out}");
+    assert!(out["page"].as_str().unwrap().contains("do not have access"));
+    let denied = f.s.events("sso_auth", "bob").await;
+    assert_eq!(denied[0]["success"], false);
+    assert_eq!(denied[0]["details"]["deny"], "not_bound");
+}
+
+/// Headless Debian Chromium (playwright-core) through the login page and the portal: sign in, enrol TOTP by
+/// scanning the QR code, launch the app from its tile, and sign in again with the code.
+#[tokio::test]
+async fn browser_signs_in_enrols_totp_by_qr_and_launches_an_app() {
+    let f = fixture(json!({})).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conformance/saml/browser/check.mjs"
+    );
+    let s = &f.s;
+    let url = s.url.clone();
+    let acs = format!("{SP}/acs");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args([script, &url, "alice", "Correct-Horse-9", "Example SP", &acs])
+            .output()
+            .expect("node runs (scripts/test installs playwright-core)")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON from the browser check: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["login_url"], "/login");
+    assert_eq!(v["portal_heading"], "Welcome, Test alice");
+    assert_eq!(v["scanned_uri_scheme"], "otpauth");
+    assert_eq!(v["scanned_matches_shown"], true);
+    assert_eq!(v["enrolled"], true);
+    assert_eq!(v["launch_success"], true, "{v}");
+    assert_eq!(v["launch_destination"], format!("{SP}/acs"));
+    assert_eq!(v["launch_relay_state"], "https://sp.test/home");
+    assert_eq!(v["second_login_asks_code"], true);
+    let (_, user) = s.get(&format!("/users/{}", f.user)).await;
+    assert_eq!(user["mfa"]["totp"], "active", "{user}");
+}
+
+#[tokio::test]
+async fn force_authn_is_passive_and_an_expired_password_on_the_login_page() {
+    let f = fixture(json!({})).await;
+    // ForceAuthn asks for the password again although the session is live.
+    let out = sp(
+        &f.s,
+        "login",
+        login_args(&f, json!({"again": {"force_authn": true}})),
+    );
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["again"]["trail"], json!(["password"]), "{out}");
+    assert_eq!(out["again"]["errors"], json!([]), "{out}");
+    // IsPassive without a session: a NoPassive status, no login page.
+    let out = sp(&f.s, "login", login_args(&f, json!({"is_passive": true})));
+    assert_eq!(out["trail"], json!([]), "{out}");
+    assert_eq!(
+        out["status"],
+        "urn:oasis:names:tc:SAML:2.0:status:Requester"
+    );
+    assert_eq!(
+        out["sub_status"],
+        "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
+    );
+    assert_eq!(out["authenticated"], false);
+
+    // An expired password: the right one leads to the new-password form (with the policy's message for a
+    // weak one), then to a login with the new password.
+    f.s.update_policy(|p| p["max_age_days"] = json!(1)).await;
+    let Fixture { s, .. } = f;
+    let (_, dir, _tmp) = s.terminate().await;
+    let later = Server::start_in(
+        &dir,
+        crate::harness::Start {
+            faketime: Some("+2d".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let out = sp(
+        &later,
+        "expired",
+        json!({"username": "alice", "password": "Correct-Horse-9",
+               "new_password": "Brand-New-Secret-7"}),
+    );
+    assert_eq!(out["asked_new_password"], true, "{out}");
+    assert_eq!(out["weak_status"], 422, "{out}");
+    assert!(
+        out["weak_message"].as_str().unwrap().contains("at least"),
+        "{out}"
+    );
+    assert_eq!(out["back_to_login"], true, "{out}");
+    assert_eq!(out["portal"], true, "{out}");
+    assert_eq!(out["trail"], json!(["password", "password"]));
+}
+
+#[tokio::test]
+async fn sp_metadata_upload_and_idp_key_rotation() {
+    let f = fixture(json!({"sp_entity_id": "https://placeholder.test/metadata",
+                           "acs_urls": ["https://placeholder.test/acs"]}))
+    .await;
+    let keys = sp(&f.s, "keys", json!({}));
+    let cert = keys["cert"].as_str().unwrap().to_string();
+    let key = keys["key"].as_str().unwrap().to_string();
+    // The metadata document python3-saml makes for this SP fills the app.
+    let md = sp(
+        &f.s,
+        "metadata",
+        json!({"app": f.app, "sp_cert": cert, "sp_key": key, "sign_requests": true}),
+    );
+    let xml = md["xml"].as_str().unwrap().to_string();
+    let put = |body: String| {
+        f.s.http
+            .put(format!("{}/api/v1/apps/{}/sp-metadata", f.s.url, f.app))
+            .bearer_auth(crate::harness::API_KEY)
+            .header("content-type", "application/samlmetadata+xml")
+            .body(body)
+            .send()
+    };
+    let r = put(xml.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let app: Value = r.json().await.unwrap();
+    assert_eq!(app["sp_entity_id"], format!("{SP}/metadata"));
+    assert_eq!(app["acs_urls"], json!([format!("{SP}/acs")]));
+    assert_eq!(app["sp_slo_url"], format!("{SP}/sls"));
+    assert_eq!(app["require_signed_requests"], true);
+    assert!(app["sp_certificate"]
+        .as_str()
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    // Hostile or broken metadata is refused with the reason.
+    for bad in [
+        "<!DOCTYPE m [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><m>&x;</m>".to_string(),
+        "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"x\"/>"
+            .to_string(),
+        xml[..xml.len() / 2].to_string(),
+    ] {
+        let r = put(bad).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["field"], "metadata", "{e}");
+    }
+
+    // Signed requests now work end to end.
+    let args = |extra: Value| {
+        login_args(
+            &f,
+            json!({"sign_requests": true, "sp_key": key, "sp_cert": cert}),
+        )
+        .as_object()
+        .cloned()
+        .map(|mut m| {
+            if let Some(e) = extra.as_object() {
+                m.extend(e.clone());
+            }
+            Value::Object(m)
+        })
+        .unwrap()
+    };
+    let out = sp(&f.s, "login", args(json!({})));
+    assert_eq!(out["errors"], json!([]), "{out}");
+    let r = sp(
+        &f.s,
+        "refused",
+        json!({"app": f.app, "kind": "tampered_redirect", "sign_requests": true,
+                                       "sp_key": key, "sp_cert": cert}),
+    );
+    assert_eq!(r["status"], 400, "{r}");
+    assert!(r["body"].as_str().unwrap().contains("signature"), "{r}");
+
+    // Rotation: a next key is published beside the active one, then activated; the old one stays published
+    // until deleted.
+    let (st, app) =
+        f.s.post(&format!("/apps/{}/idp-keys", f.app), json!({}))
+            .await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    let statuses: Vec<&str> = app["idp_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["active", "next"]);
+    assert!(app["idp_keys"][1]["not_after"].as_str().unwrap() > "2030");
+    let next = app["idp_keys"][1]["id"].as_str().unwrap().to_string();
+    let old = app["idp_keys"][0]["id"].as_str().unwrap().to_string();
+    let out = sp(&f.s, "login", args(json!({})));
+    assert_eq!(out["metadata_certificates"], 2);
+    assert_eq!(
+        out["xmlsec_assertion"], "ok",
+        "signed by the first (active) key: {out}"
+    );
+    let (st, _) =
+        f.s.post(
+            &format!("/apps/{}/idp-keys/{next}/activate", f.app),
+            json!(null),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let out = sp(&f.s, "login", args(json!({"cert_index": 1})));
+    assert_eq!(
+        out["errors"],
+        json!([]),
+        "python3-saml takes either published certificate: {out}"
+    );
+    assert_eq!(
+        out["xmlsec_assertion"], "ok",
+        "signed by the new key: {out}"
+    );
+    let (st, e) =
+        f.s.delete(&format!("/apps/{}/idp-keys/{next}", f.app))
+            .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the active key stays: {e}"
+    );
+    let (st, app) = f.s.delete(&format!("/apps/{}/idp-keys/{old}", f.app)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(app["idp_keys"].as_array().unwrap().len(), 1);
+}
