@@ -35,6 +35,7 @@ try {
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${base}/portal`);
   out.portal_heading = await page.getByRole("heading", { level: 1 }).innerText();
+  out.deadline_shown = (await page.content()).includes("Your organisation requires TOTP. Set it up before");
 
   // 2. Enrol TOTP: scan the QR code, type the code.
   await page.getByRole("button", { name: "Set up TOTP" }).click();
@@ -72,6 +73,17 @@ try {
   await page.getByRole("button", { name: "Verify" }).click();
   await page.waitForURL(`${base}/portal`);
   out.second_login_portal = true;
+
+  // 5. Change the password in the portal: the policy's message for a weak one, then a good one.
+  const change = async (next) => {
+    await page.getByLabel("Current password", { exact: true }).fill(password);
+    await page.getByLabel("New password", { exact: true }).fill(next);
+    await page.getByLabel("Repeat the new password").fill(next);
+    await page.getByRole("button", { name: "Change password" }).click();
+    return (await page.locator("p[role=status]").innerText()).trim();
+  };
+  out.weak_password_message = await change("weak");
+  out.password_changed_message = await change("A-Much-Better-Passphrase-4");
   out.ok = true;
 } catch (e) {
   out.ok = false;

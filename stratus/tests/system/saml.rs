@@ -293,6 +293,10 @@ async fn bad_requests_are_refused_with_an_event_and_unbound_users_get_no_asserti
 #[tokio::test]
 async fn browser_signs_in_enrols_totp_by_qr_and_launches_an_app() {
     let f = fixture(json!({})).await;
+    let (st, _) =
+        f.s.patch(&format!("/users/{}", f.user), json!({"mfa_required": true}))
+            .await;
+    assert_eq!(st, StatusCode::OK);
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../conformance/saml/browser/check.mjs"
@@ -329,6 +333,15 @@ async fn browser_signs_in_enrols_totp_by_qr_and_launches_an_app() {
     assert_eq!(v["launch_destination"], format!("{SP}/acs"));
     assert_eq!(v["launch_relay_state"], "https://sp.test/home");
     assert_eq!(v["second_login_asks_code"], true);
+    assert_eq!(v["deadline_shown"], true, "{v}");
+    assert!(
+        v["weak_password_message"]
+            .as_str()
+            .unwrap()
+            .contains("at least"),
+        "{v}"
+    );
+    assert_eq!(v["password_changed_message"], "Your password was changed.");
     let (_, user) = s.get(&format!("/users/{}", f.user)).await;
     assert_eq!(user["mfa"]["totp"], "active", "{user}");
 }
