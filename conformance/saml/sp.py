@@ -241,7 +241,10 @@ def main():
                                     "post_data": {}}, s)
         url = auth.logout(name_id=out["nameid"], session_index=out["session_index"],
                           name_id_format=out["nameid_format"], return_to="https://sp.test/bye")
-        r = http.get(url, allow_redirects=False)
+        # Front-channel from the signed-in browser, or (without_cookie) from another client: either ends the
+        # session that signed in to the app under this NameID and SessionIndex.
+        sender = browser(ca) if a.get("without_cookie") else http
+        r = sender.get(url, allow_redirects=False)
         loc = r.headers.get("location", "")
         q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
         req = {"https": "on", "http_host": "sp.test", "script_name": "/sls", "get_data": q, "post_data": {},

@@ -196,14 +196,13 @@ impl State {
         lock(&self.sessions).remove(&sha256_hex(t.as_bytes()))
     }
 
-    /// End every session of `user` whose index is among `indexes` (all of them when empty) and that signed in
-    /// to `app`; returns how many ended.
-    pub fn end_by_index(&self, user: &Id, app: &Id, indexes: &[String]) -> usize {
+    /// End every session that signed in to `app` as `nameid` and whose index is among `indexes` (any, when
+    /// empty); returns how many ended.
+    pub fn end_matching(&self, app: &Id, nameid: &str, indexes: &[String]) -> usize {
         let mut map = lock(&self.sessions);
         let before = map.len();
         map.retain(|_, s| {
-            !(s.user == *user
-                && s.apps.iter().any(|a| a.app == *app)
+            !(s.apps.iter().any(|a| a.app == *app && a.nameid == nameid)
                 && (indexes.is_empty() || indexes.contains(&s.index)))
         });
         before - map.len()

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "stratus_sso";
 const BROWSER_COOKIE: &str = "stratus_login";
+const STALE: &str = "the request's IssueInstant is too far from the current time";
 /// The SAML bindings ask SPs for at most 80 bytes; real SPs send URLs, so Stratus takes up to this much.
 const MAX_RELAY_STATE: usize = 1024;
 
@@ -93,6 +94,12 @@ impl Idp {
     }
     fn slo_url(&self, app: &Id) -> String {
         format!("{}/saml/{app}/slo", self.settings.base_url)
+    }
+    /// A request's IssueInstant is at most the clock skew ahead, and at most the skew plus 5 minutes behind.
+    fn timely(&self, at: chrono::DateTime<Utc>) -> bool {
+        let skew = chrono::Duration::from_std(self.settings.clock_skew).unwrap_or_default();
+        let now = Utc::now();
+        at <= now + skew && at >= now - skew - chrono::Duration::minutes(5)
     }
     fn lifetimes(&self) -> Lifetimes {
         let (idle, absolute) = self.dir.org().map_or((30, 720), |o| {
@@ -374,12 +381,8 @@ async fn sso(
             return refuse("the request's Destination is not this SSO endpoint".into()).await;
         }
     }
-    let skew = chrono::Duration::from_std(idp.settings.clock_skew).unwrap_or_default();
-    let now = Utc::now();
-    if req.issue_instant > now + skew
-        || req.issue_instant < now - skew - chrono::Duration::minutes(5)
-    {
-        return refuse("the request's IssueInstant is too far from the current time".into()).await;
+    if !idp.timely(req.issue_instant) {
+        return refuse(STALE.into()).await;
     }
     let window = idp.settings.clock_skew * 2 + Duration::from_secs(600);
     if !idp.state.first_sighting(&app.id, &req.id, window) {
@@ -809,6 +812,9 @@ async fn slo(
             return Err("the request's issuer is not this application's SP entity id".to_string());
         }
         check_signature(&app, &root, &msg)?;
+        if !idp.timely(req.issue_instant) {
+            return Err(STALE.into());
+        }
         if let Some(d) = &req.destination {
             if *d != idp.slo_url(&app.id) {
                 return Err("the request's Destination is not this SLO endpoint".into());
@@ -824,6 +830,8 @@ async fn slo(
             return pages::error_page(StatusCode::BAD_REQUEST, "Logout request refused", &reason);
         }
     };
+    // The browser's own session, and any other session that signed in to this app under that NameID (and
+    // SessionIndex, when given), whether or not the request came with the cookie.
     let mut ended = 0;
     if let Some((t, s)) = idp.session(&headers) {
         if s.apps
@@ -832,11 +840,11 @@ async fn slo(
         {
             idp.state.end_session(&t);
             ended += 1;
-            ended += idp
-                .state
-                .end_by_index(&s.user, &app.id, &req.session_indexes);
         }
     }
+    ended += idp
+        .state
+        .end_matching(&app.id, &req.name_id, &req.session_indexes);
     idp.event(
         "sso_logout",
         true,

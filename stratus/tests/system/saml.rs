@@ -178,14 +178,31 @@ async fn idp_initiated_launch_and_slo() {
         "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
     );
 
-    let out = sp(&f.s, "slo", login_args(&f, json!({})));
-    assert_eq!(out["login_errors"], json!([]), "{out}");
-    assert_eq!(out["location"], format!("{SP}/sls"), "{out}");
-    assert_eq!(out["errors"], json!([]), "{out}");
-    assert_eq!(out["relay_state"], "https://sp.test/bye");
-    // The IdP session is over: the portal sends the browser to the login page.
-    assert_eq!(out["portal_after"], 303, "{out}");
-    assert_eq!(out["portal_location"], "/login");
+    for without_cookie in [false, true] {
+        let out = sp(
+            &f.s,
+            "slo",
+            login_args(&f, json!({"without_cookie": without_cookie})),
+        );
+        assert_eq!(out["login_errors"], json!([]), "{out}");
+        assert_eq!(out["location"], format!("{SP}/sls"), "{out}");
+        assert_eq!(out["errors"], json!([]), "{out}");
+        assert_eq!(out["relay_state"], "https://sp.test/bye");
+        // The IdP session is over: the portal sends the browser to the login page.
+        assert_eq!(out["portal_after"], 303, "{out}");
+        assert_eq!(out["portal_location"], "/login");
+    }
+    let logouts = f.s.get("/events?type=sso_logout&limit=10").await.1;
+    let reasons: Vec<&str> = logouts["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["1 IdP session(s) ended", "1 IdP session(s) ended"]
+    );
 }
 
 #[tokio::test]
