@@ -59,7 +59,6 @@ def settings(base, ca, a):
             "requestedAuthnContext": False,
             "signatureAlgorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
             "digestAlgorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
-            "rejectDeprecatedAlgorithm": True,
         },
     }
     s["idp"] = idp["idp"]
@@ -157,6 +156,8 @@ def consume(s, action, saml_response, relay, request_id, idp_cert_pem):
         "encrypted": b"EncryptedAssertion" in xml,
     }
     doc = etree.fromstring(xml)
+    out["signature_methods"] = sorted({m.get("Algorithm") for m in doc.iter("{%s}SignatureMethod" % NS["ds"])})
+    out["digest_methods"] = sorted({m.get("Algorithm") for m in doc.iter("{%s}DigestMethod" % NS["ds"])})
     ctx = doc.find(".//saml:AuthnContextClassRef", NS)
     out["authn_context"] = ctx.text if ctx is not None else None
     status = doc.find("samlp:Status/samlp:StatusCode", NS)

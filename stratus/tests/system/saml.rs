@@ -543,3 +543,38 @@ async fn sp_metadata_upload_and_idp_key_rotation() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(app["idp_keys"].as_array().unwrap().len(), 1);
 }
+
+/// RSA-SHA1 (with SHA-1 digests) is used only for an app configured for it; RSA-SHA256 otherwise.
+#[tokio::test]
+async fn sha1_signatures_only_when_the_app_asks() {
+    let f = fixture(json!({"signature_algorithm": "rsa-sha1"})).await;
+    let out = sp(&f.s, "login", login_args(&f, json!({})));
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["xmlsec_response"], "ok", "{out}");
+    assert_eq!(out["xmlsec_assertion"], "ok", "{out}");
+    assert_eq!(
+        out["signature_methods"],
+        json!(["http://www.w3.org/2000/09/xmldsig#rsa-sha1"])
+    );
+    assert_eq!(
+        out["digest_methods"],
+        json!(["http://www.w3.org/2000/09/xmldsig#sha1"])
+    );
+    let (st, app) =
+        f.s.patch(
+            &format!("/apps/{}", f.app),
+            json!({"signature_algorithm": "rsa-sha256"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    let out = sp(&f.s, "login", login_args(&f, json!({})));
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(
+        out["signature_methods"],
+        json!(["http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"])
+    );
+    assert_eq!(
+        out["digest_methods"],
+        json!(["http://www.w3.org/2001/04/xmlenc#sha256"])
+    );
+}
