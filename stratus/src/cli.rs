@@ -44,9 +44,61 @@ pub enum Admin {
     /// Manage RADIUS server profiles (the NAS clients: access points, VPNs, switches).
     #[command(subcommand)]
     Radius(Radius),
+    /// Manage SAML SSO applications (their IdP keys and SP settings).
+    #[command(subcommand)]
+    Apps(Apps),
     /// Query or export events.
     #[command(subcommand)]
     Events(Events),
+}
+
+/// NameID formats and signing targets of an SSO app, as the API names them.
+const NAMEID_FORMATS: [&str; 4] = ["email", "persistent", "unspecified", "transient"];
+const SIGN_TARGETS: [&str; 3] = ["assertion", "response", "both"];
+
+#[derive(Subcommand)]
+pub enum Apps {
+    /// Add an app; Stratus makes its IdP key and certificate. Prints the app with its IdP metadata URL.
+    Add {
+        name: String,
+        /// The SP's entity id (its Issuer).
+        #[arg(long)]
+        entity_id: String,
+        /// An AssertionConsumerService URL (repeat for several; the first is the default).
+        #[arg(long = "acs", required = true)]
+        acs_urls: Vec<String>,
+        #[arg(long, value_parser = NAMEID_FORMATS)]
+        nameid_format: Option<String>,
+        #[arg(long, value_parser = SIGN_TARGETS)]
+        sign: Option<String>,
+        /// An attribute sent to the app, `Name=source` with source email, firstname, lastname, username, groups or
+        /// attribute:<custom> (repeat).
+        #[arg(long = "attribute")]
+        attributes: Vec<String>,
+        /// Where IdP-initiated logins land.
+        #[arg(long)]
+        default_relay_state: Option<String>,
+    },
+    List,
+    /// Fill an app's SP entity id, ACS URLs, SLO URL and certificate from the SP's metadata file.
+    SpMetadata {
+        app: String,
+        file: PathBuf,
+    },
+    /// Add a new IdP key: published beside the active one, or with --activate signing at once.
+    RotateKey {
+        app: String,
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Make a published key the signing key.
+    ActivateKey {
+        app: String,
+        key: String,
+    },
+    Delete {
+        app: String,
+    },
 }
 
 /// Authentication methods of a RADIUS profile, as the API names them.
@@ -348,12 +400,32 @@ impl Client {
             .ok_or_else(|| CliError::Usage(format!("no RADIUS server `{server}`")))
     }
 
+    async fn app_id(&self, app: &str) -> Result<String, CliError> {
+        if core_directory::Id::parse(app).is_some() {
+            return Ok(app.to_string());
+        }
+        let all = self.call(Method::GET, "/apps", None).await?;
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| {
+                a["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(app))
+            })
+            .and_then(|a| a["id"].as_str().map(str::to_string))
+            .ok_or_else(|| CliError::Usage(format!("no app `{app}`")))
+    }
+
     /// A binding target with `radius:` followed by a profile name resolved to its id.
     async fn resource(&self, resource: &str) -> Result<String, CliError> {
-        match resource.strip_prefix("radius:") {
-            Some(server) => Ok(format!("radius:{}", self.radius_id(server).await?)),
-            None => Ok(resource.to_string()),
+        if let Some(server) = resource.strip_prefix("radius:") {
+            return Ok(format!("radius:{}", self.radius_id(server).await?));
         }
+        if let Some(app) = resource.strip_prefix("app:") {
+            return Ok(format!("app:{}", self.app_id(app).await?));
+        }
+        Ok(resource.to_string())
     }
 }
 
@@ -379,6 +451,7 @@ pub async fn run(conn: &Connection, cmd: Admin) -> Result<(), CliError> {
         Admin::Groups(g) => groups(&c, g).await,
         Admin::Import { file, results } => import(&c, &file, &results).await,
         Admin::Radius(r) => radius(&c, r).await,
+        Admin::Apps(a) => apps(&c, conn, a).await,
         Admin::Events(e) => events(&c, e).await,
     }
 }
@@ -447,6 +520,113 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
             let id = c.radius_id(&server).await?;
             c.call(Method::DELETE, &format!("/radius-servers/{id}"), None)
                 .await?;
+            return Ok(());
+        }
+    };
+    print(&v);
+    Ok(())
+}
+
+async fn apps(c: &Client, conn: &Connection, cmd: Apps) -> Result<(), CliError> {
+    let metadata_url = |id: &str| format!("{}/saml/{id}/metadata", conn.url.trim_end_matches('/'));
+    let v = match cmd {
+        Apps::Add {
+            name,
+            entity_id,
+            acs_urls,
+            nameid_format,
+            sign,
+            attributes,
+            default_relay_state,
+        } => {
+            let mut mappings = Vec::new();
+            for a in attributes {
+                let (n, src) = a.split_once('=').ok_or_else(|| {
+                    CliError::Usage(format!("--attribute `{a}` must be Name=source"))
+                })?;
+                mappings.push(json!({"name": n, "source": src}));
+            }
+            let mut body = json!({"name": name, "sp_entity_id": entity_id, "acs_urls": acs_urls,
+                                  "attributes": mappings});
+            if let Some(f) = nameid_format {
+                body["nameid_format"] = json!(f);
+            }
+            if let Some(t) = sign {
+                body["sign"] = json!(t);
+            }
+            if let Some(r) = default_relay_state {
+                body["default_relay_state"] = json!(r);
+            }
+            let mut app = c.call(Method::POST, "/apps", Some(body)).await?;
+            let id = app["id"].as_str().unwrap_or_default().to_string();
+            app["idp_metadata_url"] = json!(metadata_url(&id));
+            app
+        }
+        Apps::List => {
+            let all = c.call(Method::GET, "/apps", None).await?;
+            for a in all.as_array().into_iter().flatten() {
+                let id = a["id"].as_str().unwrap_or("");
+                let expires = a["idp_keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|k| k["status"] == "active")
+                    .and_then(|k| k["not_after"].as_str())
+                    .unwrap_or("");
+                println!(
+                    "{id}\t{}\t{}\tkey expires {expires}\t{}",
+                    a["name"].as_str().unwrap_or(""),
+                    a["sp_entity_id"].as_str().unwrap_or(""),
+                    metadata_url(id),
+                );
+            }
+            return Ok(());
+        }
+        Apps::SpMetadata { app, file } => {
+            let id = c.app_id(&app).await?;
+            let xml = std::fs::read(&file).map_err(|source| CliError::Io {
+                path: file.display().to_string(),
+                source,
+            })?;
+            let resp = c
+                .http
+                .put(format!("{}/apps/{id}/sp-metadata", c.base))
+                .bearer_auth(&c.key)
+                .header("content-type", "application/samlmetadata+xml")
+                .body(xml)
+                .send()
+                .await?;
+            let status = resp.status();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                return Err(CliError::Api {
+                    status,
+                    message: v["error"]["message"].as_str().unwrap_or("").to_string(),
+                });
+            }
+            v
+        }
+        Apps::RotateKey { app, activate } => {
+            let id = c.app_id(&app).await?;
+            c.call(
+                Method::POST,
+                &format!("/apps/{id}/idp-keys"),
+                Some(json!({"activate": activate})),
+            )
+            .await?
+        }
+        Apps::ActivateKey { app, key } => {
+            let id = c.app_id(&app).await?;
+            c.call(
+                Method::POST,
+                &format!("/apps/{id}/idp-keys/{key}/activate"),
+                None,
+            )
+            .await?
+        }
+        Apps::Delete { app } => {
+            let id = c.app_id(&app).await?;
+            c.call(Method::DELETE, &format!("/apps/{id}"), None).await?;
             return Ok(());
         }
     };

@@ -1,4 +1,4 @@
-//! The CLI against a running server: users, groups, import with a results file, events.
+//! The CLI against a running server: users, groups, SAML apps and their keys, import with a results file, events.
 
 use crate::harness::{Server, API_KEY};
 use std::process::Command;
@@ -236,4 +236,84 @@ async fn cli_sets_up_a_radius_network_that_radclient_reaches() {
     assert!(!ok && out.contains("Access-Reject"), "{out}");
     run(&["radius", "delete", "office-wifi"]);
     assert!(!run(&["radius", "list"]).contains("office-wifi"));
+}
+
+#[tokio::test]
+async fn cli_manages_saml_apps_and_their_keys() {
+    let s = Server::start().await;
+    let (ok, out, err) = stratus(
+        &s,
+        &[
+            "apps",
+            "add",
+            "Wiki",
+            "--entity-id",
+            "https://wiki.example.com/saml",
+            "--acs",
+            "https://wiki.example.com/saml/acs",
+            "--attribute",
+            "email=email",
+            "--attribute",
+            "groups=groups",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let app: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let id = app["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        app["idp_metadata_url"],
+        format!("{}/saml/{id}/metadata", s.url)
+    );
+    assert_eq!(app["idp_keys"][0]["status"], "active");
+    let (ok, out, err) = stratus(
+        &s,
+        &["apps", "add", "Bad", "--entity-id", "x", "--acs", "ftp://x"],
+    );
+    assert!(!ok, "{out}");
+    assert!(err.contains("not an absolute http(s) URL"), "{err}");
+    let (ok, out, _) = stratus(&s, &["apps", "list"]);
+    assert!(
+        ok && out.contains("Wiki") && out.contains("key expires 20"),
+        "{out}"
+    );
+
+    // Bind by name; rotate; the SP's metadata fills the app.
+    stratus(&s, &["groups", "add", "Staff"]);
+    let (ok, out, err) = stratus(&s, &["groups", "bind", "Staff", "app:Wiki"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = stratus(&s, &["apps", "rotate-key", "Wiki"]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["idp_keys"][1]["status"], "next");
+    let next = v["idp_keys"][1]["id"].as_str().unwrap().to_string();
+    let (ok, out, err) = stratus(&s, &["apps", "activate-key", "Wiki", &next]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["idp_keys"][0]["status"], "previous");
+    assert_eq!(v["idp_keys"][1]["status"], "active");
+
+    let md = s.dir.with_extension("sp.xml");
+    std::fs::write(
+        &md,
+        concat!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://wiki.example.com/sp">"#,
+            r#"<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">"#,
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://wiki.example.com/slo"/>"#,
+            r#"<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://wiki.example.com/acs" index="0"/>"#,
+            r#"</md:SPSSODescriptor></md:EntityDescriptor>"#
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = stratus(&s, &["apps", "sp-metadata", "Wiki", md.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["sp_entity_id"], "https://wiki.example.com/sp");
+    assert_eq!(v["acs_urls"][0], "https://wiki.example.com/acs");
+    assert_eq!(v["sp_slo_url"], "https://wiki.example.com/slo");
+    std::fs::write(&md, "<!DOCTYPE x []><x/>").unwrap();
+    let (ok, _, err) = stratus(&s, &["apps", "sp-metadata", "Wiki", md.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("DTD"), "{err}");
+    let (ok, _, err) = stratus(&s, &["apps", "delete", "Wiki"]);
+    assert!(ok, "{err}");
 }
