@@ -269,7 +269,7 @@ def main():
         out["weak_message"] = re.sub(r"<[^>]+>", " ", weak.text)[-400:]
         ok = http.post(f"{base}/login/password", data=dict(fields, new_password=a["new_password"],
                                                            confirm=a["new_password"]))
-        out["back_to_login"] = 'action="/login"' in ok.text
+        out["back_to_login"] = 'action="/login"' in ok.text and "Your password was changed" in ok.text
         page = sign_in(http, base, ok, dict(a, password=a["new_password"]), trail)
         out["portal"] = "Your apps" in page.text
         out["trail"] = trail

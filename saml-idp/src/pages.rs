@@ -95,24 +95,38 @@ pub fn login_form(
     username: &str,
     error: Option<&str>,
 ) -> Response {
+    page(
+        if error.is_some() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        },
+        "Sign in",
+        &login_body(login, csrf, app, username, error),
+        None,
+    )
+}
+
+fn login_body(
+    login: &str,
+    csrf: &str,
+    app: Option<&str>,
+    username: &str,
+    error: Option<&str>,
+) -> String {
     let to = app.map_or_else(String::new, |a| {
         format!("<p>to continue to <strong>{}</strong></p>", esc(a))
     });
-    page(
-        if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK },
-        "Sign in",
-        &format!(
+    format!(
             "<h1>Sign in</h1>{to}{}<form method=\"post\" action=\"/login\">{}\
              <label for=\"username\">Username</label>\
              <input type=\"text\" id=\"username\" name=\"username\" value=\"{}\" autocomplete=\"username\" autocapitalize=\"none\" required autofocus>\
              <label for=\"password\">Password</label>\
              <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\">Sign in</button></form>",
-            alert(error),
-            hidden(login, csrf),
-            esc(username)
-        ),
-        None,
+        alert(error),
+        hidden(login, csrf),
+        esc(username)
     )
 }
 
@@ -150,6 +164,19 @@ pub fn new_password_form(login: &str, csrf: &str, error: Option<&str>) -> Respon
         ),
         None,
     )
+}
+
+/// The login form after a new password was set: the same form with a note saying so.
+pub fn login_after_new_password(
+    login: &str,
+    csrf: &str,
+    app: Option<&str>,
+    username: &str,
+) -> Response {
+    let note = "<p class=\"note\" role=\"status\">Your password was changed. Sign in with the new one.</p>";
+    let body =
+        login_body(login, csrf, app, username, None).replacen("<form", &format!("{note}<form"), 1);
+    page(StatusCode::OK, "Sign in", &body, None)
 }
 
 /// The auto-submitting form that delivers a SAML message (a button stands in when scripts are off).

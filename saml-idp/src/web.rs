@@ -1174,12 +1174,11 @@ async fn login_new_password(
         Ok(_) => {
             login.stage = Stage::Password;
             idp.state.update_login(&f.login, login.clone());
-            pages::login_form(
+            pages::login_after_new_password(
                 &f.login,
                 &login.csrf,
                 app_name(&idp, &login).as_deref(),
                 &login.username,
-                None,
             )
         }
         Err(e) => render_stage(&idp, &f.login, &login, Some(&e.to_string())),
