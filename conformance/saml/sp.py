@@ -81,8 +81,23 @@ def unescape(v):
     return v.replace("&quot;", '"').replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def totp(secret):
-    return subprocess.run(["oathtool", "--totp", "-b", secret], capture_output=True, text=True, check=True).stdout.strip()
+_last_code = [None]
+
+
+def totp(secret, offset_seconds=0):
+    """The current code (oathtool), waiting for the next period when this one was used already (each code is
+    accepted once). offset_seconds follows a server whose clock was moved."""
+    import datetime
+    import time
+    for _ in range(40):
+        now = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_seconds)
+        code = subprocess.run(["oathtool", "--totp", "-b", "--now", now.strftime("%Y-%m-%d %H:%M:%S UTC"), secret],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        if code != _last_code[0]:
+            _last_code[0] = code
+            return code
+        time.sleep(1)
+    return code
 
 
 def sign_in(http, base, page, a, trail):
@@ -97,7 +112,7 @@ def sign_in(http, base, page, a, trail):
             f = form_fields(page.text)
             trail.append("totp")
             page = http.post(f"{base}/login/totp", data={"login": unescape(f["login"]), "csrf": unescape(f["csrf"]),
-                                                          "code": totp(a["totp_secret"])})
+                                                          "code": totp(a["totp_secret"], a.get("clock_offset", 0))})
         else:
             return page
     return page
@@ -294,6 +309,8 @@ def refused(base, ca, a):
         xml = xml.replace(f'AssertionConsumerServiceURL="{SP}/acs"', 'AssertionConsumerServiceURL="https://evil.test/acs"')
     elif kind == "issuer":
         xml = xml.replace(f">{SP}/metadata<", ">https://unknown-sp.test/metadata<")
+    elif kind == "index":
+        xml = xml.replace(f'AssertionConsumerServiceURL="{SP}/acs"', f'AssertionConsumerServiceIndex="{a["index"]}"')
     elif kind == "expired":
         xml = re.sub(r'IssueInstant="[^"]+"', 'IssueInstant="2020-01-01T00:00:00Z"', xml)
     elif kind == "future":
@@ -306,7 +323,7 @@ def refused(base, ca, a):
         xml = xml.replace("</samlp:AuthnRequest>", "<!--" + "x" * 300000 + "--></samlp:AuthnRequest>")
     http = browser(ca)
     sso = f"{base}/saml/{a['app']}/sso"
-    if kind in ("wrapped", "wrapped_same_id", "tampered", "signed_post"):
+    if kind in ("wrapped", "wrapped_same_id", "tampered", "signed_post", "index"):
         signed = OneLogin_Saml2_Utils.add_sign(xml, a["sp_key"], a["sp_cert"],
                                                sign_algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
                                                digest_algorithm="http://www.w3.org/2001/04/xmlenc#sha256")

@@ -623,7 +623,8 @@ impl Directory {
         if let Some(d) = grant.mfa_enrolment_deadline {
             e = e.detail("mfa_enrolment_deadline", d.to_rfc3339());
         }
-        if user.failed_logins > 0 {
+        // A session proves nothing new, so it does not clear the failure count a password guesser built up.
+        if user.failed_logins > 0 && !matches!(req.credential, Credential::Session) {
             let id = user.id.clone();
             self.write(move |tx| {
                 if let Some(u) = tx.snap.user(&id).cloned() {

@@ -404,9 +404,18 @@ pub struct SsoApp {
     pub attributes: Vec<AttributeMapping>,
     pub default_relay_state: Option<String>,
     pub idp_initiated: bool,
-    /// Where LogoutResponses go (the SP's SingleLogoutService, HTTP-POST).
+    /// The SAML `index` of each ACS URL, when the SP's metadata gave them (else an index is the position).
+    #[serde(default)]
+    pub acs_indexes: Vec<u32>,
+    /// Where LogoutResponses go (the SP's SingleLogoutService).
     #[serde(default)]
     pub sp_slo_url: Option<String>,
+    /// The SP's SingleLogoutService takes HTTP-POST (otherwise HTTP-Redirect).
+    #[serde(default)]
+    pub sp_slo_post: bool,
+    /// The SP's encryption certificate, when it differs from its signing one (`sp_certificate`).
+    #[serde(default)]
+    pub sp_encryption_certificate: Option<String>,
     /// AuthnRequests and LogoutRequests must carry a valid signature by the SP certificate.
     #[serde(default)]
     pub require_signed_requests: bool,

@@ -198,6 +198,9 @@ pub struct AppView {
     pub idp_initiated: bool,
     pub require_signed_requests: bool,
     pub sp_slo_url: Option<String>,
+    /// The SP's SLO endpoint takes HTTP-POST (else HTTP-Redirect).
+    pub sp_slo_post: bool,
+    pub sp_encryption_certificate: Option<String>,
     /// The IdP signing certificates; the `active` one signs.
     pub idp_keys: Vec<IdpKeyView>,
     /// The SCIM base URL users are provisioned to, when a connector is set.
@@ -266,6 +269,8 @@ impl AppView {
             idp_initiated: a.idp_initiated,
             require_signed_requests: a.require_signed_requests,
             sp_slo_url: a.sp_slo_url.clone(),
+            sp_slo_post: a.sp_slo_post,
+            sp_encryption_certificate: a.sp_encryption_certificate.clone(),
             idp_keys: a.idp_keys.iter().map(IdpKeyView::of).collect(),
             scim_base_url: a.scim.as_ref().map(|c| c.base_url.clone()),
             bound_groups: snap.bound_groups(&Resource::App(a.id.clone())),
@@ -537,8 +542,13 @@ pub struct NewApp {
     pub idp_initiated: bool,
     #[serde(default)]
     pub require_signed_requests: bool,
-    /// The SP's single-logout URL (HTTP-POST).
+    /// The SP's single-logout URL.
     pub sp_slo_url: Option<String>,
+    /// Send LogoutResponses by HTTP-POST rather than HTTP-Redirect.
+    #[serde(default)]
+    pub sp_slo_post: bool,
+    /// The SP's encryption certificate, when not its signing one.
+    pub sp_encryption_certificate: Option<String>,
 }
 
 fn yes() -> bool {
@@ -562,6 +572,8 @@ pub struct AppPatch {
     pub idp_initiated: Option<bool>,
     pub require_signed_requests: Option<bool>,
     pub sp_slo_url: Option<String>,
+    pub sp_slo_post: Option<bool>,
+    pub sp_encryption_certificate: Option<String>,
 }
 
 /// Create an admin.

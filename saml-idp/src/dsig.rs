@@ -195,12 +195,22 @@ fn b64(text: &str) -> Result<Vec<u8>, SigError> {
         .map_err(|_| SigError::Malformed("base64"))
 }
 
-fn prefix_list(method: &Element) -> Vec<String> {
-    method
+/// The InclusiveNamespaces PrefixList of a c14n method, de-duplicated; more than 16 prefixes is malformed (a
+/// real signer lists a handful, and each one costs work on every element).
+fn prefix_list(method: &Element) -> Result<Vec<String>, SigError> {
+    let mut list: Vec<String> = method
         .first(EXC_C14N, "InclusiveNamespaces")
         .and_then(|i| i.get("PrefixList"))
         .map(|l| l.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    list.sort();
+    list.dedup();
+    if list.len() > 16 {
+        return Err(SigError::Malformed(
+            "InclusiveNamespaces PrefixList is too long",
+        ));
+    }
+    Ok(list)
 }
 
 /// Whether the root carries an enveloped signature at all.
@@ -282,7 +292,7 @@ pub fn verify_enveloped(
                 Some(ENVELOPED) => enveloped = true,
                 Some(EXC_C14N) => {
                     exclusive = true;
-                    inclusive = prefix_list(t);
+                    inclusive = prefix_list(t)?;
                 }
                 other => {
                     return Err(SigError::Algorithm(
@@ -306,14 +316,16 @@ pub fn verify_enveloped(
             ))
         }
     };
+    // The SignedInfo signature first (cheap, and only the SP can make one), then the digest of the document.
+    let value = b64(&one(sig, "SignatureValue")?.text_content())?;
+    let signed = canonicalize(info, None, &prefix_list(c14n)?);
+    verify_bytes(alg, keys, signed.as_bytes(), &value)?;
     let expected = b64(&one(reference, "DigestValue")?.text_content())?;
     let actual = digest_alg.digest(canonicalize(root, Some(sig), &inclusive).as_bytes());
     if !core_directory::crypto::constant_time_eq(&expected, &actual) {
         return Err(SigError::Digest);
     }
-    let value = b64(&one(sig, "SignatureValue")?.text_content())?;
-    let signed = canonicalize(info, None, &prefix_list(c14n));
-    verify_bytes(alg, keys, signed.as_bytes(), &value)
+    Ok(())
 }
 
 fn one<'a>(parent: &'a Element, name: &'static str) -> Result<&'a Element, SigError> {

@@ -47,9 +47,12 @@ pub fn read_sp_metadata(
     Ok(core_directory::SpMetadata {
         entity_id: facts.entity_id,
         acs_urls: facts.acs_urls,
+        acs_indexes: facts.acs_indexes,
         signing_certificate: facts.signing_certificate,
+        encryption_certificate: facts.encryption_certificate,
         authn_requests_signed: facts.authn_requests_signed,
         slo_url: facts.slo_url,
+        slo_post: facts.slo_post,
     })
 }
 

@@ -52,6 +52,10 @@ pub fn page(status: StatusCode, title: &str, body: &str, script_nonce: Option<&s
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
@@ -67,6 +71,20 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
         title,
         &format!(
             "<h1>{}</h1><p class=\"error\" role=\"alert\">{}</p><p><a href=\"/portal\">Go to your portal</a></p>",
+            esc(title),
+            esc(message)
+        ),
+        None,
+    )
+}
+
+/// A page that tells the user something (not an error).
+pub fn info_page(title: &str, message: &str) -> Response {
+    page(
+        StatusCode::OK,
+        title,
+        &format!(
+            "<h1>{}</h1><p class=\"note\" role=\"status\">{}</p><p><a href=\"/portal\">Sign in again</a></p>",
             esc(title),
             esc(message)
         ),

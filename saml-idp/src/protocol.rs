@@ -396,10 +396,23 @@ pub fn idp_metadata(m: &IdpMetadata) -> Element {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpMetadataFacts {
     pub entity_id: String,
+    /// HTTP-POST ACS locations, the default (`isDefault`, else the lowest index) first, and their indexes.
     pub acs_urls: Vec<String>,
+    pub acs_indexes: Vec<u32>,
     pub signing_certificate: Option<String>,
+    /// A `use="encryption"` certificate.
+    pub encryption_certificate: Option<String>,
     pub authn_requests_signed: bool,
+    /// Where LogoutResponses go (ResponseLocation, else Location), and whether by HTTP-POST.
     pub slo_url: Option<String>,
+    pub slo_post: bool,
+}
+
+fn key_certificate(k: &Element) -> Option<String> {
+    k.first(NS_DS, "KeyInfo")
+        .and_then(|k| k.first(NS_DS, "X509Data"))
+        .and_then(|d| d.first(NS_DS, "X509Certificate"))
+        .map(|c| pem(&c.text_content()))
 }
 
 /// Read an SP's EntityDescriptor.
@@ -415,43 +428,53 @@ pub fn read_sp_metadata(root: &Element) -> Result<SpMetadataFacts, String> {
     let sp = root
         .first(NS_MD, "SPSSODescriptor")
         .ok_or("the metadata has no SPSSODescriptor")?;
-    let mut acs: Vec<(bool, usize, String)> = Vec::new();
-    for (n, a) in sp.all(NS_MD, "AssertionConsumerService").enumerate() {
+    let mut acs: Vec<(bool, u32, String)> = Vec::new();
+    for a in sp.all(NS_MD, "AssertionConsumerService") {
         if a.get("Binding") != Some(BINDING_POST) {
             continue;
         }
         let loc = a
             .get("Location")
             .ok_or("an AssertionConsumerService has no Location")?;
-        let index = a.get("index").and_then(|i| i.parse().ok()).unwrap_or(n);
+        let index = a
+            .get("index")
+            .and_then(|i| i.parse().ok())
+            .ok_or("an AssertionConsumerService has no valid index")?;
+        if acs.iter().any(|(_, i, _)| *i == index) {
+            return Err(format!(
+                "AssertionConsumerService index {index} appears twice"
+            ));
+        }
         acs.push((a.get("isDefault") != Some("true"), index, loc.to_string()));
     }
     if acs.is_empty() {
         return Err("the metadata has no HTTP-POST AssertionConsumerService".into());
     }
     acs.sort();
-    let cert = sp
-        .all(NS_MD, "KeyDescriptor")
+    let keys: Vec<&Element> = sp.all(NS_MD, "KeyDescriptor").collect();
+    let signing = keys
+        .iter()
         .find(|k| k.get("use").is_none_or(|u| u == "signing"))
-        .and_then(|k| k.first(NS_DS, "KeyInfo"))
-        .and_then(|k| k.first(NS_DS, "X509Data"))
-        .and_then(|d| d.first(NS_DS, "X509Certificate"))
-        .map(|c| pem(&c.text_content()));
-    let slo = sp
-        .all(NS_MD, "SingleLogoutService")
-        .find(|s| s.get("Binding") == Some(BINDING_POST))
-        .or_else(|| {
-            sp.all(NS_MD, "SingleLogoutService")
-                .find(|s| s.get("Binding") == Some(BINDING_REDIRECT))
-        })
-        .and_then(|s| s.get("Location"))
-        .map(str::to_string);
+        .and_then(|k| key_certificate(k));
+    let encryption = keys
+        .iter()
+        .find(|k| k.get("use") == Some("encryption"))
+        .and_then(|k| key_certificate(k));
+    let slo = [BINDING_REDIRECT, BINDING_POST].iter().find_map(|b| {
+        sp.all(NS_MD, "SingleLogoutService")
+            .find(|s| s.get("Binding") == Some(b))
+            .and_then(|s| s.get("ResponseLocation").or_else(|| s.get("Location")))
+            .map(|l| (l.to_string(), *b == BINDING_POST))
+    });
     Ok(SpMetadataFacts {
         entity_id,
+        acs_indexes: acs.iter().map(|(_, i, _)| *i).collect(),
         acs_urls: acs.into_iter().map(|(_, _, l)| l).collect(),
-        signing_certificate: cert,
+        signing_certificate: signing,
+        encryption_certificate: encryption,
         authn_requests_signed: sp.get("AuthnRequestsSigned") == Some("true"),
-        slo_url: slo,
+        slo_post: slo.as_ref().is_some_and(|(_, p)| *p),
+        slo_url: slo.map(|(l, _)| l),
     })
 }
 

@@ -52,6 +52,8 @@ pub struct PendingSso {
     pub acs_url: String,
     pub relay_state: Option<String>,
     pub nameid_format: Option<&'static str>,
+    /// The SP asked for no interaction: any answer but an assertion goes back as a SAML status.
+    pub is_passive: bool,
 }
 
 /// Where a login transaction stands.
@@ -76,6 +78,8 @@ pub struct Login {
     pub username: String,
     /// The user is already signed in and only needs to give a code (step-up for an app).
     pub session_user: Option<Id>,
+    /// The password was right but expired: after the code, the new-password form (not a session).
+    pub then_new_password: bool,
     pub attempts: u8,
     created: Instant,
 }
@@ -89,6 +93,7 @@ impl Login {
             stage: Stage::Password,
             username: String::new(),
             session_user: None,
+            then_new_password: false,
             attempts: 0,
             created: Instant::now(),
         }
@@ -212,7 +217,9 @@ impl State {
     pub fn put_login(&self, login: Login) -> String {
         let id = token();
         let mut map = lock(&self.logins);
-        map.retain(|_, l| l.created.elapsed() < LOGIN_TTL);
+        if map.len() >= MAX_LOGINS {
+            map.retain(|_, l| l.created.elapsed() < LOGIN_TTL);
+        }
         evict_oldest(&mut map, MAX_LOGINS, |l| l.created);
         map.insert(id.clone(), login);
         id

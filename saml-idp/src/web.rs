@@ -26,8 +26,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const SESSION_COOKIE: &str = "stratus_sso";
-const BROWSER_COOKIE: &str = "stratus_login";
+/// The IdP session. `__Host-`: only this origin may set it (Secure, Path=/, no Domain). SameSite=None, because
+/// the SP's HTTP-POST AuthnRequest is a cross-site POST that must still see the session; every state-changing
+/// form of the IdP carries its own CSRF token.
+pub const SESSION_COOKIE: &str = "__Host-stratus_sso";
+/// Binds login transactions to one browser (Lax: only our own pages read it).
+const BROWSER_COOKIE: &str = "__Host-stratus_login";
 const STALE: &str = "the request's IssueInstant is too far from the current time";
 /// The SAML bindings ask SPs for at most 80 bytes; real SPs send URLs, so Stratus takes up to this much.
 const MAX_RELAY_STATE: usize = 1024;
@@ -110,9 +114,17 @@ impl Idp {
             absolute: Duration::from_secs(u64::from(absolute) * 60),
         }
     }
+    /// The browser's live session; one whose user is no longer active, or is locked, ends here.
     fn session(&self, headers: &HeaderMap) -> Option<(String, IdpSession)> {
         let t = cookie(headers, SESSION_COOKIE)?;
         let s = self.state.session(&t, self.lifetimes())?;
+        let usable = self.dir.snapshot().user(&s.user).is_some_and(|u| {
+            u.state == core_directory::model::UserState::Active && !u.is_locked(Utc::now())
+        });
+        if !usable {
+            self.state.end_session(&t);
+            return None;
+        }
         Some((t, s))
     }
     async fn event(
@@ -176,10 +188,15 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
-fn set_cookie(r: &mut Response, name: &str, value: &str, path: &str, max_age: Option<u64>) {
+fn set_cookie(r: &mut Response, name: &str, value: &str, max_age: Option<u64>) {
     let age = max_age.map_or_else(String::new, |a| format!("; Max-Age={a}"));
+    let same_site = if name == SESSION_COOKIE {
+        "None"
+    } else {
+        "Lax"
+    };
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; HttpOnly; Secure; SameSite=Lax{age}"
+        "{name}={value}; Path=/; HttpOnly; Secure; SameSite={same_site}{age}"
     )) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -365,9 +382,22 @@ async fn sso(
     if let Err(e) = check_signature(&app, &root, &msg) {
         return refuse(e).await;
     }
+    if (msg.detached.is_some() || dsig::is_signed(&root)) && req.destination.is_none() {
+        // The bindings require Destination on signed messages, so the signature pins the endpoint.
+        return refuse("a signed request must name its Destination".into()).await;
+    }
     let acs = match (&req.acs_url, req.acs_index) {
         (Some(u), _) => app.acs_urls.iter().find(|a| *a == u).cloned(),
-        (None, Some(i)) => app.acs_urls.get(i).cloned(),
+        (None, Some(i)) => {
+            if app.acs_indexes.len() == app.acs_urls.len() {
+                app.acs_indexes
+                    .iter()
+                    .position(|x| usize::try_from(*x).is_ok_and(|x| x == i))
+                    .and_then(|p| app.acs_urls.get(p).cloned())
+            } else {
+                app.acs_urls.get(i).cloned()
+            }
+        }
         (None, None) => app.acs_urls.first().cloned(),
     };
     let Some(acs) = acs else {
@@ -398,9 +428,15 @@ async fn sso(
         ))
         .await;
     }
+    // An app set to an opaque NameID (persistent or transient) does not hand out e-mail addresses because the
+    // SP asked for them.
+    let opaque = matches!(
+        app.nameid_format,
+        NameIdFormat::Persistent | NameIdFormat::Transient
+    );
     let nameid_format = match req.nameid_format.as_deref() {
         None | Some(p::NAMEID_UNSPECIFIED) => None,
-        Some(p::NAMEID_EMAIL) => Some(p::NAMEID_EMAIL),
+        Some(p::NAMEID_EMAIL) if !opaque => Some(p::NAMEID_EMAIL),
         Some(p::NAMEID_PERSISTENT) => Some(p::NAMEID_PERSISTENT),
         Some(p::NAMEID_TRANSIENT) => Some(p::NAMEID_TRANSIENT),
         Some(_) => {
@@ -431,6 +467,7 @@ async fn sso(
         acs_url: acs.clone(),
         relay_state: relay.clone(),
         nameid_format,
+        is_passive: req.is_passive,
     };
     let session = idp.session(&headers);
     match session {
@@ -475,7 +512,7 @@ fn start_login(
     }
     let id = idp.state.put_login(login);
     let mut r = Redirect::to(&format!("/login?login={id}")).into_response();
-    set_cookie(&mut r, BROWSER_COOKIE, &browser, "/login", None);
+    set_cookie(&mut r, BROWSER_COOKIE, &browser, None);
     r
 }
 
@@ -500,6 +537,12 @@ async fn continue_sso(
         .await;
     match outcome {
         Ok(AuthOutcome::Allow(grant)) => deliver(idp, token, s, &grant, &pending).await,
+        Ok(AuthOutcome::NeedMfa(_)) if pending.is_passive => passive_refusal(
+            idp,
+            &pending,
+            p::STATUS_NO_PASSIVE,
+            "a verification code is needed",
+        ),
         Ok(AuthOutcome::NeedMfa(ch)) => start_login(
             idp,
             Some(pending),
@@ -507,23 +550,58 @@ async fn continue_sso(
             Some((Stage::Totp(ch), s.user.clone())),
         ),
         Ok(AuthOutcome::Deny(reason)) => {
-            if matches!(
-                reason,
-                DenyReason::Suspended
-                    | DenyReason::Locked
-                    | DenyReason::UnknownUser
-                    | DenyReason::Staged
-            ) {
+            if !matches!(reason, DenyReason::NotBound | DenyReason::UnknownResource) {
+                // The session is no good for anything now (suspended, locked, expired password, …).
                 idp.state.end_session(token);
+            }
+            if pending.is_passive {
+                return passive_refusal(idp, &pending, p::STATUS_REQUEST_DENIED, "access refused");
+            }
+            if reason == DenyReason::PasswordExpired {
+                // Through the login page, which leads to the new-password form.
+                return start_login(idp, Some(pending), headers, None);
             }
             denied_page(idp, Some(&pending.app), reason)
         }
-        Err(e) => pages::error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Sign-in failed",
-            &e.to_string(),
+        Err(e) => internal(&e.to_string()),
+    }
+}
+
+/// An IsPassive request that cannot be answered with an assertion: a SAML status back to the SP.
+fn passive_refusal(
+    idp: &Idp,
+    pending: &PendingSso,
+    status: &'static str,
+    message: &str,
+) -> Response {
+    match idp.dir.get_app_record(&pending.app) {
+        Ok(app) => saml_error(
+            idp,
+            &app,
+            &pending.acs_url,
+            pending.request_id.as_deref(),
+            pending.relay_state.as_deref(),
+            SamlError {
+                status,
+                message: message.into(),
+            },
+        ),
+        Err(_) => pages::error_page(
+            StatusCode::NOT_FOUND,
+            "Unknown application",
+            "The application was removed.",
         ),
     }
+}
+
+/// An internal failure: logged in full, shown as a plain error page.
+fn internal(detail: &str) -> Response {
+    tracing::error!(error = detail, "SAML request failed");
+    pages::error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Sign-in failed",
+        "Something went wrong on our side. Try again, or ask your administrator.",
+    )
 }
 
 fn denied_page(idp: &Idp, app: Option<&Id>, reason: DenyReason) -> Response {
@@ -618,9 +696,7 @@ async fn deliver(
     };
     let signer = match idp.signer(&app) {
         Ok(s) => s,
-        Err(e) => {
-            return pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", &e)
-        }
+        Err(e) => return internal(&e),
     };
     let (format, value) = nameid(&app, grant, pending.nameid_format);
     let now = Utc::now();
@@ -645,14 +721,13 @@ async fn deliver(
     }
     let body = if app.encrypt_assertion {
         match app
-            .sp_certificate
+            .sp_encryption_certificate
             .as_deref()
+            .or(app.sp_certificate.as_deref())
             .map(|c| crate::encrypt::encrypt_assertion(&assertion, c))
         {
             Some(Ok(e)) => e,
-            Some(Err(e)) => {
-                return pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", &e)
-            }
+            Some(Err(e)) => return internal(&e),
             None => {
                 return pages::error_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -676,6 +751,18 @@ async fn deliver(
     if matches!(app.sign, SignTarget::Response | SignTarget::Both) {
         signer.sign_enveloped(&mut response, 1);
     }
+    idp.dir
+        .record(
+            Event::new(Service::Sso, "sso_assertion", true)
+                .user(grant.user.username.clone())
+                .target("app", &app.id)
+                .detail("acs", pending.acs_url.clone())
+                .detail("nameid_format", format)
+                .detail("session_index", s.index.clone())
+                .detail("solicited", pending.request_id.is_some())
+                .detail("mfa", facts.mfa),
+        )
+        .await;
     idp.state.add_app(
         token,
         SpSession {
@@ -747,6 +834,7 @@ async fn launch(
         acs_url: acs,
         relay_state: app.default_relay_state.clone(),
         nameid_format: None,
+        is_passive: false,
     };
     match idp.session(&headers) {
         Some((t, s)) => continue_sso(&idp, &t, &s, pending, &headers, ip(&c)).await,
@@ -812,17 +900,28 @@ async fn slo(
             return Err("the request's issuer is not this application's SP entity id".to_string());
         }
         check_signature(&app, &root, &msg)?;
+        let signed =
+            (msg.detached.is_some() || dsig::is_signed(&root)) && !sp_keys(&app).is_empty();
         if !idp.timely(req.issue_instant) {
             return Err(STALE.into());
         }
-        if let Some(d) = &req.destination {
-            if *d != idp.slo_url(&app.id) {
-                return Err("the request's Destination is not this SLO endpoint".into());
+        match &req.destination {
+            Some(d) if *d != idp.slo_url(&app.id) => {
+                return Err("the request's Destination is not this SLO endpoint".into())
             }
+            None if signed => return Err("a signed request must name its Destination".into()),
+            _ => {}
         }
-        Ok((req, msg.relay_state))
+        if msg
+            .relay_state
+            .as_deref()
+            .is_some_and(|r| r.len() > MAX_RELAY_STATE || r.chars().any(char::is_control))
+        {
+            return Err("the RelayState is too long or holds control characters".into());
+        }
+        Ok((req, msg.relay_state, signed))
     })();
-    let (req, relay) = match checked {
+    let (req, relay, signed) = match checked {
         Ok(v) => v,
         Err(reason) => {
             idp.event("sso_logout", false, Some(&app.id), ip, &reason)
@@ -830,8 +929,8 @@ async fn slo(
             return pages::error_page(StatusCode::BAD_REQUEST, "Logout request refused", &reason);
         }
     };
-    // The browser's own session, and any other session that signed in to this app under that NameID (and
-    // SessionIndex, when given), whether or not the request came with the cookie.
+    // The browser's own session ends on any valid request. Other sessions of that NameID (and SessionIndex)
+    // end only on a verified signature: an unsigned request could name anyone.
     let mut ended = 0;
     if let Some((t, s)) = idp.session(&headers) {
         if s.apps
@@ -842,9 +941,11 @@ async fn slo(
             ended += 1;
         }
     }
-    ended += idp
-        .state
-        .end_matching(&app.id, &req.name_id, &req.session_indexes);
+    if signed {
+        ended += idp
+            .state
+            .end_matching(&app.id, &req.name_id, &req.session_indexes);
+    }
     idp.event(
         "sso_logout",
         true,
@@ -854,34 +955,41 @@ async fn slo(
     )
     .await;
     let Some(dest) = app.sp_slo_url.clone() else {
-        let mut r = pages::error_page(StatusCode::OK, "Signed out", "You are signed out.");
-        set_cookie(&mut r, SESSION_COOKIE, "", "/", Some(0));
+        let mut r = pages::info_page("Signed out", "You are signed out.");
+        set_cookie(&mut r, SESSION_COOKIE, "", Some(0));
         return r;
     };
-    let lr = p::logout_response(
+    let mut lr = p::logout_response(
         &idp.entity_id(&app.id),
         &dest,
         &req.id,
         p::STATUS_SUCCESS,
         Utc::now(),
     );
-    let encoded = binding::deflate_b64(&xml::to_string(&lr));
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query.append_pair("SAMLResponse", &encoded);
-    if let Some(r) = &relay {
-        query.append_pair("RelayState", r);
-    }
-    let mut url_query = query.finish();
-    if let Ok(signer) = idp.signer(&app) {
-        let alg: String = form_urlencoded::byte_serialize(signer.alg.uri().as_bytes()).collect();
-        url_query.push_str(&format!("&SigAlg={alg}"));
+    let signer = match idp.signer(&app) {
+        Ok(s) => s,
+        Err(e) => return internal(&e),
+    };
+    let mut r = if app.sp_slo_post {
+        signer.sign_enveloped(&mut lr, 1);
+        let encoded = data_encoding::BASE64.encode(xml::to_string(&lr).as_bytes());
+        pages::post_form(&dest, "SAMLResponse", &encoded, relay.as_deref())
+    } else {
+        let encoded = binding::deflate_b64(&xml::to_string(&lr));
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("SAMLResponse", &encoded);
+        if let Some(r) = &relay {
+            query.append_pair("RelayState", r);
+        }
+        query.append_pair("SigAlg", signer.alg.uri());
+        let mut url_query = query.finish();
         let sig = data_encoding::BASE64.encode(&signer.sign_bytes(url_query.as_bytes()));
         let sig: String = form_urlencoded::byte_serialize(sig.as_bytes()).collect();
         url_query.push_str(&format!("&Signature={sig}"));
-    }
-    let sep = if dest.contains('?') { '&' } else { '?' };
-    let mut r = Redirect::to(&format!("{dest}{sep}{url_query}")).into_response();
-    set_cookie(&mut r, SESSION_COOKIE, "", "/", Some(0));
+        let sep = if dest.contains('?') { '&' } else { '?' };
+        Redirect::to(&format!("{dest}{sep}{url_query}")).into_response()
+    };
+    set_cookie(&mut r, SESSION_COOKIE, "", Some(0));
     r
 }
 
@@ -936,7 +1044,7 @@ async fn login_page(
     let csrf = login.csrf.clone();
     let id = idp.state.put_login(login);
     let mut r = pages::login_form(&id, &csrf, None, "", None);
-    set_cookie(&mut r, BROWSER_COOKIE, &browser, "/login", None);
+    set_cookie(&mut r, BROWSER_COOKIE, &browser, None);
     r
 }
 
@@ -969,8 +1077,18 @@ struct PasswordForm {
 }
 
 /// A login finished: start the IdP session and go on to the app or the portal.
-async fn signed_in(idp: &Idp, id: &str, login: &Login, grant: AuthGrant) -> Response {
+async fn signed_in(
+    idp: &Idp,
+    headers: &HeaderMap,
+    id: &str,
+    login: &Login,
+    grant: AuthGrant,
+) -> Response {
     idp.state.end_login(id);
+    // A login replaces whatever session this browser had (ForceAuthn, or another user signing in).
+    if let Some(old) = cookie(headers, SESSION_COOKIE) {
+        idp.state.end_session(&old);
+    }
     let (token, s) = idp
         .state
         .create_session(grant.user.id.clone(), grant.mfa_used);
@@ -978,7 +1096,7 @@ async fn signed_in(idp: &Idp, id: &str, login: &Login, grant: AuthGrant) -> Resp
         Some(pending) => deliver(idp, &token, &s, &grant, pending).await,
         None => Redirect::to("/portal").into_response(),
     };
-    set_cookie(&mut r, SESSION_COOKIE, &token, "/", None);
+    set_cookie(&mut r, SESSION_COOKIE, &token, None);
     r
 }
 
@@ -1013,7 +1131,7 @@ async fn login_password(
         })
         .await;
     match outcome {
-        Ok(AuthOutcome::Allow(grant)) => signed_in(&idp, &f.login, &login, grant).await,
+        Ok(AuthOutcome::Allow(grant)) => signed_in(&idp, &headers, &f.login, &login, grant).await,
         Ok(AuthOutcome::NeedMfa(ch)) => {
             login.stage = Stage::Totp(ch);
             idp.state.update_login(&f.login, login.clone());
@@ -1028,7 +1146,23 @@ async fn login_password(
             else {
                 return expired_login();
             };
-            login.stage = Stage::NewPassword { user };
+            let snap = idp.dir.snapshot();
+            let totp = snap.user(&user).is_some_and(|u| u.totp_active());
+            login.stage = if totp {
+                // The right (expired) password alone does not let anyone choose the next one: the second
+                // factor comes first.
+                login.then_new_password = true;
+                Stage::Totp(core_directory::MfaChallenge {
+                    user_id: user.clone(),
+                    username: f.username.clone(),
+                    service: Service::Portal,
+                    resource: None,
+                    session: None,
+                    issued_at: Utc::now(),
+                })
+            } else {
+                Stage::NewPassword { user }
+            };
             idp.state.update_login(&f.login, login.clone());
             render_stage(&idp, &f.login, &login, None)
         }
@@ -1047,11 +1181,7 @@ async fn login_password(
             idp.state.update_login(&f.login, login.clone());
             render_stage(&idp, &f.login, &login, Some("Wrong username or password."))
         }
-        Err(e) => pages::error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Sign-in failed",
-            &e.to_string(),
-        ),
+        Err(e) => internal(&e.to_string()),
     }
 }
 
@@ -1081,6 +1211,14 @@ async fn login_totp(
         .take(16)
         .collect();
     match idp.dir.complete_mfa(ch, &code, ip(&c)).await {
+        Ok(AuthOutcome::Allow(grant)) if login.then_new_password => {
+            login.stage = Stage::NewPassword {
+                user: grant.user.id.clone(),
+            };
+            login.then_new_password = false;
+            idp.state.update_login(&f.login, login.clone());
+            render_stage(&idp, &f.login, &login, None)
+        }
         Ok(AuthOutcome::Allow(grant)) => {
             if let Some(user) = login.session_user.clone() {
                 // Step-up: the existing session now carries a second factor.
@@ -1095,7 +1233,7 @@ async fn login_totp(
                     None => Redirect::to("/portal").into_response(),
                 };
             }
-            signed_in(&idp, &f.login, &login, grant).await
+            signed_in(&idp, &headers, &f.login, &login, grant).await
         }
         Ok(AuthOutcome::Deny(DenyReason::WrongOtp)) => {
             login.attempts += 1;
@@ -1116,11 +1254,7 @@ async fn login_totp(
             denied_page(&idp, login.sso.as_ref().map(|s| &s.app), reason)
         }
         Ok(AuthOutcome::NeedMfa(_)) => expired_login(),
-        Err(e) => pages::error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Sign-in failed",
-            &e.to_string(),
-        ),
+        Err(e) => internal(&e.to_string()),
     }
 }
 
@@ -1314,17 +1448,20 @@ async fn portal_totp_confirm(
         Err(e) => {
             // Show the same secret again so the user can retry.
             let snap = idp.dir.snapshot();
-            let pending = snap.user(&s.user).and_then(|u| {
-                let secret = idp.dir.user_totp_secret(u)?;
-                let org = idp
-                    .dir
-                    .org()
-                    .map_or_else(|| "Stratus".to_string(), |o| o.name.clone());
-                Some((
-                    core_directory::totp::secret_base32(&secret),
-                    core_directory::totp::otpauth_uri(&org, &u.username, &secret),
-                ))
-            });
+            let pending = snap
+                .user(&s.user)
+                .filter(|u| !u.totp_active())
+                .and_then(|u| {
+                    let secret = idp.dir.user_totp_secret(u)?;
+                    let org = idp
+                        .dir
+                        .org()
+                        .map_or_else(|| "Stratus".to_string(), |o| o.name.clone());
+                    Some((
+                        core_directory::totp::secret_base32(&secret),
+                        core_directory::totp::otpauth_uri(&org, &u.username, &secret),
+                    ))
+                });
             portal_view(&idp, &s, pending, Some((false, e.to_string())))
         }
     }
@@ -1402,12 +1539,27 @@ async fn portal_password(
 async fn portal_logout(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
+    c: ConnectInfo<SocketAddr>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Some((t, _)) = portal_post(&idp, &headers, &f.csrf) {
+    if let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) {
         idp.state.end_session(&t);
+        let username = idp
+            .dir
+            .snapshot()
+            .user(&s.user)
+            .map(|u| u.username.clone())
+            .unwrap_or_default();
+        idp.dir
+            .record(
+                Event::new(Service::Portal, "portal_logout", true)
+                    .client(ip(&c))
+                    .user(username)
+                    .target("user", &s.user),
+            )
+            .await;
     }
-    let mut r = pages::error_page(StatusCode::OK, "Signed out", "You are signed out.");
-    set_cookie(&mut r, SESSION_COOKIE, "", "/", Some(0));
+    let mut r = pages::info_page("Signed out", "You are signed out.");
+    set_cookie(&mut r, SESSION_COOKIE, "", Some(0));
     r
 }

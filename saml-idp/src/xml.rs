@@ -18,6 +18,8 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_nodes: usize,
     pub max_attributes: usize,
+    /// Namespace declarations in the whole document (each declaring element copies its scope).
+    pub max_namespace_declarations: usize,
 }
 
 impl Default for Limits {
@@ -27,6 +29,7 @@ impl Default for Limits {
             max_depth: 32,
             max_nodes: 10_000,
             max_attributes: 64,
+            max_namespace_declarations: 128,
         }
     }
 }
@@ -197,6 +200,7 @@ pub fn parse(text: &str, limits: Limits) -> Result<Element, XmlError> {
     let mut stack: Vec<Open> = Vec::new();
     let mut root: Option<Element> = None;
     let mut nodes = 0usize;
+    let mut declarations = 0usize;
     // The element being opened: its name, and raw attributes until `>` or `/>`.
     let mut pending: Option<(String, String, Vec<RawAttr>)> = None;
     for token in xmlparser::Tokenizer::from(text) {
@@ -254,6 +258,13 @@ pub fn parse(text: &str, limits: Limits) -> Result<Element, XmlError> {
                                 ("xml".into(), NS_XML.into()),
                             ])
                         });
+                    declarations += raw
+                        .iter()
+                        .filter(|(p, l, _)| p == "xmlns" || (p.is_empty() && l == "xmlns"))
+                        .count();
+                    if declarations > limits.max_namespace_declarations {
+                        return Err(XmlError::TooLarge("namespace declaration"));
+                    }
                     let el = open_element(prefix, local, raw, parent_scope)?;
                     if matches!(end, xmlparser::ElementEnd::Empty) {
                         close(el, &mut stack, &mut root);
@@ -328,8 +339,14 @@ fn open_element(
                     "a prefix cannot be bound to the empty namespace".into(),
                 ));
             }
+            if decls.iter().any(|(d, _)| *d == l) {
+                return Err(XmlError::DuplicateAttribute(format!("xmlns:{l}")));
+            }
             decls.push((l, v));
         } else if p.is_empty() && l == "xmlns" {
+            if decls.iter().any(|(d, _)| d.is_empty()) {
+                return Err(XmlError::DuplicateAttribute("xmlns".into()));
+            }
             decls.push((String::new(), v));
         } else {
             plain.push((p, l, v));
@@ -420,7 +437,7 @@ fn unescape(s: &str) -> Result<String, XmlError> {
                     return Err(XmlError::UnknownEntity(name.chars().take(32).collect()));
                 };
                 code.and_then(char::from_u32)
-                    .filter(|c| !matches!(*c as u32, 0..=8 | 0xB | 0xC | 0xE..=0x1F))
+                    .filter(|c| xml_char(*c))
                     .ok_or_else(|| XmlError::Syntax("invalid character reference".into()))?
             }
         };
@@ -431,9 +448,17 @@ fn unescape(s: &str) -> Result<String, XmlError> {
     Ok(out)
 }
 
+/// A character XML 1.0 allows in a document.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
 fn escape_text(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
+            // A value from the directory holding a character XML cannot carry: written as U+FFFD, so the
+            // document stays well-formed (signing and serialising both see the same replacement).
+            c if !xml_char(c) => out.push('\u{FFFD}'),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -446,6 +471,7 @@ fn escape_text(s: &str, out: &mut String) {
 fn escape_attr(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
+            c if !xml_char(c) => out.push('\u{FFFD}'),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '"' => out.push_str("&quot;"),
@@ -592,6 +618,18 @@ mod tests {
             Err(XmlError::DuplicateAttribute(_))
         ));
         assert!(p("<a></b>").is_err());
+        assert!(matches!(
+            p(r#"<a xmlns:p="urn:x" xmlns:p="urn:y"/>"#),
+            Err(XmlError::DuplicateAttribute(_))
+        ));
+        assert!(p("<a>&#xFFFE;</a>").is_err());
+        let decls: String = (0..130)
+            .map(|i| format!("<e xmlns:p{i}=\"urn:{i}\"/>"))
+            .collect();
+        assert_eq!(
+            p(&format!("<r>{decls}</r>")),
+            Err(XmlError::TooLarge("namespace declaration"))
+        );
         assert!(p("<a/><b/>").is_err());
     }
 
@@ -648,5 +686,12 @@ mod tests {
         );
         let back = p(&text).unwrap();
         assert_eq!(to_string(&back), text);
+        // Characters XML cannot carry never make an unparseable document.
+        let odd = Element::new("", "a", "")
+            .text("x\u{1}y\u{FFFF}")
+            .attr("b", "\u{8}");
+        let text = to_string(&odd);
+        assert_eq!(text, "<a b=\"\u{FFFD}\">x\u{FFFD}y\u{FFFD}</a>");
+        assert!(p(&text).is_ok());
     }
 }

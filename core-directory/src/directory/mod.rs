@@ -51,14 +51,19 @@ pub struct DirectoryConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpMetadata {
     pub entity_id: String,
-    /// HTTP-POST AssertionConsumerService locations, by index order.
+    /// HTTP-POST AssertionConsumerService locations, the default first.
     pub acs_urls: Vec<String>,
+    /// Their `index` values, in the same order.
+    pub acs_indexes: Vec<u32>,
     /// The SP's signing certificate, PEM.
     pub signing_certificate: Option<String>,
     /// `AuthnRequestsSigned="true"`.
     pub authn_requests_signed: bool,
-    /// The SingleLogoutService location.
+    /// The SingleLogoutService location (its ResponseLocation when given) and whether it takes HTTP-POST.
     pub slo_url: Option<String>,
+    pub slo_post: bool,
+    /// A separate `use="encryption"` certificate, PEM.
+    pub encryption_certificate: Option<String>,
 }
 
 /// The function behind a [`SpMetadataReader`]: the XML text, and the certificate the app already trusts (a signed

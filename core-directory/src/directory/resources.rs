@@ -54,16 +54,34 @@ fn validate_acs(urls: &[String]) -> Result<()> {
         ));
     }
     for u in urls {
-        if !(u.starts_with("https://") || u.starts_with("http://"))
-            || u.chars().any(char::is_whitespace)
-        {
-            return Err(DirectoryError::invalid(
-                "acs_urls",
-                format!("`{u}` is not an absolute http(s) URL"),
-            ));
-        }
+        validate_url("acs_urls", u)?;
     }
     Ok(())
+}
+
+/// An absolute http(s) URL without whitespace or control characters, at most 2,048 characters.
+fn validate_url(field: &'static str, u: &str) -> Result<()> {
+    let scheme_ok = u.starts_with("https://") || u.starts_with("http://");
+    if !scheme_ok || u.len() > 2048 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let shown: String = u.chars().take(200).collect();
+        return Err(DirectoryError::invalid(
+            field,
+            format!("`{shown}` is not an absolute http(s) URL"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_relay_state(r: Option<&str>) -> Result<()> {
+    match r {
+        Some(r) if r.len() > 1024 || r.chars().any(char::is_control) => {
+            Err(DirectoryError::invalid(
+                "default_relay_state",
+                "the default RelayState is at most 1,024 characters without control characters",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_sp_certificate(pem: &str) -> Result<()> {
@@ -300,14 +318,22 @@ impl Directory {
         let sp_entity_id = required("sp_entity_id", &input.sp_entity_id)?;
         validate_acs(&input.acs_urls)?;
         let alg = validate_sig_alg(input.signature_algorithm.as_deref().unwrap_or("rsa-sha256"))?;
-        if let Some(c) = input
-            .sp_certificate
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-        {
+        let sp_certificate = input.sp_certificate.filter(|c| !c.trim().is_empty());
+        if let Some(c) = &sp_certificate {
             check_sp_certificate(c)?;
         }
-        if input.require_signed_requests && input.sp_certificate.is_none() {
+        let sp_encryption_certificate = input
+            .sp_encryption_certificate
+            .filter(|c| !c.trim().is_empty());
+        if let Some(c) = &sp_encryption_certificate {
+            check_sp_certificate(c)?;
+        }
+        let sp_slo_url = input.sp_slo_url.filter(|u| !u.is_empty());
+        if let Some(u) = &sp_slo_url {
+            validate_url("sp_slo_url", u)?;
+        }
+        validate_relay_state(input.default_relay_state.as_deref())?;
+        if input.require_signed_requests && sp_certificate.is_none() {
             return Err(DirectoryError::invalid(
                 "require_signed_requests",
                 "signed requests need the SP certificate (sp_certificate or SP metadata)",
@@ -336,7 +362,9 @@ impl Directory {
                     name,
                     sp_entity_id,
                     acs_urls: input.acs_urls,
-                    sp_certificate: input.sp_certificate,
+                    acs_indexes: Vec::new(),
+                    sp_certificate,
+                    sp_encryption_certificate,
                     nameid_format: input.nameid_format.unwrap_or(NameIdFormat::Email),
                     sign: input.sign.unwrap_or(SignTarget::Assertion),
                     signature_algorithm: alg,
@@ -345,7 +373,8 @@ impl Directory {
                     default_relay_state: input.default_relay_state,
                     idp_initiated: input.idp_initiated,
                     require_signed_requests: input.require_signed_requests,
-                    sp_slo_url: input.sp_slo_url.filter(|u| !u.is_empty()),
+                    sp_slo_url,
+                    sp_slo_post: input.sp_slo_post,
                     idp_keys: vec![IdpKey {
                         status: IdpKeyStatus::Active,
                         ..key
@@ -397,6 +426,17 @@ impl Directory {
                 if let Some(v) = patch.acs_urls {
                     validate_acs(&v)?;
                     a.acs_urls = v;
+                    // URLs an admin sets are indexed by position.
+                    a.acs_indexes.clear();
+                }
+                if let Some(v) = patch.sp_encryption_certificate {
+                    if !v.trim().is_empty() {
+                        check_sp_certificate(&v)?;
+                    }
+                    a.sp_encryption_certificate = Some(v).filter(|s| !s.trim().is_empty());
+                }
+                if let Some(v) = patch.sp_slo_post {
+                    a.sp_slo_post = v;
                 }
                 if let Some(v) = patch.sp_certificate {
                     if !v.trim().is_empty() {
@@ -405,6 +445,9 @@ impl Directory {
                     a.sp_certificate = Some(v).filter(|s| !s.trim().is_empty());
                 }
                 if let Some(v) = patch.sp_slo_url {
+                    if !v.is_empty() {
+                        validate_url("sp_slo_url", &v)?;
+                    }
                     a.sp_slo_url = Some(v).filter(|u| !u.is_empty());
                 }
                 if let Some(v) = patch.require_signed_requests {
@@ -432,6 +475,7 @@ impl Directory {
                     a.attributes = v;
                 }
                 if let Some(v) = patch.default_relay_state {
+                    validate_relay_state(Some(&v))?;
                     a.default_relay_state = Some(v).filter(|s| !s.is_empty());
                 }
                 if let Some(v) = patch.idp_initiated {
@@ -615,8 +659,14 @@ impl Directory {
         let md = (reader.0)(xml, app.sp_certificate.as_deref())
             .map_err(|e| DirectoryError::invalid("metadata", e))?;
         validate_acs(&md.acs_urls)?;
-        if let Some(c) = &md.signing_certificate {
+        for c in [&md.signing_certificate, &md.encryption_certificate]
+            .into_iter()
+            .flatten()
+        {
             check_sp_certificate(c)?;
+        }
+        if let Some(u) = &md.slo_url {
+            validate_url("metadata", u)?;
         }
         let actor = actor.clone();
         let id = id.clone();
@@ -636,8 +686,13 @@ impl Directory {
                 }
                 a.sp_entity_id = md.entity_id;
                 a.acs_urls = md.acs_urls;
+                a.acs_indexes = md.acs_indexes;
                 if md.slo_url.is_some() {
                     a.sp_slo_url = md.slo_url;
+                    a.sp_slo_post = md.slo_post;
+                }
+                if md.encryption_certificate.is_some() {
+                    a.sp_encryption_certificate = md.encryption_certificate;
                 }
                 if md.signing_certificate.is_some() {
                     a.sp_certificate = md.signing_certificate;

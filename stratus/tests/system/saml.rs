@@ -188,9 +188,14 @@ async fn idp_initiated_launch_and_slo() {
         assert_eq!(out["location"], format!("{SP}/sls"), "{out}");
         assert_eq!(out["errors"], json!([]), "{out}");
         assert_eq!(out["relay_state"], "https://sp.test/bye");
-        // The IdP session is over: the portal sends the browser to the login page.
-        assert_eq!(out["portal_after"], 303, "{out}");
-        assert_eq!(out["portal_location"], "/login");
+        if without_cookie {
+            // An unsigned request from another client names a user but proves nothing: the session stays.
+            assert_eq!(out["portal_after"], 200, "{out}");
+        } else {
+            // The browser's IdP session is over: the portal sends it to the login page.
+            assert_eq!(out["portal_after"], 303, "{out}");
+            assert_eq!(out["portal_location"], "/login");
+        }
     }
     let logouts = f.s.get("/events?type=sso_logout&limit=10").await.1;
     let reasons: Vec<&str> = logouts["events"]
@@ -201,7 +206,7 @@ async fn idp_initiated_launch_and_slo() {
         .collect();
     assert_eq!(
         reasons,
-        ["1 IdP session(s) ended", "1 IdP session(s) ended"]
+        ["0 IdP session(s) ended", "1 IdP session(s) ended"]
     );
 }
 
@@ -391,6 +396,7 @@ async fn force_authn_is_passive_and_an_expired_password_on_the_login_page() {
     // An expired password: the right one leads to the new-password form (with the policy's message for a
     // weak one), then to a login with the new password.
     f.s.update_policy(|p| p["max_age_days"] = json!(1)).await;
+    let secret = f.s.enrol_totp(&f.user).await;
     let Fixture { s, .. } = f;
     let (_, dir, _tmp) = s.terminate().await;
     let later = Server::start_in(
@@ -405,7 +411,8 @@ async fn force_authn_is_passive_and_an_expired_password_on_the_login_page() {
         &later,
         "expired",
         json!({"username": "alice", "password": "Correct-Horse-9",
-               "new_password": "Brand-New-Secret-7"}),
+               "new_password": "Brand-New-Secret-7", "totp_secret": secret,
+               "clock_offset": 2 * 86_400}),
     );
     assert_eq!(out["asked_new_password"], true, "{out}");
     assert_eq!(out["weak_status"], 422, "{out}");
@@ -415,7 +422,11 @@ async fn force_authn_is_passive_and_an_expired_password_on_the_login_page() {
     );
     assert_eq!(out["back_to_login"], true, "{out}");
     assert_eq!(out["portal"], true, "{out}");
-    assert_eq!(out["trail"], json!(["password", "password"]));
+    // The second factor comes before the new password, and again at the next login.
+    assert_eq!(
+        out["trail"],
+        json!(["password", "totp", "password", "totp"])
+    );
 }
 
 #[tokio::test]
@@ -483,6 +494,20 @@ async fn sp_metadata_upload_and_idp_key_rotation() {
     };
     let out = sp(&f.s, "login", args(json!({})));
     assert_eq!(out["errors"], json!([]), "{out}");
+    // A signed LogoutRequest ends the user's session even when it does not come with the browser's cookie.
+    let out = sp(&f.s, "slo", args(json!({"without_cookie": true})));
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["portal_after"], 303, "{out}");
+    // The metadata's ACS index is the one a request may name.
+    for (index, status) in [(1, 303), (0, 400)] {
+        let r = sp(
+            &f.s,
+            "refused",
+            json!({"app": f.app, "kind": "index", "index": index,
+                   "sign_requests": true, "sp_key": key, "sp_cert": cert}),
+        );
+        assert_eq!(r["status"], status, "index {index}: {r}");
+    }
     let r = sp(
         &f.s,
         "refused",
