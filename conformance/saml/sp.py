@@ -289,6 +289,22 @@ def main():
         out["portal"] = "Your apps" in page.text
         out["trail"] = trail
         print(json.dumps(out))
+    elif scenario == "portal_login":
+        # Sign in at the portal and keep the browser's cookies in a file for portal_status.
+        import pickle
+        http = browser(ca)
+        trail = []
+        page = sign_in(http, base, http.get(f"{base}/login"), a, trail)
+        with open(a["jar"], "wb") as fh:
+            pickle.dump(http.cookies, fh)
+        print(json.dumps({"portal": "Your apps" in page.text, "trail": trail}))
+    elif scenario == "portal_status":
+        import pickle
+        http = browser(ca)
+        with open(a["jar"], "rb") as fh:
+            http.cookies.update(pickle.load(fh))
+        r = http.get(f"{base}/portal", allow_redirects=False)
+        print(json.dumps({"status": r.status_code, "location": r.headers.get("location")}))
     elif scenario == "refused":
         print(json.dumps(refused(base, ca, a)))
 

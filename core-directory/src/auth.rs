@@ -81,7 +81,12 @@ pub enum DenyReason {
     NtHashMissing,
     /// A code is required but the method cannot carry one (PEAP-MSCHAPv2).
     MfaNotPossible,
+    /// The second step came after the challenge's lifetime ([`MFA_CHALLENGE_LIFETIME`]).
+    ChallengeExpired,
 }
+
+/// How long the answer to a [`MfaChallenge`] may take.
+pub const MFA_CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
 
 impl DenyReason {
     pub fn describe(self) -> &'static str {
@@ -106,6 +111,7 @@ impl DenyReason {
             DenyReason::MfaNotPossible => {
                 "MFA is required but PEAP-MSCHAPv2 cannot carry a verification code; use EAP-TTLS/PAP with password,code or EAP-TLS"
             }
+            DenyReason::ChallengeExpired => "the verification code came after the login timed out",
         }
     }
 }
@@ -377,6 +383,11 @@ impl Directory {
         }
         if user.is_locked(now) {
             return self.deny(&req, Some(&user), DenyReason::Locked).await;
+        }
+        if now - challenge.issued_at > MFA_CHALLENGE_LIFETIME {
+            return self
+                .deny(&req, Some(&user), DenyReason::ChallengeExpired)
+                .await;
         }
         let groups = match &challenge.resource {
             None => Vec::new(),

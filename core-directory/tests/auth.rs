@@ -257,6 +257,14 @@ async fn challenge_completes_once_with_the_right_code() {
     };
     let wrong = d.complete_mfa(&challenge, "000000", None).await.unwrap();
     assert_eq!(deny(&wrong), Some(DenyReason::WrongOtp));
+    // A challenge answered after its lifetime is refused whatever the code.
+    let mut stale = challenge.clone();
+    stale.issued_at -= core_directory::auth::MFA_CHALLENGE_LIFETIME + chrono::Duration::seconds(1);
+    let late = d
+        .complete_mfa(&stale, &core_directory::totp::code_at(&secret, now), None)
+        .await
+        .unwrap();
+    assert_eq!(deny(&late), Some(DenyReason::ChallengeExpired));
     let code = core_directory::totp::code_at(&secret, now);
     let ok = d.complete_mfa(&challenge, &code, None).await.unwrap();
     assert!(

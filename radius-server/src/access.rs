@@ -155,6 +155,7 @@ fn reject_message(reason: DenyReason) -> &'static str {
             "Multi-factor authentication is required; enrol in the user portal"
         }
         DenyReason::WrongOtp => "Invalid verification code",
+        DenyReason::ChallengeExpired => "The login timed out; try again",
         DenyReason::NtHashMissing => {
             "Password change required; set a new password in the user portal"
         }

@@ -39,6 +39,9 @@ pub struct IdpSession {
     pub apps: Vec<SpSession>,
     /// A CSRF token for the portal's forms.
     pub csrf: String,
+    /// The user's `auth_revision` when the session began: a password set or reset, a lock or a state change
+    /// moves it, and the session ends.
+    pub revision: u64,
     created: Instant,
     last_seen: Instant,
 }
@@ -139,7 +142,7 @@ fn evict_oldest<V>(map: &mut HashMap<String, V>, max: usize, age: impl Fn(&V) ->
 
 impl State {
     /// Start an IdP session; returns the cookie token.
-    pub fn create_session(&self, user: Id, mfa: bool) -> (String, IdpSession) {
+    pub fn create_session(&self, user: Id, revision: u64, mfa: bool) -> (String, IdpSession) {
         let t = token();
         let now = Instant::now();
         let s = IdpSession {
@@ -149,6 +152,7 @@ impl State {
             index: crate::protocol::new_id(),
             apps: Vec::new(),
             csrf: token(),
+            revision,
             created: now,
             last_seen: now,
         };
@@ -187,6 +191,13 @@ impl State {
         if let Some(s) = lock(&self.sessions).get_mut(&sha256_hex(t.as_bytes())) {
             s.apps.retain(|a| a.app != sp.app);
             s.apps.push(sp);
+        }
+    }
+
+    /// Carry a session over the user's own password change.
+    pub fn set_revision(&self, t: &str, revision: u64) {
+        if let Some(s) = lock(&self.sessions).get_mut(&sha256_hex(t.as_bytes())) {
+            s.revision = revision;
         }
     }
 

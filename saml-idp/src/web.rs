@@ -114,12 +114,15 @@ impl Idp {
             absolute: Duration::from_secs(u64::from(absolute) * 60),
         }
     }
-    /// The browser's live session; one whose user is no longer active, or is locked, ends here.
+    /// The browser's live session; one whose user is no longer active, is locked, or had a password set, a
+    /// lock or a state change since (the user's `auth_revision` moved) ends here.
     fn session(&self, headers: &HeaderMap) -> Option<(String, IdpSession)> {
         let t = cookie(headers, SESSION_COOKIE)?;
         let s = self.state.session(&t, self.lifetimes())?;
         let usable = self.dir.snapshot().user(&s.user).is_some_and(|u| {
-            u.state == core_directory::model::UserState::Active && !u.is_locked(Utc::now())
+            u.state == core_directory::model::UserState::Active
+                && !u.is_locked(Utc::now())
+                && u.auth_revision == s.revision
         });
         if !usable {
             self.state.end_session(&t);
@@ -1089,9 +1092,11 @@ async fn signed_in(
     if let Some(old) = cookie(headers, SESSION_COOKIE) {
         idp.state.end_session(&old);
     }
-    let (token, s) = idp
-        .state
-        .create_session(grant.user.id.clone(), grant.mfa_used);
+    let (token, s) = idp.state.create_session(
+        grant.user.id.clone(),
+        grant.user.auth_revision,
+        grant.mfa_used,
+    );
     let mut r = match &login.sso {
         Some(pending) => deliver(idp, &token, &s, &grant, pending).await,
         None => Redirect::to("/portal").into_response(),
@@ -1234,6 +1239,10 @@ async fn login_totp(
                 };
             }
             signed_in(&idp, &headers, &f.login, &login, grant).await
+        }
+        Ok(AuthOutcome::Deny(DenyReason::ChallengeExpired)) => {
+            idp.state.end_login(&f.login);
+            expired_login()
         }
         Ok(AuthOutcome::Deny(DenyReason::WrongOtp)) => {
             login.attempts += 1;
@@ -1473,7 +1482,7 @@ async fn portal_password(
     c: ConnectInfo<SocketAddr>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let Some((_, s)) = portal_post(&idp, &headers, &f.csrf) else {
+    let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) else {
         return Redirect::to("/login").into_response();
     };
     let get = |k: &str| f.rest.get(k).cloned().unwrap_or_default();
@@ -1526,12 +1535,18 @@ async fn portal_password(
         )
         .await
     {
-        Ok(_) => portal_view(
-            &idp,
-            &s,
-            None,
-            Some((true, "Your password was changed.".into())),
-        ),
+        Ok(_) => {
+            // This browser stays signed in; the user's other sessions end with the old password.
+            if let Some(u) = idp.dir.snapshot().user(&s.user) {
+                idp.state.set_revision(&t, u.auth_revision);
+            }
+            portal_view(
+                &idp,
+                &s,
+                None,
+                Some((true, "Your password was changed.".into())),
+            )
+        }
         Err(e) => portal_view(&idp, &s, None, Some((false, e.to_string()))),
     }
 }

@@ -84,6 +84,8 @@ try {
   };
   out.weak_password_message = await change("weak");
   out.password_changed_message = await change("A-Much-Better-Passphrase-4");
+  await page.goto(`${base}/portal`);
+  out.signed_in_after_own_change = new URL(page.url()).pathname === "/portal";
   out.ok = true;
 } catch (e) {
   out.ok = false;

@@ -364,6 +364,7 @@ async fn browser_signs_in_enrols_totp_by_qr_and_launches_an_app() {
         "{v}"
     );
     assert_eq!(v["password_changed_message"], "Your password was changed.");
+    assert_eq!(v["signed_in_after_own_change"], true, "{v}");
     let (_, user) = s.get(&format!("/users/{}", f.user)).await;
     assert_eq!(user["mfa"]["totp"], "active", "{user}");
 }
@@ -601,5 +602,42 @@ async fn sha1_signatures_only_when_the_app_asks() {
     assert_eq!(
         out["digest_methods"],
         json!(["http://www.w3.org/2001/04/xmlenc#sha256"])
+    );
+}
+
+/// An IdP session ends when the user's password is reset by an admin, or the user is suspended; it survives
+/// the idle check otherwise.
+#[tokio::test]
+async fn sessions_end_with_a_password_reset_or_a_suspension() {
+    let f = fixture(json!({})).await;
+    let jar = f.s.dir.with_extension("jar");
+    let jar = jar.to_str().unwrap();
+    let login = |password: &str| json!({"username": "alice", "password": password, "jar": jar});
+    let out = sp(&f.s, "portal_login", login("Correct-Horse-9"));
+    assert_eq!(out["portal"], true, "{out}");
+    assert_eq!(
+        sp(&f.s, "portal_status", json!({"jar": jar}))["status"],
+        200
+    );
+    let (st, _) =
+        f.s.post(
+            &format!("/users/{}/password", f.user),
+            json!({"password": "Reset-By-Admin-42"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let after = sp(&f.s, "portal_status", json!({"jar": jar}));
+    assert_eq!(after["status"], 303, "{after}");
+    assert_eq!(after["location"], "/login");
+
+    let out = sp(&f.s, "portal_login", login("Reset-By-Admin-42"));
+    assert_eq!(out["portal"], true, "{out}");
+    let (st, _) =
+        f.s.patch(&format!("/users/{}", f.user), json!({"state": "suspended"}))
+            .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        sp(&f.s, "portal_status", json!({"jar": jar}))["status"],
+        303
     );
 }
