@@ -24,6 +24,7 @@
 
 use crate::radius::load::{cpu_time, machine_busy};
 use crate::radius::stratus;
+use crate::scim::load::{Failure, Tally};
 use crate::{format_duration, BoxError, Run, Stop};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
@@ -34,7 +35,6 @@ use reqwest::{Method, StatusCode};
 use saml_idp::dsig::{self, Alg, Signer};
 use saml_idp::protocol as p;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -694,23 +694,6 @@ async fn setup(
 
 // ---------------------------------------------------------------- one login
 
-/// Why one login did not count.
-enum Failure {
-    Status(&'static str, u16, String),
-    Wrong(String),
-    Transport(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Status(step, s, body) => write!(f, "{step}: status {s}: {body}"),
-            Failure::Wrong(why) => write!(f, "wrong answer: {why}"),
-            Failure::Transport(why) => write!(f, "no answer: {why}"),
-        }
-    }
-}
-
 /// An error with its sources, which say what actually went wrong (reqwest's own message rarely does).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -837,7 +820,10 @@ fn expect(step: &'static str, a: &Answer, status: StatusCode) -> Result<(), Fail
     if a.status == status {
         Ok(())
     } else {
-        Err(Failure::Status(step, a.status.as_u16(), excerpt(&a.body)))
+        Err(Failure::Status(
+            a.status.as_u16(),
+            format!("{step}: {}", excerpt(&a.body)),
+        ))
     }
 }
 
@@ -1075,63 +1061,6 @@ enum Mode {
     Session,
 }
 
-/// How each login ended: every login started is exactly one of ok, unexpected status, wrong answer or no
-/// answer.
-#[derive(Default)]
-struct Tally {
-    sent: u64,
-    ok: u64,
-    statuses: BTreeMap<u16, u64>,
-    wrong: u64,
-    transport: u64,
-    first_error: Option<String>,
-}
-
-impl Tally {
-    fn add(&mut self, o: Tally) {
-        self.sent += o.sent;
-        self.ok += o.ok;
-        for (s, n) in o.statuses {
-            *self.statuses.entry(s).or_default() += n;
-        }
-        self.wrong += o.wrong;
-        self.transport += o.transport;
-        if self.first_error.is_none() {
-            self.first_error = o.first_error;
-        }
-    }
-
-    fn fail(&mut self, f: Failure) {
-        match &f {
-            Failure::Status(_, s, _) => *self.statuses.entry(*s).or_default() += 1,
-            Failure::Wrong(_) => self.wrong += 1,
-            Failure::Transport(_) => self.transport += 1,
-        }
-        if self.first_error.is_none() {
-            self.first_error = Some(f.to_string());
-        }
-    }
-
-    fn errors(&self) -> u64 {
-        self.sent - self.ok
-    }
-
-    fn describe_errors(&self) -> String {
-        let mut parts: Vec<String> = self
-            .statuses
-            .iter()
-            .map(|(s, n)| format!("{n} x {s}"))
-            .collect();
-        if self.wrong > 0 {
-            parts.push(format!("{} wrong answers", self.wrong));
-        }
-        if self.transport > 0 {
-            parts.push(format!("{} without an answer", self.transport));
-        }
-        parts.join(", ")
-    }
-}
-
 /// A measured login run: `run.done` counts the logins that were ok, and `run.latencies` are theirs.
 struct Outcome {
     run: Run,
@@ -1337,15 +1266,7 @@ fn login_table(rows: &[Outcome], signing: &Signing) -> String {
         let r = &o.run;
         let t = &o.tally;
         let pct = |q| r.percentile(q).map_or("-".into(), format_duration);
-        let errors = if t.errors() == 0 {
-            "0".to_string()
-        } else {
-            format!(
-                "{} ({:.1}%)",
-                t.errors(),
-                100.0 * t.errors() as f64 / t.sent.max(1) as f64
-            )
-        };
+        let errors = t.errors_cell();
         let vs = signing
             .ceiling(r.tasks)
             .filter(|&(_, raw)| raw > 0.0)

@@ -40,7 +40,7 @@ pub enum Work {
     Create { tag: &'static str },
 }
 
-/// How each request ended: every request issued is exactly one of ok, unexpected status, wrong body or no
+/// How each request (or, for the SAML benchmark, each login) ended: every one issued is exactly one of ok, unexpected status, wrong body or no
 /// answer.
 #[derive(Default)]
 pub struct Tally {
@@ -57,7 +57,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, o: Tally) {
+    pub(crate) fn add(&mut self, o: Tally) {
         self.sent += o.sent;
         self.ok += o.ok;
         for (s, n) in o.statuses {
@@ -72,6 +72,19 @@ impl Tally {
 
     pub fn errors(&self) -> u64 {
         self.sent - self.ok
+    }
+
+    /// The errors column of a results table: `0`, or the count with its share of those sent.
+    pub fn errors_cell(&self) -> String {
+        if self.errors() == 0 {
+            "0".to_string()
+        } else {
+            format!(
+                "{} ({:.1}%)",
+                self.errors(),
+                100.0 * self.errors() as f64 / self.sent.max(1) as f64
+            )
+        }
     }
 
     /// `3 × 429, 1 wrong body, 2 without an answer`, or `none`.
@@ -94,7 +107,7 @@ impl Tally {
         }
     }
 
-    fn fail(&mut self, f: Failure) {
+    pub(crate) fn fail(&mut self, f: Failure) {
         match &f {
             Failure::Status(s, _) => *self.statuses.entry(*s).or_default() += 1,
             Failure::Wrong(_) => self.wrong += 1,

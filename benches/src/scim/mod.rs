@@ -15,7 +15,7 @@
 //! The table gives answers per second, p50 and p99 of the checked answers, every answer that was not what the
 //! operation must return, and the CPU time of the server and of the load generator.
 
-mod load;
+pub(crate) mod load;
 
 use crate::ldap::dataset::Dataset;
 use crate::radius::stratus;
@@ -483,15 +483,7 @@ fn table(plan: &Plan, setup: &Setup, rows: &[Outcome]) -> String {
         let r = &o.run;
         let t = &o.tally;
         let pct = |p| r.percentile(p).map_or("-".into(), format_duration);
-        let errors = if t.errors() == 0 {
-            "0".to_string()
-        } else {
-            format!(
-                "{} ({:.1}%)",
-                t.errors(),
-                100.0 * t.errors() as f64 / t.sent.max(1) as f64
-            )
-        };
+        let errors = t.errors_cell();
         let per_request = o.server_cpu.filter(|_| r.done > 0).map_or("-".into(), |c| {
             format_duration(Duration::from_secs_f64(c.as_secs_f64() / r.done as f64))
         });
