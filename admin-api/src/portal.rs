@@ -100,7 +100,9 @@ async fn login(
         .await?;
     match outcome {
         AuthOutcome::Allow(grant) => {
-            let token = s.portal_sessions.create(grant.user.id.clone());
+            let token = s
+                .portal_sessions
+                .create_with_revision(grant.user.id.clone(), grant.user.auth_revision);
             let cookie =
                 format!("{PORTAL_COOKIE}={token}; Path=/portal; HttpOnly; Secure; SameSite=Lax");
             let view = PortalSession {
@@ -124,7 +126,7 @@ async fn login(
 
 fn signed_in(s: &AppState, headers: &HeaderMap) -> ApiResult<Id> {
     session_cookie_named(headers, PORTAL_COOKIE)
-        .and_then(|t| s.portal_sessions.touch(&t, &s.dir))
+        .and_then(|t| s.portal_sessions.touch_user(&t, &s.dir))
         .ok_or_else(ApiError::unauthorized)
 }
 
@@ -184,8 +186,16 @@ async fn change_password(
         service: Service::Portal,
         client_ip: ip,
     };
-    s.dir
+    let changed = s
+        .dir
         .change_password(&actor, &id, &body.new_password, "password_change")
         .await?;
+    // This session stays signed in; the user's other sessions end with the old password.
+    if let (Some(t), Some(u)) = (
+        session_cookie_named(&headers, PORTAL_COOKIE),
+        s.dir.snapshot().user(&changed.id),
+    ) {
+        s.portal_sessions.set_revision(&t, u.auth_revision);
+    }
     Ok(StatusCode::NO_CONTENT)
 }

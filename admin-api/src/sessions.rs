@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 struct Session {
     admin: Id,
+    /// For user (portal) sessions: the user's `auth_revision` at sign-in.
+    revision: u64,
     created: Instant,
     last_seen: Instant,
 }
@@ -25,6 +27,11 @@ pub struct Sessions {
 impl Sessions {
     /// Start a session; returns the cookie token.
     pub fn create(&self, admin: Id) -> String {
+        self.create_with_revision(admin, 0)
+    }
+
+    /// Start a user's session, remembering their `auth_revision` (see [`Sessions::touch_user`]).
+    pub fn create_with_revision(&self, admin: Id, revision: u64) -> String {
         let token = data_encoding::BASE64URL_NOPAD.encode(&random_bytes(32));
         let now = Instant::now();
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -41,6 +48,7 @@ impl Sessions {
             sha256_hex(token.as_bytes()),
             Session {
                 admin,
+                revision,
                 created: now,
                 last_seen: now,
             },
@@ -67,6 +75,30 @@ impl Sessions {
         let s = map.get_mut(&key)?;
         s.last_seen = now;
         Some(s.admin.clone())
+    }
+
+    /// The user of a live user session that the core still accepts (active, not locked, no password set or
+    /// reset since); a session it refuses ends.
+    pub fn touch_user(&self, token: &str, dir: &Directory) -> Option<Id> {
+        let user = self.touch(token, dir)?;
+        let revision = {
+            let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&sha256_hex(token.as_bytes()))?.revision
+        };
+        if dir.user_session_valid(&user, revision) {
+            Some(user)
+        } else {
+            self.end(token);
+            None
+        }
+    }
+
+    /// Carry a user session over the user's own password change.
+    pub fn set_revision(&self, token: &str, revision: u64) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = map.get_mut(&sha256_hex(token.as_bytes())) {
+            s.revision = revision;
+        }
     }
 
     /// End a session.

@@ -414,6 +414,15 @@ impl Directory {
         Ok(AuthOutcome::Allow(grant))
     }
 
+    /// Whether a browser session made for `user` when their `auth_revision` was `revision` may still be used:
+    /// the user exists, is active and not locked, and no password set or reset, lock or state change happened
+    /// since. Every front end with user sessions (the portal API, the IdP) asks this on each use.
+    pub fn user_session_valid(&self, user: &Id, revision: u64) -> bool {
+        self.snapshot().user(user).is_some_and(|u| {
+            u.state == UserState::Active && !u.is_locked(Utc::now()) && u.auth_revision == revision
+        })
+    }
+
     /// A user signed in earlier (an IdP session) reaching `resource`: state, lock, password expiry and binding are
     /// checked again and the attempt is recorded like a login, with method `session`. When the resource needs a
     /// code and the session was made without one, the answer is [`AuthOutcome::NeedMfa`] (finish it with

@@ -119,12 +119,7 @@ impl Idp {
     fn session(&self, headers: &HeaderMap) -> Option<(String, IdpSession)> {
         let t = cookie(headers, SESSION_COOKIE)?;
         let s = self.state.session(&t, self.lifetimes())?;
-        let usable = self.dir.snapshot().user(&s.user).is_some_and(|u| {
-            u.state == core_directory::model::UserState::Active
-                && !u.is_locked(Utc::now())
-                && u.auth_revision == s.revision
-        });
-        if !usable {
+        if !self.dir.user_session_valid(&s.user, s.revision) {
             self.state.end_session(&t);
             return None;
         }

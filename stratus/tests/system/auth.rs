@@ -313,6 +313,24 @@ async fn portal_user_changes_own_password_under_the_policy() {
         "old password no longer works (cache invalidated)"
     );
     assert!(!s.events("password_change", "olga").await.is_empty());
+    // The session that changed the password stays; an admin reset ends it.
+    let me = || {
+        s.http
+            .get(format!("{}/portal/api/me", s.url))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    assert_eq!(me().await.unwrap().status(), StatusCode::OK);
+    let (_, users) = s.get("/users?search=olga").await;
+    let id = users["users"][0]["id"].as_str().unwrap().to_string();
+    let (st, _) = s
+        .post(
+            &format!("/users/{id}/password"),
+            json!({"password": "Admin-Reset-Pass-3"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(me().await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
