@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use core_directory::{Actor, AuthOutcome, AuthRequest, DenyReason, Id, Service};
+use core_directory::{AuthOutcome, AuthRequest, DenyReason, Id, Service};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -178,17 +178,9 @@ async fn change_password(
         | AuthOutcome::Deny(DenyReason::PasswordExpired) => {}
         AuthOutcome::Deny(reason) => return Err(denied(reason)),
     }
-    let actor = Actor {
-        admin_id: None,
-        label: user.username.clone(),
-        via: Some("portal".into()),
-        role: core_directory::model::AdminRole::ReadOnly,
-        service: Service::Portal,
-        client_ip: ip,
-    };
     let changed = s
         .dir
-        .change_password(&actor, &id, &body.new_password, "password_change")
+        .change_own_password(&id, &body.new_password, Service::Portal, ip)
         .await?;
     // This session stays signed in; the user's other sessions end with the old password.
     if let (Some(t), Some(u)) = (

@@ -1270,17 +1270,6 @@ struct NewPasswordForm {
     confirm: String,
 }
 
-fn self_actor(user: &core_directory::model::User, ip: Option<IpAddr>) -> core_directory::Actor {
-    core_directory::Actor {
-        admin_id: None,
-        label: user.username.clone(),
-        via: Some("portal".into()),
-        role: core_directory::model::AdminRole::ReadOnly,
-        service: Service::Portal,
-        client_ip: ip,
-    }
-}
-
 async fn login_new_password(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
@@ -1296,17 +1285,9 @@ async fn login_new_password(
     if f.new_password != f.confirm {
         return render_stage(&idp, &f.login, &login, Some("The two passwords differ."));
     }
-    let Some(u) = idp.dir.snapshot().user(&user).cloned() else {
-        return expired_login();
-    };
     match idp
         .dir
-        .change_password(
-            &self_actor(&u, ip(&c)),
-            &user,
-            &f.new_password,
-            "password_change",
-        )
+        .change_own_password(&user, &f.new_password, Service::Portal, ip(&c))
         .await
     {
         Ok(_) => {
@@ -1522,12 +1503,7 @@ async fn portal_password(
     }
     match idp
         .dir
-        .change_password(
-            &self_actor(&user, ip(&c)),
-            &user.id,
-            &new,
-            "password_change",
-        )
+        .change_own_password(&user.id, &new, Service::Portal, ip(&c))
         .await
     {
         Ok(_) => {

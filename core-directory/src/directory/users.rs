@@ -706,7 +706,22 @@ impl Directory {
         self.confirm_totp(&actor, user, code).await
     }
 
-    /// The actor of a user acting on their own credentials: allowed to reset only their own.
+    /// A signed-in user setting their own new password (portal, or the login page after an expired one; the
+    /// caller has checked the current password or the expired one). The policy applies as for any set.
+    pub async fn change_own_password(
+        &self,
+        user: &Id,
+        password: &str,
+        service: Service,
+        client_ip: Option<IpAddr>,
+    ) -> Result<UserView> {
+        let actor = self.self_actor(user, service, client_ip)?;
+        self.change_password(&actor, user, password, "password_change")
+            .await
+    }
+
+    /// The actor of a user acting on their own credentials: used only inside the self-service calls, which
+    /// name the user themselves.
     fn self_actor(&self, user: &Id, service: Service, client_ip: Option<IpAddr>) -> Result<Actor> {
         let u = self
             .snapshot()
