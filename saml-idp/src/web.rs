@@ -309,30 +309,39 @@ fn posted(form: PostedForm) -> Result<Incoming, binding::BindingError> {
     }
 }
 
+/// What a request's signature came to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signature {
+    None,
+    /// Signed, but the app has no SP certificate to check it with (proves nothing).
+    Unchecked,
+    Verified,
+}
+
 /// Check a signed or unsigned request's signature against the app's rules.
-fn check_signature(app: &SsoApp, root: &Element, msg: &Incoming) -> Result<(), String> {
-    let keys = sp_keys(app);
-    let sha1 = app.signature_algorithm == "rsa-sha1";
-    let signed = msg.detached.is_some() || dsig::is_signed(root);
-    if !signed {
+fn check_signature(app: &SsoApp, root: &Element, msg: &Incoming) -> Result<Signature, String> {
+    if msg.detached.is_none() && !dsig::is_signed(root) {
         return if app.require_signed_requests {
             Err("the app requires signed requests and this one is not signed".into())
         } else {
-            Ok(())
+            Ok(Signature::None)
         };
     }
+    let keys = sp_keys(app);
     if keys.is_empty() {
-        // A signature we have no certificate for proves nothing; it is refused only when signing is required.
+        // Refused only when signing is required.
         return if app.require_signed_requests {
             Err("the app has no SP certificate to check the signature with".into())
         } else {
-            Ok(())
+            Ok(Signature::Unchecked)
         };
     }
+    let sha1 = app.signature_algorithm == "rsa-sha1";
     match &msg.detached {
         Some(d) => d.verify(&keys, sha1),
         None => dsig::verify_enveloped(root, &keys, sha1),
     }
+    .map(|()| Signature::Verified)
     .map_err(|e| e.to_string())
 }
 
@@ -377,10 +386,11 @@ async fn sso(
         return refuse("the request's issuer is not this application's SP entity id".to_string())
             .await;
     }
-    if let Err(e) = check_signature(&app, &root, &msg) {
-        return refuse(e).await;
-    }
-    if (msg.detached.is_some() || dsig::is_signed(&root)) && req.destination.is_none() {
+    let signature = match check_signature(&app, &root, &msg) {
+        Ok(s) => s,
+        Err(e) => return refuse(e).await,
+    };
+    if signature != Signature::None && req.destination.is_none() {
         // The bindings require Destination on signed messages, so the signature pins the endpoint.
         return refuse("a signed request must name its Destination".into()).await;
     }
@@ -897,9 +907,7 @@ async fn slo(
         if req.issuer != app.sp_entity_id {
             return Err("the request's issuer is not this application's SP entity id".to_string());
         }
-        check_signature(&app, &root, &msg)?;
-        let signed =
-            (msg.detached.is_some() || dsig::is_signed(&root)) && !sp_keys(&app).is_empty();
+        let signed = check_signature(&app, &root, &msg)? == Signature::Verified;
         if !idp.timely(req.issue_instant) {
             return Err(STALE.into());
         }
