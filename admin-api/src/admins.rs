@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use core_directory::directory::AdminLogin;
+use core_directory::model::ScimScope;
 use core_directory::views::{
     AdminPatch, AdminView, ApiKeyView, NewAdmin, ScimTokenView, TotpStart,
 };
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_key))
         .routes(routes!(create_scim_token, list_scim_tokens))
         .routes(routes!(delete_scim_token))
+        .routes(routes!(set_scim_token_scope))
 }
 
 /// Admin login.
@@ -72,7 +74,8 @@ async fn login(
     {
         AdminLogin::Allowed(actor) => {
             let id = actor.admin_id.clone().ok_or_else(ApiError::unauthorized)?;
-            let token = s.sessions.create(id.clone());
+            let revision = s.dir.admin_revision(&id).unwrap_or_default();
+            let token = s.sessions.create_with_revision(id.clone(), revision);
             let view = s.dir.get_admin(&id)?;
             let cookie =
                 format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict");
@@ -165,12 +168,20 @@ async fn get_admin(
 async fn update_admin(
     State(s): State<AppState>,
     Admin(actor): Admin,
+    headers: HeaderMap,
     Path(id): Path<String>,
     Json(patch): Json<AdminPatch>,
 ) -> ApiResult<axum::Json<AdminView>> {
-    Ok(axum::Json(
-        s.dir.update_admin(&actor, &parse_id(&id)?, patch).await?,
-    ))
+    let id = parse_id(&id)?;
+    let view = s.dir.update_admin(&actor, &id, patch).await?;
+    // An admin who sets their own password keeps the session they did it from; their other sessions end.
+    if actor.admin_id.as_ref() == Some(&id) {
+        if let (Some(token), Some(revision)) = (session_cookie(&headers), s.dir.admin_revision(&id))
+        {
+            s.sessions.set_revision(&token, revision);
+        }
+    }
+    Ok(axum::Json(view))
 }
 
 #[utoipa::path(delete, path = "/admins/{id}", tag = "admins", params(("id" = String, Path)),
@@ -222,14 +233,25 @@ pub struct NewScimToken {
     pub token: String,
 }
 
-#[utoipa::path(post, path = "/scim-tokens", tag = "admins", request_body = NewKeyBody,
+/// A new SCIM token: its name and, optionally, its scope (the default scope otherwise).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewScimTokenBody {
+    pub name: String,
+    pub scope: Option<ScimScope>,
+}
+
+#[utoipa::path(post, path = "/scim-tokens", tag = "admins", request_body = NewScimTokenBody,
     responses((status = 201, description = "the token is shown once; it is good for /scim/v2 only", body = NewScimToken)))]
 async fn create_scim_token(
     State(s): State<AppState>,
     Admin(actor): Admin,
-    Json(body): Json<NewKeyBody>,
+    Json(body): Json<NewScimTokenBody>,
 ) -> ApiResult<(StatusCode, axum::Json<NewScimToken>)> {
-    let (scim_token, token) = s.dir.create_scim_token(&actor, &body.name).await?;
+    let (scim_token, token) = s
+        .dir
+        .create_scim_token(&actor, &body.name, body.scope.unwrap_or_default())
+        .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(NewScimToken { scim_token, token }),
@@ -243,6 +265,21 @@ async fn list_scim_tokens(
 ) -> ApiResult<axum::Json<Vec<ScimTokenView>>> {
     actor.require(Permission::Read)?;
     Ok(axum::Json(s.dir.list_scim_tokens()))
+}
+
+#[utoipa::path(put, path = "/scim-tokens/{id}/scope", tag = "admins", params(("id" = String, Path)), request_body = ScimScope,
+    responses((status = 200, body = ScimTokenView), (status = 422, body = ErrorBody)))]
+async fn set_scim_token_scope(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+    Json(scope): Json<ScimScope>,
+) -> ApiResult<axum::Json<ScimTokenView>> {
+    Ok(axum::Json(
+        s.dir
+            .set_scim_token_scope(&actor, &parse_id(&id)?, scope)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/scim-tokens/{id}", tag = "admins", params(("id" = String, Path)), responses((status = 204)))]

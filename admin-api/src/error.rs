@@ -91,9 +91,14 @@ impl From<DirectoryError> for ApiError {
                 err.detail.rule = Some(v.rule.to_string());
                 err
             }
-            DirectoryError::Forbidden(_) => {
+            DirectoryError::Forbidden(_) | DirectoryError::OutOfScope(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
+            DirectoryError::PreconditionFailed { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                e.to_string(),
+            ),
             DirectoryError::Store(_) | DirectoryError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 ApiError::new(

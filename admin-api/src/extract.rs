@@ -130,7 +130,7 @@ impl FromRequestParts<AppState> for Admin {
                 });
         }
         if let Some(token) = session_cookie(&parts.headers) {
-            if let Some(admin_id) = state.sessions.touch(&token, &state.dir) {
+            if let Some(admin_id) = state.sessions.touch_admin(&token, &state.dir) {
                 // Cookie-authenticated writes must come from our own pages or API clients, not cross-site forms.
                 let safe = parts.method.is_safe();
                 let json = parts

@@ -54,6 +54,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
             c.load(Ordering::Relaxed)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP stratus_password_verifications_total Login password verifications (argon2id), dummy ones for refusals included.\n# TYPE stratus_password_verifications_total counter\nstratus_password_verifications_total {}",
+        s.dir.password_verifications()
+    );
     let gauges = [
         (
             "stratus_users",

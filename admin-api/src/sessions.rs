@@ -25,11 +25,6 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Start a session; returns the cookie token.
-    pub fn create(&self, admin: Id) -> String {
-        self.create_with_revision(admin, 0)
-    }
-
     /// Start a user's session, remembering their `auth_revision` (see [`Sessions::touch_user`]).
     pub fn create_with_revision(&self, admin: Id, revision: u64) -> String {
         let token = data_encoding::BASE64URL_NOPAD.encode(&random_bytes(32));
@@ -75,6 +70,22 @@ impl Sessions {
         let s = map.get_mut(&key)?;
         s.last_seen = now;
         Some(s.admin.clone())
+    }
+
+    /// The admin of a live console session that the core still accepts (the admin exists, is not locked, and
+    /// had no password set since); a session it refuses ends.
+    pub fn touch_admin(&self, token: &str, dir: &Directory) -> Option<Id> {
+        let admin = self.touch(token, dir)?;
+        let revision = {
+            let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&sha256_hex(token.as_bytes()))?.revision
+        };
+        if dir.admin_session_valid(&admin, revision) {
+            Some(admin)
+        } else {
+            self.end(token);
+            None
+        }
     }
 
     /// The user of a live user session that the core still accepts (active, not locked, no password set or

@@ -58,6 +58,8 @@ pub struct Actor {
     pub role: AdminRole,
     pub service: Service,
     pub client_ip: Option<IpAddr>,
+    /// The SCIM token acting, whose scope the core applies to every change it makes.
+    pub scim_token: Option<Id>,
 }
 
 impl Actor {
@@ -70,6 +72,7 @@ impl Actor {
             role: AdminRole::Administrator,
             service: Service::Directory,
             client_ip: None,
+            scim_token: None,
         }
     }
 

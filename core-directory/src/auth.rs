@@ -83,6 +83,8 @@ pub enum DenyReason {
     MfaNotPossible,
     /// The second step came after the challenge's lifetime ([`MFA_CHALLENGE_LIFETIME`]).
     ChallengeExpired,
+    /// A session's user had a password set or reset, a lock or a state change since it began.
+    CredentialsChanged,
 }
 
 /// How long the answer to a [`MfaChallenge`] may take.
@@ -112,6 +114,9 @@ impl DenyReason {
                 "MFA is required but PEAP-MSCHAPv2 cannot carry a verification code; use EAP-TTLS/PAP with password,code or EAP-TLS"
             }
             DenyReason::ChallengeExpired => "the verification code came after the login timed out",
+            DenyReason::CredentialsChanged => {
+                "the user's password, lock or state changed since the session began"
+            }
         }
     }
 }
@@ -253,12 +258,12 @@ impl Directory {
         let snap = self.snapshot();
         let now = Utc::now();
         let Some(user) = snap.user_by_username(&req.username).cloned() else {
-            if let Credential::Password(password) = &req.credential {
-                // Spend the same work as a real user so timing does not reveal which usernames exist.
-                self.hasher.verify(&self.dummy_hash, password).await;
-            }
+            self.spend_verification(&req).await;
             return self.deny(&req, None, DenyReason::UnknownUser).await;
         };
+        if user.state != UserState::Active || user.is_locked(now) {
+            self.spend_verification(&req).await;
+        }
         if let Some(refused) = self.unusable(&req, &user, now).await? {
             return Ok(refused);
         }
@@ -266,12 +271,13 @@ impl Directory {
         match &req.credential {
             Credential::Password(password) => {
                 let Some(hash) = user.password_hash.as_deref() else {
+                    self.spend_verification(&req).await;
                     return self
                         .deny(&req, Some(&user), DenyReason::PasswordPending)
                         .await;
                 };
                 if !self.cache.check(&user.id, user.auth_revision, password) {
-                    if !self.hasher.verify(hash, password).await {
+                    if !self.verify_password(hash, password).await {
                         return self.fail(&req, &user, DenyReason::WrongPassword).await;
                     }
                     self.cache.remember(&user.id, user.auth_revision, password);
@@ -414,13 +420,47 @@ impl Directory {
         Ok(AuthOutcome::Allow(grant))
     }
 
-    /// Whether a browser session made for `user` when their `auth_revision` was `revision` may still be used:
-    /// the user exists, is active and not locked, and no password set or reset, lock or state change happened
-    /// since. Every front end with user sessions (the portal API, the IdP) asks this on each use.
-    pub fn user_session_valid(&self, user: &Id, revision: u64) -> bool {
-        self.snapshot().user(user).is_some_and(|u| {
-            u.state == UserState::Active && !u.is_locked(Utc::now()) && u.auth_revision == revision
+    /// The revocation rule, one for every kind of session (an LDAP connection bound as the user, an IdP or
+    /// portal session): why a session opened for `user` when their `auth_revision` was `revision` may no longer
+    /// be used, checked against the live snapshot on every operation. `None` means it still may. A session ends
+    /// when the user is gone, is not active, is locked, had a password set or reset, a lock or a state change
+    /// since (any of which moves `auth_revision`), when the password has expired, and — for a session on a
+    /// resource — when no group of the user is bound to it any more.
+    pub fn session_refusal(
+        &self,
+        user: &Id,
+        revision: u64,
+        resource: Option<&Resource>,
+    ) -> Option<DenyReason> {
+        let snap = self.snapshot();
+        let now = Utc::now();
+        let Some(u) = snap.user(user) else {
+            return Some(DenyReason::UnknownUser);
+        };
+        let refusal = match u.state {
+            UserState::Staged => Some(DenyReason::Staged),
+            UserState::Suspended => Some(DenyReason::Suspended),
+            UserState::Active if u.is_locked(now) => Some(DenyReason::Locked),
+            UserState::Active if u.auth_revision != revision => {
+                Some(DenyReason::CredentialsChanged)
+            }
+            UserState::Active
+                if u.password_status(&snap.policy, now) == PasswordStatus::Expired =>
+            {
+                Some(DenyReason::PasswordExpired)
+            }
+            UserState::Active => None,
+        };
+        refusal.or_else(|| {
+            resource
+                .filter(|r| snap.granting_groups(user, r).is_empty())
+                .map(|_| DenyReason::NotBound)
         })
+    }
+
+    /// [`Directory::session_refusal`] for a session on no particular resource (the portal, an IdP session).
+    pub fn user_session_valid(&self, user: &Id, revision: u64) -> bool {
+        self.session_refusal(user, revision, None).is_none()
     }
 
     /// A user signed in earlier (an IdP session) reaching `resource`: state, lock, password expiry and binding are
@@ -491,6 +531,28 @@ impl Directory {
         }
         self.succeed(&req, &user, &grant).await?;
         Ok(AuthOutcome::Allow(grant))
+    }
+
+    /// One argon2id verification of a login's password, counted (`/metrics`).
+    async fn verify_password(&self, hash: &str, password: &str) -> bool {
+        self.password_verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.hasher.verify(hash, password).await
+    }
+
+    /// A refusal decided before the password is checked (unknown user, staged, suspended, locked, no password
+    /// yet) still costs one verification, against a dummy hash: otherwise an unauthenticated client could tell
+    /// account states apart by the answer's speed.
+    async fn spend_verification(&self, req: &AuthRequest) {
+        if let Credential::Password(password) = &req.credential {
+            self.verify_password(&self.dummy_hash, password).await;
+        }
+    }
+
+    /// Login password verifications (argon2id) so far, refusals' dummy ones included.
+    pub fn password_verifications(&self) -> u64 {
+        self.password_verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `Some(refusal)`, already recorded, when the user's state or lock keeps them out whatever they prove.
@@ -630,7 +692,7 @@ impl Directory {
                 );
             }
             tx.event(event);
-            tx.put_user(u);
+            tx.put_user_counters(u);
             Ok(())
         })
         .await?;
@@ -650,7 +712,7 @@ impl Directory {
                 if let Some(u) = tx.snap.user(&id).cloned() {
                     let mut u = (*u).clone();
                     u.failed_logins = 0;
-                    tx.put_user(u);
+                    tx.put_user_counters(u);
                 }
                 tx.event(e);
                 Ok(())

@@ -22,6 +22,19 @@ pub enum DirectoryError {
     },
     #[error(transparent)]
     PasswordPolicy(#[from] PolicyViolation),
+    /// The write named a revision the entry is no longer at (someone else changed it in between).
+    #[error(
+        "{kind} {id} has changed since revision {expected} (it is at {current}); read it again"
+    )]
+    PreconditionFailed {
+        kind: &'static str,
+        id: String,
+        expected: u64,
+        current: u64,
+    },
+    /// A SCIM token's scope does not cover this change.
+    #[error("{0}")]
+    OutOfScope(String),
     /// The acting admin's role does not allow this.
     #[error("your role does not allow {0}")]
     Forbidden(&'static str),

@@ -161,6 +161,13 @@ pub struct User {
     pub locked_until: Option<DateTime<Utc>>,
     /// Bumped by every change that must invalidate cached credentials (password, state, lock).
     pub auth_revision: u64,
+    /// The SCIM token that created or adopted the user (its provisioning owner), if any.
+    #[serde(default)]
+    pub scim_owner: Option<Id>,
+    /// Bumped by every stored change of the entry, memberships included (the SCIM version and the LDAP
+    /// modifyTimestamp move with it); login counters do not count. Writes may require an expected value.
+    #[serde(default)]
+    pub revision: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -261,6 +268,12 @@ pub struct Group {
     /// The id a provisioning system (SCIM `externalId`) knows the group by.
     #[serde(default)]
     pub external_id: Option<String>,
+    /// The SCIM token that created the group, if any.
+    #[serde(default)]
+    pub scim_owner: Option<Id>,
+    /// Bumped by every stored change of the group, memberships included.
+    #[serde(default)]
+    pub revision: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -541,6 +554,9 @@ pub struct Admin {
     pub totp: Option<TotpEnrolment>,
     pub failed_logins: u32,
     pub locked_until: Option<DateTime<Utc>>,
+    /// Bumped by a password set and a lock: admin sessions made before end.
+    #[serde(default)]
+    pub auth_revision: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -568,7 +584,42 @@ pub struct ScimToken {
     /// First characters of the token, to recognise it.
     pub prefix: String,
     pub token_sha256: String,
+    /// What the token may change; tokens stored before scopes existed get the default.
+    #[serde(default)]
+    pub scope: ScimScope,
     pub created_at: DateTime<Utc>,
+}
+
+/// Which users a SCIM token may change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimUsers {
+    /// Every regular user (what an IdP adopting existing users by userName needs).
+    #[default]
+    All,
+    /// Users the token created, or adopted on its first write to a user no other token owns.
+    Owned,
+    /// Users the token created and members of the scope's groups.
+    MembersOf,
+}
+
+/// What a SCIM token may manage, decided by the admin. The defaults let an IdP create and adopt regular users
+/// and push its own groups, and keep it away from what grants infrastructure access.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimScope {
+    #[serde(default)]
+    pub users: ScimUsers,
+    /// For `members_of`: the groups whose members the token manages (and whose membership it may change).
+    #[serde(default)]
+    pub groups: Vec<Id>,
+    /// May change LDAP Bind-DN service accounts (their attributes, password, state). Off by default.
+    #[serde(default)]
+    pub service_accounts: bool,
+    /// May delete groups bound to a resource, and change the members of bound groups it did not create and
+    /// that are not among `groups`. Off by default.
+    #[serde(default)]
+    pub bound_groups: bool,
 }
 
 /// Persistent counters that must never go backwards.

@@ -66,6 +66,11 @@ pub struct UserView {
     /// The user needs an NT hash (Samba group or PEAP-enabled RADIUS) but has none: the next password set will
     /// create it.
     pub nt_hash_needs_password_set: bool,
+    /// The SCIM token that created or adopted the user.
+    pub scim_owner: Option<Id>,
+    /// Moves with every change of the user, memberships included: give it back as `expect_revision` (or the
+    /// SCIM `If-Match`) to change the user only if nobody else did in between.
+    pub revision: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -116,6 +121,8 @@ impl UserView {
             groups: snap.groups_of(&u.id).map(|g| g.id.clone()).collect(),
             nt_hash_present: u.nt_hash.is_some(),
             nt_hash_needs_password_set: needs_nt && u.nt_hash.is_none(),
+            scim_owner: u.scim_owner.clone(),
+            revision: u.revision,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -342,6 +349,8 @@ pub struct ScimTokenView {
     pub id: Id,
     pub name: String,
     pub prefix: String,
+    /// What the token may change.
+    pub scope: ScimScope,
     pub created_at: DateTime<Utc>,
 }
 
@@ -351,6 +360,7 @@ impl From<&ScimToken> for ScimTokenView {
             id: t.id.clone(),
             name: t.name.clone(),
             prefix: t.prefix.clone(),
+            scope: t.scope.clone(),
             created_at: t.created_at,
         }
     }
@@ -415,6 +425,10 @@ pub struct UserPatch {
     pub external_id: Option<String>,
     /// Replaces all custom attributes.
     pub attributes: Option<BTreeMap<String, String>>,
+    /// Set a new password in the same transaction (needs the right to reset credentials); the policy applies.
+    pub password: Option<String>,
+    /// Change the user only if it is still at this revision (else 412).
+    pub expect_revision: Option<u64>,
 }
 
 /// A Linux group for a user group; the GID is allocated when absent.
@@ -443,6 +457,9 @@ pub struct NewGroup {
     pub priority: i32,
     /// The id a provisioning system knows the group by (SCIM `externalId`).
     pub external_id: Option<String>,
+    /// First members, added in the same transaction.
+    #[serde(default)]
+    pub members: Vec<Id>,
 }
 
 /// Change a group; absent fields stay as they are.
@@ -461,6 +478,16 @@ pub struct GroupPatch {
     pub priority: Option<i32>,
     /// An empty string removes it.
     pub external_id: Option<String>,
+    /// The full member list: members not in it are removed, the others added.
+    pub members: Option<Vec<Id>>,
+    /// Members to add (already members are left as they are).
+    #[serde(default)]
+    pub add_members: Vec<Id>,
+    /// Members to remove (users who are not members are left as they are).
+    #[serde(default)]
+    pub remove_members: Vec<Id>,
+    /// Change the group only if it is still at this revision (else 412).
+    pub expect_revision: Option<u64>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

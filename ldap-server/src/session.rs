@@ -71,6 +71,8 @@ struct Session {
     tls: bool,
     reader: Reader,
     bound_dn: String,
+    /// The bound user's `auth_revision` at bind: the core's revocation rule compares it on every operation.
+    bound_revision: u64,
     paged: PagedState,
 }
 
@@ -85,6 +87,7 @@ pub async fn serve(stream: Transport, peer: SocketAddr, shared: Arc<Shared>) {
         tls,
         reader: Reader::Anonymous,
         bound_dn: String::new(),
+        bound_revision: 0,
         paged: PagedState::default(),
     };
     loop {
@@ -210,6 +213,9 @@ impl Session {
                 ),
             }]);
         }
+        if let Some(refused) = self.revoked(id, &msg.op).await {
+            return Next::Send(vec![refused]);
+        }
         match msg.op {
             LdapOp::BindRequest(req) => Next::Send(vec![self.bind(id, req).await]),
             LdapOp::UnbindRequest => Next::Close,
@@ -239,6 +245,51 @@ impl Session {
                 Next::Final(notice("unexpected operation"))
             }
         }
+    }
+
+    /// The revocation rule, asked of the core before every operation of a bound session: when the bound user may
+    /// no longer use LDAP (suspended, locked, password set or reset, expired, no longer in a group bound to LDAP,
+    /// deleted), the session falls back to anonymous and the operation is answered insufficientAccessRights.
+    /// Binds, unbinds and abandons pass: they need no identity.
+    async fn revoked(&mut self, id: i32, op: &LdapOp) -> Option<LdapMsg> {
+        let Reader::Bound(user) = &self.reader else {
+            return None;
+        };
+        if matches!(
+            op,
+            LdapOp::BindRequest(_) | LdapOp::UnbindRequest | LdapOp::AbandonRequest(_)
+        ) {
+            return None;
+        }
+        let reason =
+            self.shared
+                .dir
+                .session_refusal(user, self.bound_revision, Some(&Resource::Ldap))?;
+        self.record("ldap_session_revoked", false, reason.describe())
+            .await;
+        self.reader = Reader::Anonymous;
+        self.bound_dn.clear();
+        self.paged = PagedState::default();
+        let res = result(
+            LdapResultCode::InsufficentAccessRights,
+            "the bound identity may no longer use this directory; bind again",
+        );
+        Some(reply(
+            id,
+            match op {
+                LdapOp::SearchRequest(_) => LdapOp::SearchResultDone(res),
+                LdapOp::CompareRequest(_) => LdapOp::CompareResult(res),
+                LdapOp::AddRequest(_) => LdapOp::AddResponse(res),
+                LdapOp::ModifyRequest(_) => LdapOp::ModifyResponse(res),
+                LdapOp::DelRequest(_) => LdapOp::DelResponse(res),
+                LdapOp::ModifyDNRequest(_) => LdapOp::ModifyDNResponse(res),
+                _ => LdapOp::ExtendedResponse(LdapExtendedResponse {
+                    res,
+                    name: None,
+                    value: None,
+                }),
+            },
+        ))
     }
 
     async fn refuse_write(&self, id: i32, op: fn(LdapResult) -> LdapOp) -> LdapMsg {
@@ -330,6 +381,7 @@ impl Session {
         match outcome {
             Ok(AuthOutcome::Allow(grant)) => {
                 self.reader = Reader::Bound(grant.user.id.clone());
+                self.bound_revision = grant.user.auth_revision;
                 self.bound_dn = tree.user_dn(&grant.user);
                 respond(LdapResultCode::Success, "")
             }
@@ -596,6 +648,7 @@ impl Session {
             role: core_directory::model::AdminRole::ReadOnly,
             service: Service::Ldap,
             client_ip: Some(self.peer.ip()),
+            scim_token: None,
         };
         match self
             .shared

@@ -145,7 +145,8 @@ fn reject_message(reason: DenyReason) -> &'static str {
         | DenyReason::WrongPassword
         | DenyReason::PasswordPending
         | DenyReason::Staged
-        | DenyReason::Suspended => "Invalid username or password",
+        | DenyReason::Suspended
+        | DenyReason::CredentialsChanged => "Invalid username or password",
         DenyReason::Locked => "Account locked after too many failed attempts",
         DenyReason::PasswordExpired => "Password expired; change it in the user portal",
         DenyReason::NotBound | DenyReason::UnknownResource => {

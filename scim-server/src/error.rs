@@ -51,8 +51,11 @@ impl From<DirectoryError> for ScimError {
             DirectoryError::Invalid { .. } | DirectoryError::PasswordPolicy(_) => {
                 ScimError::bad_request("invalidValue", e.to_string())
             }
-            DirectoryError::Forbidden(_) => {
+            DirectoryError::Forbidden(_) | DirectoryError::OutOfScope(_) => {
                 ScimError::new(StatusCode::FORBIDDEN, None, e.to_string())
+            }
+            DirectoryError::PreconditionFailed { .. } => {
+                ScimError::new(StatusCode::PRECONDITION_FAILED, None, e.to_string())
             }
             DirectoryError::Store(_) | DirectoryError::Internal(_) => {
                 tracing::error!(error = %e, "SCIM request failed inside the directory");

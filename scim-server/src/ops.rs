@@ -30,6 +30,17 @@ pub enum Kind {
     Groups,
 }
 
+/// How a group write treats its member list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberEdit {
+    /// PUT: a list sent replaces the members; attributes left out stay.
+    Put,
+    /// A PATCH that replaces (or removes all) members: the resulting list is set.
+    Replace,
+    /// A PATCH that adds or removes members: only those changes are made.
+    Delta,
+}
+
 /// Attributes a client may never write.
 const USER_READ_ONLY: &[&str] = &["id", "meta", "groups"];
 const GROUP_READ_ONLY: &[&str] = &["id", "meta"];
@@ -38,25 +49,22 @@ fn parse_id(id: &str) -> Result<Id, ScimError> {
     Id::parse(id).ok_or_else(|| ScimError::not_found(format!("no resource {id}")))
 }
 
-fn check_version(current: &Value, if_match: Option<&str>) -> Result<(), ScimError> {
-    match if_match {
-        Some(m) if m.trim() != "*" => {
-            let have = resource::version(current);
-            let ok = m
-                .split(',')
-                .any(|t| t.trim() == have || t.trim() == have.trim_start_matches("W/"));
-            if ok {
-                Ok(())
-            } else {
-                Err(ScimError::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    None,
-                    "the resource changed since that version (If-Match)",
-                ))
-            }
-        }
-        _ => Ok(()),
+/// The revision an `If-Match` asks for, to be checked by the core inside its write: `None` for no header or
+/// `*`. Of several entity tags, the one naming the current revision is taken; a tag that is not one of ours can
+/// never match.
+fn expected_revision(current: u64, if_match: Option<&str>) -> Result<Option<u64>, ScimError> {
+    let Some(m) = if_match.map(str::trim).filter(|m| *m != "*") else {
+        return Ok(None);
+    };
+    let tags: Vec<Option<u64>> = m.split(',').map(resource::revision_of).collect();
+    if tags.contains(&Some(current)) {
+        return Ok(Some(current));
     }
+    Err(ScimError::new(
+        StatusCode::PRECONDITION_FAILED,
+        None,
+        "the resource changed since that version (If-Match)",
+    ))
 }
 
 fn state_of(active: bool) -> UserState {
@@ -92,16 +100,17 @@ impl Ctx<'_> {
             .user_name
             .clone()
             .ok_or_else(|| ScimError::bad_request("invalidValue", "userName is required"))?;
-        let email = u
-            .email
-            .clone()
-            .or_else(|| user_name.contains('@').then(|| user_name.clone()))
-            .ok_or_else(|| {
-                ScimError::bad_request(
+        let email = match (&u.email, user_name.contains('@')) {
+            (Some(e), _) => e.clone(),
+            (None, true) => user_name.clone(),
+            (None, false) => {
+                return Err(ScimError::bad_request(
                     "invalidValue",
-                    "Stratus needs an e-mail address: send emails, or an e-mail address as userName",
-                )
-            })?;
+                    "Stratus needs an e-mail address for every user: send it in emails \
+                     ([{\"value\": \"…\", \"type\": \"work\", \"primary\": true}])",
+                ))
+            }
+        };
         self.check_password(&user_name, u.password.as_deref())?;
         let input = NewUser {
             username: user_name,
@@ -120,13 +129,15 @@ impl Ctx<'_> {
         Ok(resource::user_json(&view, &self.dir.snapshot(), &self.base))
     }
 
-    /// Apply the difference between two readings of a user (PUT: `keep_absent`; PATCH: absent means removed).
+    /// Apply the difference between two readings of a user (PUT: `keep_absent`; PATCH: absent means removed) as
+    /// one core update — the password included — made only if the user is still at `expect` when given.
     async fn change_user(
         &self,
         id: &Id,
         before: &UserInput,
         after: &UserInput,
         keep_absent: bool,
+        expect: Option<u64>,
     ) -> Result<Value, ScimError> {
         let pick = |b: &Option<String>, a: &Option<String>| -> Option<String> {
             match (b, a) {
@@ -200,13 +211,25 @@ impl Ctx<'_> {
             employment,
             phone: pick(&before.phone, &after.phone),
             external_id: pick(&before.external_id, &after.external_id),
+            password: after.password.clone(),
+            expect_revision: expect,
             ..Default::default()
         };
-        if let Some(pw) = &after.password {
-            self.dir.set_password(self.actor, id, pw).await?;
-        }
         let view = self.dir.update_user(self.actor, id, patch).await?;
         Ok(resource::user_json(&view, &self.dir.snapshot(), &self.base))
+    }
+
+    /// The user as it is now, its SCIM form, and the revision an `If-Match` asks for.
+    fn user_for_write(
+        &self,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(Id, Value, Option<u64>), ScimError> {
+        let id = parse_id(id)?;
+        let view = self.user_view(&id)?;
+        let expect = expected_revision(view.revision, if_match)?;
+        let current = resource::user_json(&view, &self.dir.snapshot(), &self.base);
+        Ok((id, current, expect))
     }
 
     pub async fn replace_user(
@@ -215,9 +238,7 @@ impl Ctx<'_> {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Value, ScimError> {
-        let id = parse_id(id)?;
-        let current = resource::user_json(&self.user_view(&id)?, &self.dir.snapshot(), &self.base);
-        check_version(&current, if_match)?;
+        let (id, current, expect) = self.user_for_write(id, if_match)?;
         let after = resource::read_user(body)?;
         if after.user_name.is_none() {
             return Err(ScimError::bad_request(
@@ -225,7 +246,7 @@ impl Ctx<'_> {
                 "userName is required",
             ));
         }
-        self.change_user(&id, &resource::read_user(&current)?, &after, true)
+        self.change_user(&id, &resource::read_user(&current)?, &after, true, expect)
             .await
     }
 
@@ -235,24 +256,22 @@ impl Ctx<'_> {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Value, ScimError> {
-        let id = parse_id(id)?;
-        let current = resource::user_json(&self.user_view(&id)?, &self.dir.snapshot(), &self.base);
-        check_version(&current, if_match)?;
+        let (id, current, expect) = self.user_for_write(id, if_match)?;
         let after = patch::apply(&current, body, USER_READ_ONLY)?;
         self.change_user(
             &id,
             &resource::read_user(&current)?,
             &resource::read_user(&after)?,
             false,
+            expect,
         )
         .await
     }
 
     pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<(), ScimError> {
         let id = parse_id(id)?;
-        let current = resource::user_json(&self.user_view(&id)?, &self.dir.snapshot(), &self.base);
-        check_version(&current, if_match)?;
-        Ok(self.dir.delete_user(self.actor, &id).await?)
+        let expect = expected_revision(self.user_view(&id)?.revision, if_match)?;
+        Ok(self.dir.delete_user_at(self.actor, &id, expect).await?)
     }
 
     pub fn get_group(&self, id: &str) -> Result<Value, ScimError> {
@@ -264,20 +283,29 @@ impl Ctx<'_> {
         Ok(resource::group_json(g, &snap, &self.base))
     }
 
-    /// Member ids checked against the directory before anything is written.
-    fn member_ids(&self, members: &[String]) -> Result<Vec<Id>, ScimError> {
+    /// The group as it is now, its SCIM form, and the revision an `If-Match` asks for.
+    fn group_for_write(
+        &self,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(Id, Value, Option<u64>), ScimError> {
+        let id = parse_id(id)?;
         let snap = self.dir.snapshot();
+        let g = snap
+            .group(&id)
+            .ok_or_else(|| ScimError::not_found(format!("no group {id}")))?;
+        let expect = expected_revision(g.revision, if_match)?;
+        Ok((id, resource::group_json(g, &snap, &self.base), expect))
+    }
+
+    /// Member ids as written; whether each is a user the core checks inside the write.
+    fn member_ids(members: &[String]) -> Result<Vec<Id>, ScimError> {
         members
             .iter()
             .map(|m| {
-                Id::parse(m)
-                    .filter(|id| snap.user(id).is_some())
-                    .ok_or_else(|| {
-                        ScimError::bad_request(
-                            "invalidValue",
-                            format!("member `{m}` is not a user"),
-                        )
-                    })
+                Id::parse(m).ok_or_else(|| {
+                    ScimError::bad_request("invalidValue", format!("member `{m}` is not a user"))
+                })
             })
             .collect()
     }
@@ -288,7 +316,7 @@ impl Ctx<'_> {
             .display_name
             .clone()
             .ok_or_else(|| ScimError::bad_request("invalidValue", "displayName is required"))?;
-        let members = self.member_ids(g.members.as_deref().unwrap_or_default())?;
+        let members = Self::member_ids(g.members.as_deref().unwrap_or_default())?;
         let view = self
             .dir
             .create_group(
@@ -296,35 +324,34 @@ impl Ctx<'_> {
                 NewGroup {
                     name,
                     external_id: g.external_id.clone(),
+                    members,
                     ..Default::default()
                 },
             )
             .await?;
-        for m in &members {
-            self.dir.add_member(self.actor, &view.group.id, m).await?;
-        }
         self.get_group(view.group.id.as_str())
     }
 
+    /// Apply a group change as one core update. `members` says how: a full list (PUT, or a PATCH that
+    /// replaces the members) is set as it stands; otherwise only the members the PATCH added or removed are
+    /// changed, against the list as it is at commit time, so concurrent PATCHes never undo each other.
     async fn change_group(
         &self,
         id: &Id,
         before: &GroupInput,
         after: &GroupInput,
-        keep_absent: bool,
+        members: MemberEdit,
+        expect: Option<u64>,
     ) -> Result<Value, ScimError> {
+        let keep_absent = members == MemberEdit::Put;
         if after.display_name.is_none() && !keep_absent {
             return Err(ScimError::bad_request(
                 "mutability",
                 "displayName cannot be removed",
             ));
         }
-        let members = match &after.members {
-            Some(m) => Some(self.member_ids(m)?),
-            None if !keep_absent => Some(Vec::new()),
-            None => None,
-        };
-        let patch = GroupPatch {
+        let listed = |g: &GroupInput| g.members.clone().unwrap_or_default();
+        let mut patch = GroupPatch {
             name: after
                 .display_name
                 .clone()
@@ -334,20 +361,24 @@ impl Ctx<'_> {
                 (Some(_), None) if !keep_absent => Some(String::new()),
                 _ => None,
             },
+            expect_revision: expect,
             ..Default::default()
         };
-        if patch.name.is_some() || patch.external_id.is_some() {
-            self.dir.update_group(self.actor, id, patch).await?;
-        }
-        if let Some(wanted) = members {
-            let current = self.dir.group_members(id)?;
-            for m in wanted.iter().filter(|m| !current.contains(m)) {
-                self.dir.add_member(self.actor, id, m).await?;
+        match members {
+            MemberEdit::Put | MemberEdit::Replace => {
+                if after.members.is_some() || !keep_absent {
+                    patch.members = Some(Self::member_ids(&listed(after))?);
+                }
             }
-            for m in current.iter().filter(|m| !wanted.contains(m)) {
-                self.dir.remove_member(self.actor, id, m).await?;
+            MemberEdit::Delta => {
+                let (was, now) = (listed(before), listed(after));
+                let added: Vec<String> = now.iter().filter(|m| !was.contains(m)).cloned().collect();
+                let gone: Vec<String> = was.iter().filter(|m| !now.contains(m)).cloned().collect();
+                patch.add_members = Self::member_ids(&added)?;
+                patch.remove_members = Self::member_ids(&gone)?;
             }
         }
+        self.dir.update_group(self.actor, id, patch).await?;
         self.get_group(id.as_str())
     }
 
@@ -357,8 +388,7 @@ impl Ctx<'_> {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Value, ScimError> {
-        let current = self.get_group(id)?;
-        check_version(&current, if_match)?;
+        let (id, current, expect) = self.group_for_write(id, if_match)?;
         let after = resource::read_group(body)?;
         if after.display_name.is_none() {
             return Err(ScimError::bad_request(
@@ -367,10 +397,11 @@ impl Ctx<'_> {
             ));
         }
         self.change_group(
-            &parse_id(id)?,
+            &id,
             &resource::read_group(&current)?,
             &after,
-            true,
+            MemberEdit::Put,
+            expect,
         )
         .await
     }
@@ -381,22 +412,26 @@ impl Ctx<'_> {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Value, ScimError> {
-        let current = self.get_group(id)?;
-        check_version(&current, if_match)?;
+        let (id, current, expect) = self.group_for_write(id, if_match)?;
         let after = patch::apply(&current, body, GROUP_READ_ONLY)?;
+        let edit = if patch::sets_members(body) {
+            MemberEdit::Replace
+        } else {
+            MemberEdit::Delta
+        };
         self.change_group(
-            &parse_id(id)?,
+            &id,
             &resource::read_group(&current)?,
             &resource::read_group(&after)?,
-            false,
+            edit,
+            expect,
         )
         .await
     }
 
     pub async fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<(), ScimError> {
-        let current = self.get_group(id)?;
-        check_version(&current, if_match)?;
-        Ok(self.dir.delete_group(self.actor, &parse_id(id)?).await?)
+        let (id, _, expect) = self.group_for_write(id, if_match)?;
+        Ok(self.dir.delete_group_at(self.actor, &id, expect).await?)
     }
 
     pub fn get(&self, kind: Kind, id: &str) -> Result<Value, ScimError> {

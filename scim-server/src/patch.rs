@@ -108,6 +108,33 @@ pub fn apply(resource: &Value, body: &Value, read_only: &[&str]) -> Result<Value
     Ok(doc)
 }
 
+/// Whether a PatchOp body sets the member list as a whole — a `replace` of `members` (with a path or inside a
+/// path-less value), or a `remove` of `members` without a filter or value — rather than adding or removing
+/// particular members.
+pub fn sets_members(body: &Value) -> bool {
+    let ops = body
+        .get("Operations")
+        .or_else(|| body.get("operations"))
+        .and_then(Value::as_array);
+    ops.into_iter().flatten().any(|op| {
+        let kind = op
+            .get("op")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        let path = op.get("path").and_then(Value::as_str).map(str::trim);
+        let is_members = |p: &str| p.eq_ignore_ascii_case("members");
+        match (kind.as_deref(), path) {
+            (Some("replace"), None | Some("")) => op
+                .get("value")
+                .and_then(Value::as_object)
+                .is_some_and(|o| o.keys().any(|k| is_members(k))),
+            (Some("replace"), Some(p)) => is_members(p),
+            (Some("remove"), Some(p)) => is_members(p) && op.get("value").is_none(),
+            _ => false,
+        }
+    })
+}
+
 /// A path naming a whole extension (`urn:…:enterprise:2.0:User`) addresses the extension object itself.
 fn whole_extension(path: &str) -> Option<PatchPath> {
     path.trim()
@@ -155,6 +182,19 @@ fn one(
 ) -> Result<(), ScimError> {
     let name = &path.attr.name;
     if read_only.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        // Okta renames a group with a path-less replace that also carries the group's own `id`: a read-only
+        // attribute given its current value changes nothing, so it is not refused.
+        let current = doc
+            .as_object()
+            .and_then(|o| key_of(o, name).and_then(|k| o.get(k)));
+        let unchanged = kind != Kind::Remove
+            && path.filter.is_none()
+            && path.attr.sub.is_none()
+            && value.is_some()
+            && current == value.as_ref();
+        if unchanged {
+            return Ok(());
+        }
         return Err(ScimError::bad_request(
             "mutability",
             format!("`{name}` is read-only"),

@@ -23,14 +23,17 @@ pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
-/// A weak ETag over the resource's content, so any change — a member added, a name changed — changes it.
-pub fn version(resource: &Value) -> String {
-    let mut v = resource.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("meta");
-    }
-    let digest = core_directory::crypto::sha256_hex(v.to_string().as_bytes());
-    format!("W/\"{}\"", &digest[..20])
+/// The weak ETag of a resource at a revision: the core moves a user's or group's revision with every change
+/// (a member added, a name changed), and a write that names it is checked inside the core's serialised write.
+pub fn version_of(revision: u64) -> String {
+    format!("W/\"{revision}\"")
+}
+
+/// The revision an entity tag names (`W/"12"` or `"12"`), if it is one of ours.
+pub fn revision_of(tag: &str) -> Option<u64> {
+    let t = tag.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
 }
 
 fn with_meta(
@@ -39,10 +42,10 @@ fn with_meta(
     location: String,
     created: String,
     modified: String,
+    revision: u64,
 ) -> Value {
-    let version = version(&v);
     v["meta"] = json!({"resourceType": kind, "created": created, "lastModified": modified,
-                       "location": location, "version": version});
+                       "location": location, "version": version_of(revision)});
     v
 }
 
@@ -112,6 +115,7 @@ pub fn user_json(u: &UserView, snap: &Snapshot, base: &str) -> Value {
         format!("{base}/Users/{}", u.id),
         time(u.created_at),
         time(u.updated_at),
+        u.revision,
     )
 }
 
@@ -131,6 +135,7 @@ pub fn group_json(g: &Group, snap: &Snapshot, base: &str) -> Value {
         format!("{base}/Groups/{}", g.id),
         time(g.created_at),
         time(g.updated_at),
+        g.revision,
     )
 }
 

@@ -54,6 +54,7 @@ pub(crate) fn new_admin_record(
         totp: None,
         failed_logins: 0,
         locked_until: None,
+        auth_revision: 0,
         created_at: tx.now,
         updated_at: tx.now,
     })
@@ -188,6 +189,7 @@ impl Directory {
                     a.password_hash = Some(h);
                     a.failed_logins = 0;
                     a.locked_until = None;
+                    a.auth_revision += 1;
                 }
                 a.updated_at = tx.now;
                 tx.batch.put_json(Kind::Admin, a.id.as_str(), &a);
@@ -323,7 +325,21 @@ impl Directory {
             role: admin.role,
             service,
             client_ip: ip,
+            scim_token: None,
         })
+    }
+
+    /// The revocation rule for admin console sessions: the admin still exists, is not locked, and had no
+    /// password set and no lock since the session began (when their `auth_revision` was `revision`).
+    pub fn admin_session_valid(&self, id: &Id, revision: u64) -> bool {
+        self.snapshot().admins.get(id).is_some_and(|a| {
+            a.auth_revision == revision && a.locked_until.is_none_or(|t| t <= Utc::now())
+        })
+    }
+
+    /// An admin's `auth_revision` (what a new session remembers).
+    pub fn admin_revision(&self, id: &Id) -> Option<u64> {
+        self.snapshot().admins.get(id).map(|a| a.auth_revision)
     }
 
     /// The actor for an admin id (sessions).
@@ -337,6 +353,7 @@ impl Directory {
             role: admin.role,
             service,
             client_ip: ip,
+            scim_token: None,
         })
     }
 
@@ -416,6 +433,7 @@ impl Directory {
             role: admin.role,
             service: Service::Admin,
             client_ip: ip,
+            scim_token: None,
         }))
     }
 
@@ -428,6 +446,7 @@ impl Directory {
                 a.failed_logins += 1;
                 if policy.lockout.enabled && a.failed_logins >= policy.lockout.max_failures {
                     a.locked_until = Some(lock_until(&policy, tx.now));
+                    a.auth_revision += 1;
                 }
                 tx.batch.put_json(Kind::Admin, a.id.as_str(), &a);
                 tx.snap.put_admin(Arc::new(a));

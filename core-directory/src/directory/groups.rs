@@ -1,7 +1,7 @@
 //! User groups, memberships and bindings.
 
 use super::settings::admin_event;
-use super::{required, Directory, ReplyAttributeCheck, Tx};
+use super::{required, scim_scope, Directory, ReplyAttributeCheck, Tx};
 use crate::access::{Actor, Permission};
 use crate::error::{DirectoryError, Result};
 use crate::id::Id;
@@ -167,12 +167,14 @@ impl Directory {
         Ok(snap.members_of(id).map(|u| u.id.clone()).collect())
     }
 
-    pub async fn create_group(&self, actor: &Actor, input: NewGroup) -> Result<GroupView> {
+    /// Create a group, with its first members when the input names them, in one transaction.
+    pub async fn create_group(&self, actor: &Actor, mut input: NewGroup) -> Result<GroupView> {
         actor.require(Permission::ManageUsers)?;
         validate_reply(&input.radius_reply, self.reply_check.as_ref())?;
-        let actor = actor.clone();
+        let members = std::mem::take(&mut input.members);
+        let who = actor.clone();
         let group = self
-            .write(move |tx| {
+            .write_as(actor, move |tx| {
                 let name = validate_group_name(&input.name)?;
                 check_group_name(tx, None, &name)?;
                 let id = Id::generate();
@@ -190,21 +192,31 @@ impl Directory {
                     radius_reply: input.radius_reply,
                     priority: input.priority,
                     external_id: input.external_id.filter(|e| !e.trim().is_empty()),
+                    scim_owner: who.scim_token.clone(),
+                    revision: 0,
                     created_at: tx.now,
                     updated_at: tx.now,
                 };
                 tx.event(
-                    admin_event(&actor, "group_create")
+                    admin_event(&who, "group_create")
                         .target("group", &g.id)
                         .detail("name", g.name.clone()),
                 );
-                tx.put_group(g.clone());
-                Ok(g)
+                let g = tx.put_group(g);
+                for m in &members {
+                    self.tx_add_member(tx, &who, &g, m)
+                        .map_err(|e| member_error(e, m))?;
+                }
+                Ok(tx.snap.group(&g.id).cloned().unwrap_or(g))
             })
             .await?;
         Ok(GroupView::of(&group, &self.snapshot()))
     }
 
+    /// Change a group — its fields and its members (a full list, or members to add and to remove) — in one
+    /// transaction: all of it or, when anything is refused, none of it. Members are applied as changes to the
+    /// list as it is at commit time, so concurrent changes of other members are never lost. With
+    /// `expect_revision`, only if the group is still at it.
     pub async fn update_group(
         &self,
         actor: &Actor,
@@ -215,57 +227,126 @@ impl Directory {
         if let Some(v) = &patch.radius_reply {
             validate_reply(v, self.reply_check.as_ref())?;
         }
-        let actor = actor.clone();
+        if patch.members.is_some()
+            && (!patch.add_members.is_empty() || !patch.remove_members.is_empty())
+        {
+            return Err(DirectoryError::invalid(
+                "members",
+                "give either the full member list or members to add and remove, not both",
+            ));
+        }
+        let who = actor.clone();
         let id = id.clone();
         let group = self
-            .write(move |tx| {
-                let mut g = (**tx
-                    .snap
-                    .group(&id)
-                    .ok_or_else(|| DirectoryError::not_found("group", &id))?)
-                .clone();
+            .write_as(actor, move |tx| {
+                let current = tx.group_at(&id, patch.expect_revision)?;
+                scim_scope::check_group(&tx.snap, &who, &current)?;
+                let mut g = (*current).clone();
+                let mut changed = Vec::new();
                 if let Some(v) = patch.name {
-                    g.name = validate_group_name(&v)?;
-                    check_group_name(tx, Some(&id), &g.name)?;
+                    let name = validate_group_name(&v)?;
+                    if name != g.name {
+                        check_group_name(tx, Some(&id), &name)?;
+                        g.name = name;
+                        changed.push("name");
+                    }
                 }
                 if let Some(v) = patch.description {
                     g.description = v.trim().to_string();
+                    changed.push("description");
                 }
                 if let Some(lg) = patch.linux_group {
                     g.linux_group = match lg {
                         Some(l) => Some(linux_group(tx, Some(&id), l)?),
                         None => None,
                     };
+                    changed.push("linux_group");
                 }
                 if let Some(v) = patch.samba {
                     g.samba = v;
+                    changed.push("samba");
                 }
                 if let Some(v) = patch.attributes {
                     g.attributes = v;
+                    changed.push("attributes");
                 }
                 if let Some(v) = patch.radius_reply {
                     g.radius_reply = v;
+                    changed.push("radius_reply");
                 }
                 if let Some(v) = patch.priority {
                     g.priority = v;
+                    changed.push("priority");
                 }
                 if let Some(v) = patch.external_id {
                     g.external_id = Some(v).filter(|e| !e.trim().is_empty());
+                    changed.push("external_id");
                 }
-                g.updated_at = tx.now;
-                tx.event(admin_event(&actor, "group_update").target("group", &g.id));
-                tx.put_group(g.clone());
-                Ok(g)
+                if !changed.is_empty() {
+                    tx.event(
+                        admin_event(&who, "group_update")
+                            .target("group", &g.id)
+                            .detail("fields", changed.clone()),
+                    );
+                }
+                // The revision moves once, for the fields or the members, and not for a change that changes nothing.
+                let g = if changed.is_empty() {
+                    current
+                } else {
+                    tx.put_group(g)
+                };
+                let (add, remove) = match patch.members {
+                    Some(wanted) => {
+                        let now: Vec<Id> = tx.snap.members_of(&id).map(|u| u.id.clone()).collect();
+                        let add = wanted
+                            .iter()
+                            .filter(|m| !now.contains(m))
+                            .cloned()
+                            .collect();
+                        let remove = now.into_iter().filter(|m| !wanted.contains(m)).collect();
+                        (add, remove)
+                    }
+                    None => (patch.add_members, patch.remove_members),
+                };
+                let mut members_changed = false;
+                for m in &add {
+                    members_changed |= self
+                        .tx_add_member(tx, &who, &g, m)
+                        .map_err(|e| member_error(e, m))?;
+                }
+                for m in &remove {
+                    members_changed |= self
+                        .tx_remove_member(tx, &who, &g, m)
+                        .map_err(|e| member_error(e, m))?;
+                }
+                if members_changed && changed.is_empty() {
+                    tx.touch_group(&id);
+                }
+                // A new name changes every member's memberOf.
+                if changed.contains(&"name") {
+                    let members: Vec<Id> = tx.snap.members_of(&id).map(|u| u.id.clone()).collect();
+                    for m in &members {
+                        tx.touch_user(m);
+                    }
+                }
+                Ok(tx.snap.group(&id).cloned().unwrap_or(g))
             })
             .await?;
         Ok(GroupView::of(&group, &self.snapshot()))
     }
 
     pub async fn delete_group(&self, actor: &Actor, id: &Id) -> Result<()> {
+        self.delete_group_at(actor, id, None).await
+    }
+
+    /// Delete a group; with `expect`, only if the group is still at that revision.
+    pub async fn delete_group_at(&self, actor: &Actor, id: &Id, expect: Option<u64>) -> Result<()> {
         actor.require(Permission::ManageUsers)?;
-        let actor = actor.clone();
+        let who = actor.clone();
         let id = id.clone();
-        self.write(move |tx| {
+        self.write_as(actor, move |tx| {
+            let current = tx.group_at(&id, expect)?;
+            scim_scope::check_group_delete(&tx.snap, &who, &current)?;
             let members: Vec<Id> = tx.snap.members_of(&id).map(|u| u.id.clone()).collect();
             let resources: Vec<Resource> = tx
                 .snap
@@ -277,15 +358,17 @@ impl Directory {
                 .snap
                 .remove_group(&id)
                 .ok_or_else(|| DirectoryError::not_found("group", &id))?;
-            for u in members {
+            for u in &members {
                 tx.batch.delete(Kind::Membership, format!("{id}/{u}"));
+                drop_unneeded_nt_hash(tx, u);
+                tx.touch_user(u);
             }
             for r in resources {
                 tx.batch.delete(Kind::Binding, format!("{id}/{r}"));
             }
             tx.batch.delete(Kind::Group, id.as_str());
             tx.event(
-                admin_event(&actor, "group_delete")
+                admin_event(&who, "group_delete")
                     .target("group", &id)
                     .detail("name", old.name.clone()),
             );
@@ -296,29 +379,13 @@ impl Directory {
 
     pub async fn add_member(&self, actor: &Actor, group: &Id, user: &Id) -> Result<()> {
         actor.require(Permission::ManageUsers)?;
-        let actor = actor.clone();
+        let who = actor.clone();
         let (group, user) = (group.clone(), user.clone());
-        self.write(move |tx| {
-            let g = tx.snap.group(&group).cloned().ok_or_else(|| DirectoryError::not_found("group", &group))?;
-            let u = tx.snap.user(&user).cloned().ok_or_else(|| DirectoryError::not_found("user", &user))?;
-            if tx.snap.members.get(&group).is_some_and(|m| m.contains(&user)) {
-                return Ok(());
+        self.write_as(actor, move |tx| {
+            let g = tx.group_at(&group, None)?;
+            if self.tx_add_member(tx, &who, &g, &user)? {
+                tx.touch_group(&group);
             }
-            tx.snap.add_member(&group, &user);
-            tx.batch.put(Kind::Membership, format!("{group}/{user}"), Vec::new());
-            let needs_nt = tx.snap.in_samba_group(&user) || tx.snap.needs_nt_hash_for_radius(&user);
-            let mut ev = admin_event(&actor, "group_member_add")
-                .user(&u.username)
-                .target("group", &group)
-                .detail("user_id", user.to_string())
-                .detail("group", g.name.clone());
-            if needs_nt && u.nt_hash.is_none() {
-                ev = ev.detail(
-                    "nt_hash_needs_password_set",
-                    "the user has no NT hash; Samba and PEAP-MSCHAPv2 work after their next password set",
-                );
-            }
-            tx.event(ev);
             Ok(())
         })
         .await
@@ -326,40 +393,69 @@ impl Directory {
 
     pub async fn remove_member(&self, actor: &Actor, group: &Id, user: &Id) -> Result<()> {
         actor.require(Permission::ManageUsers)?;
-        let actor = actor.clone();
+        let who = actor.clone();
         let (group, user) = (group.clone(), user.clone());
-        self.write(move |tx| {
-            tx.snap
-                .group(&group)
-                .ok_or_else(|| DirectoryError::not_found("group", &group))?;
-            let u = tx
-                .snap
-                .user(&user)
-                .cloned()
-                .ok_or_else(|| DirectoryError::not_found("user", &user))?;
-            if !tx
-                .snap
-                .members
-                .get(&group)
-                .is_some_and(|m| m.contains(&user))
-            {
+        self.write_as(actor, move |tx| {
+            let g = tx.group_at(&group, None)?;
+            if !self.tx_remove_member(tx, &who, &g, &user)? {
                 return Err(DirectoryError::not_found(
                     "membership",
                     format!("{group}/{user}"),
                 ));
             }
-            tx.snap.remove_member(&group, &user);
-            tx.batch.delete(Kind::Membership, format!("{group}/{user}"));
-            drop_unneeded_nt_hash(tx, &user);
-            tx.event(
-                admin_event(&actor, "group_member_remove")
-                    .user(&u.username)
-                    .target("group", &group)
-                    .detail("user_id", user.to_string()),
-            );
+            tx.touch_group(&group);
             Ok(())
         })
         .await
+    }
+
+    /// Add `user` to `group` inside a transaction: scope checked, the user's entry touched (its groups changed),
+    /// the event recorded. False when the user already was a member. The caller moves the group's revision.
+    fn tx_add_member(&self, tx: &mut Tx, actor: &Actor, g: &Group, user: &Id) -> Result<bool> {
+        let u = tx.user_at(user, None)?;
+        scim_scope::check_membership(&tx.snap, actor, g, &u)?;
+        if tx.snap.members.get(&g.id).is_some_and(|m| m.contains(user)) {
+            return Ok(false);
+        }
+        tx.snap.add_member(&g.id, user);
+        tx.batch
+            .put(Kind::Membership, format!("{}/{user}", g.id), Vec::new());
+        let needs_nt = tx.snap.in_samba_group(user) || tx.snap.needs_nt_hash_for_radius(user);
+        let mut ev = admin_event(actor, "group_member_add")
+            .user(&u.username)
+            .target("group", &g.id)
+            .detail("user_id", user.to_string())
+            .detail("group", g.name.clone());
+        if needs_nt && u.nt_hash.is_none() {
+            ev = ev.detail(
+                "nt_hash_needs_password_set",
+                "the user has no NT hash; Samba and PEAP-MSCHAPv2 work after their next password set",
+            );
+        }
+        tx.event(ev);
+        tx.touch_user(user);
+        Ok(true)
+    }
+
+    /// Remove `user` from `group` inside a transaction; false when the user was not a member.
+    fn tx_remove_member(&self, tx: &mut Tx, actor: &Actor, g: &Group, user: &Id) -> Result<bool> {
+        let u = tx.user_at(user, None)?;
+        scim_scope::check_membership(&tx.snap, actor, g, &u)?;
+        if !tx.snap.members.get(&g.id).is_some_and(|m| m.contains(user)) {
+            return Ok(false);
+        }
+        tx.snap.remove_member(&g.id, user);
+        tx.batch
+            .delete(Kind::Membership, format!("{}/{user}", g.id));
+        drop_unneeded_nt_hash(tx, user);
+        tx.event(
+            admin_event(actor, "group_member_remove")
+                .user(&u.username)
+                .target("group", &g.id)
+                .detail("user_id", user.to_string()),
+        );
+        tx.touch_user(user);
+        Ok(true)
     }
 
     pub async fn bind_group(&self, actor: &Actor, group: &Id, resource: Resource) -> Result<()> {
@@ -423,6 +519,16 @@ impl Directory {
             Ok(())
         })
         .await
+    }
+}
+
+/// A member named in a list that is not a user is the input's fault, not a missing resource.
+fn member_error(e: DirectoryError, member: &Id) -> DirectoryError {
+    match e {
+        DirectoryError::NotFound { kind: "user", .. } => {
+            DirectoryError::invalid("members", format!("member {member} is not a user"))
+        }
+        e => e,
     }
 }
 

@@ -6,10 +6,12 @@ mod admins;
 mod groups;
 mod provisioning;
 mod resources;
+mod scim_scope;
 mod scim_tokens;
 mod settings;
 mod users;
 
+use crate::access::Actor;
 use crate::crypto::MasterKey;
 use crate::error::{DirectoryError, Result};
 use crate::events::{Event, EventQuery};
@@ -128,6 +130,8 @@ pub struct Directory {
     pub(crate) dummy_hash: String,
     pub(crate) reply_check: Option<ReplyAttributeCheck>,
     pub(crate) sp_metadata_reader: Option<SpMetadataReader>,
+    /// Login password verifications, for `/metrics`.
+    pub(crate) password_verifications: std::sync::atomic::AtomicU64,
 }
 
 /// An open write transaction: a working copy of the snapshot plus the batch that persists it.
@@ -138,14 +142,71 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
-    pub fn put_user(&mut self, user: User) {
-        self.batch.put_json(Kind::User, user.id.as_str(), &user);
-        self.snap.put_user(Arc::new(user));
+    /// Store a changed user: its revision moves and `updated_at` becomes now. Returns what was stored.
+    pub fn put_user(&mut self, mut user: User) -> Arc<User> {
+        user.revision += 1;
+        user.updated_at = self.now;
+        self.store_user(user)
     }
 
-    pub fn put_group(&mut self, group: Group) {
+    /// Store a user whose login counters (failed logins, lock) changed: no revision move, since nothing a client
+    /// of the entry sees has changed.
+    pub fn put_user_counters(&mut self, user: User) {
+        self.store_user(user);
+    }
+
+    fn store_user(&mut self, user: User) -> Arc<User> {
+        self.batch.put_json(Kind::User, user.id.as_str(), &user);
+        let user = Arc::new(user);
+        self.snap.put_user(Arc::clone(&user));
+        user
+    }
+
+    /// Store a changed group: its revision moves and `updated_at` becomes now. Returns what was stored.
+    pub fn put_group(&mut self, mut group: Group) -> Arc<Group> {
+        group.revision += 1;
+        group.updated_at = self.now;
         self.batch.put_json(Kind::Group, group.id.as_str(), &group);
-        self.snap.put_group(Arc::new(group));
+        let group = Arc::new(group);
+        self.snap.put_group(Arc::clone(&group));
+        group
+    }
+
+    /// Move a user's revision and `updated_at` without other change: something derived from it (its groups)
+    /// changed, and incremental readers (SCIM versions, LDAP modifyTimestamp) must see it.
+    pub fn touch_user(&mut self, id: &Id) {
+        if let Some(u) = self.snap.user(id).cloned() {
+            self.put_user((*u).clone());
+        }
+    }
+
+    /// Move a group's revision and `updated_at` (its members changed).
+    pub fn touch_group(&mut self, id: &Id) {
+        if let Some(g) = self.snap.group(id).cloned() {
+            self.put_group((*g).clone());
+        }
+    }
+
+    /// The user as the working copy has it, refused when `expect` names another revision than the current one.
+    pub fn user_at(&self, id: &Id, expect: Option<u64>) -> Result<Arc<User>> {
+        let u = self
+            .snap
+            .user(id)
+            .cloned()
+            .ok_or_else(|| DirectoryError::not_found("user", id))?;
+        check_revision("user", id, u.revision, expect)?;
+        Ok(u)
+    }
+
+    /// The group as the working copy has it, refused when `expect` names another revision than the current one.
+    pub fn group_at(&self, id: &Id, expect: Option<u64>) -> Result<Arc<Group>> {
+        let g = self
+            .snap
+            .group(id)
+            .cloned()
+            .ok_or_else(|| DirectoryError::not_found("group", id))?;
+        check_revision("group", id, g.revision, expect)?;
+        Ok(g)
     }
 
     pub fn put_allocators(&mut self) {
@@ -205,6 +266,7 @@ impl Directory {
             dummy_hash,
             reply_check: config.reply_attribute_check,
             sp_metadata_reader: config.sp_metadata_reader,
+            password_verifications: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(event_writer(store, rx));
         Ok(dir)
@@ -244,6 +306,37 @@ impl Directory {
         tx.snap.sequence = seq;
         self.snapshot.store(Arc::new(tx.snap));
         Ok(out)
+    }
+
+    /// [`Directory::write`] for a change `actor` asked for: when a SCIM token's scope refuses it, the refusal is
+    /// recorded as a `scim_scope_denied` event with the scope (the refused write itself wrote nothing).
+    pub(crate) async fn write_as<R>(
+        &self,
+        actor: &Actor,
+        f: impl FnOnce(&mut Tx) -> Result<R>,
+    ) -> Result<R> {
+        let out = self.write(f).await;
+        if let Err(e) = &out {
+            self.record_scope_denial(actor, e).await;
+        }
+        out
+    }
+
+    /// When `error` is a SCIM token's scope refusing a change, record it as a `scim_scope_denied` event with
+    /// the scope.
+    pub(crate) async fn record_scope_denial(&self, actor: &Actor, error: &DirectoryError) {
+        let DirectoryError::OutOfScope(reason) = error else {
+            return;
+        };
+        let scope = actor
+            .scim_token
+            .as_ref()
+            .and_then(|t| self.snapshot().scim_tokens.get(t).map(|t| t.scope.clone()));
+        let mut e = admin_event(actor, "scim_scope_denied")
+            .reason(reason.clone())
+            .detail("scope", serde_json::to_value(scope).unwrap_or_default());
+        e.success = false;
+        self.record(e).await;
     }
 
     /// Record an event that changes no record (authentication attempts). Written in batches in the background;
@@ -323,6 +416,20 @@ async fn event_writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<EventMsg>) {
         for w in waiters {
             let _ = w.send(());
         }
+    }
+}
+
+/// The optimistic-concurrency rule: a write that names the revision it was based on happens only if the entry is
+/// still at that revision, checked inside the serialised write against the working copy.
+fn check_revision(kind: &'static str, id: &Id, current: u64, expect: Option<u64>) -> Result<()> {
+    match expect {
+        Some(e) if e != current => Err(DirectoryError::PreconditionFailed {
+            kind,
+            id: id.to_string(),
+            expected: e,
+            current,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -1,14 +1,14 @@
 //! SCIM bearer tokens: created and revoked by admins, shown once, stored as SHA-256, good for SCIM only.
 
 use super::settings::admin_event;
-use super::{required, Directory};
+use super::{required, scim_scope, Directory};
 use crate::access::{Actor, Permission};
 use crate::crypto;
 use crate::error::{DirectoryError, Result};
 use crate::events::Service;
 use crate::id::Id;
 use crate::model::AdminRole;
-use crate::model::ScimToken;
+use crate::model::{ScimScope, ScimToken};
 use crate::store::Kind;
 use crate::views::ScimTokenView;
 use std::net::IpAddr;
@@ -34,6 +34,7 @@ impl Directory {
         &self,
         actor: &Actor,
         name: &str,
+        scope: ScimScope,
     ) -> Result<(ScimTokenView, String)> {
         actor.require(Permission::ManageOrg)?;
         let name = required("name", name)?;
@@ -46,6 +47,7 @@ impl Directory {
         let prefix: String = token.chars().take(SCIM_TOKEN_PREFIX.len() + 4).collect();
         let t = self
             .write(move |tx| {
+                scim_scope::validate(&tx.snap, &scope)?;
                 if tx.snap.scim_tokens.values().any(|t| t.name == name) {
                     return Err(DirectoryError::conflict(
                         "name",
@@ -57,6 +59,7 @@ impl Directory {
                     name: name.clone(),
                     prefix,
                     token_sha256: digest,
+                    scope: scope.clone(),
                     created_at: tx.now,
                 };
                 tx.batch.put_json(Kind::ScimToken, t.id.as_str(), &t);
@@ -64,12 +67,47 @@ impl Directory {
                 tx.event(
                     admin_event(&actor, "scim_token_create")
                         .target("scim_token", &t.id)
-                        .detail("name", name),
+                        .detail("name", name)
+                        .detail("scope", serde_json::to_value(&scope).unwrap_or_default()),
                 );
                 Ok(t)
             })
             .await?;
         Ok((ScimTokenView::from(&t), token))
+    }
+
+    /// Change what a token may manage; from the next change it makes.
+    pub async fn set_scim_token_scope(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        scope: ScimScope,
+    ) -> Result<ScimTokenView> {
+        actor.require(Permission::ManageOrg)?;
+        let actor = actor.clone();
+        let id = id.clone();
+        let t = self
+            .write(move |tx| {
+                scim_scope::validate(&tx.snap, &scope)?;
+                let mut t = (**tx
+                    .snap
+                    .scim_tokens
+                    .get(&id)
+                    .ok_or_else(|| DirectoryError::not_found("scim token", &id))?)
+                .clone();
+                t.scope = scope;
+                tx.batch.put_json(Kind::ScimToken, t.id.as_str(), &t);
+                tx.snap.put_scim_token(Arc::new(t.clone()));
+                tx.event(
+                    admin_event(&actor, "scim_token_scope")
+                        .target("scim_token", &t.id)
+                        .detail("name", t.name.clone())
+                        .detail("scope", serde_json::to_value(&t.scope).unwrap_or_default()),
+                );
+                Ok(t)
+            })
+            .await?;
+        Ok(ScimTokenView::from(&t))
     }
 
     pub async fn delete_scim_token(&self, actor: &Actor, id: &Id) -> Result<()> {
@@ -102,6 +140,7 @@ impl Directory {
             role: AdminRole::Manager,
             service: Service::Scim,
             client_ip: ip,
+            scim_token: Some(t.id.clone()),
         })
     }
 }

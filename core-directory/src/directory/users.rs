@@ -1,7 +1,7 @@
 //! Users: create, change, delete, passwords, unlock, TOTP enrolment.
 
 use super::settings::admin_event;
-use super::{optional, required, Directory, Tx};
+use super::{optional, required, scim_scope, Directory, Tx};
 use crate::access::{Actor, Permission};
 use crate::crypto::Sealed;
 use crate::error::{DirectoryError, Result};
@@ -341,6 +341,8 @@ impl Directory {
             failed_logins: 0,
             locked_until: None,
             auth_revision: 0,
+            scim_owner: actor.scim_token.clone(),
+            revision: 0,
             created_at: now,
             updated_at: now,
         };
@@ -358,137 +360,201 @@ impl Directory {
                 )
                 .detail("password_set", with_password),
         );
-        tx.put_user(user.clone());
-        Ok(user)
+        Ok((*tx.put_user(user)).clone())
     }
 
-    pub async fn update_user(&self, actor: &Actor, id: &Id, patch: UserPatch) -> Result<UserView> {
+    /// Change a user: every field of the patch, and the password when it carries one, in one transaction — all of
+    /// it or, when anything is refused, none of it. With `expect_revision`, only if the user is still at it.
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        mut patch: UserPatch,
+    ) -> Result<UserView> {
         actor.require(Permission::ManageUsers)?;
-        let actor = actor.clone();
+        let password = patch.password.take();
+        let prepared = match password.as_deref() {
+            None => None,
+            Some(pw) => {
+                actor.require(Permission::ResetCredentials)?;
+                let snap = self.snapshot();
+                let user = snap
+                    .user(id)
+                    .ok_or_else(|| DirectoryError::not_found("user", id))?;
+                // Refuse what the scope or the revision will refuse before spending argon2id on it.
+                let early = scim_scope::check_user(&snap, actor, user).and_then(|()| {
+                    super::check_revision("user", id, user.revision, patch.expect_revision)
+                });
+                if let Err(e) = early {
+                    self.record_scope_denial(actor, &e).await;
+                    return Err(e);
+                }
+                let username = match patch.username.as_deref() {
+                    Some(n) => validate_username(n)?,
+                    None => user.username.clone(),
+                };
+                Some(
+                    self.prepare_password_logged(actor, &snap, user, &username, pw, "password_set")
+                        .await?,
+                )
+            }
+        };
+        let who = actor.clone();
         let id = id.clone();
         let user = self
-            .write(move |tx| {
-                let mut u = (**tx
-                    .snap
-                    .user(&id)
-                    .ok_or_else(|| DirectoryError::not_found("user", &id))?)
-                .clone();
-                let mut changed = Vec::new();
-                if let Some(v) = patch.username {
-                    u.username = validate_username(&v)?;
-                    changed.push("username");
-                }
-                if let Some(v) = patch.email {
-                    u.email = validate_email(&v)?;
-                    changed.push("email");
-                }
-                if let Some(v) = patch.firstname {
-                    u.firstname = v.trim().to_string();
-                    changed.push("firstname");
-                }
-                if let Some(v) = patch.lastname {
-                    u.lastname = v.trim().to_string();
-                    changed.push("lastname");
-                }
-                if let Some(v) = patch.display_name {
-                    u.display_name = optional("display_name", Some(&v))?;
-                    changed.push("display_name");
-                }
-                if let Some(s) = patch.state {
-                    if s != u.state {
-                        u.state = s;
-                        u.auth_revision += 1;
-                        self.cache.forget(&u.id);
-                        changed.push("state");
-                    }
-                }
-                if let Some(v) = patch.ldap_bind_dn {
-                    u.ldap_bind_dn = v;
-                    changed.push("ldap_bind_dn");
-                }
-                let enrolment_days = i64::from(tx.org()?.mfa_enrolment_days);
-                if let Some(v) = patch.mfa_required {
-                    if v && !u.mfa_required {
-                        u.mfa_enrolment_deadline = Some(tx.now + Duration::days(enrolment_days));
-                    }
-                    if !v {
-                        u.mfa_enrolment_deadline = None;
-                    }
-                    u.mfa_required = v;
-                    changed.push("mfa_required");
-                }
-                if patch.reset_mfa_enrolment == Some(true) {
-                    u.mfa_enrolment_deadline = Some(tx.now + Duration::days(enrolment_days));
-                    changed.push("mfa_enrolment_deadline");
-                }
-                if let Some(uid) = patch.uid_number {
-                    if uid != u.uid_number {
-                        u.uid_number = allocate_uid(tx, Some(uid))?;
-                        changed.push("uid_number");
-                    }
-                }
-                if let Some(v) = patch.gid_number {
-                    u.gid_number = v;
-                    changed.push("gid_number");
-                }
-                if let Some(v) = patch.home_directory {
-                    u.home_directory = required("home_directory", &v)?;
-                    changed.push("home_directory");
-                }
-                if let Some(v) = patch.login_shell {
-                    u.login_shell = required("login_shell", &v)?;
-                    changed.push("login_shell");
-                }
-                if let Some(v) = patch.employment {
-                    u.employment = v;
-                    changed.push("employment");
-                }
-                if let Some(v) = patch.phone {
-                    u.phone = optional("phone", Some(&v))?;
-                    changed.push("phone");
-                }
-                if let Some(v) = patch.external_id {
-                    u.external_id = optional("external_id", Some(&v))?;
-                    changed.push("external_id");
-                }
-                if let Some(v) = patch.attributes {
-                    validate_attributes(&v)?;
-                    u.attributes = v;
-                    changed.push("attributes");
-                }
+            .write_as(actor, move |tx| {
+                let current = tx.user_at(&id, patch.expect_revision)?;
+                scim_scope::check_user(&tx.snap, &who, &current)?;
+                let mut u = (*current).clone();
+                let changed = self.apply_user_patch(tx, &mut u, patch)?;
                 check_unique_user(&tx.snap, Some(&u.id), &u.username, &u.email, u.uid_number)?;
-                u.updated_at = tx.now;
-                tx.event(
-                    admin_event(&actor, "user_update")
-                        .user(&u.username)
-                        .target("user", &u.id)
-                        .detail("fields", changed),
-                );
-                tx.put_user(u.clone());
-                Ok(u)
+                scim_scope::adopt(&who, &mut u);
+                // A write that changes nothing (an IdP's repeated full PUT) moves no revision or timestamp.
+                if prepared.is_none() && *current == u {
+                    return Ok(current);
+                }
+                if !changed.is_empty() {
+                    tx.event(
+                        admin_event(&who, "user_update")
+                            .user(&u.username)
+                            .target("user", &u.id)
+                            .detail("fields", changed),
+                    );
+                }
+                if let Some(p) = prepared {
+                    self.apply_password(tx, &mut u, p);
+                    tx.event(
+                        admin_event(&who, "password_set")
+                            .user(&u.username)
+                            .target("user", &u.id)
+                            .detail("nt_hash_stored", u.nt_hash.is_some()),
+                    );
+                }
+                Ok(tx.put_user(u))
             })
             .await?;
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
     }
 
+    /// Apply a patch's fields to a user in a transaction; returns the names of the fields it sets.
+    fn apply_user_patch(
+        &self,
+        tx: &mut Tx,
+        u: &mut User,
+        patch: UserPatch,
+    ) -> Result<Vec<&'static str>> {
+        let mut changed = Vec::new();
+        if let Some(v) = patch.username {
+            u.username = validate_username(&v)?;
+            changed.push("username");
+        }
+        if let Some(v) = patch.email {
+            u.email = validate_email(&v)?;
+            changed.push("email");
+        }
+        if let Some(v) = patch.firstname {
+            u.firstname = v.trim().to_string();
+            changed.push("firstname");
+        }
+        if let Some(v) = patch.lastname {
+            u.lastname = v.trim().to_string();
+            changed.push("lastname");
+        }
+        if let Some(v) = patch.display_name {
+            u.display_name = optional("display_name", Some(&v))?;
+            changed.push("display_name");
+        }
+        if let Some(s) = patch.state {
+            if s != u.state {
+                u.state = s;
+                u.auth_revision += 1;
+                self.cache.forget(&u.id);
+                changed.push("state");
+            }
+        }
+        if let Some(v) = patch.ldap_bind_dn {
+            u.ldap_bind_dn = v;
+            changed.push("ldap_bind_dn");
+        }
+        let enrolment_days = i64::from(tx.org()?.mfa_enrolment_days);
+        if let Some(v) = patch.mfa_required {
+            if v && !u.mfa_required {
+                u.mfa_enrolment_deadline = Some(tx.now + Duration::days(enrolment_days));
+            }
+            if !v {
+                u.mfa_enrolment_deadline = None;
+            }
+            u.mfa_required = v;
+            changed.push("mfa_required");
+        }
+        if patch.reset_mfa_enrolment == Some(true) {
+            u.mfa_enrolment_deadline = Some(tx.now + Duration::days(enrolment_days));
+            changed.push("mfa_enrolment_deadline");
+        }
+        if let Some(uid) = patch.uid_number {
+            if uid != u.uid_number {
+                u.uid_number = allocate_uid(tx, Some(uid))?;
+                changed.push("uid_number");
+            }
+        }
+        if let Some(v) = patch.gid_number {
+            u.gid_number = v;
+            changed.push("gid_number");
+        }
+        if let Some(v) = patch.home_directory {
+            u.home_directory = required("home_directory", &v)?;
+            changed.push("home_directory");
+        }
+        if let Some(v) = patch.login_shell {
+            u.login_shell = required("login_shell", &v)?;
+            changed.push("login_shell");
+        }
+        if let Some(v) = patch.employment {
+            u.employment = v;
+            changed.push("employment");
+        }
+        if let Some(v) = patch.phone {
+            u.phone = optional("phone", Some(&v))?;
+            changed.push("phone");
+        }
+        if let Some(v) = patch.external_id {
+            u.external_id = optional("external_id", Some(&v))?;
+            changed.push("external_id");
+        }
+        if let Some(v) = patch.attributes {
+            validate_attributes(&v)?;
+            u.attributes = v;
+            changed.push("attributes");
+        }
+        Ok(changed)
+    }
+
     pub async fn delete_user(&self, actor: &Actor, id: &Id) -> Result<()> {
+        self.delete_user_at(actor, id, None).await
+    }
+
+    /// Delete a user; with `expect`, only if the user is still at that revision.
+    pub async fn delete_user_at(&self, actor: &Actor, id: &Id, expect: Option<u64>) -> Result<()> {
         actor.require(Permission::ManageUsers)?;
-        let actor = actor.clone();
+        let who = actor.clone();
         let id = id.clone();
-        self.write(move |tx| {
+        self.write_as(actor, move |tx| {
+            let current = tx.user_at(&id, expect)?;
+            scim_scope::check_user(&tx.snap, &who, &current)?;
             let groups: Vec<Id> = tx.snap.groups_of(&id).map(|g| g.id.clone()).collect();
             let old = tx
                 .snap
                 .remove_user(&id)
                 .ok_or_else(|| DirectoryError::not_found("user", &id))?;
-            for g in groups {
+            for g in &groups {
                 tx.batch
                     .delete(crate::store::Kind::Membership, format!("{g}/{id}"));
+                tx.touch_group(g);
             }
             tx.batch.delete(crate::store::Kind::User, id.as_str());
             self.cache.forget(&id);
             tx.event(
-                admin_event(&actor, "user_delete")
+                admin_event(&who, "user_delete")
                     .user(&old.username)
                     .target("user", &id),
             );
@@ -504,6 +570,36 @@ impl Directory {
             .await
     }
 
+    /// Check a new password against the policy and hash it; a refusal is recorded as a failed `event_type`.
+    async fn prepare_password_logged(
+        &self,
+        actor: &Actor,
+        snap: &Snapshot,
+        user: &User,
+        username: &str,
+        password: &str,
+        event_type: &'static str,
+    ) -> Result<PreparedPassword> {
+        match self
+            .prepare_password(snap, Some(user), username, password)
+            .await
+        {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                let mut ev = admin_event(actor, event_type)
+                    .user(&user.username)
+                    .target("user", &user.id)
+                    .reason(e.to_string());
+                if let DirectoryError::PasswordPolicy(v) = &e {
+                    ev = ev.detail("rule", v.rule);
+                }
+                ev.success = false;
+                self.record(ev).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Set a password after policy checks; shared by admin resets and self-service changes.
     pub async fn change_password(
         &self,
@@ -516,43 +612,29 @@ impl Directory {
         let user = snap
             .user(id)
             .ok_or_else(|| DirectoryError::not_found("user", id))?;
-        let prepared = match self
-            .prepare_password(&snap, Some(user), &user.username, password)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                let mut ev = admin_event(actor, event_type)
-                    .user(&user.username)
-                    .target("user", id)
-                    .reason(e.to_string());
-                if let DirectoryError::PasswordPolicy(v) = &e {
-                    ev = ev.detail("rule", v.rule);
-                }
-                ev.success = false;
-                self.record(ev).await;
-                return Err(e);
-            }
-        };
-        let actor = actor.clone();
+        if let Err(e) = scim_scope::check_user(&snap, actor, user) {
+            self.record_scope_denial(actor, &e).await;
+            return Err(e);
+        }
+        let prepared = self
+            .prepare_password_logged(actor, &snap, user, &user.username, password, event_type)
+            .await?;
+        let who = actor.clone();
         let id = id.clone();
         let user = self
-            .write(move |tx| {
-                let mut u = (**tx
-                    .snap
-                    .user(&id)
-                    .ok_or_else(|| DirectoryError::not_found("user", &id))?)
-                .clone();
+            .write_as(actor, move |tx| {
+                let current = tx.user_at(&id, None)?;
+                scim_scope::check_user(&tx.snap, &who, &current)?;
+                let mut u = (*current).clone();
+                scim_scope::adopt(&who, &mut u);
                 self.apply_password(tx, &mut u, prepared);
-                u.updated_at = tx.now;
                 tx.event(
-                    admin_event(&actor, event_type)
+                    admin_event(&who, event_type)
                         .user(&u.username)
                         .target("user", &u.id)
                         .detail("nt_hash_stored", u.nt_hash.is_some()),
                 );
-                tx.put_user(u.clone());
-                Ok(u)
+                Ok(tx.put_user(u))
             })
             .await?;
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
@@ -572,14 +654,12 @@ impl Directory {
                 u.failed_logins = 0;
                 u.locked_until = None;
                 u.auth_revision += 1;
-                u.updated_at = tx.now;
                 tx.event(
                     admin_event(&actor, "user_unlock")
                         .user(&u.username)
                         .target("user", &u.id),
                 );
-                tx.put_user(u.clone());
-                Ok(u)
+                Ok(tx.put_user(u))
             })
             .await?;
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
@@ -606,7 +686,6 @@ impl Directory {
                 confirmed: false,
                 created_at: tx.now,
             });
-            u.updated_at = tx.now;
             let start = TotpStart {
                 secret: totp::secret_base32(&secret),
                 otpauth_uri: totp::otpauth_uri(&issuer, &u.username, &secret),
@@ -660,14 +739,12 @@ impl Directory {
                     t.confirmed = true;
                 }
                 u.mfa_enrolment_deadline = None;
-                u.updated_at = tx.now;
                 tx.event(
                     admin_event(&actor, "totp_enrol_confirm")
                         .user(&u.username)
                         .target("user", &u.id),
                 );
-                tx.put_user(u.clone());
-                Ok(u)
+                Ok(tx.put_user(u))
             })
             .await?;
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
@@ -735,6 +812,7 @@ impl Directory {
             role: crate::model::AdminRole::HelpDesk,
             service,
             client_ip,
+            scim_token: None,
         })
     }
 
@@ -755,14 +833,12 @@ impl Directory {
                 if u.mfa_required {
                     u.mfa_enrolment_deadline = Some(tx.now + Duration::days(days));
                 }
-                u.updated_at = tx.now;
                 tx.event(
                     admin_event(&actor, "totp_remove")
                         .user(&u.username)
                         .target("user", &u.id),
                 );
-                tx.put_user(u.clone());
-                Ok(u)
+                Ok(tx.put_user(u))
             })
             .await?;
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))

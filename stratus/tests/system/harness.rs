@@ -312,7 +312,7 @@ impl Drop for Server {
 }
 
 /// libfaketime from Debian's libfaketime package (installed with faketime by scripts/test).
-fn libfaketime() -> PathBuf {
+pub fn libfaketime() -> PathBuf {
     let found = std::fs::read_dir("/usr/lib")
         .into_iter()
         .flatten()

@@ -9,6 +9,7 @@ mod crash;
 mod eap;
 mod harness;
 mod import;
+mod integrity;
 mod ldap;
 mod passwords;
 mod radius;
