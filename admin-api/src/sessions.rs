@@ -75,29 +75,29 @@ impl Sessions {
     /// The admin of a live console session that the core still accepts (the admin exists, is not locked, and
     /// had no password set since); a session it refuses ends.
     pub fn touch_admin(&self, token: &str, dir: &Directory) -> Option<Id> {
-        let admin = self.touch(token, dir)?;
-        let revision = {
-            let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&sha256_hex(token.as_bytes()))?.revision
-        };
-        if dir.admin_session_valid(&admin, revision) {
-            Some(admin)
-        } else {
-            self.end(token);
-            None
-        }
+        self.touch_checked(token, dir, |id, rev| dir.admin_session_valid(id, rev))
     }
 
     /// The user of a live user session that the core still accepts (active, not locked, no password set or
     /// reset since); a session it refuses ends.
     pub fn touch_user(&self, token: &str, dir: &Directory) -> Option<Id> {
-        let user = self.touch(token, dir)?;
+        self.touch_checked(token, dir, |id, rev| dir.user_session_valid(id, rev))
+    }
+
+    /// A live session whose owner and remembered revision `valid` still accepts; one it refuses ends.
+    fn touch_checked(
+        &self,
+        token: &str,
+        dir: &Directory,
+        valid: impl Fn(&Id, u64) -> bool,
+    ) -> Option<Id> {
+        let owner = self.touch(token, dir)?;
         let revision = {
             let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             map.get(&sha256_hex(token.as_bytes()))?.revision
         };
-        if dir.user_session_valid(&user, revision) {
-            Some(user)
+        if valid(&owner, revision) {
+            Some(owner)
         } else {
             self.end(token);
             None
