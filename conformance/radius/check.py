@@ -10,6 +10,9 @@ Checks:
                                       with the same code: the first must be accepted, the second rejected.
   wrongstate USER PASSWORD            an answer with a State that was never issued is rejected.
   duplicate USER PASSWORD             the same request sent twice gets byte-identical replies.
+  proxystate USER PASSWORD            a request with two Proxy-State attributes sent twice: both replies (the
+                                      second from the duplicate cache) carry them unmodified and in order.
+                                      Prints {"code", "proxy_states" (hex, in order)}.
   flood USER PASSWORD COUNT           COUNT distinct requests sent at once; prints how many were answered.
   badinput USER PASSWORD              malformed datagrams get no answer and break nothing: the server still
                                       accepts USER afterwards.
@@ -163,6 +166,42 @@ def duplicate(host, port, c, user, password):
     print(json.dumps({"reply_code": replies[0][0]}))
 
 
+def raw_attributes(data, typ):
+    """Values of one attribute type in a raw packet, in order."""
+    out, at = [], 20
+    while at + 2 <= len(data):
+        t, ln = data[at], data[at + 1]
+        if ln < 2:
+            break
+        if t == typ:
+            out.append(data[at + 2:at + ln])
+        at += ln
+    return out
+
+
+def proxystate(host, port, c, user, password):
+    sent = [b"\x01hop-2", b"hop-1\x00"]
+    req = c.CreateAuthPacket(code=pyrad.packet.AccessRequest, User_Name=user)
+    req["User-Password"] = req.PwCrypt(password)
+    for state in sent:
+        req.AddAttribute("Proxy-State", state)
+    req.add_message_authenticator()
+    raw = req.RequestPacket()
+    replies = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(20)
+        s.bind(("127.0.0.1", 0))
+        for _ in range(2):
+            s.sendto(raw, (host, port))
+            replies.append(s.recvfrom(4096)[0])
+    expect(replies[0] == replies[1], "a retransmission must get the same reply")
+    reply = pyrad.packet.AuthPacket(packet=replies[1], secret=c.secret, dict=c.dict)
+    expect(req.VerifyReply(reply, replies[1], enforce_ma=True), "reply authenticators do not verify")
+    got = raw_attributes(replies[1], 33)
+    expect(got == sent, "Proxy-State %r came back as %r" % (sent, got))
+    print(json.dumps({"code": replies[1][0], "proxy_states": [v.hex() for v in got]}))
+
+
 def flood(host, port, c, user, password, count):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -236,6 +275,8 @@ def main():
             wrongstate(c, *args)
         elif check == "duplicate":
             duplicate(host, int(port), c, *args)
+        elif check == "proxystate":
+            proxystate(host, int(port), c, *args)
         elif check == "flood":
             flood(host, int(port), c, *args)
         elif check == "badinput":

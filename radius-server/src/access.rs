@@ -11,7 +11,8 @@
 //! - Reject: no reason, unless the profile allows a Reply-Message.
 //!
 //! Requests with EAP-Message go to [`crate::eap`]; their Accept adds User-Name, EAP-Success and the MS-MPPE
-//! keys. CHAP cannot be checked against argon2id hashes and is refused with an event that says so.
+//! keys. CHAP cannot be checked against argon2id hashes and is refused with an event that says so. Every reply
+//! carries the request's Proxy-States ([`Builder::reply_to`]).
 
 use crate::clients::Client;
 use crate::crypt;
@@ -42,17 +43,12 @@ pub(crate) async fn access_request(
 ) -> Option<Vec<u8>> {
     let answer = decide(shared, client, req, src).await;
     let secret = &client.secret;
-    let mut b = Builder::new(
-        match answer {
-            Answer::Accept(..) | Answer::Eap(EapAnswer::Accept { .. }) => Code::AccessAccept,
-            Answer::Challenge(_) | Answer::Eap(EapAnswer::Challenge { .. }) => {
-                Code::AccessChallenge
-            }
-            Answer::Reject(_) | Answer::Eap(EapAnswer::Reject { .. }) => Code::AccessReject,
-        },
-        req.identifier,
-        true,
-    );
+    let code = match answer {
+        Answer::Accept(..) | Answer::Eap(EapAnswer::Accept { .. }) => Code::AccessAccept,
+        Answer::Challenge(_) | Answer::Eap(EapAnswer::Challenge { .. }) => Code::AccessChallenge,
+        Answer::Reject(_) | Answer::Eap(EapAnswer::Reject { .. }) => Code::AccessReject,
+    };
+    let mut b = Builder::reply_to(req, code, true).ok()?;
     let mut salt = 0u16;
     match &answer {
         Answer::Accept(grant, class) => {
@@ -133,7 +129,7 @@ fn accept_attributes(
 
 /// Answer a Status-Server on the authentication port (RFC 5997 §3): an Access-Accept, nothing else.
 pub(crate) fn status_server(client: &Client, req: &Packet) -> Option<Vec<u8>> {
-    let b = Builder::new(Code::AccessAccept, req.identifier, true);
+    let b = Builder::reply_to(req, Code::AccessAccept, true).ok()?;
     Some(b.response(&client.secret, &req.authenticator))
 }
 

@@ -22,15 +22,15 @@ pub(crate) async fn accounting_request(
 ) -> Option<Vec<u8>> {
     shared.dir.record(event(shared, client, req, src)).await;
     shared.dir.flush_events().await;
-    Some(response(client, req, false))
+    response(client, req, false)
 }
 
 /// An Accounting-Response. Only the answer to a Status-Server carries a Message-Authenticator (RFC 5997 §3):
 /// NAS software disagrees on how one in an Accounting-Response is computed, and the Response Authenticator
-/// already proves it.
-pub(crate) fn response(client: &Client, req: &Packet, status_server: bool) -> Vec<u8> {
-    Builder::new(Code::AccountingResponse, req.identifier, status_server)
-        .response(&client.secret, &req.authenticator)
+/// already proves it. `None` when the request's Proxy-States cannot fit.
+pub(crate) fn response(client: &Client, req: &Packet, status_server: bool) -> Option<Vec<u8>> {
+    let b = Builder::reply_to(req, Code::AccountingResponse, status_server).ok()?;
+    Some(b.response(&client.secret, &req.authenticator))
 }
 
 fn octets(req: &Packet, low: u8, gigawords: u8) -> Option<u64> {

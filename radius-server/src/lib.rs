@@ -251,7 +251,7 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
             (Port::Acct, Code::AccountingRequest) => {
                 accounting::accounting_request(&shared, &client, &req, src).await
             }
-            (Port::Acct, Code::StatusServer) => Some(accounting::response(&client, &req, true)),
+            (Port::Acct, Code::StatusServer) => accounting::response(&client, &req, true),
             _ => None,
         };
         match reply {

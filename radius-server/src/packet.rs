@@ -34,6 +34,7 @@ pub mod attr {
     pub const CLASS: u8 = 25;
     pub const VENDOR_SPECIFIC: u8 = 26;
     pub const SESSION_TIMEOUT: u8 = 27;
+    pub const PROXY_STATE: u8 = 33;
     pub const CALLED_STATION_ID: u8 = 30;
     pub const CALLING_STATION_ID: u8 = 31;
     pub const NAS_IDENTIFIER: u8 = 32;
@@ -307,6 +308,21 @@ impl Builder {
         }
     }
 
+    /// A reply to `req`: its identifier, and every Proxy-State of the request copied unmodified and in order
+    /// (RFC 2865 §5.33) — a proxy uses them to route the reply back to the NAS that asked. Fails only when they
+    /// cannot fit, and then no reply is better than one the proxy cannot route.
+    pub fn reply_to(
+        req: &Packet,
+        code: Code,
+        message_authenticator: bool,
+    ) -> Result<Builder, EncodeError> {
+        let mut b = Builder::new(code, req.identifier, message_authenticator);
+        for state in req.all(attr::PROXY_STATE) {
+            b.add(attr::PROXY_STATE, state)?;
+        }
+        Ok(b)
+    }
+
     /// Append one attribute.
     pub fn add(&mut self, typ: u8, value: &[u8]) -> Result<&mut Self, EncodeError> {
         if value.len() > 253 {
@@ -407,6 +423,20 @@ mod tests {
         let mut b = Builder::new(Code::AccessRequest, 7, true);
         b.add(attr::USER_NAME, b"alice").unwrap();
         b.access_request(secret, &[9; 16])
+    }
+
+    #[test]
+    fn replies_carry_the_proxy_states_of_the_request_in_order() {
+        let mut b = Builder::new(Code::AccessRequest, 3, true);
+        b.add(attr::PROXY_STATE, b"second-hop").unwrap();
+        b.add(attr::USER_NAME, b"alice").unwrap();
+        b.add(attr::PROXY_STATE, b"\x00first").unwrap();
+        let req = Packet::decode(&b.access_request(b"s", &[1; 16])).unwrap();
+        let reply = Builder::reply_to(&req, Code::AccessReject, true).unwrap();
+        let p = Packet::decode(&reply.response(b"s", &req.authenticator)).unwrap();
+        assert_eq!(p.identifier, 3);
+        let states: Vec<&[u8]> = p.all(attr::PROXY_STATE).collect();
+        assert_eq!(states, vec![&b"second-hop"[..], &b"\x00first"[..]]);
     }
 
     #[test]

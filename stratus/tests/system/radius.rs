@@ -597,3 +597,92 @@ fn dictionary_agrees_with_the_one_freeradius_ships() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("\"problems\": 0"), "{text}");
 }
+
+/// Two Proxy-State attributes as a chain of proxies would add them: the first hop's last.
+const PROXY_STATES: [&str; 2] = ["0x7374726174757331", "0x00ff0a"];
+
+/// The Proxy-State values of the reply radclient printed, in order.
+fn reply_proxy_states(out: &str) -> Vec<String> {
+    let received = out
+        .find("Received ")
+        .unwrap_or_else(|| panic!("no reply: {out}"));
+    out[received..]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Proxy-State = "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn proxy_state_comes_back_unmodified_and_in_order_in_every_reply() {
+    let f = fixture().await;
+    let id = f.s.user("olga", Some(PW)).await;
+    f.s.enrol_totp(&id).await;
+    let (st, _) =
+        f.s.put(&format!("/groups/{}/members/{id}", f.wifi), None)
+            .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    profile(
+        &f,
+        json!({"mfa": "require_enrolled_only", "methods": ["pap", "peap_mschapv2"]}),
+    )
+    .await;
+    let proxied = format!(
+        "Proxy-State={},Proxy-State={}",
+        PROXY_STATES[0], PROXY_STATES[1]
+    );
+    let auth = |attrs: &str| {
+        radclient(
+            &f.s.radius,
+            "auth",
+            SECRET,
+            &format!("{attrs},Message-Authenticator=0x00,{proxied}"),
+        )
+    };
+    for (what, attrs, answer) in [
+        (
+            "PAP accept",
+            format!("User-Name=ann,User-Password=\"{PW}\""),
+            "Access-Accept",
+        ),
+        (
+            "PAP reject",
+            "User-Name=ann,User-Password=\"Wrong-Password-1\"".to_string(),
+            "Access-Reject",
+        ),
+        (
+            "MFA challenge",
+            format!("User-Name=olga,User-Password=\"{PW}\""),
+            "Access-Challenge",
+        ),
+        // EAP-Response/Identity "ann": the server proposes a method.
+        (
+            "EAP challenge",
+            "User-Name=ann,EAP-Message=0x0200000801616e6e".to_string(),
+            "Access-Challenge",
+        ),
+        // An EAP packet too short to read: EAP-Failure.
+        (
+            "EAP reject",
+            "User-Name=ann,EAP-Message=0x0201".to_string(),
+            "Access-Reject",
+        ),
+    ] {
+        let (_, out) = auth(&attrs);
+        assert!(out.contains(&format!("Received {answer}")), "{what}: {out}");
+        assert_eq!(reply_proxy_states(&out), PROXY_STATES, "{what}: {out}");
+    }
+    let (ok, out) = radclient(
+        &f.s.radius_accounting,
+        "acct",
+        SECRET,
+        &format!("Acct-Status-Type=Start,User-Name=ann,Acct-Session-Id=sess-9,{proxied}"),
+    );
+    assert!(ok && out.contains("Received Accounting-Response"), "{out}");
+    assert_eq!(reply_proxy_states(&out), PROXY_STATES, "{out}");
+
+    // A retransmission is answered from the duplicate table with the same Proxy-States.
+    let (ok, v, text) = pyrad(&f, "proxystate", &["ann", PW]);
+    assert!(ok, "{text}");
+    assert_eq!(v["code"], 2, "{v}");
+}
