@@ -11,8 +11,9 @@
 //! - Reject: no reason, unless the profile allows a Reply-Message.
 //!
 //! Requests with EAP-Message go to [`crate::eap`]; their Accept adds User-Name, EAP-Success and the MS-MPPE
-//! keys. CHAP cannot be checked against argon2id hashes and is refused with an event that says so. Every reply
-//! carries the request's Proxy-States ([`Builder::reply_to`]).
+//! keys. CHAP cannot be checked against argon2id hashes, and MS-CHAP outside an EAP tunnel is not offered; both
+//! are refused with an event that says so. Every reply carries the request's Proxy-States
+//! ([`Builder::reply_to`]).
 
 use crate::clients::Client;
 use crate::crypt;
@@ -105,8 +106,22 @@ pub(crate) async fn access_request(
 }
 
 const MICROSOFT: u32 = 311;
+const MS_CHAP_RESPONSE: u8 = 1;
+const MS_CHAP_CHALLENGE: u8 = 11;
 const MS_MPPE_SEND_KEY: u8 = 16;
 const MS_MPPE_RECV_KEY: u8 = 17;
+const MS_CHAP2_RESPONSE: u8 = 25;
+
+/// Why an MS-CHAP request (RFC 2548 attributes in the Access-Request itself) is refused.
+const MS_CHAP_REFUSED: &str =
+    "MS-CHAP outside PEAP is not supported; configure the NAS for PEAP-MSCHAPv2, EAP-TTLS or PAP";
+
+/// MS-CHAP v1 or v2 carried as plain RADIUS attributes rather than inside an EAP method.
+fn is_ms_chap(req: &Packet) -> bool {
+    [MS_CHAP_CHALLENGE, MS_CHAP_RESPONSE, MS_CHAP2_RESPONSE]
+        .iter()
+        .any(|t| req.vendor(MICROSOFT, *t).is_some())
+}
 
 /// The groups' reply attributes and the Class of an Access-Accept.
 fn accept_attributes(
@@ -199,6 +214,12 @@ async fn decide(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr)
             "CHAP cannot be checked against stored password hashes; configure the NAS for PAP or EAP",
         )
         .await;
+        return Answer::Reject(None);
+    }
+    if is_ms_chap(req) {
+        // A NAS set up for MS-CHAP would otherwise read "no User-Password" and look for a missing password.
+        tracing::info!(nas = %profile.name, user = %username, "{MS_CHAP_REFUSED}");
+        refuse(shared, client, src, Some(&username), MS_CHAP_REFUSED).await;
         return Answer::Reject(None);
     }
     if !profile.methods.contains(&RadiusMethod::Pap) {

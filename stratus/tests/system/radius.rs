@@ -686,3 +686,36 @@ async fn proxy_state_comes_back_unmodified_and_in_order_in_every_reply() {
     assert!(ok, "{text}");
     assert_eq!(v["code"], 2, "{v}");
 }
+
+#[tokio::test]
+async fn ms_chap_outside_peap_is_refused_with_a_reason_that_says_so() {
+    let f = fixture().await;
+    let nt_response = "11".repeat(48);
+    for attrs in [
+        format!(
+            "MS-CHAP-Challenge=0x{},MS-CHAP2-Response=0x0100{nt_response}",
+            "22".repeat(16)
+        ),
+        format!(
+            "MS-CHAP-Challenge=0x{},MS-CHAP-Response=0x0101{nt_response}",
+            "22".repeat(8)
+        ),
+    ] {
+        let (ok, out) = radclient(
+            &f.s.radius,
+            "auth",
+            SECRET,
+            &format!("User-Name=ann,{attrs},Message-Authenticator=0x00"),
+        );
+        assert!(!ok && out.contains("Received Access-Reject"), "{out}");
+        assert_eq!(
+            last_auth_reason(&f, "ann").await,
+            (
+                false,
+                "MS-CHAP outside PEAP is not supported; configure the NAS for PEAP-MSCHAPv2, EAP-TTLS or PAP"
+                    .to_string()
+            ),
+            "{attrs}"
+        );
+    }
+}
