@@ -1,13 +1,40 @@
-//! Framing guard in front of `ldap3_proto`'s codec: every LDAPMessage is a BER SEQUENCE (tag 0x30) with a
-//! definite length (RFC 4511 §5.1), so a first byte that is not 0x30, or a declared length above the PDU limit,
-//! is refused at once instead of waiting for bytes that will never make sense.
+//! Framing and controls in front of `ldap3_proto`'s codec (RFC 4511 §4.1.1, §4.1.11, §5.1).
+//!
+//! # Format
+//! ```text
+//! LDAPMessage ::= SEQUENCE { messageID INTEGER, protocolOp CHOICE {…}, controls [0] Controls OPTIONAL }
+//! Control     ::= SEQUENCE { controlType OCTET STRING, criticality BOOLEAN DEFAULT FALSE,
+//!                            controlValue OCTET STRING OPTIONAL }
+//! ```
+//! Every LDAPMessage is a SEQUENCE (tag 0x30) with a definite length, so a first byte that is not 0x30, or a
+//! declared length above the PDU limit, is refused at once instead of waiting for bytes that will never make
+//! sense. A complete message is split here: the controls are read by [`Ber`] and kept as the client sent them
+//! (OID, criticality, raw value), and only `SEQUENCE { messageID, protocolOp }` goes to `ldap3_proto`. Its own
+//! control decoding forgets the criticality of controls it does not know, fails the whole message on a malformed
+//! value of a control we would ignore anyway, and logs a warning per unknown control — noise any client could
+//! cause.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use ldap3_proto::proto::LdapMsg;
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::{Decoder, Encoder};
 
-/// The LDAP codec with early checks of the outer tag and length.
+/// A request control as the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Control {
+    pub oid: String,
+    pub critical: bool,
+    pub value: Option<Vec<u8>>,
+}
+
+/// One decoded request: the message without its controls, and the controls.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub msg: LdapMsg,
+    pub controls: Vec<Control>,
+}
+
+/// The LDAP codec with early checks of the outer tag and length, and controls read here.
 pub struct GuardedCodec {
     inner: LdapCodec,
     max: usize,
@@ -26,26 +53,27 @@ fn refuse(why: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
 }
 
-/// Check the outer tag and length of what is buffered; `Ok` when it may still become a valid message.
-fn check_header(buf: &[u8], max: usize) -> std::io::Result<()> {
+/// The size of the outer header and of the content once the header is buffered; `Ok(None)` while it may still
+/// become a valid message.
+fn check_header(buf: &[u8], max: usize) -> std::io::Result<Option<(usize, usize)>> {
     let Some(&tag) = buf.first() else {
-        return Ok(());
+        return Ok(None);
     };
     if tag != 0x30 {
         return Err(refuse("an LDAP message must start with a SEQUENCE"));
     }
     let Some(&first) = buf.get(1) else {
-        return Ok(());
+        return Ok(None);
     };
     if first & 0x80 == 0 {
-        return Ok(());
+        return Ok(Some((2, usize::from(first))));
     }
     let n = usize::from(first & 0x7f);
     if n == 0 || n > 4 {
         return Err(refuse("indefinite or oversized BER length"));
     }
     let Some(bytes) = buf.get(2..2 + n) else {
-        return Ok(());
+        return Ok(None);
     };
     let len = bytes
         .iter()
@@ -53,16 +81,182 @@ fn check_header(buf: &[u8], max: usize) -> std::io::Result<()> {
     if len > max {
         return Err(refuse("message larger than the PDU limit"));
     }
-    Ok(())
+    Ok(Some((2 + n, len)))
+}
+
+/// One BER element: its tag octet, the whole encoding and the content.
+#[derive(Debug, Clone, Copy)]
+pub struct Tlv<'a> {
+    pub tag: u8,
+    pub whole: &'a [u8],
+    pub content: &'a [u8],
+}
+
+/// A reader over concatenated BER elements with one-octet tags and definite lengths (all LDAP uses). It returns
+/// an error instead of reading past the end.
+pub struct Ber<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Ber<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Ber { rest: data }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The next element, `None` at the end.
+    pub fn next_tlv(&mut self) -> std::io::Result<Option<Tlv<'a>>> {
+        let data = self.rest;
+        let Some(&tag) = data.first() else {
+            return Ok(None);
+        };
+        if tag & 0x1f == 0x1f {
+            return Err(refuse("multi-octet BER tags are not used by LDAP"));
+        }
+        let first = *data.get(1).ok_or_else(|| refuse("truncated BER length"))?;
+        let (header, len) = if first & 0x80 == 0 {
+            (2, usize::from(first))
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 {
+                return Err(refuse("indefinite or oversized BER length"));
+            }
+            let bytes = data
+                .get(2..2 + n)
+                .ok_or_else(|| refuse("truncated BER length"))?;
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (2 + n, len)
+        };
+        let end = header
+            .checked_add(len)
+            .filter(|end| *end <= data.len())
+            .ok_or_else(|| refuse("BER element runs past its container"))?;
+        self.rest = &data[end..];
+        Ok(Some(Tlv {
+            tag,
+            whole: &data[..end],
+            content: &data[header..end],
+        }))
+    }
+
+    /// The next element, which must have this tag.
+    pub fn expect(&mut self, tag: u8, what: &str) -> std::io::Result<Tlv<'a>> {
+        match self.next_tlv()? {
+            Some(t) if t.tag == tag => Ok(t),
+            _ => Err(refuse(what)),
+        }
+    }
+}
+
+const TAG_BOOLEAN: u8 = 0x01;
+const TAG_OCTET_STRING: u8 = 0x04;
+const TAG_SEQUENCE: u8 = 0x30;
+const TAG_CONTROLS: u8 = 0xa0;
+
+/// The controls of a message (the content of `[0] Controls`).
+fn controls(content: &[u8]) -> std::io::Result<Vec<Control>> {
+    let mut out = Vec::new();
+    let mut list = Ber::new(content);
+    while let Some(seq) = list.next_tlv()? {
+        if seq.tag != TAG_SEQUENCE {
+            return Err(refuse("a control must be a SEQUENCE"));
+        }
+        let mut c = Ber::new(seq.content);
+        let oid = c.expect(TAG_OCTET_STRING, "a control must start with its OID")?;
+        let oid = std::str::from_utf8(oid.content)
+            .map_err(|_| refuse("a control OID must be text"))?
+            .to_string();
+        let mut next = c.next_tlv()?;
+        let mut critical = false;
+        if let Some(b) = next.filter(|t| t.tag == TAG_BOOLEAN) {
+            let [v] = b.content else {
+                return Err(refuse("a control's criticality must be one octet"));
+            };
+            // BER: any non-zero octet is TRUE.
+            critical = *v != 0;
+            next = c.next_tlv()?;
+        }
+        let value = match next {
+            None => None,
+            Some(v) if v.tag == TAG_OCTET_STRING => Some(v.content.to_vec()),
+            Some(_) => return Err(refuse("a control value must be an OCTET STRING")),
+        };
+        if !c.is_empty() {
+            return Err(refuse("trailing data in a control"));
+        }
+        out.push(Control {
+            oid,
+            critical,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// Split one complete LDAPMessage (its content, after the outer header) into the message without controls,
+/// re-framed for `ldap3_proto`, and the controls.
+fn split(content: &[u8]) -> std::io::Result<(BytesMut, Vec<Control>)> {
+    let mut r = Ber::new(content);
+    let id = r.expect(0x02, "an LDAP message must start with its message ID")?;
+    let op = r
+        .next_tlv()?
+        .ok_or_else(|| refuse("an LDAP message must carry an operation"))?;
+    let controls = match r.next_tlv()? {
+        None => Vec::new(),
+        Some(t) if t.tag == TAG_CONTROLS => controls(t.content)?,
+        Some(_) => return Err(refuse("only controls may follow the operation")),
+    };
+    if !r.is_empty() {
+        return Err(refuse("trailing data after the controls"));
+    }
+    let len = id.whole.len() + op.whole.len();
+    let mut out = BytesMut::with_capacity(len + 6);
+    out.extend_from_slice(&[TAG_SEQUENCE]);
+    put_length(&mut out, len);
+    out.extend_from_slice(id.whole);
+    out.extend_from_slice(op.whole);
+    Ok((out, controls))
+}
+
+/// A BER definite length in its shortest form.
+fn put_length(out: &mut BytesMut, len: usize) {
+    if len < 0x80 {
+        out.extend_from_slice(&[len as u8]);
+        return;
+    }
+    let bytes = len.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    out.extend_from_slice(&[0x80 | (bytes.len() - skip) as u8]);
+    out.extend_from_slice(&bytes[skip..]);
 }
 
 impl Decoder for GuardedCodec {
-    type Item = LdapMsg;
+    type Item = Request;
     type Error = std::io::Error;
 
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<LdapMsg>, Self::Error> {
-        check_header(buf, self.max)?;
-        self.inner.decode(buf)
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, Self::Error> {
+        let Some((header, len)) = check_header(buf, self.max)? else {
+            return Ok(None);
+        };
+        if buf.len() < header + len {
+            buf.reserve(header + len - buf.len());
+            return Ok(None);
+        }
+        let frame = buf.split_to(header + len);
+        let (mut stripped, controls) = split(&frame[header..])?;
+        let msg = self
+            .inner
+            .decode(&mut stripped)?
+            .ok_or_else(|| refuse("the operation is incomplete inside a complete message"))?;
+        if stripped.has_remaining() {
+            return Err(refuse("trailing data in the operation"));
+        }
+        Ok(Some(Request { msg, controls }))
     }
 }
 
@@ -77,6 +271,7 @@ impl Encoder<LdapMsg> for GuardedCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ldap3_proto::proto::LdapOp;
 
     #[test]
     fn refuses_wrong_tags_and_lying_lengths_early() {
@@ -84,10 +279,103 @@ mod tests {
         assert!(check_header(b"\x30\x84\x7f\xff\xff\xff", 1024).is_err());
         assert!(check_header(b"\x30\x80", 1024).is_err());
         assert!(
-            check_header(b"\x30\x82\x01", 1024).is_ok(),
+            matches!(check_header(b"\x30\x82\x01", 1024), Ok(None)),
             "incomplete length waits"
         );
-        assert!(check_header(b"\x30\x0c\x02\x01\x01", 1024).is_ok());
-        assert!(check_header(b"", 1024).is_ok());
+        assert_eq!(
+            check_header(b"\x30\x0c\x02\x01\x01", 1024).unwrap(),
+            Some((2, 12))
+        );
+        assert!(matches!(check_header(b"", 1024), Ok(None)));
+    }
+
+    /// An unbind request (id 1) with the given encoded controls appended.
+    fn unbind_with(controls: &[u8]) -> BytesMut {
+        let mut body = vec![0x02, 0x01, 0x01, 0x42, 0x00];
+        body.extend_from_slice(controls);
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&[0x30, body.len() as u8]);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// One Control, BER-encoded (short lengths only).
+    fn control(oid: &str, critical: Option<bool>, value: Option<&[u8]>) -> Vec<u8> {
+        let mut body = vec![0x04, oid.len() as u8];
+        body.extend_from_slice(oid.as_bytes());
+        if let Some(c) = critical {
+            body.extend_from_slice(&[0x01, 0x01, if c { 0xff } else { 0x00 }]);
+        }
+        if let Some(v) = value {
+            body.extend_from_slice(&[0x04, v.len() as u8]);
+            body.extend_from_slice(v);
+        }
+        let mut out = vec![0x30, body.len() as u8];
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn controls_keep_their_criticality_and_value() {
+        let mut list = Vec::new();
+        list.extend(control(
+            "1.2.840.113556.1.4.473",
+            Some(true),
+            Some(b"\x30\x00"),
+        ));
+        list.extend(control("1.2.840.113556.1.4.841", Some(false), None));
+        list.extend(control("2.16.840.1.113730.3.4.2", None, None));
+        let mut controls = vec![0xa0, list.len() as u8];
+        controls.extend_from_slice(&list);
+        let mut buf = unbind_with(&controls);
+        let req = GuardedCodec::new(1024).decode(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty());
+        assert_eq!(req.msg.msgid, 1);
+        assert!(matches!(req.msg.op, LdapOp::UnbindRequest));
+        assert!(req.msg.ctrl.is_empty());
+        let got: Vec<(&str, bool, Option<&[u8]>)> = req
+            .controls
+            .iter()
+            .map(|c| (c.oid.as_str(), c.critical, c.value.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("1.2.840.113556.1.4.473", true, Some(&b"\x30\x00"[..])),
+                ("1.2.840.113556.1.4.841", false, None),
+                ("2.16.840.1.113730.3.4.2", false, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_waits_until_complete_and_the_next_one_stays_buffered() {
+        let one = unbind_with(&[]);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&one[..4]);
+        let mut codec = GuardedCodec::new(1024);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&one[4..]);
+        buf.extend_from_slice(&one[..3]);
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert_eq!(&buf[..], &one[..3]);
+    }
+
+    #[test]
+    fn malformed_controls_are_refused() {
+        for controls in [
+            &b"\xa0\x03\x04\x01x"[..],                         // not a SEQUENCE
+            &b"\xa0\x05\x30\x03\x01\x01\xff"[..],              // no OID
+            &b"\xa0\x09\x30\x07\x04\x01x\x01\x02\xff\xff"[..], // two-octet BOOLEAN
+            &b"\xa0\x08\x30\x06\x04\x01x\x02\x01\x01"[..],     // value not an OCTET STRING
+            &b"\xa0\x07\x30\x09\x04\x01x"[..],                 // overruns
+            &b"\xa0\x00\x04\x00"[..],                          // trailing data
+        ] {
+            let mut buf = unbind_with(controls);
+            assert!(
+                GuardedCodec::new(1024).decode(&mut buf).is_err(),
+                "{controls:02x?}"
+            );
+        }
     }
 }

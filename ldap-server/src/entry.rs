@@ -23,6 +23,7 @@ use std::sync::Arc;
 pub const VENDOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// OIDs of what we support.
 pub const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
+pub const OID_MANAGE_DSA_IT: &str = "2.16.840.1.113730.3.4.2";
 pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
 pub const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
 pub const OID_PASSWD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
@@ -305,7 +306,10 @@ impl<'a> Tree<'a> {
         e.put("objectClass", vec!["top".into()]);
         e.one("namingContexts", self.suffix.clone());
         e.one("supportedLDAPVersion", "3");
-        e.put("supportedControl", vec![OID_PAGED_RESULTS.into()]);
+        e.put(
+            "supportedControl",
+            vec![OID_PAGED_RESULTS.into(), OID_MANAGE_DSA_IT.into()],
+        );
         e.put(
             "supportedExtension",
             vec![

@@ -3,6 +3,7 @@
 //! (RFC 2696) whose cookies name a per-connection list of remaining candidates, so each entry is returned exactly
 //! once even while the directory changes.
 
+use crate::codec::Ber;
 use crate::entry::{Entry, EntryRef, Reader, Tree};
 use crate::filter::{self, Candidates, Plan, Truth};
 use crate::schema;
@@ -43,6 +44,45 @@ impl Default for Limits {
 pub struct PagedSearch {
     remaining: VecDeque<EntryRef>,
     last_used: Instant,
+}
+
+/// The client's paged results control (RFC 2696 §2):
+/// `realSearchControlValue ::= SEQUENCE { size INTEGER (0..maxInt), cookie OCTET STRING }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub size: usize,
+    pub cookie: Vec<u8>,
+}
+
+impl PageRequest {
+    /// Decode the control value; `None` when it is absent or malformed.
+    pub fn decode(value: Option<&[u8]>) -> Option<PageRequest> {
+        let mut outer = Ber::new(value?);
+        let seq = outer.expect(0x30, "paged results value").ok()?;
+        let mut inner = Ber::new(seq.content);
+        let size = inner.expect(0x02, "page size").ok()?;
+        let cookie = inner.expect(0x04, "cookie").ok()?;
+        if !outer.is_empty() || !inner.is_empty() {
+            return None;
+        }
+        Some(PageRequest {
+            size: non_negative_integer(size.content)?,
+            cookie: cookie.content.to_vec(),
+        })
+    }
+}
+
+/// A BER INTEGER that must not be negative; values beyond `usize` saturate (they only ever mean "a lot").
+fn non_negative_integer(content: &[u8]) -> Option<usize> {
+    let (&first, _) = content.split_first()?;
+    if first & 0x80 != 0 {
+        return None;
+    }
+    Some(content.iter().fold(0usize, |acc, b| {
+        acc.checked_mul(256)
+            .and_then(|a| a.checked_add(usize::from(*b)))
+            .unwrap_or(usize::MAX)
+    }))
 }
 
 /// Per-connection paged-search state.
@@ -210,13 +250,13 @@ fn candidates(
     out
 }
 
-/// Run one search. `paging` is the client's paged-results control (page size, cookie).
+/// Run one search. `paging` is the client's paged-results control.
 pub fn search(
     tree: &Tree,
     reader: &Reader,
     req: &LdapSearchRequest,
     limits: &Limits,
-    paging: Option<(usize, &[u8])>,
+    paging: Option<&PageRequest>,
     paged: &mut PagedState,
 ) -> SearchOutcome {
     let started = Instant::now();
@@ -260,14 +300,14 @@ pub fn search(
 
     // The candidate list: fresh, or the rest of a paged search.
     let (mut queue, page_size, cookie_in) = match paging {
-        Some((size, cookie)) if !cookie.is_empty() => {
-            let Some(state) = paged.open.remove(cookie) else {
+        Some(page) if !page.cookie.is_empty() => {
+            let Some(state) = paged.open.remove(&page.cookie) else {
                 return SearchOutcome::error(
                     LdapResultCode::UnwillingToPerform,
                     "the paged results cookie is not valid on this connection",
                 );
             };
-            if size == 0 {
+            if page.size == 0 {
                 // RFC 2696 §3: a zero size abandons the paged search.
                 return SearchOutcome {
                     cookie: Some(Vec::new()),
@@ -276,15 +316,15 @@ pub fn search(
             }
             (
                 state.remaining,
-                Some(size.min(limits.max_page_size)),
-                Some(cookie.to_vec()),
+                Some(page.size.min(limits.max_page_size)),
+                Some(page.cookie.clone()),
             )
         }
-        Some((size, _)) => {
+        Some(page) => {
             let plan = filter::plan(&req.filter, tree);
             (
                 candidates(tree, &base, &req.scope, &plan, reader).into(),
-                Some(size.clamp(1, limits.max_page_size)),
+                Some(page.size.clamp(1, limits.max_page_size)),
                 None,
             )
         }
@@ -366,5 +406,38 @@ pub fn search(
         message,
         matched_dn: String::new(),
         cookie,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_requests_decode_from_ber() {
+        let value = b"\x30\x08\x02\x02\x01\xf4\x04\x02\xab\xcd";
+        assert_eq!(
+            PageRequest::decode(Some(value)),
+            Some(PageRequest {
+                size: 500,
+                cookie: vec![0xab, 0xcd]
+            })
+        );
+        assert_eq!(PageRequest::decode(None), None);
+        assert_eq!(
+            PageRequest::decode(Some(b"\x30\x05\x02\x01\xff\x04\x00")),
+            None,
+            "a negative size"
+        );
+        assert_eq!(
+            PageRequest::decode(Some(b"\x30\x03\x02\x01\x05")),
+            None,
+            "no cookie"
+        );
+        assert_eq!(
+            PageRequest::decode(Some(b"\x30\x05\x02\x01\x05\x04\x00\x00")),
+            None,
+            "trailing data"
+        );
     }
 }

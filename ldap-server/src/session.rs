@@ -2,8 +2,11 @@
 //! anonymous until a successful simple bind, then bound as an ordinary user or a Bind-DN service account.
 //! Operations are answered in order; a failed write ends the connection.
 
-use crate::codec::GuardedCodec;
-use crate::entry::{EntryRef, Reader, Tree, OID_PASSWD_MODIFY, OID_STARTTLS, OID_WHOAMI};
+use crate::codec::{Control, GuardedCodec, Request};
+use crate::entry::{
+    EntryRef, Reader, Tree, OID_MANAGE_DSA_IT, OID_PAGED_RESULTS, OID_PASSWD_MODIFY, OID_STARTTLS,
+    OID_WHOAMI,
+};
 use crate::schema;
 use crate::search::{self, PagedState};
 use crate::Shared;
@@ -43,6 +46,30 @@ fn reply(msgid: i32, op: LdapOp) -> LdapMsg {
         op,
         ctrl: Vec::new(),
     }
+}
+
+/// The response that carries `res` for a request, `None` for requests without a response (unbind, abandon) and
+/// for anything that is not a request.
+fn response_to(id: i32, op: &LdapOp, res: LdapResult) -> Option<LdapMsg> {
+    let op = match op {
+        LdapOp::BindRequest(_) => LdapOp::BindResponse(LdapBindResponse {
+            res,
+            saslcreds: None,
+        }),
+        LdapOp::SearchRequest(_) => LdapOp::SearchResultDone(res),
+        LdapOp::CompareRequest(_) => LdapOp::CompareResult(res),
+        LdapOp::AddRequest(_) => LdapOp::AddResponse(res),
+        LdapOp::ModifyRequest(_) => LdapOp::ModifyResponse(res),
+        LdapOp::DelRequest(_) => LdapOp::DelResponse(res),
+        LdapOp::ModifyDNRequest(_) => LdapOp::ModifyDNResponse(res),
+        LdapOp::ExtendedRequest(_) => LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res,
+            name: None,
+            value: None,
+        }),
+        _ => return None,
+    };
+    Some(reply(id, op))
 }
 
 fn notice(message: &str) -> LdapMsg {
@@ -174,44 +201,36 @@ impl Session {
         self.shared.dir.record(e).await;
     }
 
-    fn critical_unsupported(ctrl: &[LdapControl]) -> bool {
-        ctrl.iter().any(|c| match c {
-            LdapControl::SimplePagedResults { .. } | LdapControl::ManageDsaIT { .. } => false,
-            LdapControl::Unknown { criticality, .. }
-            | LdapControl::SyncRequest { criticality, .. }
-            | LdapControl::PasswordPolicyRequest { criticality }
-            | LdapControl::SearchOptions { criticality, .. }
-            | LdapControl::ShowDeleted { criticality }
-            | LdapControl::SdFlags { criticality, .. }
-            | LdapControl::ExtendedDn { criticality, .. } => *criticality,
-            // Sorting and the remaining response-only controls are never critical requests we honour.
+    /// Whether Stratus acts on a control sent with this operation (RFC 4511 §4.1.11: a control must be
+    /// recognised and appropriate for the operation).
+    fn control_supported(oid: &str, op: &LdapOp) -> bool {
+        match oid {
+            OID_PAGED_RESULTS => matches!(op, LdapOp::SearchRequest(_)),
+            // RFC 3296: the control asks for referral objects to be treated as ordinary entries. The tree has
+            // no referral objects, so every operation already does what it asks.
+            OID_MANAGE_DSA_IT => true,
             _ => false,
-        })
+        }
     }
 
-    async fn handle(&mut self, msg: LdapMsg) -> Next {
+    async fn handle(&mut self, req: Request) -> Next {
+        let Request { msg, controls } = req;
         let id = msg.msgid;
-        if Self::critical_unsupported(&msg.ctrl) {
-            let code = LdapResultCode::UnavailableCriticalExtension;
-            let text = "a critical control is not supported";
-            return Next::Send(vec![match msg.op {
-                LdapOp::SearchRequest(_) => reply(id, LdapOp::SearchResultDone(result(code, text))),
-                LdapOp::BindRequest(_) => reply(
-                    id,
-                    LdapOp::BindResponse(LdapBindResponse {
-                        res: result(code, text),
-                        saslcreds: None,
-                    }),
-                ),
-                _ => reply(
-                    id,
-                    LdapOp::ExtendedResponse(LdapExtendedResponse {
-                        res: result(code, text),
-                        name: None,
-                        value: None,
-                    }),
-                ),
-            }]);
+        for c in controls
+            .iter()
+            .filter(|c| !Self::control_supported(&c.oid, &msg.op))
+        {
+            if c.critical {
+                let text = format!("critical control {} is not supported", c.oid);
+                let res = result(LdapResultCode::UnavailableCriticalExtension, text);
+                // Unbind and abandon have no response; they go ahead as if the control were not there.
+                if let Some(r) = response_to(id, &msg.op, res) {
+                    return Next::Send(vec![r]);
+                }
+            } else {
+                // Any client can send these; a log line per request would be noise, not news.
+                tracing::debug!(oid = %c.oid, peer = %self.peer, "non-critical LDAP control ignored");
+            }
         }
         if let Some(refused) = self.revoked(id, &msg.op).await {
             return Next::Send(vec![refused]);
@@ -219,22 +238,14 @@ impl Session {
         match msg.op {
             LdapOp::BindRequest(req) => Next::Send(vec![self.bind(id, req).await]),
             LdapOp::UnbindRequest => Next::Close,
-            LdapOp::SearchRequest(req) => Next::Send(self.search(id, &req, &msg.ctrl).await),
+            LdapOp::SearchRequest(req) => Next::Send(self.search(id, &req, &controls).await),
             LdapOp::CompareRequest(req) => Next::Send(vec![self.compare(id, &req).await]),
             LdapOp::AbandonRequest(_) => Next::Send(Vec::new()),
             LdapOp::ExtendedRequest(req) => self.extended(id, req).await,
-            LdapOp::AddRequest(_) => {
-                Next::Send(vec![self.refuse_write(id, LdapOp::AddResponse).await])
-            }
-            LdapOp::ModifyRequest(_) => {
-                Next::Send(vec![self.refuse_write(id, LdapOp::ModifyResponse).await])
-            }
-            LdapOp::DelRequest(_) => {
-                Next::Send(vec![self.refuse_write(id, LdapOp::DelResponse).await])
-            }
-            LdapOp::ModifyDNRequest(_) => {
-                Next::Send(vec![self.refuse_write(id, LdapOp::ModifyDNResponse).await])
-            }
+            LdapOp::AddRequest(_)
+            | LdapOp::ModifyRequest(_)
+            | LdapOp::DelRequest(_)
+            | LdapOp::ModifyDNRequest(_) => Next::Send(self.refuse_write(id, &msg.op).await),
             _ => {
                 self.record(
                     "ldap_protocol_error",
@@ -292,16 +303,14 @@ impl Session {
         ))
     }
 
-    async fn refuse_write(&self, id: i32, op: fn(LdapResult) -> LdapOp) -> LdapMsg {
+    async fn refuse_write(&self, id: i32, op: &LdapOp) -> Vec<LdapMsg> {
         self.record("ldap_write", false, "LDAP is read-only; writes are refused")
             .await;
-        reply(
-            id,
-            op(result(
-                LdapResultCode::UnwillingToPerform,
-                "the directory is managed through the Stratus API",
-            )),
-        )
+        let res = result(
+            LdapResultCode::UnwillingToPerform,
+            "the directory is managed through the Stratus API",
+        );
+        response_to(id, op, res).into_iter().collect()
     }
 
     async fn bind(&mut self, id: i32, req: LdapBindRequest) -> LdapMsg {
@@ -397,14 +406,21 @@ impl Session {
         &mut self,
         id: i32,
         req: &LdapSearchRequest,
-        ctrl: &[LdapControl],
+        controls: &[Control],
     ) -> Vec<LdapMsg> {
-        let paging = ctrl.iter().find_map(|c| match c {
-            LdapControl::SimplePagedResults { size, cookie } => {
-                Some((usize::try_from(*size).unwrap_or(0), cookie.clone()))
-            }
-            _ => None,
-        });
+        let paging = match controls.iter().find(|c| c.oid == OID_PAGED_RESULTS) {
+            None => None,
+            Some(c) => match search::PageRequest::decode(c.value.as_deref()) {
+                Some(p) => Some(p),
+                None => {
+                    let res = result(
+                        LdapResultCode::ProtocolError,
+                        "the paged results control value is malformed",
+                    );
+                    return vec![reply(id, LdapOp::SearchResultDone(res))];
+                }
+            },
+        };
         let snap = self.shared.dir.snapshot();
         let tree = Tree::new(&snap, &self.shared.dir);
         let outcome = search::search(
@@ -412,7 +428,7 @@ impl Session {
             &self.reader,
             req,
             &self.shared.settings.limits,
-            paging.as_ref().map(|(s, c)| (*s, c.as_slice())),
+            paging.as_ref(),
             &mut self.paged,
         );
         if !matches!(

@@ -697,3 +697,81 @@ async fn paged_search_over_2500_users_returns_each_exactly_once() {
     let (ok, out) = python(&f, "paged", &[&f.dn("svc"), SVC_PW, "100", "2500"]);
     assert!(ok, "{out}");
 }
+
+/// ldapsearch as the service account under ou=Users with `extra` options: (exit code, entries returned, output).
+fn svc_search(f: &Fixture, extra: &[&str], filter: &str) -> (Option<i32>, usize, String) {
+    let (dn, ou) = (f.dn("svc"), format!("ou=Users,{}", f.suffix));
+    let mut args = vec!["-x", "-LLL", "-D", &dn, "-w", SVC_PW, "-b", &ou];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[filter, "1.1"]);
+    let out = f.tool("ldapsearch", &args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.code(),
+        stdout.matches("dn: ").count(),
+        stdout + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test]
+async fn critical_controls_stratus_does_not_implement_are_refused() {
+    let f = fixture().await;
+    // Server-side sort, DirSync and a private OID, each marked critical.
+    for control in ["!sss=cn", "!dirSync=0/0", "!1.3.6.1.4.1.99999.1"] {
+        let (code, n, out) = svc_search(&f, &["-E", control], "(uid=alice)");
+        assert_eq!(
+            (code, n),
+            (Some(12), 0),
+            "{control}: unavailableCriticalExtension: {out}"
+        );
+    }
+    // The same controls without criticality are ignored, as RFC 4511 §4.1.11 asks.
+    for control in ["sss=cn", "1.3.6.1.4.1.99999.1"] {
+        let (code, n, out) = svc_search(&f, &["-E", control], "(uid=alice)");
+        assert_eq!((code, n), (Some(0), 1), "{control}: {out}");
+    }
+    // Paged results are a search control: critical on any other operation, they are refused too.
+    let out = f.tool(
+        "ldapwhoami",
+        &[
+            "-x",
+            "-e",
+            "!1.2.840.113556.1.4.319",
+            "-D",
+            &f.dn("carol"),
+            "-w",
+            PW,
+        ],
+    );
+    // ldapwhoami exits 1 for any failed operation; the result code is in its message.
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("Critical extension is unavailable (12)"),
+        "{text}"
+    );
+    let out = f.tool(
+        "ldapwhoami",
+        &["-x", "-e", "!manageDSAit", "-D", &f.dn("carol"), "-w", PW],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "ManageDsaIT is honoured: there are no referral objects: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn unknown_non_critical_controls_are_ignored_without_a_warning() {
+    let f = fixture().await;
+    for _ in 0..3 {
+        let (code, n, out) = svc_search(&f, &["-E", "1.3.6.1.4.1.99999.2"], "(uid=alice)");
+        assert_eq!((code, n), (Some(0), 1), "{out}");
+    }
+    let log = std::fs::read_to_string(f.s.dir.with_extension("log")).unwrap();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("WARN") && l.contains("1.3.6.1.4.1.99999.2")),
+        "a control any client can send is not worth a warning:\n{log}"
+    );
+}
