@@ -2,6 +2,10 @@
 //! attribute selection (`*`, `+`, `1.1`, names), typesOnly, size and time limits, and simple paged results
 //! (RFC 2696) whose cookies name a per-connection list of remaining candidates, so each entry is returned exactly
 //! once even while the directory changes.
+//!
+//! Size limits: the client's sizeLimit bounds the whole search, paged or not (RFC 4511 §4.5.1.4; a paged search
+//! counts the entries of every page). The server's `size_limit` bounds searches that are not paged; a paged
+//! search is how a client reads a large directory in full, so only its page size is bounded.
 
 use crate::codec::Ber;
 use crate::entry::{Entry, EntryRef, Reader, Tree};
@@ -17,7 +21,8 @@ use std::time::{Duration, Instant};
 /// Server-side limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Entries returned by one non-paged search at most (0 = unlimited).
+    /// Entries returned by one non-paged search at most (0 = unlimited); paged searches are bounded by the
+    /// client's sizeLimit only.
     pub size_limit: usize,
     pub time_limit: Duration,
     /// Filter nodes accepted.
@@ -43,6 +48,8 @@ impl Default for Limits {
 /// A paged search in progress.
 pub struct PagedSearch {
     remaining: VecDeque<EntryRef>,
+    /// Entries sent on earlier pages, counted against the client's sizeLimit.
+    returned: usize,
     last_used: Instant,
 }
 
@@ -250,6 +257,15 @@ fn candidates(
     out
 }
 
+/// The most entries a whole search may return (see the module documentation); 0 means no limit in both inputs.
+fn size_limit(paged: bool, client: usize, server: usize) -> usize {
+    match (paged, client, server) {
+        (true, 0, _) | (false, 0, 0) => usize::MAX,
+        (true, c, _) | (false, 0, c) | (false, c, 0) => c,
+        (false, c, s) => c.min(s),
+    }
+}
+
 /// Run one search. `paging` is the client's paged-results control.
 pub fn search(
     tree: &Tree,
@@ -298,8 +314,8 @@ pub fn search(
         client_time.min(limits.time_limit)
     };
 
-    // The candidate list: fresh, or the rest of a paged search.
-    let (mut queue, page_size, cookie_in) = match paging {
+    // The candidate list: fresh, or the rest of a paged search with the count of entries already sent.
+    let (mut queue, page_size, cookie_in, returned) = match paging {
         Some(page) if !page.cookie.is_empty() => {
             let Some(state) = paged.open.remove(&page.cookie) else {
                 return SearchOutcome::error(
@@ -318,6 +334,7 @@ pub fn search(
                 state.remaining,
                 Some(page.size.min(limits.max_page_size)),
                 Some(page.cookie.clone()),
+                state.returned,
             )
         }
         Some(page) => {
@@ -326,6 +343,7 @@ pub fn search(
                 candidates(tree, &base, &req.scope, &plan, reader).into(),
                 Some(page.size.clamp(1, limits.max_page_size)),
                 None,
+                0,
             )
         }
         None => {
@@ -334,16 +352,14 @@ pub fn search(
                 candidates(tree, &base, &req.scope, &plan, reader).into(),
                 None,
                 None,
+                0,
             )
         }
     };
 
-    let limit = match (page_size, client_limit, limits.size_limit) {
-        (Some(p), _, _) => p,
-        (None, 0, 0) => usize::MAX,
-        (None, 0, s) | (None, s, 0) => s,
-        (None, c, s) => c.min(s),
-    };
+    let limit = size_limit(page_size.is_some(), client_limit, limits.size_limit);
+    // What the size limit still allows after earlier pages.
+    let room = limit.saturating_sub(returned);
     let mut entries = Vec::new();
     let mut code = LdapResultCode::Success;
     let mut message = String::new();
@@ -362,15 +378,16 @@ pub fn search(
         if filter::eval(&req.filter, &entry) != Truth::True {
             continue;
         }
-        if entries.len() >= limit {
-            if page_size.is_some() {
-                // The next page starts with this entry.
-                queue.push_front(r);
-            } else {
-                code = LdapResultCode::SizeLimitExceeded;
-                message = format!("size limit of {limit} entries reached");
-                queue.clear();
-            }
+        if entries.len() >= room {
+            // One more entry matches than the limit allows: the whole search ends here, paged or not.
+            code = LdapResultCode::SizeLimitExceeded;
+            message = format!("size limit of {limit} entries reached");
+            queue.clear();
+            break;
+        }
+        if page_size.is_some_and(|p| entries.len() >= p) {
+            // The next page starts with this entry.
+            queue.push_front(r);
             break;
         }
         entries.push(to_wire(entry, &selection, req.typesonly));
@@ -394,6 +411,7 @@ pub fn search(
                 cookie.clone(),
                 PagedSearch {
                     remaining: queue,
+                    returned: returned + entries.len(),
                     last_used: Instant::now(),
                 },
             );
@@ -412,6 +430,17 @@ pub fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_limit_bounds_paged_searches_and_the_server_limit_does_not() {
+        assert_eq!(size_limit(true, 10, 5), 10);
+        assert_eq!(size_limit(true, 0, 5), usize::MAX);
+        assert_eq!(size_limit(false, 10, 5), 5);
+        assert_eq!(size_limit(false, 3, 5), 3);
+        assert_eq!(size_limit(false, 0, 5), 5);
+        assert_eq!(size_limit(false, 7, 0), 7);
+        assert_eq!(size_limit(false, 0, 0), usize::MAX);
+    }
 
     #[test]
     fn page_requests_decode_from_ber() {

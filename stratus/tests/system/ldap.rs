@@ -698,6 +698,30 @@ async fn paged_search_over_2500_users_returns_each_exactly_once() {
     assert!(ok, "{out}");
 }
 
+/// `count` users `many00`… without passwords, in the bound group `devs`, so they are visible in LDAP.
+async fn many_users(f: &Fixture, count: usize) {
+    let (_, groups) = f.s.get("/groups").await;
+    let devs = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "devs")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..count {
+        let name = format!("many{i:02}");
+        let id = user(
+            &f.s,
+            json!({"username": name, "email": format!("{name}@example.com")}),
+        )
+        .await;
+        let (st, _) = f.s.put(&format!("/groups/{devs}/members/{id}"), None).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+}
+
 /// ldapsearch as the service account under ou=Users with `extra` options: (exit code, entries returned, output).
 fn svc_search(f: &Fixture, extra: &[&str], filter: &str) -> (Option<i32>, usize, String) {
     let (dn, ou) = (f.dn("svc"), format!("ou=Users,{}", f.suffix));
@@ -774,4 +798,28 @@ async fn unknown_non_critical_controls_are_ignored_without_a_warning() {
             .any(|l| l.contains("WARN") && l.contains("1.3.6.1.4.1.99999.2")),
         "a control any client can send is not worth a warning:\n{log}"
     );
+}
+
+#[tokio::test]
+async fn client_size_limit_applies_to_the_whole_paged_search() {
+    let f = fixture().await;
+    many_users(&f, 25).await;
+    let search = |extra: &[&str]| {
+        let (code, n, out) = svc_search(&f, extra, "(uid=many*)");
+        ((code, n), out)
+    };
+    let (got, out) = search(&["-z", "10", "-E", "pr=50/noprompt"]);
+    assert_eq!(got, (Some(4), 10), "one page larger than the limit: {out}");
+    let (got, out) = search(&["-z", "10", "-E", "pr=4/noprompt"]);
+    assert_eq!(got, (Some(4), 10), "the limit counts every page: {out}");
+    let (got, out) = search(&["-z", "25", "-E", "pr=4/noprompt"]);
+    assert_eq!(
+        got,
+        (Some(0), 25),
+        "exactly the limit is not exceeded: {out}"
+    );
+    let (got, out) = search(&["-E", "pr=4/noprompt"]);
+    assert_eq!(got, (Some(0), 25), "no limit: {out}");
+    let (got, out) = search(&["-z", "10"]);
+    assert_eq!(got, (Some(4), 10), "not paged: {out}");
 }
