@@ -98,6 +98,10 @@ pub struct Tree<'a> {
     suffix_rdns: usize,
 }
 
+fn is_users_ou(rdn: &dn::Rdn) -> bool {
+    rdn.attr == "ou" && crate::filter::fold(&rdn.value) == "users"
+}
+
 fn generalized(t: DateTime<Utc>) -> String {
     t.format("%Y%m%d%H%M%SZ").to_string()
 }
@@ -123,8 +127,11 @@ impl<'a> Tree<'a> {
             || "dc=stratus,dc=local".to_string(),
             |o| o.ldap_suffix.clone(),
         );
-        let suffix_norm = dn::normalize(&suffix).unwrap_or_else(|| suffix.to_lowercase());
-        let suffix_rdns = dn::parse(&suffix).map_or(1, |r| r.len());
+        // A suffix stored before the core validated it may not parse; it then matches nothing but itself.
+        let (suffix_norm, suffix_rdns) = match dn::parse(&suffix) {
+            Ok(rdns) => (dn::join(&rdns), rdns.len()),
+            Err(_) => (suffix.to_lowercase(), usize::MAX),
+        };
         Tree {
             snap,
             dir,
@@ -159,9 +166,24 @@ impl<'a> Tree<'a> {
         ))
     }
 
+    /// The RDNs of a DN below the suffix (empty for the suffix itself); `None` when the DN is outside our tree.
+    pub fn below_suffix<'r>(&self, rdns: &'r [dn::Rdn]) -> Option<&'r [dn::Rdn]> {
+        let local = rdns.len().checked_sub(self.suffix_rdns)?;
+        (dn::join(&rdns[local..]) == self.suffix_norm).then_some(&rdns[..local])
+    }
+
+    /// The username a DN names when it has the form of a user entry, `uid=<username>,ou=Users,<suffix>`, whether
+    /// or not that user exists.
+    pub fn username_in<'r>(&self, rdns: &'r [dn::Rdn]) -> Option<&'r str> {
+        match self.below_suffix(rdns)? {
+            [leaf, ou] if leaf.attr == "uid" && is_users_ou(ou) => Some(&leaf.value),
+            _ => None,
+        }
+    }
+
     /// Resolve a DN to an entry that exists (ignoring who reads).
     pub fn resolve(&self, text: &str) -> Option<EntryRef> {
-        let rdns = dn::parse(text)?;
+        let rdns = dn::parse(text).ok()?;
         if rdns.is_empty() {
             return Some(EntryRef::RootDse);
         }
@@ -171,38 +193,28 @@ impl<'a> Tree<'a> {
         {
             return Some(EntryRef::Subschema);
         }
-        if rdns.len() < self.suffix_rdns
-            || dn::join(&rdns[rdns.len() - self.suffix_rdns..]) != self.suffix_norm
-        {
-            return None;
-        }
-        let local = &rdns[..rdns.len() - self.suffix_rdns];
-        match local {
+        match self.below_suffix(&rdns)? {
             [] => Some(EntryRef::Suffix),
-            [ou] if ou.attr == "ou" && ou.value.eq_ignore_ascii_case("users") => {
-                Some(EntryRef::UsersOu)
-            }
+            [ou] if is_users_ou(ou) => Some(EntryRef::UsersOu),
             [d] if d.attr == "sambadomainname" => {
                 let org = self.snap.org.as_ref()?;
                 d.value
                     .eq_ignore_ascii_case(&org.samba_domain)
                     .then_some(EntryRef::SambaDomain)
             }
-            [leaf, ou] if ou.attr == "ou" && ou.value.eq_ignore_ascii_case("users") => {
-                match leaf.attr.as_str() {
-                    "uid" => self
-                        .snap
-                        .user_by_username(&leaf.value)
-                        .filter(|u| self.snap.ldap_user_visible(u))
-                        .map(|u| EntryRef::User(u.id.clone())),
-                    "cn" => self
-                        .snap
-                        .group_by_group_name(&leaf.value)
-                        .filter(|g| self.snap.ldap_group_visible(&g.id))
-                        .map(|g| EntryRef::Group(g.id.clone())),
-                    _ => None,
-                }
-            }
+            [leaf, ou] if is_users_ou(ou) => match leaf.attr.as_str() {
+                "uid" => self
+                    .snap
+                    .user_by_username(&leaf.value)
+                    .filter(|u| self.snap.ldap_user_visible(u))
+                    .map(|u| EntryRef::User(u.id.clone())),
+                "cn" => self
+                    .snap
+                    .group_by_group_name(&leaf.value)
+                    .filter(|g| self.snap.ldap_group_visible(&g.id))
+                    .map(|g| EntryRef::Group(g.id.clone())),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -326,7 +338,9 @@ impl<'a> Tree<'a> {
 
     fn suffix_entry(&self) -> Entry {
         let mut e = Entry::new(self.suffix.clone());
-        let first = dn::parse(&self.suffix).and_then(|r| r.into_iter().next());
+        let first = dn::parse(&self.suffix)
+            .ok()
+            .and_then(|r| r.into_iter().next());
         let org_name = self
             .snap
             .org

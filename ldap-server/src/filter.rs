@@ -17,7 +17,8 @@ pub enum Truth {
     Undefined,
 }
 
-fn fold(v: &str) -> String {
+/// caseIgnoreMatch and its IA5 twin: case and insignificant spaces do not count (RFC 4518 §2.6.1).
+pub(crate) fn fold(v: &str) -> String {
     v.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

@@ -284,7 +284,7 @@ pub fn search(
     }
     let Some(base) = tree.resolve(&req.base) else {
         let mut out = SearchOutcome::error(LdapResultCode::NoSuchObject, "no such entry");
-        if crate::dn::parse(&req.base).is_none() {
+        if crate::dn::parse(&req.base) == Err(crate::dn::DnError::Syntax) {
             out.code = LdapResultCode::InvalidDNSyntax;
             out.message = "the base is not a valid DN".into();
         }

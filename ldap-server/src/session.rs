@@ -340,6 +340,20 @@ impl Session {
                 );
             }
         };
+        // The name of a simple bind is a DN (RFC 4511 §4.2); a bare username is not one.
+        let rdns = match crate::dn::parse(&req.dn) {
+            Err(crate::dn::DnError::Syntax) => {
+                self.record("ldap_bind", false, "the bind name is not a DN")
+                    .await;
+                return respond(
+                    LdapResultCode::InvalidDNSyntax,
+                    "the bind name must be a DN: uid=<username>,ou=Users,<suffix>",
+                );
+            }
+            // A multi-valued RDN is a valid DN that names none of our entries.
+            Err(crate::dn::DnError::MultiValued) => Vec::new(),
+            Ok(rdns) => rdns,
+        };
         if req.dn.is_empty() && password.is_empty() {
             self.record("ldap_bind", false, "anonymous bind refused")
                 .await;
@@ -362,18 +376,12 @@ impl Session {
         }
         let snap = self.shared.dir.snapshot();
         let tree = Tree::new(&snap, &self.shared.dir);
-        // The username is the uid of a DN under ou=Users; anything else authenticates as an unknown name, so every
-        // failure looks alike and is recorded by the core.
-        let username = crate::dn::parse(&req.dn)
-            .filter(|rdns| {
-                rdns.len() > 1
-                    && rdns[0].attr == "uid"
-                    && crate::dn::normalize(&req.dn).is_some_and(|n| {
-                        n.ends_with(&crate::dn::normalize(&tree.users_ou()).unwrap_or_default())
-                    })
-            })
-            .map(|rdns| rdns[0].value.clone())
-            .unwrap_or_else(|| req.dn.clone());
+        // A DN of the form uid=<username>,ou=Users,<suffix> (by DN comparison) names a username. Any other DN goes
+        // to the core as it is: no username contains '=', so it is an unknown user there, which costs the same
+        // hashing time and records the same event as any other failure.
+        let username = tree
+            .username_in(&rdns)
+            .map_or_else(|| req.dn.clone(), str::to_string);
         let outcome = self
             .shared
             .dir

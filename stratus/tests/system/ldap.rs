@@ -823,3 +823,48 @@ async fn client_size_limit_applies_to_the_whole_paged_search() {
     let (got, out) = search(&["-z", "10"]);
     assert_eq!(got, (Some(4), 10), "not paged: {out}");
 }
+
+#[tokio::test]
+async fn the_bind_name_must_be_a_dn_compared_by_dn_rules() {
+    let f = fixture().await;
+    let whoami = |dn: &str| {
+        let out = f.tool("ldapwhoami", &["-x", "-D", dn, "-w", PW]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = whoami("carol");
+    assert_eq!(code, Some(34), "a bare username is not a DN: {out}");
+    let (code, out) = whoami("uid=carol");
+    assert_eq!(code, Some(49), "a DN outside the tree: {out}");
+    let (code, out) = whoami("uid=carol,ou=Users,dc=elsewhere,dc=example");
+    assert_eq!(code, Some(49), "{out}");
+    let (code, out) = whoami(&format!("uid=carol+cn=x,ou=Users,{}", f.suffix));
+    assert_eq!(code, Some(49), "a multi-valued RDN names no user: {out}");
+
+    // Attribute types in any case or as OIDs, spaces around separators and values in any case name the same DN.
+    let loud = format!("UID=Carol , OU=USERS , {}", f.suffix.to_uppercase());
+    let oid = format!(
+        "0.9.2342.19200300.100.1.1=carol,2.5.4.11=users,{}",
+        f.suffix
+    );
+    for dn in [loud, oid] {
+        let (code, out) = whoami(&dn);
+        assert_eq!(code, Some(0), "{dn}: {out}");
+        assert!(
+            out.contains(&format!("dn:{}", f.dn("carol"))),
+            "the bound identity is the entry's own DN: {out}"
+        );
+    }
+    let (_, ev) = f.s.get("/events?type=ldap_bind&limit=100").await;
+    assert!(
+        ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "the bind name is not a DN" && e["success"] == false),
+        "{ev}"
+    );
+}
