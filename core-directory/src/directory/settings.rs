@@ -253,19 +253,152 @@ fn validate_range(field: &'static str, r: IdRange) -> Result<()> {
     Ok(())
 }
 
+/// Validate the LDAP suffix and store it in one normal form (RFC 4514): attribute types lower-case, no spaces
+/// around `=` and `,`, values escaped only where §2.4 requires (`o=Acme\, Inc,dc=example,dc=com`). Values keep
+/// their case: it is what clients see in every DN, and the listener compares values by their matching rule.
+/// Multi-valued RDNs are refused: the suffix names the entry at the top of the tree, and Stratus names entries
+/// with one attribute each.
 fn validate_suffix(text: &str) -> Result<String> {
     let v = required("ldap_suffix", text)?;
-    let ok = v.split(',').all(|rdn| {
-        rdn.split_once('=')
-            .is_some_and(|(a, b)| !a.trim().is_empty() && !b.trim().is_empty())
-    });
-    if !ok {
-        return Err(DirectoryError::invalid(
+    let invalid = |why: &str| {
+        DirectoryError::invalid(
             "ldap_suffix",
-            "ldap_suffix must be a DN such as o=example,dc=stratus,dc=local",
+            format!("ldap_suffix {why}; give a DN such as o=example,dc=stratus,dc=local"),
+        )
+    };
+    let mut rdns = Vec::new();
+    let mut chars = v.chars().peekable();
+    loop {
+        let mut attr = String::new();
+        for c in chars.by_ref() {
+            if c == '=' {
+                break;
+            }
+            attr.push(c);
+        }
+        let attr = suffix_attribute_type(attr.trim())
+            .ok_or_else(|| invalid("needs type=value in every RDN, the type a name or an OID"))?;
+        let (value, end) = suffix_value(&mut chars).map_err(invalid)?;
+        rdns.push(format!("{attr}={}", escape_dn_value(&value)));
+        match end {
+            Some('+') => {
+                return Err(invalid(
+                    "must have one attribute per RDN: a multi-valued RDN such as o=Acme+c=US cannot be a \
+                     suffix (write o=Acme,c=US, or \\+ for a plus sign inside a value)",
+                ))
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let suffix = rdns.join(",");
+    if suffix.eq_ignore_ascii_case("cn=subschema") {
+        return Err(invalid(
+            "must not be cn=Subschema, the name of the LDAP schema entry",
         ));
     }
-    Ok(v)
+    Ok(suffix)
+}
+
+/// An attribute type: a name (lower-cased) or a numeric OID.
+fn suffix_attribute_type(t: &str) -> Option<String> {
+    let name = t.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let oid = !t.is_empty()
+        && t.split('.')
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    (name || oid).then(|| t.to_ascii_lowercase())
+}
+
+/// One value of a suffix, unescaped, up to an unescaped `,` `;` `+` (returned) or the end.
+fn suffix_value(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+) -> std::result::Result<(String, Option<char>), &'static str> {
+    let mut value = String::new();
+    // Unescaped spaces at either end are not part of the value (RFC 4514 §3).
+    let mut trailing_spaces = 0usize;
+    let mut end = None;
+    let mut bytes = Vec::new();
+    while let Some(c) = chars.next() {
+        if c != '\\' && !bytes.is_empty() {
+            value.push_str(&String::from_utf8(std::mem::take(&mut bytes)).map_err(|_| BAD_ESCAPE)?);
+        }
+        match c {
+            '\\' => {
+                let a = chars.next().ok_or(BAD_ESCAPE)?;
+                if a.is_ascii_hexdigit() {
+                    let b = chars
+                        .next()
+                        .filter(char::is_ascii_hexdigit)
+                        .ok_or(BAD_ESCAPE)?;
+                    let pair: String = [a, b].iter().collect();
+                    // Hex escapes carry UTF-8 octets; a character may take several.
+                    bytes.push(u8::from_str_radix(&pair, 16).map_err(|_| BAD_ESCAPE)?);
+                    trailing_spaces = 0;
+                    continue;
+                }
+                if !bytes.is_empty() {
+                    value.push_str(
+                        &String::from_utf8(std::mem::take(&mut bytes)).map_err(|_| BAD_ESCAPE)?,
+                    );
+                }
+                if !matches!(
+                    a,
+                    '"' | '+' | ',' | ';' | '<' | '>' | '\\' | ' ' | '#' | '='
+                ) {
+                    return Err(BAD_ESCAPE);
+                }
+                value.push(a);
+                trailing_spaces = 0;
+            }
+            ',' | ';' | '+' => {
+                end = Some(c);
+                break;
+            }
+            '#' if value.is_empty() => {
+                return Err("has a hex-encoded (#…) value; write the value as text")
+            }
+            ' ' if value.is_empty() => {}
+            ' ' => {
+                value.push(' ');
+                trailing_spaces += 1;
+            }
+            _ => {
+                value.push(c);
+                trailing_spaces = 0;
+            }
+        }
+    }
+    if !bytes.is_empty() {
+        value.push_str(&String::from_utf8(bytes).map_err(|_| BAD_ESCAPE)?);
+    }
+    value.truncate(value.len() - trailing_spaces);
+    if value.is_empty() {
+        return Err("has an empty value");
+    }
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    Ok((value, end))
+}
+
+const BAD_ESCAPE: &str =
+    "has a bad escape: a backslash takes two hex digits or one of \" + , ; < > \\ space # =";
+
+/// Escape a value for a DN where RFC 4514 §2.4 requires it, and nowhere else.
+fn escape_dn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        if matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
+            || (i == 0 && matches!(c, ' ' | '#'))
+            || (i == last && c == ' ')
+        {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A 20-character password from an unambiguous alphabet with every character class.
@@ -284,4 +417,47 @@ fn generate_domain_sid() -> String {
     let b = crypto::random_bytes(12);
     let sub = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     format!("S-1-5-21-{}-{}-{}", sub(0), sub(4), sub(8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_are_stored_in_one_normal_form() {
+        let ok = |s: &str| validate_suffix(s).unwrap();
+        assert_eq!(ok("dc=Example, DC=com"), "dc=Example,dc=com");
+        assert_eq!(ok(" O = Acme\\, Inc , dc=com"), "o=Acme\\, Inc,dc=com");
+        assert_eq!(ok("o=Acme\\2C Inc;dc=com"), "o=Acme\\, Inc,dc=com");
+        assert_eq!(ok("o=Caf\\C3\\A9,c=FR"), "o=Café,c=FR");
+        assert_eq!(ok("o=a\\=b"), "o=a=b");
+        assert_eq!(ok("o=\\ lead\\ ,2.5.4.3=x"), "o=\\ lead\\ ,2.5.4.3=x");
+        assert_eq!(ok("o=1\\+1"), "o=1\\+1");
+    }
+
+    #[test]
+    fn suffixes_that_cannot_name_the_tree_are_refused() {
+        for (bad, says) in [
+            ("o=Acme+c=US", "one attribute per RDN"),
+            ("dc=example,,dc=com", "type=value"),
+            ("example.com", "type=value"),
+            ("dc=", "empty value"),
+            ("dc=example,", "type=value"),
+            ("o=a\\", "bad escape"),
+            ("o=a\\x", "bad escape"),
+            ("o=\\ff", "bad escape"),
+            ("o=#0403616263", "hex-encoded"),
+            ("o=a\\00", "control characters"),
+            ("2.=a", "type=value"),
+            ("cn=Subschema", "cn=Subschema"),
+        ] {
+            match validate_suffix(bad) {
+                Err(DirectoryError::Invalid { field, message }) => {
+                    assert_eq!(field, Some("ldap_suffix"));
+                    assert!(message.contains(says), "{bad}: {message}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
 }

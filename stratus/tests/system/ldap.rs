@@ -738,6 +738,30 @@ fn svc_search(f: &Fixture, extra: &[&str], filter: &str) -> (Option<i32>, usize,
 }
 
 #[tokio::test]
+async fn client_size_limit_applies_to_the_whole_paged_search() {
+    let f = fixture().await;
+    many_users(&f, 25).await;
+    let search = |extra: &[&str]| {
+        let (code, n, out) = svc_search(&f, extra, "(uid=many*)");
+        ((code, n), out)
+    };
+    let (got, out) = search(&["-z", "10", "-E", "pr=50/noprompt"]);
+    assert_eq!(got, (Some(4), 10), "one page larger than the limit: {out}");
+    let (got, out) = search(&["-z", "10", "-E", "pr=4/noprompt"]);
+    assert_eq!(got, (Some(4), 10), "the limit counts every page: {out}");
+    let (got, out) = search(&["-z", "25", "-E", "pr=4/noprompt"]);
+    assert_eq!(
+        got,
+        (Some(0), 25),
+        "exactly the limit is not exceeded: {out}"
+    );
+    let (got, out) = search(&["-E", "pr=4/noprompt"]);
+    assert_eq!(got, (Some(0), 25), "no limit: {out}");
+    let (got, out) = search(&["-z", "10"]);
+    assert_eq!(got, (Some(4), 10), "not paged: {out}");
+}
+
+#[tokio::test]
 async fn critical_controls_stratus_does_not_implement_are_refused() {
     let f = fixture().await;
     // Server-side sort, DirSync and a private OID, each marked critical.
@@ -801,30 +825,6 @@ async fn unknown_non_critical_controls_are_ignored_without_a_warning() {
 }
 
 #[tokio::test]
-async fn client_size_limit_applies_to_the_whole_paged_search() {
-    let f = fixture().await;
-    many_users(&f, 25).await;
-    let search = |extra: &[&str]| {
-        let (code, n, out) = svc_search(&f, extra, "(uid=many*)");
-        ((code, n), out)
-    };
-    let (got, out) = search(&["-z", "10", "-E", "pr=50/noprompt"]);
-    assert_eq!(got, (Some(4), 10), "one page larger than the limit: {out}");
-    let (got, out) = search(&["-z", "10", "-E", "pr=4/noprompt"]);
-    assert_eq!(got, (Some(4), 10), "the limit counts every page: {out}");
-    let (got, out) = search(&["-z", "25", "-E", "pr=4/noprompt"]);
-    assert_eq!(
-        got,
-        (Some(0), 25),
-        "exactly the limit is not exceeded: {out}"
-    );
-    let (got, out) = search(&["-E", "pr=4/noprompt"]);
-    assert_eq!(got, (Some(0), 25), "no limit: {out}");
-    let (got, out) = search(&["-z", "10"]);
-    assert_eq!(got, (Some(4), 10), "not paged: {out}");
-}
-
-#[tokio::test]
 async fn the_bind_name_must_be_a_dn_compared_by_dn_rules() {
     let f = fixture().await;
     let whoami = |dn: &str| {
@@ -867,4 +867,88 @@ async fn the_bind_name_must_be_a_dn_compared_by_dn_rules() {
             .any(|e| e["reason"] == "the bind name is not a DN" && e["success"] == false),
         "{ev}"
     );
+}
+
+#[tokio::test]
+async fn ldap_suffix_is_validated_normalised_and_matched_by_dn_rules() {
+    let mut f = fixture().await;
+    let (st, e) =
+        f.s.patch("/settings/org", json!({"ldap_suffix": "o=Acme+c=US"}))
+            .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["field"], "ldap_suffix", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("one attribute per RDN"),
+        "{e}"
+    );
+    let (st, org) =
+        f.s.patch(
+            "/settings/org",
+            json!({"ldap_suffix": "dc=Example, DC=com"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{org}");
+    assert_eq!(org["ldap_suffix"], "dc=Example,dc=com");
+
+    let (st, org) =
+        f.s.patch(
+            "/settings/org",
+            json!({"ldap_suffix": r"o=Acme\2C Inc , DC=com"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{org}");
+    assert_eq!(org["ldap_suffix"], r"o=Acme\, Inc,dc=com");
+    f.suffix = org["ldap_suffix"].as_str().unwrap().to_string();
+
+    // Clients name the tree with the escaped comma in either form and types and values in any case.
+    let out = f.tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-D",
+            r"uid=svc,ou=users,O=acme\, inc,dc=COM",
+            "-w",
+            SVC_PW,
+            "-b",
+            r"O=ACME\2c INC,DC=com",
+            "(uid=alice)",
+            "1.1",
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(r"dn: uid=alice,ou=Users,o=Acme\, Inc,dc=com"),
+        "{text}"
+    );
+    let (dn, ou) = (f.dn("svc"), format!("ou=Users,{}", f.suffix));
+    let out = f.tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-D",
+            &dn,
+            "-w",
+            SVC_PW,
+            "-b",
+            "",
+            "-s",
+            "base",
+            "namingContexts",
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(r"namingContexts: o=Acme\, Inc,dc=com"),
+        "{text}"
+    );
+    let (code, n, out) = svc_search(&f, &["-s", "base"], "(objectClass=*)");
+    assert_eq!((code, n), (Some(0), 1), "{ou}: {out}");
 }
