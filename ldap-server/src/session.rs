@@ -285,22 +285,7 @@ impl Session {
             LdapResultCode::InsufficentAccessRights,
             "the bound identity may no longer use this directory; bind again",
         );
-        Some(reply(
-            id,
-            match op {
-                LdapOp::SearchRequest(_) => LdapOp::SearchResultDone(res),
-                LdapOp::CompareRequest(_) => LdapOp::CompareResult(res),
-                LdapOp::AddRequest(_) => LdapOp::AddResponse(res),
-                LdapOp::ModifyRequest(_) => LdapOp::ModifyResponse(res),
-                LdapOp::DelRequest(_) => LdapOp::DelResponse(res),
-                LdapOp::ModifyDNRequest(_) => LdapOp::ModifyDNResponse(res),
-                _ => LdapOp::ExtendedResponse(LdapExtendedResponse {
-                    res,
-                    name: None,
-                    value: None,
-                }),
-            },
-        ))
+        response_to(id, op, res)
     }
 
     async fn refuse_write(&self, id: i32, op: &LdapOp) -> Vec<LdapMsg> {

@@ -43,7 +43,14 @@ enum Command {
 
 fn init_logging(cfg: &config::Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&cfg.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(&cfg.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // The LDAP codec logs every malformed PDU at ERROR: noise any client can cause. The LDAP listener records
+    // malformed input as events itself; a level naming `ldap3_proto` explicitly still gets its lines.
+    if !cfg.log.level.contains("ldap3_proto") {
+        if let Ok(quiet) = "ldap3_proto=off".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
