@@ -1,21 +1,22 @@
 //! Password hashing and the verified-credential cache.
 //!
-//! argon2id runs on tokio's blocking pool behind a semaphore sized to the machine, so a burst of logins can
-//! neither stall the async reactors nor allocate unbounded 19 MiB argon2 blocks. The cache remembers, per user,
-//! an HMAC of the last password that verified (under a random per-process key), so repeated binds from the same
-//! NAS or app skip argon2id; any change of the user's password, state or lock bumps the user's
-//! `auth_revision`, which the cache compares, so a stale entry can never admit anyone.
+//! argon2id runs on a fixed set of dedicated hashing threads, never on the async reactors. Each thread owns one
+//! argon2 memory block (19 MiB at the default cost), allocated on its first job and reused for every later hash
+//! and verification, so a burst of logins or a 10,000-user import costs `threads × memory` once and the process
+//! does not keep a freed 19 MiB buffer per blocking thread. A stored hash with a larger memory cost than the
+//! configured one (an imported hash) is verified with a temporary block. The cache remembers, per user, an HMAC
+//! of the last password that verified (under a random per-process key), so repeated binds from the same NAS or
+//! app skip argon2id; any change of the user's password, state or lock bumps the user's `auth_revision`, which
+//! the cache compares, so a stale entry can never admit anyone.
 
-use crate::crypto::{constant_time_eq, MacKey};
+use crate::crypto::{constant_time_eq, random_bytes, MacKey};
 use crate::id::Id;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,80 +43,143 @@ impl Default for HashParams {
 #[error("argon2id: {0}")]
 pub struct HashError(String);
 
-/// Computes and verifies argon2id hashes off the async reactor.
+/// Length of a new hash's salt and output, in bytes.
+const SALT_LEN: usize = 16;
+const OUTPUT_LEN: usize = 32;
+
+/// Work for a hashing thread: runs with that thread's memory block.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// Computes and verifies argon2id hashes on dedicated threads that reuse their memory.
 pub struct PasswordHasherPool {
     argon: Argon2<'static>,
-    permits: Semaphore,
+    jobs: Mutex<mpsc::Sender<Job>>,
+    threads: usize,
 }
 
 impl PasswordHasherPool {
-    /// A pool running at most `concurrency` hashes at once (0 = number of CPUs).
+    /// A pool of `concurrency` hashing threads (0 = number of CPUs).
     pub fn new(params: HashParams, concurrency: usize) -> Result<Self, HashError> {
         let p = Params::new(
             params.memory_kib,
             params.iterations,
             params.parallelism,
-            None,
+            Some(OUTPUT_LEN),
         )
         .map_err(|e| HashError(e.to_string()))?;
-        let concurrency = if concurrency == 0 {
+        let threads = if concurrency == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             concurrency
         };
+        let blocks = p.block_count();
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..threads {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    let mut memory: Vec<Block> = Vec::new();
+                    loop {
+                        // The lock is held only while waiting for the next job, never while hashing.
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok(job) = job else { return };
+                        if memory.len() < blocks {
+                            memory.resize(blocks, Block::default());
+                        }
+                        job(&mut memory);
+                    }
+                })
+                .map_err(|e| HashError(e.to_string()))?;
+        }
         Ok(PasswordHasherPool {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, p),
-            permits: Semaphore::new(concurrency),
+            jobs: Mutex::new(tx),
+            threads,
         })
     }
 
-    /// Hash synchronously (for callers already on a blocking thread).
+    /// Number of hashing threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Run `f` on a hashing thread, handing its result to `reply`; false when the pool has stopped.
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+        reply: impl FnOnce(T) + Send + 'static,
+    ) -> bool {
+        let job: Job = Box::new(move |memory| reply(f(memory)));
+        let sender = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        sender.send(job).is_ok()
+    }
+
+    /// Run `f` on a hashing thread and wait for it without an async runtime (safe inside one too: this
+    /// blocks the calling thread only).
+    fn run_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if !self.submit(f, move |v| {
+            let _ = tx.send(v);
+        }) {
+            return None;
+        }
+        rx.recv().ok()
+    }
+
+    /// Run `f` on a hashing thread and await it.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !self.submit(f, move |v| {
+            let _ = tx.send(v);
+        }) {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Hash synchronously (for callers outside the async reactors, such as start-up).
     pub fn hash_blocking(&self, password: &str) -> Result<String, HashError> {
-        self.argon
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| HashError(e.to_string()))
+        let (argon, password) = (self.argon.clone(), password.to_string());
+        self.run_blocking(move |memory| new_hash(&argon, &password, memory))
+            .unwrap_or_else(|| Err(stopped()))
     }
 
     /// Verify synchronously; a malformed stored hash never verifies.
     pub fn verify_blocking(&self, phc: &str, password: &str) -> bool {
-        match PasswordHash::new(phc) {
-            Ok(parsed) => self
-                .argon
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        }
-    }
-
-    /// Hash on the blocking pool.
-    pub async fn hash(self: &Arc<Self>, password: &str) -> Result<String, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
-        let pool = Arc::clone(self);
-        let password = password.to_string();
-        tokio::task::spawn_blocking(move || pool.hash_blocking(&password))
-            .await
-            .map_err(|e| HashError(e.to_string()))?
-    }
-
-    /// Verify on the blocking pool.
-    pub async fn verify(self: &Arc<Self>, phc: &str, password: &str) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
-        let pool = Arc::clone(self);
         let (phc, password) = (phc.to_string(), password.to_string());
-        tokio::task::spawn_blocking(move || pool.verify_blocking(&phc, &password))
+        self.run_blocking(move |memory| verify_hash(&phc, &password, memory))
+            .unwrap_or(false)
+    }
+
+    /// Hash on a hashing thread.
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let (argon, password) = (self.argon.clone(), password.to_string());
+        self.run(move |memory| new_hash(&argon, &password, memory))
+            .await
+            .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Verify on a hashing thread; a malformed stored hash never verifies.
+    pub async fn verify(&self, phc: &str, password: &str) -> bool {
+        let (phc, password) = (phc.to_string(), password.to_string());
+        self.run(move |memory| verify_hash(&phc, &password, memory))
             .await
             .unwrap_or(false)
     }
 
     /// Verify against several hashes (password history); true when any matches.
-    pub async fn verify_any(self: &Arc<Self>, hashes: &[String], password: &str) -> bool {
+    pub async fn verify_any(&self, hashes: &[String], password: &str) -> bool {
         for h in hashes {
             if self.verify(h, password).await {
                 return true;
@@ -123,6 +187,70 @@ impl PasswordHasherPool {
         }
         false
     }
+}
+
+fn stopped() -> HashError {
+    HashError("the hashing threads have stopped".into())
+}
+
+/// The largest memory cost a stored hash may ask for (1 GiB): a corrupt or hostile imported hash must not make a
+/// verification allocate without bound.
+const MAX_VERIFY_BLOCKS: usize = 1 << 20;
+
+/// A new argon2id PHC string with a random salt, computed in `memory`.
+fn new_hash(argon: &Argon2<'_>, password: &str, memory: &mut [Block]) -> Result<String, HashError> {
+    let salt = random_bytes(SALT_LEN);
+    let mut out = [0u8; OUTPUT_LEN];
+    argon
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory)
+        .map_err(|e| HashError(e.to_string()))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| HashError(e.to_string()))?,
+        salt: Some(Salt::new(&salt).map_err(|e| HashError(e.to_string()))?),
+        hash: Some(Output::new(&out).map_err(|e| HashError(e.to_string()))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches a stored argon2 PHC string. The thread's block is used when it is large enough;
+/// a hash with a larger memory cost gets a temporary one. Anything malformed does not verify.
+fn verify_hash(phc: &str, password: &str, memory: &mut [Block]) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt.as_ref(), parsed.hash.as_ref()) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::new(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let needed = argon.params().block_count();
+    if needed > MAX_VERIFY_BLOCKS {
+        return false;
+    }
+    let done = if memory.len() >= needed {
+        argon.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt.as_ref(),
+            &mut out,
+            &mut memory[..],
+        )
+    } else {
+        argon.hash_password_into(password.as_bytes(), salt.as_ref(), &mut out)
+    };
+    done.is_ok() && constant_time_eq(&out, expected.as_bytes())
 }
 
 struct CacheEntry {
@@ -223,6 +351,43 @@ mod tests {
         assert!(pool.verify(&h, "correct horse").await);
         assert!(!pool.verify(&h, "wrong horse").await);
         assert!(!pool.verify("not a hash", "correct horse").await);
+    }
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_standard_argon2_encoder() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let pool = cheap_pool();
+        // A hash made by the plain argon2 encoder (as stored by earlier releases or imported) verifies here, also
+        // with a memory cost larger than the pool's block, which takes a temporary block.
+        for memory_kib in [64, 256] {
+            let reference = Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(memory_kib, 1, 1, None).unwrap(),
+            );
+            let stored = reference.hash_password(b"pass phrase").unwrap().to_string();
+            assert!(pool.verify(&stored, "pass phrase").await, "{stored}");
+            assert!(!pool.verify(&stored, "pass phrasE").await);
+        }
+        // And a hash made here verifies with the plain encoder.
+        let ours = pool.hash("pass phrase").await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"pass phrase", &parsed)
+            .is_ok());
+        assert!(pool.verify_blocking(&ours, "pass phrase"));
+        assert_ne!(
+            ours,
+            pool.hash_blocking("pass phrase").unwrap(),
+            "salts differ"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_absurd_memory_cost_does_not_verify() {
+        let pool = cheap_pool();
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(!pool.verify(huge, "x").await);
     }
 
     #[test]

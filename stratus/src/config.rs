@@ -206,7 +206,7 @@ pub struct PasswordConfig {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
-    /// Concurrent hash computations; 0 = number of CPUs.
+    /// Hashing threads (each keeps one argon2 memory block); 0 = number of CPUs.
     pub hash_concurrency: usize,
     /// Remember verified credentials so repeated logins skip argon2id.
     pub credential_cache: bool,

@@ -37,7 +37,7 @@ pub use users::{nt_hash, UserListQuery};
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
     pub hash_params: HashParams,
-    /// Concurrent argon2id computations (0 = number of CPUs).
+    /// Hashing threads, each keeping one argon2 memory block (0 = number of CPUs).
     pub hash_concurrency: usize,
     pub credential_cache: bool,
     pub credential_cache_ttl: Duration,
