@@ -51,8 +51,11 @@ fn group_payload(name: &str, members: &[String]) -> Value {
 
 /// Run until `shutdown` turns true.
 pub async fn run(dir: Arc<Directory>, mut shutdown: watch::Receiver<bool>) {
+    // Redirects are not followed: the bearer token goes to the configured base URL and nowhere else; a 3xx is
+    // a failed delivery whose error names the status.
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(c) => c,

@@ -25,14 +25,19 @@ fn token_purpose(app: &Id) -> String {
     format!("scim-connector:{app}")
 }
 
-/// Set an app's connector. The token may be left out to keep the current one.
+/// Set an app's connector. The token may be left out to keep the current one, but only while `base_url` stays
+/// the same: a token is never sent to a URL it was not given for.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScimConnectorInput {
+    /// The app's SCIM base URL: `https://`. Plain `http://` only with `allow_insecure_http` and a loopback host.
     pub base_url: String,
     pub token: Option<String>,
+    /// Push groups as well as users; left out, the current setting stays (off for a new connector).
+    pub group_push: Option<bool>,
+    /// Accept a plain `http://` URL on a loopback address (a test endpoint): the token travels in clear.
     #[serde(default)]
-    pub group_push: bool,
+    pub allow_insecure_http: bool,
 }
 
 /// An outbox entry as the admin API shows it.
@@ -53,6 +58,8 @@ pub struct OutboxView {
 pub struct ScimConnectorView {
     pub base_url: String,
     pub group_push: bool,
+    /// The connector speaks plain http (a loopback test endpoint): its token travels in clear.
+    pub insecure_http: bool,
     /// Users and groups the app holds.
     pub provisioned: usize,
     /// Deliveries waiting; those with `last_error` have failed at least once.
@@ -99,6 +106,49 @@ pub(crate) fn forget_provisioning(tx: &mut Tx, app: &Id) {
     }
 }
 
+/// A connector URL in the form it is stored (no trailing slash), or why it is refused: an absolute https URL
+/// with a host, no user name or password, no query or fragment; plain http only when allowed and the host is a
+/// loopback address.
+fn connector_url(raw: &str, allow_insecure_http: bool) -> Result<String> {
+    let bad = |why: &str| DirectoryError::invalid("base_url", why);
+    let raw = raw.trim();
+    if raw.contains(['\\', '\0']) || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(
+            "base_url must not contain backslashes, spaces or control characters",
+        ));
+    }
+    let parsed =
+        url::Url::parse(raw).map_err(|e| bad(&format!("base_url is not an absolute URL: {e}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad(
+            "base_url must not carry a user name or password: the token authenticates",
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("base_url must not have a query or fragment"));
+    }
+    let loopback = match parsed.host() {
+        None => return Err(bad("base_url must name a host")),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+    };
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http && loopback => {}
+        "http" if allow_insecure_http => {
+            return Err(bad("allow_insecure_http is for loopback test endpoints only: use https"))
+        }
+        "http" => {
+            return Err(bad(
+                "plain http would send the app's token in clear: use https (allow_insecure_http admits a loopback test endpoint)",
+            ))
+        }
+        _ => return Err(bad("base_url must be an https URL")),
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
 fn backoff(attempts: u32) -> Duration {
     Duration::seconds((2i64 << attempts.min(12)).min(600))
 }
@@ -132,6 +182,7 @@ impl Directory {
         Ok(ScimConnectorView {
             base_url: c.base_url.clone(),
             group_push: c.group_push,
+            insecure_http: c.base_url.starts_with("http://"),
             provisioned: snap.provisioned.keys().filter(|(a, _)| a == app).count(),
             outbox,
         })
@@ -144,15 +195,8 @@ impl Directory {
         input: ScimConnectorInput,
     ) -> Result<ScimConnectorView> {
         actor.require(Permission::ManageOrg)?;
-        let url = input.base_url.trim().trim_end_matches('/').to_string();
-        if !(url.starts_with("https://") || url.starts_with("http://"))
-            || url.contains(char::is_whitespace)
-        {
-            return Err(DirectoryError::invalid(
-                "base_url",
-                "base_url must be an absolute http(s) URL",
-            ));
-        }
+        let url = connector_url(&input.base_url, input.allow_insecure_http)?;
+        let insecure = url.starts_with("http://");
         let sealed = match input.token.as_deref() {
             Some(t) if !t.trim().is_empty() && t.len() <= 4096 => Some(
                 self.master_key
@@ -175,25 +219,47 @@ impl Directory {
                 .get(&id)
                 .ok_or_else(|| DirectoryError::not_found("app", &id))?)
             .clone();
-            let token = match (sealed, a.scim.as_ref()) {
+            // Decided against the app as it is inside this write: a concurrent change of the URL cannot let a
+            // kept token follow it.
+            let current = a.scim.as_ref();
+            let token = match (sealed, current) {
                 (Some(s), _) => s,
-                (None, Some(c)) => c.token.clone(),
+                (None, Some(c)) if c.base_url == url => c.token.clone(),
+                (None, Some(_)) => {
+                    return Err(DirectoryError::invalid(
+                        "token",
+                        "a new base_url needs the app's token again: send it with the URL",
+                    ))
+                }
                 (None, None) => {
                     return Err(DirectoryError::invalid("token", "a token is required"))
                 }
             };
+            let group_push = input
+                .group_push
+                .unwrap_or_else(|| current.is_some_and(|c| c.group_push));
             a.scim = Some(ScimConnector {
-                base_url: url,
+                base_url: url.clone(),
                 token,
-                group_push: input.group_push,
+                group_push,
             });
             a.updated_at = tx.now;
             tx.batch.put_json(Kind::App, a.id.as_str(), &a);
             tx.snap.apps.insert(a.id.clone(), Arc::new(a));
-            tx.event(admin_event(&actor, "scim_connector_set").target("app", &id));
+            let mut event = admin_event(&actor, "scim_connector_set")
+                .target("app", &id)
+                .detail("base_url", url.as_str())
+                .detail("group_push", group_push);
+            if insecure {
+                event = event.detail("insecure_http", true);
+            }
+            tx.event(event);
             Ok(())
         })
         .await?;
+        if insecure {
+            tracing::warn!(app = %app, "SCIM connector set to plain http on a loopback address: its token travels in clear");
+        }
         self.scim_connector(app)
     }
 

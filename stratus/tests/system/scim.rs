@@ -650,7 +650,7 @@ async fn outbound_provisioning_creates_updates_deactivates_and_resumes_after_the
     let app = app["id"].as_str().unwrap().to_string();
     let (st, c) = f
         .s
-        .put(&format!("/apps/{app}/scim-connector"), Some(json!({"base_url": format!("http://127.0.0.1:{port}"), "token": "app-token-1", "group_push": true})))
+        .put(&format!("/apps/{app}/scim-connector"), Some(json!({"base_url": format!("http://127.0.0.1:{port}"), "token": "app-token-1", "group_push": true, "allow_insecure_http": true})))
         .await;
     assert_eq!(st, StatusCode::OK, "{c}");
     let ann = f.s.user("ann", None).await;
@@ -727,5 +727,198 @@ async fn outbound_provisioning_creates_updates_deactivates_and_resumes_after_the
         ev.iter()
             .any(|e| e["success"] == true && e["details"]["action"] == "deactivate_user"),
         "{ev:?}"
+    );
+}
+
+async fn new_app(f: &Scim, name: &str) -> String {
+    let (st, app) = f
+        .s
+        .post("/apps", json!({"name": name, "sp_entity_id": format!("https://{name}.example"), "acs_urls": [format!("https://{name}.example/acs")]}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{app}");
+    app["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn changing_the_connector_base_url_requires_the_token_again() {
+    let f = start(&[]).await;
+    let app = new_app(&f, "vault").await;
+    let path = format!("/apps/{app}/scim-connector");
+    let (st, c) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "https://vault.example/scim/v2/", "token": "secret-1"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(c["base_url"], "https://vault.example/scim/v2");
+    // The same URL (trailing slash aside) keeps the sealed token.
+    let (st, c) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "https://vault.example/scim/v2"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    // Another URL without the token is refused and changes nothing.
+    let (st, e) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "https://collector.example/scim/v2"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e.to_string().contains("token"), "{e}");
+    let (_, c) = f.s.get(&path).await;
+    assert_eq!(c["base_url"], "https://vault.example/scim/v2", "{c}");
+    // With the token, the move is accepted.
+    let (st, c) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "https://vault2.example/scim/v2", "token": "secret-2"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    // URLs that smuggle credentials or another host are refused.
+    for bad in [
+        "https://user:pw@vault.example/scim",
+        "https://vault.example\\@collector.example/scim",
+        "https://vault.example/scim?x=1",
+        "ftp://vault.example/scim",
+        "vault.example/scim",
+    ] {
+        let (st, e) =
+            f.s.put(&path, Some(json!({"base_url": bad, "token": "secret-3"})))
+                .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn plain_http_connectors_need_the_opt_in_and_a_loopback_address() {
+    let f = start(&[]).await;
+    let app = new_app(&f, "vault").await;
+    let path = format!("/apps/{app}/scim-connector");
+    let (st, e) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "http://127.0.0.1:9/scim", "token": "t"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e.to_string().contains("https"), "{e}");
+    let (st, e) = f
+        .s
+        .put(&path, Some(json!({"base_url": "http://vault.example/scim", "token": "t", "allow_insecure_http": true})))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e.to_string().contains("loopback"), "{e}");
+    let (st, c) = f
+        .s
+        .put(&path, Some(json!({"base_url": "http://127.0.0.1:9/scim", "token": "t", "allow_insecure_http": true})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(c["insecure_http"], true, "{c}");
+    let (st, ev) = f.s.get("/events?type=scim_connector_set&limit=10").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(ev["events"][0]["details"]["insecure_http"], true, "{ev}");
+    let (_, c) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "https://vault.example/scim", "token": "t"})),
+        )
+        .await;
+    assert_eq!(c["insecure_http"], false, "{c}");
+}
+
+#[tokio::test]
+async fn a_connector_put_without_group_push_keeps_the_current_setting() {
+    let f = start(&[]).await;
+    let app = new_app(&f, "vault").await;
+    let path = format!("/apps/{app}/scim-connector");
+    let (_, c) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "https://vault.example/scim", "token": "t"})),
+        )
+        .await;
+    assert_eq!(
+        c["group_push"], false,
+        "a new connector pushes users only: {c}"
+    );
+    let (_, c) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "https://vault.example/scim", "group_push": true})),
+        )
+        .await;
+    assert_eq!(c["group_push"], true, "{c}");
+    let (st, c) =
+        f.s.put(
+            &path,
+            Some(json!({"base_url": "https://vault.example/scim"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(c["group_push"], true, "left out, the setting stays: {c}");
+}
+
+#[tokio::test]
+async fn the_provisioner_follows_no_redirect_with_the_token() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = start(&[]).await;
+    // A collector that would receive the token if a redirect were followed, and an endpoint that redirects to it.
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_port = collector.local_addr().unwrap().port();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hits = std::sync::Arc::clone(&reached);
+    tokio::spawn(async move {
+        while let Ok((_c, _)) = collector.accept().await {
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let redirector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = redirector.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = redirector.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{collector_port}/scim/Users\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = c.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let app = new_app(&f, "vault").await;
+    let (st, c) = f
+        .s
+        .put(&format!("/apps/{app}/scim-connector"), Some(json!({"base_url": format!("http://127.0.0.1:{port}/scim"), "token": "app-token-1", "allow_insecure_http": true})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    let ann = f.s.user("ann", None).await;
+    let (_, g) = f.s.post("/groups", json!({"name": "vault-users"})).await;
+    let g = g["id"].as_str().unwrap().to_string();
+    f.s.put(&format!("/groups/{g}/members/{ann}"), None).await;
+    f.s.put(&format!("/groups/{g}/bindings/app:{app}"), None)
+        .await;
+    let mut error = String::new();
+    for _ in 0..120 {
+        let (_, c) = f.s.get(&format!("/apps/{app}/scim-connector")).await;
+        if let Some(e) = c["outbox"][0]["last_error"].as_str() {
+            error = e.to_string();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        error.contains("307"),
+        "the delivery fails with the redirect's status: {error:?}"
+    );
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the token never went to the redirect target"
     );
 }
