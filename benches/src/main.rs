@@ -26,6 +26,9 @@
 //! `GET /Users` filtered by `userName eq` (indexed) and by `emails.value eq` (a scan), and `POST /Users` (see
 //! [`scim`]).
 //!
+//! `memory` reads the resident memory of the real `stratus` binary before and after importing users with
+//! passwords and after parallel binds, beside slapd with the same users (see [`ldap::memory`]).
+//!
 //! `saml` measures the SAML IdP: the raw RSA-2048 signing rate of the machine (the ceiling), assertion signings
 //! in process, and complete SP-initiated logins over HTTPS against the real `stratus` binary, with and without
 //! an existing IdP session (see [`saml`]).
@@ -78,6 +81,8 @@ enum Command {
     Scim(scim::ScimArgs),
     /// SAML: raw RSA signing rate, assertion signings, and SP-initiated logins with and without an IdP session.
     Saml(saml::SamlArgs),
+    /// Resident memory of the stratus binary before and after a password import and parallel binds, beside slapd.
+    Memory(ldap::memory::MemoryArgs),
 }
 
 #[derive(Args)]
@@ -250,6 +255,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench scim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Memory(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(ldap::memory::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench memory: {e}");
                     ExitCode::FAILURE
                 }
             }

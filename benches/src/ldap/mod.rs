@@ -16,6 +16,7 @@
 
 pub(crate) mod dataset;
 mod load;
+pub(crate) mod memory;
 mod slapd;
 mod stratus;
 

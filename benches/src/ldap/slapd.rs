@@ -30,6 +30,16 @@ impl Drop for Slapd {
     }
 }
 
+impl Slapd {
+    /// The daemon's process id, from the pid file the script makes it write.
+    pub fn pid(&self) -> Result<u32, BoxError> {
+        let file = self.dir.path().join("run/slapd.pid");
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(text.trim().parse()?)
+    }
+}
+
 /// The script next to this crate's sources, unless given.
 pub fn default_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("ldap/slapd.sh")

@@ -71,6 +71,11 @@ fn random_key() -> Result<String, BoxError> {
 }
 
 impl Stratus {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Start `bin serve` on ephemeral loopback ports, LDAPS off, and wait for its HTTPS and LDAP listeners.
     pub fn start(bin: &Path) -> Result<Self, BoxError> {
         if !bin.is_file() {
