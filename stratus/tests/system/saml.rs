@@ -430,6 +430,30 @@ async fn force_authn_is_passive_and_an_expired_password_on_the_login_page() {
     );
 }
 
+/// The IdP metadata tells SPs to refresh it daily and never expires: an SP that honours `validUntil` and caches
+/// the document would otherwise stop trusting the IdP once the date passed.
+#[tokio::test]
+async fn idp_metadata_has_a_cache_duration_and_no_short_expiry() {
+    let f = fixture(json!({})).await;
+    let r =
+        f.s.http
+            .get(format!("{}/saml/{}/metadata", f.s.url, f.app))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let md = r.text().await.unwrap();
+    let start = md
+        .find("<md:EntityDescriptor")
+        .expect("an EntityDescriptor");
+    let root_tag = &md[start..start + md[start..].find('>').unwrap()];
+    assert!(root_tag.contains(r#"cacheDuration="PT24H""#), "{root_tag}");
+    assert!(!md.contains("validUntil"), "{md}");
+    // python3-saml still reads it as the IdP's metadata.
+    let out = sp(&f.s, "login", login_args(&f, json!({})));
+    assert_eq!(out["errors"], json!([]), "{out}");
+}
+
 #[tokio::test]
 async fn sp_metadata_upload_and_idp_key_rotation() {
     let f = fixture(json!({"sp_entity_id": "https://placeholder.test/metadata",
