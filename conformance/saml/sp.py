@@ -5,7 +5,8 @@
 
 Prints one JSON line with what the SP saw. The SP library does all the checking a real SP does (signatures,
 issuer, audience, destination, InResponseTo, conditions); xmlsec1 checks the signatures a second time.
-Scenarios: login, idp_initiated, slo, refused (a crafted request that must be refused), keys (make an SP key pair).
+Scenarios: login, idp_initiated, slo, refused (a crafted request that must be refused), keys (make an SP key pair),
+metadata (the SP's metadata, signed with sign_key/sign_cert when given).
 """
 import base64
 import json
@@ -22,6 +23,7 @@ from lxml import etree
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+from onelogin.saml2.metadata import OneLogin_Saml2_Metadata
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
@@ -221,6 +223,12 @@ def main():
         s, _ = settings(base, ca, a)
         st = OneLogin_Saml2_Settings(s, sp_validation_only=True)
         md = st.get_sp_metadata()
+        if a.get("sign_key"):
+            # Signed as the SP itself or its federation would sign it: enveloped, RSA-SHA256.
+            md = OneLogin_Saml2_Metadata.sign_metadata(
+                md, a["sign_key"], a["sign_cert"],
+                sign_algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+                digest_algorithm="http://www.w3.org/2001/04/xmlenc#sha256")
         print(json.dumps({"xml": md.decode() if isinstance(md, bytes) else md}))
         return
     if scenario == "login":

@@ -442,8 +442,29 @@ pub struct SsoApp {
     /// Outbound SCIM provisioning into the app.
     #[serde(default)]
     pub scim: Option<ScimConnector>,
+    /// The certificate (PEM) whose key must have signed uploaded SP metadata for it to count as verified: the
+    /// SP's own or its federation's, chosen by the admin — never one taken from an earlier upload.
+    #[serde(default)]
+    pub metadata_trust_anchor: Option<String>,
+    /// SP metadata uploads must be signed and verified by `metadata_trust_anchor`.
+    #[serde(default)]
+    pub require_signed_metadata: bool,
+    /// The last SP metadata upload that was taken.
+    #[serde(default)]
+    pub sp_metadata_upload: Option<SpMetadataUpload>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What is known of the SP metadata an app was last filled from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SpMetadataUpload {
+    pub uploaded_at: DateTime<Utc>,
+    /// The document carried an enveloped signature.
+    pub signed: bool,
+    /// That signature verified with the app's `metadata_trust_anchor`. A signed document uploaded while the app
+    /// had no trust anchor is `signed` but not verified: nothing vouched for its signer.
+    pub verified_by_trust_anchor: bool,
 }
 
 /// Where an IdP key is in its rotation.

@@ -212,6 +212,12 @@ pub struct AppView {
     pub idp_keys: Vec<IdpKeyView>,
     /// The SCIM base URL users are provisioned to, when a connector is set.
     pub scim_base_url: Option<String>,
+    /// The certificate (PEM) that must have signed uploaded SP metadata for it to count as verified.
+    pub metadata_trust_anchor: Option<String>,
+    /// SP metadata uploads must be signed and verified by the trust anchor.
+    pub require_signed_metadata: bool,
+    /// The last SP metadata upload: when, and whether it was signed and verified by the trust anchor.
+    pub sp_metadata_upload: Option<SpMetadataUpload>,
     pub bound_groups: Vec<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -280,6 +286,9 @@ impl AppView {
             sp_encryption_certificate: a.sp_encryption_certificate.clone(),
             idp_keys: a.idp_keys.iter().map(IdpKeyView::of).collect(),
             scim_base_url: a.scim.as_ref().map(|c| c.base_url.clone()),
+            metadata_trust_anchor: a.metadata_trust_anchor.clone(),
+            require_signed_metadata: a.require_signed_metadata,
+            sp_metadata_upload: a.sp_metadata_upload,
             bound_groups: snap.bound_groups(&Resource::App(a.id.clone())),
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -576,6 +585,12 @@ pub struct NewApp {
     pub sp_slo_post: bool,
     /// The SP's encryption certificate, when not its signing one.
     pub sp_encryption_certificate: Option<String>,
+    /// A certificate (PEM, RSA ≥ 2048 bits) whose key must have signed uploaded SP metadata — the SP's own or its
+    /// federation's.
+    pub metadata_trust_anchor: Option<String>,
+    /// Refuse SP metadata uploads that are not signed and verified by `metadata_trust_anchor`.
+    #[serde(default)]
+    pub require_signed_metadata: bool,
 }
 
 fn yes() -> bool {
@@ -601,6 +616,9 @@ pub struct AppPatch {
     pub sp_slo_url: Option<String>,
     pub sp_slo_post: Option<bool>,
     pub sp_encryption_certificate: Option<String>,
+    /// A certificate (PEM); an empty string removes the anchor.
+    pub metadata_trust_anchor: Option<String>,
+    pub require_signed_metadata: Option<bool>,
 }
 
 /// Create an admin.

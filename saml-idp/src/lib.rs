@@ -17,11 +17,13 @@ pub mod xml;
 
 pub use web::{router, Settings};
 
-/// Read SP metadata for the core's upload call: strict XML, and when the document is signed, a signature that
-/// verifies with the certificate the app already trusts (or, on a first upload, the one the signature carries).
+/// Read SP metadata for the core's upload call: strict XML, and when the document is signed and the app has a
+/// metadata trust anchor (PEM), a signature that verifies with the anchor's key. Without an anchor a signature is
+/// noted, not checked: a key the document names itself, or one an earlier upload brought, would vouch for nothing
+/// (and the latter refused every SP key rollover).
 pub fn read_sp_metadata(
     text: &str,
-    trusted: Option<&str>,
+    trust_anchor: Option<&str>,
 ) -> Result<core_directory::SpMetadata, String> {
     let root = xml::parse(
         text,
@@ -31,18 +33,19 @@ pub fn read_sp_metadata(
         },
     )
     .map_err(|e| e.to_string())?;
-    if dsig::is_signed(&root) {
-        let keys: Vec<Vec<u8>> = match trusted {
-            Some(c) => vec![c.to_string()],
-            None => dsig::key_info_certificates(&root),
+    let signed = dsig::is_signed(&root);
+    let verified_by_trust_anchor = match (signed, trust_anchor) {
+        (true, Some(anchor)) => {
+            let key = core_directory::idp_keys::inspect_certificate(anchor)
+                .map_err(|e| format!("the metadata trust anchor cannot be used: {e}"))?
+                .rsa_public_key;
+            dsig::verify_enveloped(&root, &[key], false).map_err(|e| {
+                format!("the metadata signature does not verify with the app's metadata trust anchor: {e}")
+            })?;
+            true
         }
-        .iter()
-        .filter_map(|c| core_directory::idp_keys::inspect_certificate(c).ok())
-        .map(|i| i.rsa_public_key)
-        .collect();
-        dsig::verify_enveloped(&root, &keys, false)
-            .map_err(|e| format!("the metadata signature is not valid: {e}"))?;
-    }
+        _ => false,
+    };
     let facts = protocol::read_sp_metadata(&root)?;
     Ok(core_directory::SpMetadata {
         entity_id: facts.entity_id,
@@ -53,6 +56,8 @@ pub fn read_sp_metadata(
         authn_requests_signed: facts.authn_requests_signed,
         slo_url: facts.slo_url,
         slo_post: facts.slo_post,
+        signed,
+        verified_by_trust_anchor,
     })
 }
 
@@ -85,7 +90,7 @@ mod tests {
     }
 
     #[test]
-    fn signed_sp_metadata_must_verify() {
+    fn signed_sp_metadata_verifies_only_with_the_trust_anchor() {
         let key = core_directory::idp_keys::generate("sp").unwrap();
         let der = core_directory::idp_keys::certificate_der(&key.certificate_pem).unwrap();
         let signer =
@@ -93,22 +98,26 @@ mod tests {
         let mut doc = sp_metadata();
         signer.sign_enveloped(&mut doc, 0);
         let text = crate::xml::to_string(&doc);
-        let md = crate::read_sp_metadata(&text, None).unwrap();
+        let md = crate::read_sp_metadata(&text, Some(&key.certificate_pem)).unwrap();
         assert_eq!(md.entity_id, "https://sp.example/metadata");
         assert_eq!(
             md.acs_urls,
             ["https://sp.example/acs1", "https://sp.example/acs2"]
         );
         assert!(md.authn_requests_signed);
-        // Once the app trusts a certificate, metadata signed by another key is refused.
+        assert!(md.signed && md.verified_by_trust_anchor);
+        // Signed by a key other than the anchor's, or changed after signing: refused.
         let other = core_directory::idp_keys::generate("other").unwrap();
         assert!(crate::read_sp_metadata(&text, Some(&other.certificate_pem))
             .unwrap_err()
-            .contains("signature"));
+            .contains("trust anchor"));
         let tampered = text.replace("acs1", "evil");
-        assert!(crate::read_sp_metadata(&tampered, None).is_err());
-        // Unsigned metadata is taken as the admin's own upload.
-        assert!(crate::read_sp_metadata(&crate::xml::to_string(&sp_metadata()), None).is_ok());
+        assert!(crate::read_sp_metadata(&tampered, Some(&key.certificate_pem)).is_err());
+        // Without an anchor the signature is noted and not checked.
+        let md = crate::read_sp_metadata(&text, None).unwrap();
+        assert!(md.signed && !md.verified_by_trust_anchor);
+        let md = crate::read_sp_metadata(&crate::xml::to_string(&sp_metadata()), None).unwrap();
+        assert!(!md.signed && !md.verified_by_trust_anchor);
     }
 
     /// Mutated and truncated requests go through every reader without a panic (a small stand-in for fuzzing,

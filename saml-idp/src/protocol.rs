@@ -339,8 +339,12 @@ pub struct IdpMetadata<'a> {
     /// Base64 DER certificates to publish (the active one and any in rotation).
     pub certificates: Vec<String>,
     pub want_requests_signed: bool,
-    pub valid_until: DateTime<Utc>,
 }
+
+/// How long an SP may cache IdP metadata before fetching it again (SAML metadata §2.3.2, an xs:duration). The
+/// metadata carries no `validUntil`: an SP that honours one would stop trusting the IdP once it passed, while a
+/// cache duration only tells it to refresh — and a rotation's `next` key is published long before it signs.
+pub const METADATA_CACHE_DURATION: &str = "PT24H";
 
 pub fn idp_metadata(m: &IdpMetadata) -> Element {
     let md = |n: &str| Element::new("md", n, NS_MD);
@@ -388,7 +392,7 @@ pub fn idp_metadata(m: &IdpMetadata) -> Element {
     }
     md("EntityDescriptor")
         .attr("entityID", m.entity_id)
-        .attr("validUntil", instant(m.valid_until))
+        .attr("cacheDuration", METADATA_CACHE_DURATION)
         .child(idp)
 }
 

@@ -250,7 +250,6 @@ async fn metadata(AxState(idp): AxState<Idp>, Path(app): Path<String>) -> Respon
         slo_url: &idp.slo_url(&app.id),
         certificates,
         want_requests_signed: app.require_signed_requests,
-        valid_until: Utc::now() + chrono::Duration::days(7),
     });
     (
         [(header::CONTENT_TYPE, "application/samlmetadata+xml")],

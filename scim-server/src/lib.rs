@@ -47,8 +47,9 @@ pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRe
 /// Settings of the service provider.
 #[derive(Debug, Clone)]
 pub struct ScimSettings {
-    /// The listener is HTTPS (resource locations are `https://…`).
-    pub https: bool,
+    /// Stratus's public base URL (`https://sso.example.com`, no trailing slash): resource locations are
+    /// `{base_url}/scim/v2/…`. Never taken from a request's Host.
+    pub base_url: String,
     /// Requests per second one token may make, and the burst it may save up; beyond them, 429.
     pub rate_per_second: f64,
     pub rate_burst: f64,
@@ -57,7 +58,7 @@ pub struct ScimSettings {
 impl Default for ScimSettings {
     fn default() -> Self {
         ScimSettings {
-            https: true,
+            base_url: "https://127.0.0.1:8443".into(),
             rate_per_second: 100.0,
             rate_burst: 200.0,
         }
@@ -179,20 +180,11 @@ impl ScimState {
         }
     }
 
-    fn ctx<'a>(&'a self, actor: &'a Actor, headers: &HeaderMap) -> ops::Ctx<'a> {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-            })
-            .unwrap_or("localhost");
-        let scheme = if self.settings.https { "https" } else { "http" };
+    fn ctx<'a>(&'a self, actor: &'a Actor) -> ops::Ctx<'a> {
         ops::Ctx {
             dir: &self.dir,
             actor,
-            base: format!("{scheme}://{host}/scim/v2"),
+            base: format!("{}/scim/v2", self.settings.base_url),
         }
     }
 }
@@ -462,14 +454,8 @@ impl From<ops::Kind> for Scope {
     }
 }
 
-fn list(
-    s: &ScimState,
-    actor: &Actor,
-    headers: &HeaderMap,
-    scope: Scope,
-    p: ListParams,
-) -> Response {
-    let ctx = s.ctx(actor, headers);
+fn list(s: &ScimState, actor: &Actor, scope: Scope, p: ListParams) -> Response {
+    let ctx = s.ctx(actor);
     let unfiltered = p.filter.is_none() && p.sort_by.is_none();
     if let (true, Scope::Users | Scope::Groups) = (unfiltered, scope) {
         let (total, page) =
@@ -548,11 +534,10 @@ async fn list_kind(
     State(s): State<Arc<ScimState>>,
     Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
     Query(q): Params,
 ) -> Response {
     match ListParams::from_query(&q) {
-        Ok(p) => list(&s, &a, &h, Scope::from(k), p),
+        Ok(p) => list(&s, &a, Scope::from(k), p),
         Err(e) => e.into_response(),
     }
 }
@@ -561,11 +546,10 @@ async fn search_kind(
     State(s): State<Arc<ScimState>>,
     Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
     ScimBody(b): ScimBody,
 ) -> Response {
     match ListParams::from_body(&b) {
-        Ok(p) => list(&s, &a, &h, Scope::from(k), p),
+        Ok(p) => list(&s, &a, Scope::from(k), p),
         Err(e) => e.into_response(),
     }
 }
@@ -573,11 +557,10 @@ async fn search_kind(
 async fn search_all(
     State(s): State<Arc<ScimState>>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
     ScimBody(b): ScimBody,
 ) -> Response {
     match ListParams::from_body(&b) {
-        Ok(p) => list(&s, &a, &h, Scope::All, p),
+        Ok(p) => list(&s, &a, Scope::All, p),
         Err(e) => e.into_response(),
     }
 }
@@ -590,17 +573,16 @@ async fn get_one(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> Response {
-    single(s.ctx(&a, &h).get(k, &id), &h, &q)
+    single(s.ctx(&a).get(k, &id), &h, &q)
 }
 
 async fn create_one(
     State(s): State<Arc<ScimState>>,
     Extension(k): Extension<ops::Kind>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
     ScimBody(b): ScimBody,
 ) -> Response {
-    written(s.ctx(&a, &h).create(k, &b).await, StatusCode::CREATED)
+    written(s.ctx(&a).create(k, &b).await, StatusCode::CREATED)
 }
 
 async fn put_one(
@@ -612,7 +594,7 @@ async fn put_one(
     ScimBody(b): ScimBody,
 ) -> Response {
     written(
-        s.ctx(&a, &h).replace(k, &id, &b, if_match(&h)).await,
+        s.ctx(&a).replace(k, &id, &b, if_match(&h)).await,
         StatusCode::OK,
     )
 }
@@ -626,7 +608,7 @@ async fn patch_one(
     ScimBody(b): ScimBody,
 ) -> Response {
     written(
-        s.ctx(&a, &h).patch(k, &id, &b, if_match(&h)).await,
+        s.ctx(&a).patch(k, &id, &b, if_match(&h)).await,
         StatusCode::OK,
     )
 }
@@ -638,7 +620,7 @@ async fn delete_one(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match s.ctx(&a, &h).delete(k, &id, if_match(&h)).await {
+    match s.ctx(&a).delete(k, &id, if_match(&h)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
@@ -647,10 +629,9 @@ async fn delete_one(
 async fn bulk(
     State(s): State<Arc<ScimState>>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
     ScimBody(b): ScimBody,
 ) -> Response {
-    match bulk::run(&s.ctx(&a, &h), &b).await {
+    match bulk::run(&s.ctx(&a), &b).await {
         Ok(v) => scim(StatusCode::OK, v),
         Err(e) => e.into_response(),
     }
@@ -659,11 +640,10 @@ async fn bulk(
 async fn service_provider_config(
     State(s): State<Arc<ScimState>>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
 ) -> Response {
     scim(
         StatusCode::OK,
-        discovery::service_provider_config(&s.ctx(&a, &h).base),
+        discovery::service_provider_config(&s.ctx(&a).base),
     )
 }
 
@@ -677,18 +657,16 @@ fn listed(items: Vec<Value>) -> Response {
 async fn resource_types(
     State(s): State<Arc<ScimState>>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
 ) -> Response {
-    listed(discovery::resource_types(&s.ctx(&a, &h).base))
+    listed(discovery::resource_types(&s.ctx(&a).base))
 }
 
 async fn resource_type(
     State(s): State<Arc<ScimState>>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match discovery::resource_types(&s.ctx(&a, &h).base)
+    match discovery::resource_types(&s.ctx(&a).base)
         .into_iter()
         .find(|r| r["id"] == id)
     {
@@ -697,21 +675,16 @@ async fn resource_type(
     }
 }
 
-async fn schemas(
-    State(s): State<Arc<ScimState>>,
-    Extension(a): Extension<Actor>,
-    h: HeaderMap,
-) -> Response {
-    listed(discovery::schemas(&s.ctx(&a, &h).base))
+async fn schemas(State(s): State<Arc<ScimState>>, Extension(a): Extension<Actor>) -> Response {
+    listed(discovery::schemas(&s.ctx(&a).base))
 }
 
 async fn schema(
     State(s): State<Arc<ScimState>>,
     Extension(a): Extension<Actor>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match discovery::schemas(&s.ctx(&a, &h).base)
+    match discovery::schemas(&s.ctx(&a).base)
         .into_iter()
         .find(|r| r["id"] == id)
     {

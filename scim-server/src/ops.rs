@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 pub struct Ctx<'a> {
     pub dir: &'a Directory,
     pub actor: &'a Actor,
-    /// `https://host/scim/v2`
+    /// `{public base URL}/scim/v2`, from the configuration (never the request's Host).
     pub base: String,
 }
 

@@ -12,6 +12,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Organisation name used on first start.
     pub org_name: String,
+    /// The URL users, SPs and provisioning clients reach Stratus at (`https://sso.example.com`): it names the SAML
+    /// entity ids and endpoints and SCIM `Location` / `meta.location`. Public URLs are built from it, never from a
+    /// request's Host. Empty: the HTTP listener's bound address (`https://127.0.0.1:8443`).
+    pub public_base_url: String,
     pub http: HttpConfig,
     pub tls: TlsConfig,
     pub ldap: LdapConfig,
@@ -171,8 +175,7 @@ impl Default for ScimConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SamlConfig {
-    /// The public base URL SPs and browsers reach Stratus at (e.g. `https://sso.example.com`); it names the IdP
-    /// entity ids and endpoints. Empty: the HTTP listener's own address.
+    /// Deprecated alias of the top-level `public_base_url`, taken when that is not set.
     pub base_url: String,
     /// How far an AuthnRequest's IssueInstant may be from this server's clock.
     pub clock_skew_seconds: u64,
@@ -218,6 +221,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             org_name: "Stratus".into(),
+            public_base_url: String::new(),
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
             ldap: LdapConfig::default(),
@@ -325,6 +329,7 @@ impl Config {
     fn apply_env(&mut self) -> Result<(), ConfigError> {
         env_parse("STRATUS_DATA_DIR", &mut self.data_dir)?;
         env_parse("STRATUS_ORG_NAME", &mut self.org_name)?;
+        env_parse("STRATUS_PUBLIC_BASE_URL", &mut self.public_base_url)?;
         env_parse("STRATUS_HTTP_ADDR", &mut self.http.addr)?;
         env_parse("STRATUS_HTTP_TLS", &mut self.http.tls)?;
         env_parse("STRATUS_TLS_CERT", &mut self.tls.cert)?;
@@ -399,6 +404,61 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The configured public base URL, checked: `public_base_url`, else the deprecated `saml.base_url`; `None`
+    /// when neither is set (the bound address is used). `Err` says what is wrong with it.
+    pub fn configured_public_base_url(&self) -> Result<Option<String>, String> {
+        let (name, value) = match (self.public_base_url.trim(), self.saml.base_url.trim()) {
+            ("", "") => return Ok(None),
+            (p, "") => ("public_base_url", p),
+            ("", s) => {
+                tracing::warn!(
+                    "saml.base_url (STRATUS_SAML_BASE_URL) is deprecated; set public_base_url \
+                     (STRATUS_PUBLIC_BASE_URL), which also names SCIM locations"
+                );
+                ("saml.base_url", s)
+            }
+            (p, s) => {
+                let (p, s) = (check_public_base_url(p), check_public_base_url(s));
+                return match (p, s) {
+                    (Ok(p), Ok(s)) if p == s => Ok(Some(p)),
+                    _ => Err(
+                        "public_base_url and the deprecated saml.base_url are both set and \
+                              differ; set public_base_url only"
+                            .into(),
+                    ),
+                };
+            }
+        };
+        check_public_base_url(value)
+            .map(Some)
+            .map_err(|e| format!("{name} `{value}`: {e}"))
+    }
+}
+
+/// An absolute `http(s)://host[:port]` URL, in the form public URLs are built from (trailing slash removed). A
+/// path is refused as well as a query or fragment: the listener serves from its root, and its pages redirect to
+/// root paths (`/login`), which a path prefix would break.
+pub fn check_public_base_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("the scheme must be https or http".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL must not carry a user name or password".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the URL must not have a query or fragment".into());
+    }
+    if url.path() != "/" {
+        return Err("the URL must not have a path (Stratus serves from the root)".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +474,8 @@ mod tests {
             d.passwords.argon2_memory_kib
         );
         assert_eq!(cfg.data_dir, d.data_dir);
+        assert_eq!(cfg.public_base_url, d.public_base_url);
+        assert_eq!(cfg.saml.base_url, d.saml.base_url);
         assert_eq!(cfg.ldap.addr, d.ldap.addr);
         assert_eq!(cfg.ldap.max_pdu_bytes, d.ldap.max_pdu_bytes);
         assert_eq!(cfg.ldap.size_limit, d.ldap.size_limit);
@@ -425,6 +487,61 @@ mod tests {
             cfg.radius.challenge_timeout_seconds,
             d.radius.challenge_timeout_seconds
         );
+    }
+
+    #[test]
+    fn public_base_url_is_an_absolute_http_url_without_path_query_or_fragment() {
+        for (given, taken) in [
+            ("https://sso.example.com", "https://sso.example.com"),
+            ("https://sso.example.com/", "https://sso.example.com"),
+            (
+                "HTTPS://SSO.Example.com:8443/",
+                "https://sso.example.com:8443",
+            ),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            assert_eq!(check_public_base_url(given).as_deref(), Ok(taken));
+        }
+        for bad in [
+            "sso.example.com",
+            "/relative",
+            "ftp://sso.example.com",
+            "https://sso.example.com/?a=b",
+            "https://sso.example.com/#top",
+            "https://sso.example.com/stratus",
+            "https://user:pw@sso.example.com",
+            "https://",
+        ] {
+            assert!(check_public_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deprecated_saml_base_url_is_an_alias_of_public_base_url() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.configured_public_base_url(), Ok(None));
+        cfg.saml.base_url = "https://old.example.com/".into();
+        assert_eq!(
+            cfg.configured_public_base_url(),
+            Ok(Some("https://old.example.com".into()))
+        );
+        cfg.public_base_url = "https://old.example.com".into();
+        assert_eq!(
+            cfg.configured_public_base_url(),
+            Ok(Some("https://old.example.com".into()))
+        );
+        cfg.public_base_url = "https://new.example.com".into();
+        assert!(cfg.configured_public_base_url().is_err());
+        cfg.saml.base_url.clear();
+        assert_eq!(
+            cfg.configured_public_base_url(),
+            Ok(Some("https://new.example.com".into()))
+        );
+        cfg.public_base_url = "https://new.example.com/path?x".into();
+        assert!(cfg
+            .configured_public_base_url()
+            .unwrap_err()
+            .contains("public_base_url"));
     }
 
     #[test]

@@ -213,6 +213,9 @@ async fn bind(addr: &str) -> Result<Option<(TcpListener, SocketAddr)>, ServeErro
 
 /// Run the suite until SIGINT/SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), ServeError> {
+    let configured_base_url = cfg
+        .configured_public_base_url()
+        .map_err(ServeError::Config)?;
     let dir = open_directory(&cfg).await?;
     let (cert, key) = tls_files(&cfg)?;
     let (stop_tx, stop) = watch::channel(false);
@@ -294,18 +297,14 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
             source: std::io::Error::other("the HTTP listener cannot be disabled"),
         });
     };
-    let scheme = if cfg.http.tls { "https" } else { "http" };
-    let base_url = if cfg.saml.base_url.is_empty() {
-        format!("{scheme}://{local}")
-    } else {
-        cfg.saml.base_url.trim_end_matches('/').to_string()
-    };
+    let public_base_url = public_base_url(configured_base_url, cfg.http.tls, local);
+    tracing::info!(%public_base_url, "SAML and SCIM URLs are built from the public base URL");
     let state = admin_api::AppState::new(Arc::clone(&dir));
     let app = admin_api::router(state)
         .merge(saml_idp::router(
             Arc::clone(&dir),
             saml_idp::Settings {
-                base_url,
+                base_url: public_base_url.clone(),
                 clock_skew: Duration::from_secs(cfg.saml.clock_skew_seconds),
                 assertion_lifetime: Duration::from_secs(cfg.saml.assertion_lifetime_seconds),
             },
@@ -313,7 +312,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         .merge(scim_server::router(
             Arc::clone(&dir),
             scim_server::ScimSettings {
-                https: cfg.http.tls,
+                base_url: public_base_url,
                 rate_per_second: cfg.scim.rate_per_second,
                 rate_burst: cfg.scim.rate_burst,
             },
@@ -349,6 +348,22 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     result.map_err(|source| ServeError::Bind {
         addr: cfg.http.addr.clone(),
         source,
+    })
+}
+
+/// The base of every public URL: the configured one, else the listener's bound address (scheme per TLS). Never
+/// taken from a request, so a client cannot choose the URLs others are given.
+fn public_base_url(configured: Option<String>, tls: bool, local: SocketAddr) -> String {
+    configured.unwrap_or_else(|| {
+        if local.ip().is_unspecified() {
+            tracing::warn!(
+                %local,
+                "the HTTP listener is bound to a wildcard address; set public_base_url so SAML and SCIM URLs \
+                 name a reachable host"
+            );
+        }
+        let scheme = if tls { "https" } else { "http" };
+        format!("{scheme}://{local}")
     })
 }
 

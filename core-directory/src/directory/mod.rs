@@ -66,10 +66,15 @@ pub struct SpMetadata {
     pub slo_post: bool,
     /// A separate `use="encryption"` certificate, PEM.
     pub encryption_certificate: Option<String>,
+    /// The document carried an enveloped signature.
+    pub signed: bool,
+    /// The signature verified with the trust anchor the reader was given.
+    pub verified_by_trust_anchor: bool,
 }
 
-/// The function behind a [`SpMetadataReader`]: the XML text, and the certificate the app already trusts (a signed
-/// metadata document must then be signed by it). `Err` carries the reason shown to the admin.
+/// The function behind a [`SpMetadataReader`]: the XML text, and the app's metadata trust anchor (PEM). With an
+/// anchor, a signed document must verify with it; without one, a signature is recorded but not checked. `Err`
+/// carries the reason shown to the admin.
 pub type SpMetadataReaderFn =
     dyn Fn(&str, Option<&str>) -> std::result::Result<SpMetadata, String> + Send + Sync;
 

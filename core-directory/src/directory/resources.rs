@@ -90,6 +90,24 @@ fn check_sp_certificate(pem: &str) -> Result<()> {
         .map_err(|e| DirectoryError::invalid("sp_certificate", e.to_string()))
 }
 
+/// A metadata trust anchor must be a certificate whose key can check our signatures (RSA ≥ 2048 bits). Its
+/// validity dates are not checked: federations keep one signing certificate for many years.
+fn check_trust_anchor(pem: &str) -> Result<()> {
+    crate::idp_keys::inspect_certificate(pem)
+        .map(|_| ())
+        .map_err(|e| DirectoryError::invalid("metadata_trust_anchor", e.to_string()))
+}
+
+fn check_require_signed_metadata(a: &SsoApp) -> Result<()> {
+    if a.require_signed_metadata && a.metadata_trust_anchor.is_none() {
+        return Err(DirectoryError::invalid(
+            "require_signed_metadata",
+            "requiring signed SP metadata needs a metadata_trust_anchor to verify it with",
+        ));
+    }
+    Ok(())
+}
+
 fn key_purpose(app: &Id) -> String {
     format!("saml-key:{app}")
 }
@@ -333,6 +351,10 @@ impl Directory {
             validate_url("sp_slo_url", u)?;
         }
         validate_relay_state(input.default_relay_state.as_deref())?;
+        let metadata_trust_anchor = input.metadata_trust_anchor.filter(|c| !c.trim().is_empty());
+        if let Some(c) = &metadata_trust_anchor {
+            check_trust_anchor(c)?;
+        }
         if input.require_signed_requests && sp_certificate.is_none() {
             return Err(DirectoryError::invalid(
                 "require_signed_requests",
@@ -381,9 +403,13 @@ impl Directory {
                     }],
                     nameid_salt: data_encoding::HEXLOWER.encode(&crate::crypto::random_bytes(16)),
                     scim: None,
+                    metadata_trust_anchor,
+                    require_signed_metadata: input.require_signed_metadata,
+                    sp_metadata_upload: None,
                     created_at: tx.now,
                     updated_at: tx.now,
                 };
+                check_require_signed_metadata(&a)?;
                 tx.batch.put_json(Kind::App, a.id.as_str(), &a);
                 tx.snap.apps.insert(a.id.clone(), Arc::new(a.clone()));
                 tx.event(admin_event(&actor, "app_create").target("app", &a.id));
@@ -453,6 +479,16 @@ impl Directory {
                 if let Some(v) = patch.require_signed_requests {
                     a.require_signed_requests = v;
                 }
+                if let Some(v) = patch.metadata_trust_anchor {
+                    if !v.trim().is_empty() {
+                        check_trust_anchor(&v)?;
+                    }
+                    a.metadata_trust_anchor = Some(v).filter(|s| !s.trim().is_empty());
+                }
+                if let Some(v) = patch.require_signed_metadata {
+                    a.require_signed_metadata = v;
+                }
+                check_require_signed_metadata(&a)?;
                 if a.require_signed_requests && a.sp_certificate.is_none() {
                     return Err(DirectoryError::invalid(
                         "require_signed_requests",
@@ -650,13 +686,19 @@ impl Directory {
     }
 
     /// Fill an app's SP entity id, ACS URLs, certificate and signed-request flag from its SP metadata.
+    ///
+    /// A signed document is verified with the app's metadata trust anchor when it has one (and refused when that
+    /// fails); without an anchor its signature is recorded as not verified. An app that requires signed metadata
+    /// takes only documents its anchor verified. What was found is kept as the app's `sp_metadata_upload`.
     pub async fn apply_sp_metadata(&self, actor: &Actor, id: &Id, xml: &str) -> Result<AppView> {
         actor.require(Permission::ManageOrg)?;
         let app = self.get_app_record(id)?;
         let reader = self.sp_metadata_reader.clone().ok_or_else(|| {
             DirectoryError::invalid("metadata", "SP metadata upload is not available")
         })?;
-        let md = (reader.0)(xml, app.sp_certificate.as_deref())
+        // Read and verified outside the writer lock; the anchor used is compared with the working copy below.
+        let anchor = app.metadata_trust_anchor.clone();
+        let md = (reader.0)(xml, anchor.as_deref())
             .map_err(|e| DirectoryError::invalid("metadata", e))?;
         validate_acs(&md.acs_urls)?;
         for c in [&md.signing_certificate, &md.encryption_certificate]
@@ -673,6 +715,25 @@ impl Directory {
         let app = self
             .write(move |tx| {
                 let mut a = app_record(tx, &id)?;
+                if a.metadata_trust_anchor != anchor {
+                    return Err(DirectoryError::conflict(
+                        "metadata_trust_anchor",
+                        "the app's metadata trust anchor changed during the upload; upload again",
+                    ));
+                }
+                if a.require_signed_metadata && !md.verified_by_trust_anchor {
+                    let found = if md.signed {
+                        "its signature was not verified by it"
+                    } else {
+                        "the document is not signed"
+                    };
+                    return Err(DirectoryError::invalid(
+                        "metadata",
+                        format!(
+                            "this app requires SP metadata signed by its metadata trust anchor; {found}"
+                        ),
+                    ));
+                }
                 if tx
                     .snap
                     .apps
@@ -700,8 +761,19 @@ impl Directory {
                 if md.authn_requests_signed && a.sp_certificate.is_some() {
                     a.require_signed_requests = true;
                 }
+                let upload = SpMetadataUpload {
+                    uploaded_at: tx.now,
+                    signed: md.signed,
+                    verified_by_trust_anchor: md.verified_by_trust_anchor,
+                };
+                a.sp_metadata_upload = Some(upload);
                 put_app(tx, &mut a);
-                tx.event(admin_event(&actor, "app_sp_metadata").target("app", &a.id));
+                tx.event(
+                    admin_event(&actor, "app_sp_metadata")
+                        .target("app", &a.id)
+                        .detail("signed", upload.signed)
+                        .detail("verified_by_trust_anchor", upload.verified_by_trust_anchor),
+                );
                 Ok(a)
             })
             .await?;

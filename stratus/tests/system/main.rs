@@ -12,6 +12,7 @@ mod import;
 mod integrity;
 mod ldap;
 mod passwords;
+mod public_url;
 mod radius;
 mod saml;
 mod scim;

@@ -430,6 +430,30 @@ async fn force_authn_is_passive_and_an_expired_password_on_the_login_page() {
     );
 }
 
+/// The IdP metadata tells SPs to refresh it daily and never expires: an SP that honours `validUntil` and caches
+/// the document would otherwise stop trusting the IdP once the date passed.
+#[tokio::test]
+async fn idp_metadata_has_a_cache_duration_and_no_short_expiry() {
+    let f = fixture(json!({})).await;
+    let r =
+        f.s.http
+            .get(format!("{}/saml/{}/metadata", f.s.url, f.app))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let md = r.text().await.unwrap();
+    let start = md
+        .find("<md:EntityDescriptor")
+        .expect("an EntityDescriptor");
+    let root_tag = &md[start..start + md[start..].find('>').unwrap()];
+    assert!(root_tag.contains(r#"cacheDuration="PT24H""#), "{root_tag}");
+    assert!(!md.contains("validUntil"), "{md}");
+    // python3-saml still reads it as the IdP's metadata.
+    let out = sp(&f.s, "login", login_args(&f, json!({})));
+    assert_eq!(out["errors"], json!([]), "{out}");
+}
+
 #[tokio::test]
 async fn sp_metadata_upload_and_idp_key_rotation() {
     let f = fixture(json!({"sp_entity_id": "https://placeholder.test/metadata",
@@ -568,6 +592,215 @@ async fn sp_metadata_upload_and_idp_key_rotation() {
     let (st, app) = f.s.delete(&format!("/apps/{}/idp-keys/{old}", f.app)).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(app["idp_keys"].as_array().unwrap().len(), 1);
+}
+
+/// An SP key pair made by openssl: (certificate, private key), PEM.
+fn sp_keys(s: &Server) -> (String, String) {
+    let k = sp(s, "keys", json!({}));
+    (
+        k["cert"].as_str().unwrap().to_string(),
+        k["key"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The metadata python3-saml makes for the SP with certificate `sp_cert` (requests signed), signed by `signer`
+/// (certificate, key) when given.
+fn sp_metadata(f: &Fixture, sp_cert: &str, sp_key: &str, signer: Option<(&str, &str)>) -> String {
+    let mut args =
+        json!({"app": f.app, "sp_cert": sp_cert, "sp_key": sp_key, "sign_requests": true});
+    if let Some((cert, key)) = signer {
+        args["sign_cert"] = json!(cert);
+        args["sign_key"] = json!(key);
+    }
+    sp(&f.s, "metadata", args)["xml"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn upload_sp_metadata(f: &Fixture, xml: String) -> (StatusCode, Value) {
+    let r =
+        f.s.http
+            .put(format!("{}/api/v1/apps/{}/sp-metadata", f.s.url, f.app))
+            .bearer_auth(crate::harness::API_KEY)
+            .header("content-type", "application/samlmetadata+xml")
+            .body(xml)
+            .send()
+            .await
+            .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+/// An SP that rolls its key over signs its new metadata with the new key: without a trust anchor the upload is
+/// taken (recorded as signed, not verified), and requests signed with the new key are accepted.
+#[tokio::test]
+async fn signed_sp_metadata_is_taken_again_after_an_sp_key_rollover() {
+    let f = fixture(json!({"sp_entity_id": "https://placeholder.test/metadata",
+                           "acs_urls": ["https://placeholder.test/acs"]}))
+    .await;
+    let (old_cert, old_key) = sp_keys(&f.s);
+    let md = sp_metadata(&f, &old_cert, &old_key, Some((&old_cert, &old_key)));
+    let (st, app) = upload_sp_metadata(&f, md).await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    assert_eq!(app["sp_metadata_upload"]["signed"], true, "{app}");
+    assert_eq!(
+        app["sp_metadata_upload"]["verified_by_trust_anchor"], false,
+        "{app}"
+    );
+    let first_upload = app["sp_metadata_upload"]["uploaded_at"].clone();
+
+    // The rollover: new key, new metadata signed by it.
+    let (new_cert, new_key) = sp_keys(&f.s);
+    let md = sp_metadata(&f, &new_cert, &new_key, Some((&new_cert, &new_key)));
+    let (st, app) = upload_sp_metadata(&f, md).await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    assert_eq!(app["sp_metadata_upload"]["signed"], true, "{app}");
+    assert_ne!(app["sp_metadata_upload"]["uploaded_at"], first_upload);
+    let der = |pem: &str| -> String {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        der(app["sp_certificate"].as_str().unwrap()),
+        der(&new_cert),
+        "the new SP certificate replaced the old one"
+    );
+    let events = f.s.get("/events?type=app_sp_metadata&limit=10").await.1;
+    let last = &events["events"][0];
+    assert_eq!(last["details"]["signed"], true, "{events}");
+    assert_eq!(
+        last["details"]["verified_by_trust_anchor"], false,
+        "{events}"
+    );
+
+    // Requests signed with the new key pass; the old key's are refused.
+    let login = |cert: &str, key: &str| {
+        login_args(
+            &f,
+            json!({"sign_requests": true, "sp_key": key, "sp_cert": cert}),
+        )
+    };
+    let out = sp(&f.s, "login", login(&new_cert, &new_key));
+    assert_eq!(out["errors"], json!([]), "{out}");
+    let r = sp(
+        &f.s,
+        "refused",
+        json!({"app": f.app, "kind": "signed_post", "sp_key": old_key, "sp_cert": old_cert}),
+    );
+    assert_eq!(r["status"], 400, "{r}");
+}
+
+/// With a metadata trust anchor, only metadata its key signed is taken (and shown verified); an app that requires
+/// signed metadata refuses unsigned documents.
+#[tokio::test]
+async fn a_metadata_trust_anchor_must_sign_the_metadata_and_unsigned_uploads_can_be_refused() {
+    let f = fixture(json!({"sp_entity_id": "https://placeholder.test/metadata",
+                           "acs_urls": ["https://placeholder.test/acs"]}))
+    .await;
+    let path = format!("/apps/{}", f.app);
+    let (sp_cert, sp_key) = sp_keys(&f.s);
+    let (federation_cert, federation_key) = sp_keys(&f.s);
+    let (other_cert, other_key) = sp_keys(&f.s);
+
+    // The anchor must be a certificate, and requiring signed metadata needs one.
+    let (st, e) =
+        f.s.patch(&path, json!({"metadata_trust_anchor": "not a certificate"}))
+            .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["field"], "metadata_trust_anchor", "{e}");
+    let (st, e) =
+        f.s.patch(&path, json!({"require_signed_metadata": true}))
+            .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["field"], "require_signed_metadata", "{e}");
+    let (st, app) =
+        f.s.patch(&path, json!({"metadata_trust_anchor": federation_cert}))
+            .await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    assert_eq!(app["metadata_trust_anchor"], json!(federation_cert));
+    assert_eq!(app["require_signed_metadata"], false);
+
+    // Signed by another key: refused, and the app is unchanged.
+    let md = sp_metadata(&f, &sp_cert, &sp_key, Some((&other_cert, &other_key)));
+    let (st, e) = upload_sp_metadata(&f, md).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["field"], "metadata", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("trust anchor"),
+        "{e}"
+    );
+    let (_, app) = f.s.get(&path).await;
+    assert_eq!(app["sp_entity_id"], "https://placeholder.test/metadata");
+    assert_eq!(app["sp_metadata_upload"], Value::Null);
+
+    // Signed by the anchor's key (the federation's, not the SP's own): taken and shown verified.
+    let signed = sp_metadata(
+        &f,
+        &sp_cert,
+        &sp_key,
+        Some((&federation_cert, &federation_key)),
+    );
+    let (st, app) = upload_sp_metadata(&f, signed.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    assert_eq!(app["sp_entity_id"], format!("{SP}/metadata"));
+    assert_eq!(app["sp_metadata_upload"]["signed"], true, "{app}");
+    assert_eq!(
+        app["sp_metadata_upload"]["verified_by_trust_anchor"], true,
+        "{app}"
+    );
+    let events = f.s.get("/events?type=app_sp_metadata&limit=10").await.1;
+    assert_eq!(
+        events["events"][0]["details"]["verified_by_trust_anchor"], true,
+        "{events}"
+    );
+    // The same document changed after signing is refused.
+    let tampered = signed.replace(&format!("{SP}/acs"), "https://evil.test/acs");
+    let (st, e) = upload_sp_metadata(&f, tampered).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // Unsigned metadata is taken while the app does not require signatures, and shown as unsigned.
+    let unsigned = sp_metadata(&f, &sp_cert, &sp_key, None);
+    let (st, app) = upload_sp_metadata(&f, unsigned.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    assert_eq!(app["sp_metadata_upload"]["signed"], false, "{app}");
+    assert_eq!(
+        app["sp_metadata_upload"]["verified_by_trust_anchor"], false,
+        "{app}"
+    );
+
+    // Once required, unsigned metadata is refused and signed metadata still taken.
+    let (st, app) =
+        f.s.patch(&path, json!({"require_signed_metadata": true}))
+            .await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    assert_eq!(app["require_signed_metadata"], true);
+    let (st, e) = upload_sp_metadata(&f, unsigned).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not signed"),
+        "{e}"
+    );
+    let (_, app) = f.s.get(&path).await;
+    assert_eq!(
+        app["sp_metadata_upload"]["signed"], false,
+        "unchanged: {app}"
+    );
+    let (st, app) = upload_sp_metadata(&f, signed).await;
+    assert_eq!(st, StatusCode::OK, "{app}");
+    assert_eq!(
+        app["sp_metadata_upload"]["verified_by_trust_anchor"], true,
+        "{app}"
+    );
+    // The anchor cannot be removed while signatures are required.
+    let (st, e) = f.s.patch(&path, json!({"metadata_trust_anchor": ""})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 }
 
 /// RSA-SHA1 (with SHA-1 digests) is used only for an app configured for it; RSA-SHA256 otherwise.
