@@ -50,6 +50,21 @@ impl Server {
     }
 
     /// Start on an existing (or new) data dir.
+    /// A server in a temporary directory with extra environment variables.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let opts = Start {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        let mut s = Self::start_in(&tmp.path().join("data"), opts).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub async fn start_in(dir: &Path, opts: Start) -> Server {
         let bin = env!("CARGO_BIN_EXE_stratus");
         // The clock is moved by preloading libfaketime into the server itself (not through the `faketime`

@@ -3,26 +3,10 @@
 //! hostile HTTP/1.1 Host header is not reflected, and an HTTP/2 request, which has no Host header, gets the same
 //! URLs.
 
-use crate::harness::{Server, Start};
+use crate::harness::Server;
 use reqwest::{StatusCode, Version};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-async fn start(env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start_in(
-        &tmp.path().join("data"),
-        Start {
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..Default::default()
-        },
-    )
-    .await;
-    (s, tmp)
-}
 
 /// A client trusting the server's dev CA that speaks only HTTP/1.1, or only HTTP/2.
 fn client(s: &Server, version: Version) -> reqwest::Client {
@@ -76,7 +60,8 @@ async fn scim_create(
 
 #[tokio::test]
 async fn scim_and_saml_urls_come_from_the_configured_public_base_url() {
-    let (s, _tmp) = start(&[("STRATUS_PUBLIC_BASE_URL", "https://sso.example.test/")]).await;
+    let s =
+        Server::start_with_env(&[("STRATUS_PUBLIC_BASE_URL", "https://sso.example.test/")]).await;
     let base = "https://sso.example.test";
     for (version, host) in [
         (Version::HTTP_11, Some("evil.example")),
@@ -142,7 +127,7 @@ async fn scim_and_saml_urls_come_from_the_configured_public_base_url() {
 
 #[tokio::test]
 async fn without_a_setting_urls_carry_the_bound_address_and_port_whatever_the_request_says() {
-    let (s, _tmp) = start(&[]).await;
+    let s = Server::start_with_env(&[]).await;
     // `s.url` is the announced listener address, `https://127.0.0.1:<port>`.
     assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
     let (location, meta, id) = scim_create(
@@ -170,7 +155,8 @@ async fn without_a_setting_urls_carry_the_bound_address_and_port_whatever_the_re
 
 #[tokio::test]
 async fn the_deprecated_saml_base_url_still_names_every_public_url() {
-    let (s, _tmp) = start(&[("STRATUS_SAML_BASE_URL", "https://legacy.example.test")]).await;
+    let s =
+        Server::start_with_env(&[("STRATUS_SAML_BASE_URL", "https://legacy.example.test")]).await;
     let (location, _, id) = scim_create(
         &s,
         &client(&s, Version::HTTP_2),

@@ -1,7 +1,7 @@
 //! SCIM 2.0 against the real binary: scim2-tester (PyPI, `conformance/scim/check.py`), and requests shaped as
 //! Okta and Entra ID send them, over HTTPS with a SCIM token from the admin API.
 
-use crate::harness::{Server, Start};
+use crate::harness::Server;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -11,30 +11,14 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 struct Scim {
     s: Server,
     token: String,
-    _tmp: Option<tempfile::TempDir>,
 }
 
 async fn start(env: &[(&str, &str)]) -> Scim {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start_in(
-        &tmp.path().join("data"),
-        Start {
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let s = Server::start_with_env(env).await;
     let (st, t) = s.post("/scim-tokens", json!({"name": "okta"})).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
     let token = t["token"].as_str().unwrap().to_string();
-    Scim {
-        s,
-        token,
-        _tmp: Some(tmp),
-    }
+    Scim { s, token }
 }
 
 impl Scim {
