@@ -37,6 +37,10 @@ pub struct EventFilter {
     pub since: Option<DateTime<Utc>>,
     /// RFC 3339 time; events before it.
     pub until: Option<DateTime<Utc>>,
+    /// `success` or `failure`.
+    pub outcome: Option<String>,
+    /// The client's IP address.
+    pub source: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<u64>,
     /// 1–1000, default 100.
@@ -70,6 +74,23 @@ fn query(f: EventFilter, default_limit: usize, max: usize) -> ApiResult<EventQue
         service,
         event_type: f.event_type,
         user: f.user,
+        success: match f.outcome.as_deref() {
+            None => None,
+            Some("success") => Some(true),
+            Some("failure") => Some(false),
+            Some(o) => {
+                return Err(ApiError::bad_request(format!(
+                    "outcome is `success` or `failure`, not `{o}`"
+                ))
+                .field("outcome"))
+            }
+        },
+        client_ip: match f.source.as_deref() {
+            None => None,
+            Some(s) => Some(s.parse().map_err(|_| {
+                ApiError::bad_request(format!("`{s}` is not an IP address")).field("source")
+            })?),
+        },
         before_id: f.cursor,
         limit,
     })

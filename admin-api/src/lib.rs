@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! - [`extract`]: JSON bodies with our error shape; the authenticated admin (API key or session cookie).
-//! - [`sessions`]: admin console sessions.
+//! - [`sessions`]: the core's browser session table, re-exported.
 //! - [`users`], [`groups`], [`org`], [`admins`], [`events`]: one module per resource family.
 //! - [`portal`]: the user portal's login and self-service API.
 //! - [`ops`]: health, readiness and Prometheus metrics.
@@ -21,7 +21,7 @@ pub mod groups;
 pub mod ops;
 pub mod org;
 pub mod portal;
-pub mod sessions;
+pub use core_directory::sessions;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;

@@ -135,6 +135,10 @@ pub struct EventQuery {
     pub event_type: Option<String>,
     /// Matches the username, the actor, or the target id.
     pub user: Option<String>,
+    /// Only successes (`true`) or failures (`false`).
+    pub success: Option<bool>,
+    /// Only events from this client address.
+    pub client_ip: Option<IpAddr>,
     /// Only events with an id below this (the previous page's last id).
     pub before_id: Option<u64>,
     pub limit: usize,
@@ -146,6 +150,8 @@ impl EventQuery {
             && self.until.is_none_or(|u| e.time < u)
             && self.service.is_none_or(|s| e.service == s)
             && self.event_type.as_deref().is_none_or(|t| e.event_type == t)
+            && self.success.is_none_or(|ok| e.success == ok)
+            && self.client_ip.is_none_or(|ip| e.client_ip == Some(ip))
             && self.user.as_deref().is_none_or(|u| {
                 e.username
                     .as_deref()

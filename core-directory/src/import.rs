@@ -34,7 +34,7 @@ pub struct ImportRowResult {
 }
 
 /// Results of an import.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct ImportReport {
     pub imported: usize,
     pub failed: usize,

@@ -16,6 +16,7 @@
 //! - [`access`]: admin roles and permissions; [`events`]: directory insights; [`import`] and [`csv`]: CSV import.
 
 pub mod access;
+pub mod activity;
 pub mod auth;
 pub mod crypto;
 pub mod csv;
@@ -29,6 +30,7 @@ pub mod model;
 pub mod mschapv2;
 pub mod password;
 pub mod policy;
+pub mod sessions;
 pub mod snapshot;
 pub mod store;
 pub mod totp;

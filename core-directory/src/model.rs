@@ -578,6 +578,10 @@ pub struct Admin {
     /// Bumped by a password set and a lock: admin sessions made before end.
     #[serde(default)]
     pub auth_revision: u64,
+    /// The password was generated or set by someone else (the bootstrap admin's one-time password): the console
+    /// asks for a new one before anything else.
+    #[serde(default)]
+    pub password_must_change: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

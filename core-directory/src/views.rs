@@ -305,6 +305,8 @@ pub struct AdminView {
     pub role: AdminRole,
     pub totp: TotpStatus,
     pub password_set: bool,
+    /// The password is one-time: the console asks for a new one at sign-in.
+    pub password_must_change: bool,
     pub locked: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -322,6 +324,7 @@ impl AdminView {
                 Some(_) => TotpStatus::Pending,
             },
             password_set: a.password_hash.is_some(),
+            password_must_change: a.password_must_change,
             locked: a.locked_until.is_some_and(|t| t > now),
             created_at: a.created_at,
         }

@@ -239,6 +239,8 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         }
     });
 
+    // Where each listener is, for the console's dashboard.
+    let listeners: console::Listeners = Default::default();
     // LDAP and LDAPS.
     let ldap_plain = bind(&cfg.ldap.addr).await?;
     let ldaps = bind(&cfg.ldap.ldaps_addr).await?;
@@ -246,7 +248,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     ldap_tls.alpn_protocols.clear();
     for (name, l) in [("ldap", &ldap_plain), ("ldaps", &ldaps)] {
         if let Some((_, addr)) = l {
-            announce(name, &addr.to_string());
+            announce_to(&listeners, name, &addr.to_string());
         }
     }
     let ldap = tokio::spawn(ldap_server::serve(
@@ -271,7 +273,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
                 source,
             })?;
         if let Some((_, a)) = &bound {
-            announce(name, &a.to_string());
+            announce_to(&listeners, name, &a.to_string());
         }
         radius_sockets.push(bound.map(|(s, _)| s));
     }
@@ -300,7 +302,22 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let public_base_url = public_base_url(configured_base_url, cfg.http.tls, local);
     tracing::info!(%public_base_url, "SAML and SCIM URLs are built from the public base URL");
     let state = admin_api::AppState::new(Arc::clone(&dir));
+    let scheme_addr = format!(
+        "{scheme}://{local}",
+        scheme = if cfg.http.tls { "https" } else { "http" }
+    );
+    if let Ok(mut l) = listeners.write() {
+        l.push(("http".to_string(), scheme_addr.clone()));
+    }
+    let ca_pem = if cfg.tls.cert.is_empty() {
+        std::fs::read_to_string(std::path::Path::new(&cfg.data_dir).join("certs/ca.pem")).ok()
+    } else {
+        None
+    };
+    let console =
+        console::Console::new(Arc::clone(&dir), listeners, public_base_url.clone(), ca_pem);
     let app = admin_api::router(state)
+        .merge(console::router(console))
         .merge(saml_idp::router(
             Arc::clone(&dir),
             saml_idp::Settings {
@@ -324,12 +341,12 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
             addr: cfg.http.addr.clone(),
             source,
         })?;
-        announce("http", &format!("https://{local}"));
+        announce("http", &scheme_addr);
         let server =
             axum::serve(listener.tap_io(|_| ()), app).with_graceful_shutdown(stopped(stop.clone()));
         drain(server, stop.clone()).await
     } else {
-        announce("http", &format!("http://{local}"));
+        announce("http", &scheme_addr);
         let server = axum::serve(
             tcp.tap_io(|s| {
                 let _ = s.set_nodelay(true);
@@ -420,6 +437,14 @@ async fn drain(
 }
 
 /// Log a bound listener, and print it in a fixed form that scripts and tests read.
+/// Announce a listener and note it for the console.
+fn announce_to(listeners: &console::Listeners, listener: &str, addr: &str) {
+    announce(listener, addr);
+    if let Ok(mut l) = listeners.write() {
+        l.push((listener.to_string(), addr.to_string()));
+    }
+}
+
 fn announce(listener: &str, addr: &str) {
     tracing::info!(listener, addr, "listener ready");
     println!("stratus: listening {listener}={addr}");

@@ -55,6 +55,7 @@ pub(crate) fn new_admin_record(
         failed_logins: 0,
         locked_until: None,
         auth_revision: 0,
+        password_must_change: false,
         created_at: tx.now,
         updated_at: tx.now,
     })
@@ -190,6 +191,8 @@ impl Directory {
                     a.failed_logins = 0;
                     a.locked_until = None;
                     a.auth_revision += 1;
+                    // A password someone else chose is one-time.
+                    a.password_must_change = !own;
                 }
                 a.updated_at = tx.now;
                 tx.batch.put_json(Kind::Admin, a.id.as_str(), &a);
@@ -199,6 +202,73 @@ impl Directory {
             })
             .await?;
         Ok(AdminView::of(&admin, Utc::now()))
+    }
+
+    /// The calling admin replaces their own password, proving the current one (the console's change-password
+    /// page; also how a one-time password is replaced). Sessions made before end; the new revision is returned so
+    /// the caller can carry its own session over.
+    pub async fn change_own_admin_password(
+        &self,
+        actor: &Actor,
+        current: &str,
+        new: &str,
+    ) -> Result<u64> {
+        let id = actor
+            .admin_id
+            .clone()
+            .ok_or_else(|| DirectoryError::invalid("admin", "not an admin"))?;
+        let admin = self
+            .snapshot()
+            .admins
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| DirectoryError::not_found("admin", &id))?;
+        let ok = match &admin.password_hash {
+            Some(h) => self.hasher.verify(h, current).await,
+            None => false,
+        };
+        if !ok {
+            return Err(DirectoryError::invalid(
+                "current_password",
+                "the current password is not right",
+            ));
+        }
+        if current == new {
+            return Err(DirectoryError::invalid(
+                "new_password",
+                "choose a password different from the current one",
+            ));
+        }
+        let hash = self.admin_password_hash(&admin.email, new).await?;
+        let actor = actor.clone();
+        self.write(move |tx| {
+            // The password verified above must still be the one on file.
+            let mut a = (**tx
+                .snap
+                .admins
+                .get(&id)
+                .ok_or_else(|| DirectoryError::not_found("admin", &id))?)
+            .clone();
+            if a.auth_revision != admin.auth_revision {
+                return Err(DirectoryError::PreconditionFailed {
+                    kind: "admin",
+                    id: id.to_string(),
+                    expected: admin.auth_revision,
+                    current: a.auth_revision,
+                });
+            }
+            a.password_hash = Some(hash);
+            a.password_must_change = false;
+            a.failed_logins = 0;
+            a.auth_revision += 1;
+            a.updated_at = tx.now;
+            let revision = a.auth_revision;
+            tx.batch.put_json(Kind::Admin, a.id.as_str(), &a);
+            tx.snap.put_admin(Arc::new(a));
+            tx.event(admin_event(&actor, "admin_password_change").target("admin", &id));
+            Ok(revision)
+        })
+        .await
     }
 
     pub async fn delete_admin(&self, actor: &Actor, id: &Id) -> Result<()> {

@@ -123,6 +123,8 @@ enum EventMsg {
 /// The directory core.
 pub struct Directory {
     store: Arc<dyn Store>,
+    /// Authentication attempts per protocol, for the dashboard.
+    activity: crate::activity::Activity,
     snapshot: ArcSwap<Snapshot>,
     writer: tokio::sync::Mutex<()>,
     pub(crate) hasher: Arc<PasswordHasherPool>,
@@ -261,6 +263,7 @@ impl Directory {
         let (tx, rx) = mpsc::channel(16_384);
         let dir = Arc::new(Directory {
             store: Arc::clone(&store),
+            activity: crate::activity::Activity::default(),
             snapshot: ArcSwap::from_pointee(snapshot),
             writer: tokio::sync::Mutex::new(()),
             hasher,
@@ -347,6 +350,7 @@ impl Directory {
     /// Record an event that changes no record (authentication attempts). Written in batches in the background;
     /// [`Directory::query_events`] waits for everything recorded before it.
     pub async fn record(&self, event: Event) {
+        self.activity.observe(&event);
         if self
             .events
             .send(EventMsg::Record(Box::new(event)))
@@ -355,6 +359,11 @@ impl Directory {
         {
             tracing::error!("event writer has stopped; an event was not recorded");
         }
+    }
+
+    /// Authentication activity of the last seven days (since the process started).
+    pub fn activity(&self) -> &crate::activity::Activity {
+        &self.activity
     }
 
     /// Wait until every event recorded so far is in the store.

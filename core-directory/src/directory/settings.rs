@@ -78,6 +78,7 @@ impl Directory {
         } else {
             req.org_name.clone()
         };
+        let generated = generated_password.is_some();
         self.write(move |tx| {
             if tx.snap.org.is_some() {
                 return Ok(None);
@@ -104,13 +105,15 @@ impl Directory {
                 next_gid: DEFAULT_ID_RANGE.start,
             };
             tx.put_allocators();
-            let admin = super::admins::new_admin_record(
+            let mut admin = super::admins::new_admin_record(
                 tx,
                 &admin_email,
                 "Bootstrap administrator",
                 AdminRole::Administrator,
                 Some(hash),
             )?;
+            // A generated password is printed once: it is one-time.
+            admin.password_must_change = generated;
             let admin_id = admin.id.clone();
             tx.snap.put_admin(Arc::new(admin.clone()));
             tx.batch

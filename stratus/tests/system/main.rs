@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod bad_input;
 mod cli;
+mod console;
 mod crash;
 mod eap;
 mod harness;

@@ -1,8 +1,10 @@
-//! Admin console and user portal sessions: random tokens, kept only as SHA-256 in memory, with idle and absolute lifetimes from
-//! the org settings. Sessions do not survive a restart.
+//! Browser sessions of the admin console, the admin API's cookie and the user portal: random tokens, kept only
+//! as SHA-256 in memory, with idle and absolute lifetimes from the org settings, and whether the core still
+//! accepts the session's owner checked on every use. Each session carries its own CSRF token for the forms of
+//! the pages it serves. Sessions do not survive a restart. This module owns no page and no cookie name.
 
-use core_directory::crypto::{random_bytes, sha256_hex};
-use core_directory::{Directory, Id};
+use crate::crypto::{constant_time_eq, random_bytes, sha256_hex};
+use crate::{Directory, Id};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,6 +13,8 @@ struct Session {
     admin: Id,
     /// For user (portal) sessions: the user's `auth_revision` at sign-in.
     revision: u64,
+    /// The session's CSRF token, for hidden form fields.
+    csrf: String,
     created: Instant,
     last_seen: Instant,
 }
@@ -44,6 +48,7 @@ impl Sessions {
             Session {
                 admin,
                 revision,
+                csrf: data_encoding::BASE64URL_NOPAD.encode(&random_bytes(24)),
                 created: now,
                 last_seen: now,
             },
@@ -110,6 +115,19 @@ impl Sessions {
         if let Some(s) = map.get_mut(&sha256_hex(token.as_bytes())) {
             s.revision = revision;
         }
+    }
+
+    /// The session's CSRF token.
+    pub fn csrf(&self, token: &str) -> Option<String> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&sha256_hex(token.as_bytes()))
+            .map(|s| s.csrf.clone())
+    }
+
+    /// Whether a form's CSRF field is the session's (constant time).
+    pub fn csrf_matches(&self, token: &str, field: &str) -> bool {
+        self.csrf(token)
+            .is_some_and(|c| constant_time_eq(c.as_bytes(), field.as_bytes()))
     }
 
     /// End a session.

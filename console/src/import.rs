@@ -1,0 +1,339 @@
+//! CSV import, the JumpCloud way: upload a file (the same columns as the API's `/import/users`), watch the
+//! progress while each password is hashed, then read a per-row result table (imported, imported with a pending
+//! password, refused and why) and download the results file. The file is imported in chunks of rows, each one
+//! call of the core's import, so the page can show how far it got; a row's line number is its line in the file.
+
+use crate::html::{self, esc};
+use crate::{Console, SignedIn};
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use core_directory::crypto::random_bytes;
+use core_directory::import::{ImportReport, ImportRowResult};
+use core_directory::Id;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Rows per core call.
+const CHUNK: usize = 25;
+/// Largest upload.
+pub const MAX_FILE: usize = 16 * 1024 * 1024;
+/// Finished jobs kept for their results page.
+const KEEP: usize = 50;
+
+/// One import, run in the background.
+struct Job {
+    admin: Id,
+    total: usize,
+    done: usize,
+    started: Instant,
+    finished: bool,
+    error: Option<String>,
+    report: ImportReport,
+}
+
+/// The imports of this process.
+#[derive(Default)]
+pub struct Jobs {
+    inner: Mutex<HashMap<String, Job>>,
+}
+
+pub fn routes() -> Router<Console> {
+    Router::new()
+        .route("/console/import", get(page).post(upload))
+        .route("/console/import/{job}", get(progress))
+        .route("/console/import/{job}/results.csv", get(results))
+}
+
+pub async fn page(State(c): State<Console>, admin: SignedIn) -> Response {
+    let _ = c;
+    form(&admin, "")
+}
+
+fn form(admin: &SignedIn, error: &str) -> Response {
+    let body = format!(
+        "<h1>Import users from CSV</h1>{}<p>Columns: <code>firstname,lastname,username,email,password</code> and any of \
+         <code>state</code>, <code>ldap_bind_dn</code>, <code>mfa_required</code>, employment and custom attribute columns, \
+         as for the API. Rows without a password are imported with a pending password.</p>\
+         <form method=\"post\" action=\"/console/import\" enctype=\"multipart/form-data\" class=\"record\">{}\
+         <div class=\"field\"><label for=\"f-file\">CSV file</label><input type=\"file\" id=\"f-file\" name=\"file\" accept=\".csv,text/csv\" required></div>\
+         <button>Import</button></form>",
+        html::notice(false, error),
+        admin.csrf_field()
+    );
+    let mut r = html::page(admin, "/console/import", "Import users", &body);
+    if !error.is_empty() {
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    r
+}
+
+/// Split CSV text into its header and records (a quoted field may span lines), with each record's first line.
+fn records(text: &str) -> Option<(String, Vec<(usize, String)>)> {
+    let mut out = Vec::new();
+    let (mut current, mut quoted, mut line, mut start) = (String::new(), false, 1usize, 1usize);
+    for ch in text.chars() {
+        if ch == '"' {
+            quoted = !quoted;
+        }
+        if ch == '\n' && !quoted {
+            out.push((start, std::mem::take(&mut current)));
+            line += 1;
+            start = line;
+            continue;
+        }
+        if ch == '\n' {
+            line += 1;
+        }
+        current.push(ch);
+    }
+    if !current.trim().is_empty() {
+        out.push((start, current));
+    }
+    let mut it = out.into_iter();
+    let (_, header) = it.next()?;
+    Some((header, it.filter(|(_, r)| !r.trim().is_empty()).collect()))
+}
+
+pub async fn upload(
+    State(c): State<Console>,
+    admin: SignedIn,
+    mut form_data: Multipart,
+) -> Response {
+    let (mut csrf, mut file) = (String::new(), Vec::new());
+    loop {
+        match form_data.next_field().await {
+            Ok(Some(f)) => {
+                let name = f.name().unwrap_or_default().to_string();
+                match f.bytes().await {
+                    Ok(b) if name == "_csrf" => csrf = String::from_utf8_lossy(&b).into_owned(),
+                    Ok(b) if name == "file" => file = b.to_vec(),
+                    Ok(_) => {}
+                    Err(e) => return form(&admin, &format!("The upload failed: {e}")),
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return form(&admin, &format!("The upload failed: {e}")),
+        }
+    }
+    if let Some(r) = admin.csrf_refusal(&c, &[("_csrf".to_string(), csrf)]) {
+        return r;
+    }
+    if file.len() > MAX_FILE {
+        return form(&admin, "The file is larger than 16 MiB.");
+    }
+    let text = match String::from_utf8(file.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&file).to_vec())
+    {
+        Ok(t) => t.replace("\r\n", "\n"),
+        Err(_) => return form(&admin, "The file is not UTF-8 text."),
+    };
+    let Some((header_line, rows)) = records(&text) else {
+        return form(&admin, "The file is empty.");
+    };
+    if rows.is_empty() {
+        return form(&admin, "The file has a header but no rows.");
+    }
+    // A file-level problem (a missing column) is found by the core on the header alone, before any row.
+    if let Err(e) = c
+        .dir
+        .import_users_csv(&admin.actor, format!("{header_line}\n").as_bytes())
+        .await
+    {
+        return form(&admin, &e.to_string());
+    }
+    let id = data_encoding::BASE32_NOPAD
+        .encode(&random_bytes(10))
+        .to_lowercase();
+    {
+        let mut jobs = c.jobs.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if jobs.len() >= KEEP {
+            if let Some(oldest) = jobs
+                .iter()
+                .filter(|(_, j)| j.finished)
+                .min_by_key(|(_, j)| j.started)
+                .map(|(k, _)| k.clone())
+            {
+                jobs.remove(&oldest);
+            }
+        }
+        jobs.insert(
+            id.clone(),
+            Job {
+                admin: admin.id.clone(),
+                total: rows.len(),
+                done: 0,
+                started: Instant::now(),
+                finished: false,
+                error: None,
+                report: ImportReport::default(),
+            },
+        );
+    }
+    let (jobs, dir, actor, job) = (
+        Arc::clone(&c.jobs),
+        Arc::clone(&c.dir),
+        admin.actor.clone(),
+        id.clone(),
+    );
+    tokio::spawn(async move {
+        for chunk in rows.chunks(CHUNK) {
+            let mut csv = header_line.clone();
+            for (_, r) in chunk {
+                csv.push('\n');
+                csv.push_str(r);
+            }
+            csv.push('\n');
+            let outcome = dir.import_users_csv(&actor, csv.as_bytes()).await;
+            let mut all = jobs.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(j) = all.get_mut(&job) else { return };
+            match outcome {
+                Ok(report) => {
+                    for mut row in report.rows {
+                        // The core numbers lines within the chunk (header = 1): give the file's line.
+                        if let Some((line, _)) = chunk.get(row.line.saturating_sub(2)) {
+                            row.line = *line;
+                        }
+                        j.report.rows.push(row);
+                    }
+                    j.report.imported += report.imported;
+                    j.report.failed += report.failed;
+                }
+                Err(e) => {
+                    j.error = Some(e.to_string());
+                    j.finished = true;
+                    return;
+                }
+            }
+            j.done += chunk.len();
+        }
+        if let Some(j) = jobs
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&job)
+        {
+            j.finished = true;
+        }
+    });
+    html::redirect(&format!("/console/import/{id}"))
+}
+
+fn row_outcome(r: &ImportRowResult) -> (&'static str, String) {
+    if r.status != "imported" {
+        ("refused", r.message.clone())
+    } else {
+        ("created", String::new())
+    }
+}
+
+pub async fn progress(
+    State(c): State<Console>,
+    admin: SignedIn,
+    Path(job): Path<String>,
+) -> Response {
+    let (total, done, finished, error, elapsed, rows, imported, failed) = {
+        let jobs = c.jobs.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(j) = jobs.get(&job).filter(|j| j.admin == admin.id) else {
+            return html::page(
+                &admin,
+                "/console/import",
+                "Import",
+                &html::notice(
+                    false,
+                    "No such import (imports are kept until the server restarts).",
+                ),
+            );
+        };
+        (
+            j.total,
+            j.done,
+            j.finished,
+            j.error.clone(),
+            j.started.elapsed().as_secs(),
+            j.report.rows.clone(),
+            j.report.imported,
+            j.report.failed,
+        )
+    };
+    let snap = c.dir.snapshot();
+    let mut body = String::from("<h1>Import users</h1>");
+    if !finished {
+        let _ = write!(
+            body,
+            "<p role=\"status\">Importing: {done} of {total} rows done ({elapsed} s). Each password is hashed with argon2id; \
+             this page refreshes itself.</p><progress max=\"{total}\" value=\"{done}\" aria-label=\"Rows imported\">{done}/{total}</progress>\
+             <p><a href=\"/console/import/{job}\">Refresh now</a></p>"
+        );
+    } else {
+        let _ = write!(
+            body,
+            "{}{}<p><a class=\"button\" href=\"/console/import/{job}/results.csv\" download>Download the results file</a> \
+             <a class=\"button secondary\" href=\"/console/import\">Import another file</a></p>",
+            html::notice(true, &format!("Done in {elapsed} s: {imported} imported, {failed} refused.")),
+            error.as_deref().map_or(String::new(), |e| html::notice(false, e)),
+        );
+    }
+    body.push_str("<div class=\"table\"><table><thead><tr><th scope=\"col\">Line</th><th scope=\"col\">User name</th><th scope=\"col\">E-mail</th><th scope=\"col\">Result</th><th scope=\"col\">Why</th></tr></thead><tbody>");
+    for r in &rows {
+        let (mut outcome, why) = row_outcome(r);
+        let name = match r.user_id.as_deref().and_then(Id::parse) {
+            Some(id) => {
+                if snap.user(&id).is_some_and(|u| u.password_hash.is_none()) {
+                    outcome = "pending";
+                }
+                format!("<a href=\"/console/users/{id}\">{}</a>", esc(&r.username))
+            }
+            None => esc(&r.username),
+        };
+        let why = if outcome == "pending" {
+            "no password in the file: the user sets one".to_string()
+        } else {
+            why
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{name}</td><td>{}</td><td><span class=\"badge {outcome}\">{outcome}</span></td><td>{}</td></tr>",
+            r.line,
+            esc(&r.email),
+            esc(&why)
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    let mut r = html::page(&admin, "/console/import", "Import users", &body);
+    if !finished {
+        // Refresh while the import runs (a header, not inline markup: the CSP allows no inline script).
+        r.headers_mut()
+            .insert(header::REFRESH, HeaderValue::from_static("2"));
+    }
+    r
+}
+
+pub async fn results(
+    State(c): State<Console>,
+    admin: SignedIn,
+    Path(job): Path<String>,
+) -> Response {
+    let csv = {
+        let jobs = c.jobs.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match jobs.get(&job).filter(|j| j.admin == admin.id && j.finished) {
+            Some(j) => j.report.to_csv(),
+            None => {
+                return (StatusCode::NOT_FOUND, "no finished import with this id").into_response()
+            }
+        }
+    };
+    let mut r = csv.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"import-results.csv\""),
+    );
+    r
+}
