@@ -60,14 +60,17 @@ pub fn secure(headers: &mut HeaderMap) {
     }
 }
 
-/// The console's sections, in navigation order: (path, label, permission needed to see it).
-const NAV: [(&str, &str); 7] = [
+/// The console's sections, in navigation order: (path, label).
+const NAV: [(&str, &str); 10] = [
     ("/console", "Dashboard"),
     ("/console/users", "Users"),
     ("/console/groups", "Groups"),
     ("/console/import", "Import"),
     ("/console/ldap", "LDAP"),
+    ("/console/radius", "RADIUS"),
+    ("/console/apps", "SSO apps"),
     ("/console/insights", "Insights"),
+    ("/console/settings", "Settings"),
     ("/console/account", "Account"),
 ];
 

@@ -20,6 +20,7 @@
 //! - [`insights`]: the event log with filters and export.
 //! - [`ldap`]: the LDAP connection details.
 
+pub mod apps;
 pub mod auth;
 pub mod dashboard;
 pub mod groups;
@@ -27,6 +28,8 @@ pub mod html;
 pub mod import;
 pub mod insights;
 pub mod ldap;
+pub mod radius;
+pub mod settings;
 pub mod users;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -279,6 +282,9 @@ pub fn router(c: Console) -> Router {
         .merge(groups::routes())
         .merge(import::routes())
         .merge(insights::routes())
+        .merge(radius::routes())
+        .merge(apps::routes())
+        .merge(settings::routes())
         .route("/console/ldap", get(ldap::ldap))
         .route("/console/ldap/ca.pem", get(ldap::ca))
         .layer(axum::middleware::from_fn(guard))
