@@ -93,6 +93,7 @@ fn query(f: EventFilter, default_limit: usize, max: usize) -> ApiResult<EventQue
         },
         before_id: f.cursor,
         limit,
+        scan_limit: None,
     })
 }
 

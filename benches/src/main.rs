@@ -26,6 +26,9 @@
 //! `GET /Users` filtered by `userName eq` (indexed) and by `emails.value eq` (a scan), and `POST /Users` (see
 //! [`scim`]).
 //!
+//! `console` measures the admin console's pages (users list searched and unfiltered, a user's page, the
+//! dashboard) over a large directory: latency and the server's CPU per page (see [`console`]).
+//!
 //! `memory` reads the resident memory of the real `stratus` binary before and after importing users with
 //! passwords and after parallel binds, beside slapd with the same users (see [`ldap::memory`]).
 //!
@@ -33,6 +36,7 @@
 //! in process, and complete SP-initiated logins over HTTPS against the real `stratus` binary, with and without
 //! an existing IdP session (see [`saml`]).
 
+mod console;
 mod eap;
 mod ldap;
 mod radius;
@@ -81,6 +85,8 @@ enum Command {
     Scim(scim::ScimArgs),
     /// SAML: raw RSA signing rate, assertion signings, and SP-initiated logins with and without an IdP session.
     Saml(saml::SamlArgs),
+    /// Admin console pages (users list, user page, dashboard) over many users: latency and server CPU per page.
+    Console(console::ConsoleArgs),
     /// Resident memory of the stratus binary before and after a password import and parallel binds, beside slapd.
     Memory(ldap::memory::MemoryArgs),
 }
@@ -255,6 +261,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench scim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Console(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(console::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench console: {e}");
                     ExitCode::FAILURE
                 }
             }

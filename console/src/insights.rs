@@ -89,6 +89,7 @@ fn query(q: &HashMap<String, String>, limit: usize) -> Result<EventQuery, String
         },
         before_id: get("cursor").and_then(|c| c.parse().ok()),
         limit,
+        scan_limit: None,
     })
 }
 

@@ -19,6 +19,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 const PAGE: usize = 50;
+/// Events examined for a user page's "recent events".
+const RECENT_EVENTS_SCAN: usize = 5_000;
 
 pub fn routes() -> Router<Console> {
     Router::new()
@@ -839,7 +841,7 @@ async fn detail_page(
         })
         .await
         .unwrap_or_default();
-    let _ = write!(body, "<section><h2>Recent events</h2>{}<p><a href=\"/console/insights?user={}\">All events of this user</a></p></section>", crate::insights::table(&events), html::q(&view.username));
+    let _ = write!(body, "<section><h2>Recent events</h2><p class=\"hint\">Among the latest {RECENT_EVENTS_SCAN} events recorded.</p>{}<p><a href=\"/console/insights?user={}&range=all\">All events of this user</a></p></section>", crate::insights::table(&events), html::q(&view.username));
     let mut r = html::page(admin, "/console/users", &view.username, &body);
     if !errors.is_empty() {
         *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;

@@ -142,6 +142,8 @@ pub struct EventQuery {
     /// Only events with an id below this (the previous page's last id).
     pub before_id: Option<u64>,
     pub limit: usize,
+    /// Examine at most this many of the newest events (a bounded look-up, e.g. a page's "recent events").
+    pub scan_limit: Option<usize>,
 }
 
 impl EventQuery {

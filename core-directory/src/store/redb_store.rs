@@ -178,7 +178,8 @@ impl Store for RedbStore {
         let t = txn.open_table(EVENTS).map_err(backend)?;
         let upper = query.before_id.unwrap_or(u64::MAX);
         let mut out = Vec::new();
-        for row in t.range(..upper).map_err(backend)?.rev() {
+        let scan = query.scan_limit.unwrap_or(usize::MAX);
+        for row in t.range(..upper).map_err(backend)?.rev().take(scan) {
             let (k, v) = row.map_err(backend)?;
             let event: Event =
                 serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
