@@ -55,12 +55,7 @@ impl Pending {
     }
 }
 
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
-}
+use crate::html::field;
 
 /// Only a console path may follow sign-in.
 fn safe_next(next: &str) -> &str {

@@ -507,12 +507,7 @@ pub async fn detail(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(id) = Id::parse(&id) else {
-        return html::page(
-            &admin,
-            "/console/groups",
-            "Group",
-            &html::notice(false, "No such group."),
-        );
+        return html::missing(&admin, "/console/groups", "Group");
     };
     let message = match q.get("done").map(String::as_str) {
         Some("created") => html::notice(true, "Group created."),
@@ -534,12 +529,7 @@ pub async fn edit(
         return r;
     }
     let Some(id) = Id::parse(&id) else {
-        return html::page(
-            &admin,
-            "/console/groups",
-            "Group",
-            &html::notice(false, "No such group."),
-        );
+        return html::missing(&admin, "/console/groups", "Group");
     };
     let parsed = (|| {
         Ok::<_, FormErrors>(GroupPatch {
@@ -575,12 +565,7 @@ pub async fn members(
         return r;
     }
     let Some(id) = Id::parse(&id) else {
-        return html::page(
-            &admin,
-            "/console/groups",
-            "Group",
-            &html::notice(false, "No such group."),
-        );
+        return html::missing(&admin, "/console/groups", "Group");
     };
     let mut patch = GroupPatch::default();
     if field(&fields, "do") == "add" {
@@ -641,12 +626,7 @@ pub async fn bindings(
         return r;
     }
     let Some(id) = Id::parse(&id) else {
-        return html::page(
-            &admin,
-            "/console/groups",
-            "Group",
-            &html::notice(false, "No such group."),
-        );
+        return html::missing(&admin, "/console/groups", "Group");
     };
     let wanted: Vec<Resource> = fields
         .iter()

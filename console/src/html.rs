@@ -343,3 +343,23 @@ pub fn action_button(admin: &SignedIn, action: &str, label: &str, class: &str) -
 pub fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
+
+/// The value of a posted form field (`""` when absent).
+pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// The page for a record that does not exist (or an id that is not one).
+pub fn missing(admin: &SignedIn, active: &str, what: &str) -> Response {
+    let mut r = page(
+        admin,
+        active,
+        what,
+        &notice(false, &format!("No such {}.", what.to_lowercase())),
+    );
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}

@@ -30,12 +30,7 @@ pub fn routes() -> Router<Console> {
         .route("/console/users/{id}/action", post(action))
 }
 
-pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
-}
+pub(crate) use crate::html::field;
 
 fn opt(fields: &[(String, String)], name: &str) -> Option<String> {
     let v = field(fields, name).trim();
@@ -856,12 +851,7 @@ pub async fn detail(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(id) = Id::parse(&id) else {
-        return html::page(
-            &admin,
-            "/console/users",
-            "User",
-            &html::notice(false, "No such user."),
-        );
+        return html::missing(&admin, "/console/users", "User");
     };
     let message = match q.get("done").map(String::as_str) {
         Some("created") => html::notice(true, "User created."),
@@ -882,12 +872,7 @@ pub async fn edit(
         return r;
     }
     let Some(id) = Id::parse(&id) else {
-        return html::page(
-            &admin,
-            "/console/users",
-            "User",
-            &html::notice(false, "No such user."),
-        );
+        return html::missing(&admin, "/console/users", "User");
     };
     let parsed = (|| {
         Ok::<_, FormErrors>(UserPatch {
@@ -931,12 +916,7 @@ pub async fn action(
         return r;
     }
     let Some(id) = Id::parse(&id) else {
-        return html::page(
-            &admin,
-            "/console/users",
-            "User",
-            &html::notice(false, "No such user."),
-        );
+        return html::missing(&admin, "/console/users", "User");
     };
     let what = field(&fields, "do");
     let result = match what {
