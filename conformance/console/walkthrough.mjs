@@ -133,6 +133,10 @@ try {
   await page.getByLabel("Add users").fill("svc ann");
   await page.getByRole("button", { name: "Add", exact: true }).click();
   out.members = await page.locator("section h2", { hasText: "Members" }).innerText();
+  const reply = page.getByLabel(/RADIUS reply attributes/);
+  await reply.fill("Tunnel-Pri");
+  await page.getByRole("button", { name: "Tunnel-Private-Group-Id" }).click();
+  out.attribute_suggested = await reply.inputValue();
   await shoot(page, "group-detail");
   await page.goto(`${base}/console/groups`);
   await shoot(page, "groups");

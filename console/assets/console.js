@@ -1,6 +1,7 @@
 // Stratus admin console: conveniences only. Every page works without this file.
 // - Member picker: a textarea with data-suggest lists matching user names while you type; a click (or Enter)
 //   appends the name.
+// - Attribute names: a textarea with data-names offers names from a <datalist> for the line being typed.
 "use strict";
 (function () {
   function picker(area) {
@@ -52,4 +53,54 @@
     });
   }
   document.querySelectorAll("textarea[data-suggest]").forEach(picker);
+
+  // Attribute names: a textarea with data-names offers the names of the named <datalist> that start like the
+  // current line, before its "="; choosing one puts "Name=" on that line.
+  function names(area) {
+    const source = document.getElementById(area.dataset.names);
+    if (!source) { return; }
+    const all = Array.from(source.options).map((o) => o.value.replace(/=$/, ""));
+    const list = document.createElement("ul");
+    list.className = "suggest";
+    list.setAttribute("aria-label", "Attribute names");
+    list.hidden = true;
+    area.insertAdjacentElement("afterend", list);
+    function line() {
+      const before = area.value.slice(0, area.selectionStart);
+      const start = before.lastIndexOf("\n") + 1;
+      return { start, text: before.slice(start) };
+    }
+    area.addEventListener("input", function () {
+      const { start, text } = line();
+      list.replaceChildren();
+      if (text.length === 0 || text.includes("=")) { list.hidden = true; return; }
+      const matches = all.filter((n) => n.toLowerCase().startsWith(text.toLowerCase())).slice(0, 12);
+      for (const n of matches) {
+        const li = document.createElement("li");
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = n;
+        b.addEventListener("click", function () {
+          const end = area.value.indexOf("\n", start);
+          const rest = end === -1 ? "" : area.value.slice(end);
+          area.value = area.value.slice(0, start) + n + "=" + rest;
+          list.hidden = true;
+          area.focus();
+          const caret = start + n.length + 1;
+          area.setSelectionRange(caret, caret);
+        });
+        li.appendChild(b);
+        list.appendChild(li);
+      }
+      list.hidden = matches.length === 0;
+    });
+    area.addEventListener("keydown", function (e) {
+      if (e.key === "ArrowDown" && !list.hidden) {
+        const first = list.querySelector("button");
+        if (first) { e.preventDefault(); first.focus(); }
+      }
+      if (e.key === "Escape") { list.hidden = true; }
+    });
+  }
+  document.querySelectorAll("textarea[data-names]").forEach(names);
 })();

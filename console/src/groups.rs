@@ -236,7 +236,7 @@ fn group_form(
         "<div class=\"field\"><label for=\"f-attributes\">Custom attributes, inherited by members (name=value, one per line)</label>\
          <textarea id=\"f-attributes\" name=\"attributes\" rows=\"3\">{}</textarea>{}</div>\
          <div class=\"field\"><label for=\"f-radius_reply\">RADIUS reply attributes (Attribute=Value, one per line)</label>\
-         <textarea id=\"f-radius_reply\" name=\"radius_reply\" rows=\"3\" list=\"radius-attributes\">{}</textarea>\
+         <textarea id=\"f-radius_reply\" name=\"radius_reply\" rows=\"3\" data-names=\"radius-attributes\" aria-describedby=\"f-radius_reply-hint\">{}</textarea>\
          <small id=\"f-radius_reply-hint\">For a VLAN: Tunnel-Type=VLAN, Tunnel-Medium-Type=IEEE-802, Tunnel-Private-Group-Id=&lt;VLAN id&gt;</small>{}</div>",
         esc(&attrs),
         err("attributes"),

@@ -106,6 +106,7 @@ async fn a_new_admin_does_the_walkthrough_in_the_browser() {
     assert_eq!(v["bound"], true, "{v}");
     assert_eq!(v["suggested"], true, "{v}");
     assert_eq!(v["members"], "Members (2)", "{v}");
+    assert_eq!(v["attribute_suggested"], "Tunnel-Private-Group-Id=", "{v}");
     assert_eq!(v["ldapsearch_finds_ann"], true, "{v}");
     // The import: one imported, one pending, one refused; the results file has a line per row and the failure.
     assert_eq!(
