@@ -13,6 +13,47 @@ use core_directory::model::UserState;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+/// Users by state and the end of every lock, counted once per snapshot: the dashboard does not walk every
+/// user on every view, only after a change.
+#[derive(Default)]
+pub struct Counts {
+    sequence: Option<u64>,
+    states: [usize; 3],
+    locks: Vec<chrono::DateTime<Utc>>,
+}
+
+/// The counts of the newest snapshot seen.
+#[derive(Default)]
+pub struct CountsCache(std::sync::Mutex<std::sync::Arc<Counts>>);
+
+fn state_index(s: UserState) -> usize {
+    match s {
+        UserState::Staged => 0,
+        UserState::Active => 1,
+        UserState::Suspended => 2,
+    }
+}
+
+impl CountsCache {
+    fn of(&self, snap: &core_directory::Snapshot) -> std::sync::Arc<Counts> {
+        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.sequence != Some(snap.sequence) {
+            let mut counts = Counts {
+                sequence: Some(snap.sequence),
+                ..Counts::default()
+            };
+            for u in snap.users.values() {
+                counts.states[state_index(u.state)] += 1;
+                if let Some(t) = u.locked_until {
+                    counts.locks.push(t);
+                }
+            }
+            *cached = std::sync::Arc::new(counts);
+        }
+        std::sync::Arc::clone(&cached)
+    }
+}
+
 /// The ranges the dashboard offers: (query value, label, minutes, buckets).
 const RANGES: [(&str, &str, i64, usize); 3] = [
     ("hour", "Last hour", 60, 12),
@@ -129,16 +170,10 @@ pub async fn dashboard(
 ) -> Response {
     let snap = c.dir.snapshot();
     let now = Utc::now();
-    let mut by_state: HashMap<UserState, usize> = HashMap::new();
-    let mut locked = 0;
-    for u in snap.users.values() {
-        *by_state.entry(u.state).or_default() += 1;
-        if u.locked_until.is_some_and(|t| t > now) {
-            locked += 1;
-        }
-    }
+    let counts = c.counts.of(&snap);
+    let locked = counts.locks.iter().filter(|t| **t > now).count();
     let bindings: usize = snap.group_bindings.values().map(|s| s.len()).sum();
-    let count = |s: UserState| by_state.get(&s).copied().unwrap_or(0);
+    let count = |s: UserState| counts.states[state_index(s)];
     let mut body = String::from("<h1>Dashboard</h1><section class=\"cards\">");
     for (label, value, link) in [
         ("Users", snap.users.len(), "/console/users"),

@@ -59,6 +59,7 @@ pub struct Console {
     pub sessions: Arc<Sessions>,
     pub pending: Arc<auth::Pending>,
     pub jobs: Arc<import::Jobs>,
+    pub counts: Arc<dashboard::CountsCache>,
     pub listeners: Listeners,
     /// The public base URL (for copy-ready connection details).
     pub public_base_url: String,
@@ -78,6 +79,7 @@ impl Console {
             sessions: Arc::new(Sessions::default()),
             pending: Arc::new(auth::Pending::default()),
             jobs: Arc::new(import::Jobs::default()),
+            counts: Arc::new(dashboard::CountsCache::default()),
             listeners,
             public_base_url,
             ca_pem: ca_pem.map(Arc::new),

@@ -62,6 +62,38 @@ fn parse_state(s: &str) -> Option<UserState> {
     }
 }
 
+/// Whether `hay` contains `needle` (already lower case), ignoring case, without allocating for ASCII.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    if needle.is_ascii() {
+        let n = needle.as_bytes();
+        hay.len() >= n.len()
+            && hay
+                .as_bytes()
+                .windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n))
+    } else {
+        hay.to_lowercase().contains(needle)
+    }
+}
+
+/// Case-insensitive order of two names (ASCII fast path).
+fn cmp_ci(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+/// A search word matches a user when it is in the user name, e-mail, first, last or display name.
+fn matches_word(u: &User, word: &str) -> bool {
+    u.username.contains(word)
+        || contains_ci(&u.email, word)
+        || contains_ci(&u.firstname, word)
+        || contains_ci(&u.lastname, word)
+        || u.display_name
+            .as_deref()
+            .is_some_and(|d| contains_ci(d, word))
+}
+
 /// The list's query string, kept across paging and sorting.
 fn query_string(q: &HashMap<String, String>, skip: &[&str]) -> String {
     let mut keys: Vec<&String> = q.keys().filter(|k| !skip.contains(&k.as_str())).collect();
@@ -92,6 +124,7 @@ fn render_list(
     let now = Utc::now();
     let get = |k: &str| q.get(k).map_or("", String::as_str);
     let search = get("q").trim().to_lowercase();
+    let words: Vec<&str> = search.split_whitespace().collect();
     let state = parse_state(get("state"));
     let group = Id::parse(get("group"));
     let members = group
@@ -115,25 +148,31 @@ fn render_list(
         .filter(|u| {
             password.is_empty() || password_label(u.password_status(&policy, now)) == password
         })
-        .filter(|u| {
-            search.is_empty()
-                || u.username.contains(&search)
-                || u.email.to_lowercase().contains(&search)
-                || u.display().to_lowercase().contains(&search)
-        })
+        .filter(|u| words.iter().all(|w| matches_word(u, w)))
         .collect();
     let sort = get("sort");
-    match sort {
-        "email" => matched.sort_by(|a, b| a.email.cmp(&b.email)),
-        "name" => {
-            matched.sort_by_cached_key(|u| (u.lastname.to_lowercase(), u.firstname.to_lowercase()))
-        }
-        "created" => matched.sort_by_key(|u| std::cmp::Reverse(u.created_at)),
-        _ => matched.sort_by(|a, b| a.username.cmp(&b.username)),
-    }
     let total = matched.len();
     let pages = total.div_ceil(PAGE).max(1);
     let page = get("page").parse::<usize>().unwrap_or(1).clamp(1, pages);
+    // Only the users up to the end of the shown page are put in order: a selection (linear) and a sort of
+    // that head, instead of sorting every user on every view.
+    let order = |a: &&Arc<User>, b: &&Arc<User>| {
+        match sort {
+            "email" => a.email.cmp(&b.email),
+            "name" => {
+                cmp_ci(&a.lastname, &b.lastname).then_with(|| cmp_ci(&a.firstname, &b.firstname))
+            }
+            "created" => b.created_at.cmp(&a.created_at),
+            _ => a.username.cmp(&b.username),
+        }
+        .then_with(|| a.id.cmp(&b.id))
+    };
+    let head = (page * PAGE).min(total);
+    if head > 0 && head < total {
+        matched.select_nth_unstable_by(head - 1, order);
+        matched.truncate(head);
+    }
+    matched.sort_unstable_by(order);
     let shown: Vec<UserView> = matched
         .iter()
         .skip((page - 1) * PAGE)
