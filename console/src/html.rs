@@ -315,6 +315,10 @@ pub fn form_errors(e: &core_directory::DirectoryError) -> FormErrors {
             field.unwrap_or_default().to_string(),
             message.clone(),
         )]),
+        // A name or e-mail already taken: next to that field.
+        core_directory::DirectoryError::Conflict { field, message } => {
+            FormErrors(vec![(field.to_string(), message.clone())])
+        }
         // A password refused by the policy: next to the password field, whatever the form calls it.
         core_directory::DirectoryError::PasswordPolicy(v) => {
             FormErrors(vec![("password".into(), v.to_string())])
