@@ -1,0 +1,259 @@
+//! The user portal pages, on the IdP session: the apps the user may launch, TOTP enrolment, the password change
+//! and sign-out. Every form post carries the session's CSRF token.
+
+use super::{ip, set_cookie, Idp, SESSION_COOKIE};
+use crate::pages;
+use crate::sessions::IdpSession;
+use axum::extract::{ConnectInfo, Form, State as AxState};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use core_directory::model::Resource;
+use core_directory::{AuthOutcome, AuthRequest, Credential, DenyReason, Event, Service};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: String,
+    #[serde(flatten)]
+    rest: HashMap<String, String>,
+}
+
+fn portal_view(
+    idp: &Idp,
+    s: &IdpSession,
+    pending: Option<(String, String)>,
+    message: Option<(bool, String)>,
+) -> Response {
+    let snap = idp.dir.snapshot();
+    let Some(user) = snap.user(&s.user).cloned() else {
+        return Redirect::to("/login").into_response();
+    };
+    let now = Utc::now();
+    let mut apps: Vec<pages::Tile> = snap
+        .apps
+        .values()
+        .filter(|a| {
+            a.idp_initiated
+                && !snap
+                    .granting_groups(&user.id, &Resource::App(a.id.clone()))
+                    .is_empty()
+        })
+        .map(|a| pages::Tile {
+            name: a.name.clone(),
+            launch: format!("/saml/{}/launch", a.id),
+        })
+        .collect();
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    let display = format!("{} {}", user.firstname, user.lastname);
+    let display = if display.trim().is_empty() {
+        user.username.clone()
+    } else {
+        display.trim().to_string()
+    };
+    let deadline = (user.mfa_required && !user.totp_active())
+        .then_some(user.mfa_enrolment_deadline)
+        .flatten()
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string());
+    let expires = user
+        .password_expires_at(&snap.policy)
+        .filter(|t| *t - chrono::Duration::days(i64::from(snap.policy.expiry_warning_days)) <= now)
+        .map(|d| d.format("%Y-%m-%d").to_string());
+    pages::portal(&pages::Portal {
+        username: &user.username,
+        display_name: &display,
+        csrf: &s.csrf,
+        apps,
+        totp_active: user.totp_active(),
+        totp_pending: pending,
+        enrolment_deadline: deadline,
+        password_expires: expires,
+        message,
+    })
+}
+
+pub(super) async fn portal(AxState(idp): AxState<Idp>, headers: HeaderMap) -> Response {
+    match idp.session(&headers) {
+        Some((_, s)) => portal_view(&idp, &s, None, None),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+/// The session of a portal form post, its CSRF token checked.
+fn portal_post(idp: &Idp, headers: &HeaderMap, csrf: &str) -> Option<(String, IdpSession)> {
+    idp.session(headers).filter(|(_, s)| {
+        core_directory::crypto::constant_time_eq(s.csrf.as_bytes(), csrf.as_bytes())
+    })
+}
+
+pub(super) async fn portal_totp_start(
+    AxState(idp): AxState<Idp>,
+    headers: HeaderMap,
+    c: ConnectInfo<SocketAddr>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let Some((_, s)) = portal_post(&idp, &headers, &f.csrf) else {
+        return Redirect::to("/login").into_response();
+    };
+    match idp
+        .dir
+        .start_own_totp(&s.user, Service::Portal, ip(&c))
+        .await
+    {
+        Ok(start) => portal_view(&idp, &s, Some((start.secret, start.otpauth_uri)), None),
+        Err(e) => portal_view(&idp, &s, None, Some((false, e.to_string()))),
+    }
+}
+
+pub(super) async fn portal_totp_confirm(
+    AxState(idp): AxState<Idp>,
+    headers: HeaderMap,
+    c: ConnectInfo<SocketAddr>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) else {
+        return Redirect::to("/login").into_response();
+    };
+    let code = f
+        .rest
+        .get("code")
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default();
+    match idp
+        .dir
+        .confirm_own_totp(&s.user, &code, Service::Portal, ip(&c))
+        .await
+    {
+        Ok(_) => {
+            idp.state.set_mfa(&t);
+            portal_view(
+                &idp,
+                &s,
+                None,
+                Some((
+                    true,
+                    "TOTP is set up. You will be asked for a code when you sign in.".into(),
+                )),
+            )
+        }
+        Err(e) => {
+            // Show the same secret again so the user can retry.
+            let snap = idp.dir.snapshot();
+            let pending = snap
+                .user(&s.user)
+                .filter(|u| !u.totp_active())
+                .and_then(|u| {
+                    let secret = idp.dir.user_totp_secret(u)?;
+                    let org = idp
+                        .dir
+                        .org()
+                        .map_or_else(|| "Stratus".to_string(), |o| o.name.clone());
+                    Some((
+                        core_directory::totp::secret_base32(&secret),
+                        core_directory::totp::otpauth_uri(&org, &u.username, &secret),
+                    ))
+                });
+            portal_view(&idp, &s, pending, Some((false, e.to_string())))
+        }
+    }
+}
+
+pub(super) async fn portal_password(
+    AxState(idp): AxState<Idp>,
+    headers: HeaderMap,
+    c: ConnectInfo<SocketAddr>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) else {
+        return Redirect::to("/login").into_response();
+    };
+    let get = |k: &str| f.rest.get(k).cloned().unwrap_or_default();
+    let (current, new, confirm) = (get("current_password"), get("new_password"), get("confirm"));
+    if new != confirm {
+        return portal_view(
+            &idp,
+            &s,
+            None,
+            Some((false, "The two new passwords differ.".into())),
+        );
+    }
+    let Some(user) = idp.dir.snapshot().user(&s.user).cloned() else {
+        return Redirect::to("/login").into_response();
+    };
+    let check = idp
+        .dir
+        .authenticate(AuthRequest {
+            username: user.username.clone(),
+            credential: Credential::Password(current),
+            otp: None,
+            service: Service::Portal,
+            resource: None,
+            client_ip: ip(&c),
+            session: None,
+        })
+        .await;
+    match check {
+        Ok(
+            AuthOutcome::Allow(_)
+            | AuthOutcome::NeedMfa(_)
+            | AuthOutcome::Deny(DenyReason::PasswordExpired),
+        ) => {}
+        _ => {
+            return portal_view(
+                &idp,
+                &s,
+                None,
+                Some((false, "The current password is not right.".into())),
+            )
+        }
+    }
+    match idp
+        .dir
+        .change_own_password(&user.id, &new, Service::Portal, ip(&c))
+        .await
+    {
+        Ok(_) => {
+            // This browser stays signed in; the user's other sessions end with the old password.
+            if let Some(u) = idp.dir.snapshot().user(&s.user) {
+                idp.state.set_revision(&t, u.auth_revision);
+            }
+            portal_view(
+                &idp,
+                &s,
+                None,
+                Some((true, "Your password was changed.".into())),
+            )
+        }
+        Err(e) => portal_view(&idp, &s, None, Some((false, e.to_string()))),
+    }
+}
+
+pub(super) async fn portal_logout(
+    AxState(idp): AxState<Idp>,
+    headers: HeaderMap,
+    c: ConnectInfo<SocketAddr>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) {
+        idp.state.end_session(&t);
+        let username = idp
+            .dir
+            .snapshot()
+            .user(&s.user)
+            .map(|u| u.username.clone())
+            .unwrap_or_default();
+        idp.dir
+            .record(
+                Event::new(Service::Portal, "portal_logout", true)
+                    .client(ip(&c))
+                    .user(username)
+                    .target("user", &s.user),
+            )
+            .await;
+    }
+    let mut r = pages::info_page("Signed out", "You are signed out.");
+    set_cookie(&mut r, SESSION_COOKIE, "", Some(0));
+    r
+}
