@@ -85,7 +85,7 @@ fn cmp_ci(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// A search word matches a user when it is in the user name, e-mail, first, last or display name.
 fn matches_word(u: &User, word: &str) -> bool {
-    u.username.contains(word)
+    contains_ci(&u.username, word)
         || contains_ci(&u.email, word)
         || contains_ci(&u.firstname, word)
         || contains_ci(&u.lastname, word)
@@ -133,6 +133,28 @@ fn render_list(
     let password = get("password");
     let mfa = get("mfa");
     let locked = get("locked") == "on";
+    let unfiltered = words.is_empty()
+        && state.is_none()
+        && group.is_none()
+        && !locked
+        && mfa.is_empty()
+        && password.is_empty()
+        && matches!(get("sort"), "" | "username");
+    if unfiltered {
+        // The default view: a page of the user-name index, without looking at any other user.
+        let total = snap.users.len();
+        let pages = total.div_ceil(PAGE).max(1);
+        let page = get("page").parse::<usize>().unwrap_or(1).clamp(1, pages);
+        let shown: Vec<UserView> = snap
+            .user_order
+            .values()
+            .skip((page - 1) * PAGE)
+            .take(PAGE)
+            .filter_map(|id| snap.user(id))
+            .map(|u| UserView::of(u, &snap, now))
+            .collect();
+        return list_page(c, admin, q, message, &snap, total, page, pages, &shown);
+    }
     let mut matched: Vec<&Arc<User>> = snap
         .users
         .values()
@@ -180,6 +202,29 @@ fn render_list(
         .map(|u| UserView::of(u, &snap, now))
         .collect();
 
+    list_page(c, admin, q, message, &snap, total, page, pages, &shown)
+}
+
+/// The users list page around the `shown` users of page `page` of `pages` (`total` matched).
+#[allow(clippy::too_many_arguments)]
+fn list_page(
+    _c: &Console,
+    admin: &SignedIn,
+    q: &HashMap<String, String>,
+    message: &str,
+    snap: &core_directory::Snapshot,
+    total: usize,
+    page: usize,
+    pages: usize,
+    shown: &[UserView],
+) -> Response {
+    let get = |k: &str| q.get(k).map_or("", String::as_str);
+    let (password, mfa, sort, locked) = (
+        get("password"),
+        get("mfa"),
+        get("sort"),
+        get("locked") == "on",
+    );
     let mut groups: Vec<(String, String)> = snap
         .groups
         .values()
@@ -253,7 +298,7 @@ fn render_list(
         body.push_str("<th scope=\"col\"><span class=\"visually-hidden\">Select</span></th>");
     }
     body.push_str("<th scope=\"col\">User name</th><th scope=\"col\">Name</th><th scope=\"col\">E-mail</th><th scope=\"col\">State</th><th scope=\"col\">Password</th><th scope=\"col\">MFA</th></tr></thead><tbody>");
-    for u in &shown {
+    for u in shown {
         body.push_str("<tr>");
         if bulk {
             let _ = write!(

@@ -33,6 +33,7 @@ pub mod policy;
 pub mod sessions;
 pub mod snapshot;
 pub mod store;
+pub mod text;
 pub mod totp;
 pub mod views;
 

@@ -23,6 +23,8 @@ pub struct Snapshot {
     pub allocators: Allocators,
     pub users: HashMap<Id, Arc<User>>,
     pub user_by_name: HashMap<String, Id>,
+    /// Users in user-name order (folded names), for lists shown a page at a time.
+    pub user_order: OrdMap<String, Id>,
     pub user_by_email: HashMap<String, Id>,
     pub user_by_uid: OrdMap<u32, Id>,
     pub groups: HashMap<Id, Arc<Group>>,
@@ -64,6 +66,7 @@ impl Snapshot {
             allocators: Allocators::default(),
             users: HashMap::new(),
             user_by_name: HashMap::new(),
+            user_order: OrdMap::new(),
             user_by_email: HashMap::new(),
             user_by_uid: OrdMap::new(),
             groups: HashMap::new(),
@@ -293,7 +296,15 @@ impl Snapshot {
     // ----- writes (used by the directory's transaction only) -----
 
     pub(crate) fn put_user(&mut self, user: Arc<User>) {
-        if let Some(old) = self.users.get(&user.id).cloned() {
+        let old = self.users.get(&user.id).cloned();
+        if old.as_ref().is_none_or(|o| o.username != user.username) {
+            if let Some(o) = &old {
+                self.user_order.remove(&fold(&o.username));
+            }
+            self.user_order
+                .insert(fold(&user.username), user.id.clone());
+        }
+        if let Some(old) = old {
             self.user_by_name.remove(&fold(&old.username));
             self.user_by_email.remove(&fold(&old.email));
             self.user_by_uid.remove(&old.uid_number);
@@ -309,6 +320,7 @@ impl Snapshot {
     pub(crate) fn remove_user(&mut self, id: &Id) -> Option<Arc<User>> {
         let old = self.users.remove(id)?;
         self.user_by_name.remove(&fold(&old.username));
+        self.user_order.remove(&fold(&old.username));
         self.user_by_email.remove(&fold(&old.email));
         self.user_by_uid.remove(&old.uid_number);
         if let Some(groups) = self.memberships.remove(id) {

@@ -191,12 +191,13 @@ impl Store for RedbStore {
                     && u.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
             })
-            .map(str::as_bytes);
+            .map(|u| u.to_ascii_lowercase().into_bytes());
+        let needle = needle.as_deref();
         for row in t.range(..upper).map_err(backend)?.rev().take(scan) {
             let (k, v) = row.map_err(backend)?;
             if let Some(n) = needle {
                 let raw = v.value();
-                if !raw.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)) {
+                if !crate::text::contains_ignore_ascii_case(raw, n) {
                     continue;
                 }
             }
