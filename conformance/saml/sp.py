@@ -6,7 +6,7 @@
 Prints one JSON line with what the SP saw. The SP library does all the checking a real SP does (signatures,
 issuer, audience, destination, InResponseTo, conditions); xmlsec1 checks the signatures a second time.
 Scenarios: login, idp_initiated, slo, refused (a crafted request that must be refused), keys (make an SP key pair),
-metadata (the SP's metadata, signed with sign_key/sign_cert when given).
+metadata (the SP's metadata, signed with sign_key/sign_cert when given; without `app` it needs no IdP).
 """
 import base64
 import json
@@ -33,9 +33,18 @@ NS = {"samlp": "urn:oasis:names:tc:SAML:2.0:protocol", "saml": "urn:oasis:names:
 
 
 def settings(base, ca, a):
-    md = browser(ca).get(f"{base}/saml/{a['app']}/metadata", timeout=10)
-    md.raise_for_status()
-    idp = OneLogin_Saml2_IdPMetadataParser.parse(md.text)
+    if a.get("app"):
+        md = browser(ca).get(f"{base}/saml/{a['app']}/metadata", timeout=10)
+        md.raise_for_status()
+        md_text = md.text
+        idp = OneLogin_Saml2_IdPMetadataParser.parse(md_text)
+    else:
+        # The SP's own metadata needs no IdP (an app is made from it): a placeholder keeps the settings whole.
+        md_text = ""
+        idp = {"idp": {"entityId": "https://idp.invalid/saml",
+                       "singleSignOnService": {"url": "https://idp.invalid/sso",
+                                               "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"},
+                       "x509cert": ""}}
     entity = a.get("sp_entity_id", f"{SP}/metadata")
     s = {
         "strict": True,
@@ -64,7 +73,7 @@ def settings(base, ca, a):
         },
     }
     s["idp"] = idp["idp"]
-    return s, md.text
+    return s, md_text
 
 
 def browser(ca):

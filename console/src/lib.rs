@@ -1,6 +1,12 @@
 //! # console
 //!
 //! The admin console in the browser: server-rendered HTML pages under `/console` (sign-in with TOTP and the
+//! one-time password change, dashboard, users, groups, CSV import, LDAP connection details, RADIUS profiles,
+//! SSO apps, insights, the admin's own account) and the root `/`, which sends a browser to the console or to
+//! the user portal. Pages work without JavaScript; a small script (`assets/console.js`, same origin, no inline
+//! code) only adds conveniences. Every change is a call on [`core_directory::Directory`] with the signed-in
+//! admin's [`Actor`], so the core's role checks apply to each one: write controls are only drawn for roles that
+//! may use them, and the core refuses the write anyway.
 //! one-time password change, dashboard, users, groups, CSV import, LDAP connection details, insights,
 //! settings, the admin's own account) and the root `/`, which sends a browser to the console or to the user
 //! portal. Pages work without JavaScript; a small script (`assets/console.js`, same origin, no inline code)
@@ -19,6 +25,8 @@
 //! - [`import`]: CSV import with its per-row results.
 //! - [`insights`]: the event log with filters and export.
 //! - [`ldap`]: the LDAP connection details.
+//! - [`radius`]: RADIUS profiles, what to type into an access point, the shared secret shown once.
+//! - [`apps`]: SSO apps, their SP metadata, settings, IdP keys and SCIM connector with its outbox.
 //! - [`settings`]: org settings, password policy, admins, API keys and SCIM tokens.
 
 pub mod apps;

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) use admins::lock_until;
 pub use admins::{generate_api_token, AdminLogin, API_TOKEN_PREFIX};
 pub use provisioning::{Delivery, OutboxView, ScimConnectorInput, ScimConnectorView};
+pub use resources::generate_radius_secret;
 pub use scim_tokens::SCIM_TOKEN_PREFIX;
 pub use settings::{generate_password, BootstrapRequest, BootstrapResult};
 pub use users::{nt_hash, UserListQuery};

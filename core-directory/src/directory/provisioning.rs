@@ -288,6 +288,39 @@ impl Directory {
         .await
     }
 
+    /// "Retry now": every delivery waiting for the app becomes due at once (its attempt count and last error
+    /// stay, so the backoff continues from where it was if it fails again). Returns how many were moved.
+    pub async fn retry_outbox(&self, actor: &Actor, app: &Id) -> Result<usize> {
+        actor.require(Permission::ManageOrg)?;
+        let actor = actor.clone();
+        let id = app.clone();
+        self.write(move |tx| {
+            if !tx.snap.apps.contains_key(&id) {
+                return Err(DirectoryError::not_found("app", &id));
+            }
+            let waiting: Vec<Arc<OutboxItem>> = tx
+                .snap
+                .outbox
+                .values()
+                .filter(|o| o.app == id && o.next_attempt_at > tx.now)
+                .cloned()
+                .collect();
+            for o in &waiting {
+                let mut o = (**o).clone();
+                o.next_attempt_at = tx.now;
+                tx.batch.put_json(Kind::Outbox, o.id.as_str(), &o);
+                tx.snap.outbox.insert(o.id.clone(), Arc::new(o));
+            }
+            tx.event(
+                admin_event(&actor, "scim_outbox_retry")
+                    .target("app", &id)
+                    .detail("entries", waiting.len()),
+            );
+            Ok(waiting.len())
+        })
+        .await
+    }
+
     /// The app's SCIM token in clear, for the provisioner only.
     pub fn scim_connector_token(&self, app: &SsoApp) -> Option<String> {
         let c = app.scim.as_ref()?;

@@ -26,6 +26,22 @@ fn validate_secret(secret: &str) -> Result<()> {
     Ok(())
 }
 
+/// A new RADIUS shared secret: 32 characters drawn uniformly from letters and digits (about 190 bits), which
+/// every access point accepts and an admin can type.
+pub fn generate_radius_secret() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(32);
+    while out.len() < 32 {
+        for b in crate::crypto::random_bytes(48) {
+            // 248 = 4 × 62: bytes above it are dropped so every character is equally likely.
+            if b < 248 && out.len() < 32 {
+                out.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
+            }
+        }
+    }
+    out
+}
+
 fn validate_networks(nets: &[ipnet::IpNet]) -> Result<()> {
     if nets.is_empty() {
         return Err(DirectoryError::invalid(
@@ -68,6 +84,46 @@ fn validate_url(field: &'static str, u: &str) -> Result<()> {
             field,
             format!("`{shown}` is not an absolute http(s) URL"),
         ));
+    }
+    Ok(())
+}
+
+/// What a new app takes from the SP metadata it was created from, besides its fields.
+struct FromMetadata {
+    acs_indexes: Vec<u32>,
+    signed: bool,
+    verified_by_trust_anchor: bool,
+}
+
+/// The sources an attribute mapping may read (the IdP builds each attribute from one of them).
+const ATTRIBUTE_SOURCES: [&str; 5] = ["email", "firstname", "lastname", "username", "groups"];
+
+/// Attribute mappings: a name (at most 256 characters, no control characters, each name once) and a known
+/// source — one of [`ATTRIBUTE_SOURCES`] or `attribute:<custom attribute name>`. An unknown source would
+/// silently send nothing.
+fn validate_attribute_mappings(mappings: &[AttributeMapping]) -> Result<()> {
+    let bad = |m: String| Err(DirectoryError::invalid("attributes", m));
+    for (i, m) in mappings.iter().enumerate() {
+        let name = m.name.trim();
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return bad(format!(
+                "attribute names are 1–256 characters without control characters (`{}`)",
+                m.name.chars().take(60).collect::<String>()
+            ));
+        }
+        let known = ATTRIBUTE_SOURCES.contains(&m.source.as_str())
+            || m.source
+                .strip_prefix("attribute:")
+                .is_some_and(|n| !n.trim().is_empty());
+        if !known {
+            return bad(format!(
+                "`{}` is not a source: use email, firstname, lastname, username, groups or attribute:<name>",
+                m.source.chars().take(60).collect::<String>()
+            ));
+        }
+        if mappings[..i].iter().any(|o| o.name.trim() == name) {
+            return bad(format!("the attribute `{name}` is mapped twice"));
+        }
     }
     Ok(())
 }
@@ -331,10 +387,72 @@ impl Directory {
     }
 
     pub async fn create_app(&self, actor: &Actor, input: NewApp) -> Result<AppView> {
+        self.create_app_with(actor, input, None).await
+    }
+
+    /// Create an app from its SP's metadata: the SP entity id, the ACS URLs with their indexes, the SLO URL,
+    /// the certificates and the signed-request flag come from the document, and the app records the upload —
+    /// all in one write. A new app has no metadata trust anchor yet, so a signed document is recorded as signed
+    /// but not verified (see [`Directory::apply_sp_metadata`]). A refused document creates nothing.
+    pub async fn create_app_from_sp_metadata(
+        &self,
+        actor: &Actor,
+        name: &str,
+        xml: &str,
+    ) -> Result<AppView> {
+        actor.require(Permission::ManageOrg)?;
+        let reader = self.sp_metadata_reader.clone().ok_or_else(|| {
+            DirectoryError::invalid("metadata", "SP metadata upload is not available")
+        })?;
+        let md = (reader.0)(xml, None).map_err(|e| DirectoryError::invalid("metadata", e))?;
+        let require_signed_requests = md.authn_requests_signed && md.signing_certificate.is_some();
+        let input = NewApp {
+            name: name.to_string(),
+            sp_entity_id: md.entity_id,
+            acs_urls: md.acs_urls,
+            sp_certificate: md.signing_certificate,
+            nameid_format: None,
+            sign: None,
+            signature_algorithm: None,
+            encrypt_assertion: false,
+            attributes: Vec::new(),
+            default_relay_state: None,
+            idp_initiated: true,
+            require_signed_requests,
+            sp_slo_url: md.slo_url,
+            sp_slo_post: md.slo_post,
+            sp_encryption_certificate: md.encryption_certificate,
+            metadata_trust_anchor: None,
+            require_signed_metadata: false,
+        };
+        let from = FromMetadata {
+            acs_indexes: md.acs_indexes,
+            signed: md.signed,
+            verified_by_trust_anchor: md.verified_by_trust_anchor,
+        };
+        // What the document carried is judged as the document: its faults are the metadata's.
+        self.create_app_with(actor, input, Some(from))
+            .await
+            .map_err(|e| match e {
+                DirectoryError::Invalid {
+                    field: Some(f),
+                    message,
+                } if f != "name" => DirectoryError::invalid("metadata", message),
+                other => other,
+            })
+    }
+
+    async fn create_app_with(
+        &self,
+        actor: &Actor,
+        input: NewApp,
+        from: Option<FromMetadata>,
+    ) -> Result<AppView> {
         actor.require(Permission::ManageOrg)?;
         let name = required("name", &input.name)?;
         let sp_entity_id = required("sp_entity_id", &input.sp_entity_id)?;
         validate_acs(&input.acs_urls)?;
+        validate_attribute_mappings(&input.attributes)?;
         let alg = validate_sig_alg(input.signature_algorithm.as_deref().unwrap_or("rsa-sha256"))?;
         let sp_certificate = input.sp_certificate.filter(|c| !c.trim().is_empty());
         if let Some(c) = &sp_certificate {
@@ -384,7 +502,9 @@ impl Directory {
                     name,
                     sp_entity_id,
                     acs_urls: input.acs_urls,
-                    acs_indexes: Vec::new(),
+                    acs_indexes: from
+                        .as_ref()
+                        .map_or_else(Vec::new, |f| f.acs_indexes.clone()),
                     sp_certificate,
                     sp_encryption_certificate,
                     nameid_format: input.nameid_format.unwrap_or(NameIdFormat::Email),
@@ -405,14 +525,25 @@ impl Directory {
                     scim: None,
                     metadata_trust_anchor,
                     require_signed_metadata: input.require_signed_metadata,
-                    sp_metadata_upload: None,
+                    sp_metadata_upload: from.as_ref().map(|f| SpMetadataUpload {
+                        uploaded_at: tx.now,
+                        signed: f.signed,
+                        verified_by_trust_anchor: f.verified_by_trust_anchor,
+                    }),
                     created_at: tx.now,
                     updated_at: tx.now,
                 };
                 check_require_signed_metadata(&a)?;
                 tx.batch.put_json(Kind::App, a.id.as_str(), &a);
                 tx.snap.apps.insert(a.id.clone(), Arc::new(a.clone()));
-                tx.event(admin_event(&actor, "app_create").target("app", &a.id));
+                let mut event = admin_event(&actor, "app_create").target("app", &a.id);
+                if let Some(u) = &a.sp_metadata_upload {
+                    event = event
+                        .detail("from_sp_metadata", true)
+                        .detail("signed", u.signed)
+                        .detail("verified_by_trust_anchor", u.verified_by_trust_anchor);
+                }
+                tx.event(event);
                 Ok(a)
             })
             .await?;
@@ -508,6 +639,7 @@ impl Directory {
                     a.encrypt_assertion = v;
                 }
                 if let Some(v) = patch.attributes {
+                    validate_attribute_mappings(&v)?;
                     a.attributes = v;
                 }
                 if let Some(v) = patch.default_relay_state {
@@ -814,5 +946,48 @@ fn activate_key(a: &mut SsoApp, key_id: &str) {
         } else if k.status == IdpKeyStatus::Active {
             k.status = IdpKeyStatus::Previous;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_mappings_need_a_known_source_and_a_unique_name() {
+        let m = |name: &str, source: &str| AttributeMapping {
+            name: name.into(),
+            source: source.into(),
+        };
+        assert!(validate_attribute_mappings(&[
+            m("email", "email"),
+            m("memberOf", "groups"),
+            m("department", "attribute:department"),
+        ])
+        .is_ok());
+        for (bad, says) in [
+            (vec![m("mail", "mail")], "not a source"),
+            (vec![m("x", "attribute:")], "not a source"),
+            (vec![m("", "email")], "1–256"),
+            (vec![m("a", "email"), m("a", "username")], "mapped twice"),
+        ] {
+            match validate_attribute_mappings(&bad) {
+                Err(DirectoryError::Invalid { field, message }) => {
+                    assert_eq!(field, Some("attributes"));
+                    assert!(message.contains(says), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn generated_radius_secrets_are_valid_and_never_repeat() {
+        let a = generate_radius_secret();
+        let b = generate_radius_secret();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a}");
+        assert!(validate_secret(&a).is_ok());
+        assert_ne!(a, b);
     }
 }

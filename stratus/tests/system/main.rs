@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod console;
+mod console_resources;
 mod console_settings;
 mod crash;
 mod eap;

@@ -10,7 +10,7 @@ use std::process::Command;
 const SP: &str = "https://sp.test";
 
 /// Debian's python3 with python3-onelogin-saml2, requests and lxml (scripts/test installs them).
-fn sp(s: &Server, scenario: &str, args: Value) -> Value {
+pub(crate) fn sp(s: &Server, scenario: &str, args: Value) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/saml/sp.py");
     let ca = s.dir.join("certs/ca.pem");
     let out = Command::new("/usr/bin/python3")
