@@ -2,6 +2,7 @@
 // - Member picker: a textarea with data-suggest lists matching user names while you type; a click (or Enter)
 //   appends the name.
 // - Attribute names: a textarea with data-names offers names from a <datalist> for the line being typed.
+// - The navigation, when it scrolls sideways, shows the current section.
 "use strict";
 (function () {
   function picker(area) {
@@ -53,6 +54,15 @@
     });
   }
   document.querySelectorAll("textarea[data-suggest]").forEach(picker);
+
+  // On a narrow screen the navigation scrolls sideways: bring the current section into view.
+  const current = document.querySelector("nav a[aria-current=page]");
+  if (current) {
+    const nav = current.closest("ul");
+    if (nav && nav.scrollWidth > nav.clientWidth) {
+      nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
+    }
+  }
 
   // Attribute names: a textarea with data-names offers the names of the named <datalist> that start like the
   // current line, before its "="; choosing one puts "Name=" on that line.

@@ -69,6 +69,7 @@ pub struct Console {
     pub pending: Arc<auth::Pending>,
     pub jobs: Arc<import::Jobs>,
     pub counts: Arc<dashboard::CountsCache>,
+    pub search: Arc<users::SearchCache>,
     pub listeners: Listeners,
     /// The public base URL (for copy-ready connection details).
     pub public_base_url: String,
@@ -89,6 +90,7 @@ impl Console {
             pending: Arc::new(auth::Pending::default()),
             jobs: Arc::new(import::Jobs::default()),
             counts: Arc::new(dashboard::CountsCache::default()),
+            search: Arc::new(users::SearchCache::default()),
             listeners,
             public_base_url,
             ca_pem: ca_pem.map(Arc::new),

@@ -33,7 +33,6 @@ pub mod policy;
 pub mod sessions;
 pub mod snapshot;
 pub mod store;
-pub mod text;
 pub mod totp;
 pub mod views;
 

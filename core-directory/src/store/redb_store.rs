@@ -192,12 +192,14 @@ impl Store for RedbStore {
                         .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
             })
             .map(|u| u.to_ascii_lowercase().into_bytes());
-        let needle = needle.as_deref();
+        let finder = needle.as_deref().map(memchr::memmem::Finder::new);
+        let mut folded = Vec::new();
         for row in t.range(..upper).map_err(backend)?.rev().take(scan) {
             let (k, v) = row.map_err(backend)?;
-            if let Some(n) = needle {
-                let raw = v.value();
-                if !crate::text::contains_ignore_ascii_case(raw, n) {
+            if let Some(f) = &finder {
+                folded.clear();
+                folded.extend(v.value().iter().map(u8::to_ascii_lowercase));
+                if f.find(&folded).is_none() {
                     continue;
                 }
             }
