@@ -72,7 +72,7 @@ pub fn chart(title: &str, report: &ActivityReport, protocols: &[usize], spark: b
     let (w, h, left, bottom) = if spark {
         (600.0_f64, 60.0_f64, 0.0_f64, 2.0_f64)
     } else {
-        (600.0_f64, 180.0_f64, 36.0_f64, 22.0_f64)
+        (480.0_f64, 180.0_f64, 34.0_f64, 22.0_f64)
     };
     let ok: Vec<u32> = (0..n)
         .map(|b| protocols.iter().map(|&p| report.ok[p][b]).sum())
@@ -105,8 +105,8 @@ pub fn chart(title: &str, report: &ActivityReport, protocols: &[usize], spark: b
     if !spark {
         let _ = write!(
             svg,
-            "<text x=\"{lx}\" y=\"14\" font-size=\"11\" text-anchor=\"end\" fill=\"#4a5866\">{max}</text>\
-             <text x=\"{lx}\" y=\"{base}\" font-size=\"11\" text-anchor=\"end\" fill=\"#4a5866\">0</text>",
+            "<text x=\"{lx}\" y=\"14\" font-size=\"13\" text-anchor=\"end\" fill=\"#4a5866\">{max}</text>\
+             <text x=\"{lx}\" y=\"{base}\" font-size=\"13\" text-anchor=\"end\" fill=\"#4a5866\">0</text>",
             lx = left - 4.0,
             base = h - bottom,
         );
@@ -154,7 +154,7 @@ pub fn chart(title: &str, report: &ActivityReport, protocols: &[usize], spark: b
             };
             let _ = write!(
                 svg,
-                "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"{anchor}\" fill=\"#4a5866\">{label}</text>",
+                "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"13\" text-anchor=\"{anchor}\" fill=\"#4a5866\">{label}</text>",
                 h - 6.0
             );
         }
@@ -245,7 +245,7 @@ pub async fn dashboard(
         chart(&format!("All protocols, {}", label.to_lowercase()), &report, &all, false),
         esc(label)
     );
-    body.push_str("<div class=\"table\"><table><thead><tr><th scope=\"col\">Protocol</th><th scope=\"col\">Succeeded</th><th scope=\"col\">Failed</th><th scope=\"col\">Activity</th></tr></thead><tbody>");
+    body.push_str("<div class=\"table\"><table><thead><tr><th scope=\"col\">Protocol</th><th scope=\"col\">Succeeded</th><th scope=\"col\">Failed</th><th scope=\"col\" class=\"spark\">Activity</th></tr></thead><tbody>");
     for p in 0..PROTOCOLS.len() {
         let ok: u32 = report.ok[p].iter().sum();
         let failed: u32 = report.failed[p].iter().sum();
