@@ -89,7 +89,8 @@ async fn login(
     let outcome = s
         .dir
         .authenticate(AuthRequest {
-            username: body.username,
+            // A user name or the user's e-mail address.
+            username: s.dir.login_name(&body.username),
             credential: core_directory::Credential::Password(body.password),
             otp: body.otp,
             service: Service::Portal,

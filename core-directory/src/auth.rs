@@ -254,6 +254,20 @@ fn mfa_need(
 
 impl Directory {
     /// Authenticate a login attempt for any protocol.
+    /// The user name a sign-in form's "user name or e-mail" field stands for: the text itself when a user has
+    /// that user name, else the user name of the user with that e-mail address, else the text unchanged (which
+    /// then fails as an unknown user, at the same cost as any other refusal). For the login page and the portal;
+    /// protocols that carry a user name (LDAP DNs, RADIUS User-Name) do not take e-mails this way.
+    pub fn login_name(&self, typed: &str) -> String {
+        let typed = typed.trim();
+        let snap = self.snapshot();
+        if snap.user_by_username(typed).is_some() || !typed.contains('@') {
+            return typed.to_string();
+        }
+        snap.user_by_mail(typed)
+            .map_or_else(|| typed.to_string(), |u| u.username.clone())
+    }
+
     pub async fn authenticate(&self, req: AuthRequest) -> Result<AuthOutcome> {
         let snap = self.snapshot();
         let now = Utc::now();

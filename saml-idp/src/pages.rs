@@ -137,7 +137,7 @@ fn login_body(
     });
     format!(
             "<h1>Sign in</h1>{to}{}<form method=\"post\" action=\"/login\">{}\
-             <label for=\"username\">Username</label>\
+             <label for=\"username\">Username or e-mail</label>\
              <input type=\"text\" id=\"username\" name=\"username\" value=\"{}\" autocomplete=\"username\" autocapitalize=\"none\" required autofocus>\
              <label for=\"password\">Password</label>\
              <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\

@@ -59,11 +59,12 @@ try {
   out.launch_destination = (xml.match(/Destination="([^"]+)"/) || [])[1];
   out.launch_relay_state = form.get("RelayState");
 
-  // 4. Sign out, then sign in again: now the TOTP step is asked for.
+  // 4. Sign out, then sign in again with the e-mail address instead of the user name: now the TOTP step is
+  // asked for.
   await page.goto(`${base}/portal`);
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.goto(`${base}/login`);
-  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Username or e-mail").fill(`${username.toUpperCase()}@example.com`);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
   out.second_login_asks_code = await page.getByLabel("Verification code").isVisible();

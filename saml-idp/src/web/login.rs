@@ -154,12 +154,16 @@ pub(super) async fn login_password(
     if !matches!(login.stage, Stage::Password) {
         return render_stage(&idp, &f.login, &login, None);
     }
-    login.username = f.username.chars().take(256).collect();
+    // The form takes a user name or the user's e-mail address; from here on it is the user name.
+    let username = idp
+        .dir
+        .login_name(&f.username.chars().take(256).collect::<String>());
+    login.username = username.clone();
     let resource = login.sso.as_ref().map(|s| Resource::App(s.app.clone()));
     let outcome = idp
         .dir
         .authenticate(AuthRequest {
-            username: f.username.clone(),
+            username: username.clone(),
             credential: Credential::Password(f.password),
             otp: None,
             service: if resource.is_some() {
@@ -183,7 +187,7 @@ pub(super) async fn login_password(
             let Some(user) = idp
                 .dir
                 .snapshot()
-                .user_by_username(&f.username)
+                .user_by_username(&username)
                 .map(|u| u.id.clone())
             else {
                 return expired_login();
@@ -196,7 +200,7 @@ pub(super) async fn login_password(
                 login.then_new_password = true;
                 Stage::Totp(core_directory::MfaChallenge {
                     user_id: user.clone(),
-                    username: f.username.clone(),
+                    username: username.clone(),
                     service: Service::Portal,
                     resource: None,
                     session: None,

@@ -374,3 +374,31 @@ async fn admin_login_asks_for_totp_once_enrolled() {
         "admin codes are single-use too"
     );
 }
+
+#[tokio::test]
+async fn the_portal_takes_a_user_name_or_an_e_mail_address() {
+    let s = Server::start().await;
+    s.user("dora", Some("Correct-Horse-9")).await;
+    let (st, v) = s
+        .portal_login("Dora@Example.com", "Correct-Horse-9", None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["username"], "dora", "{v}");
+    let (st, _) = s.portal_login("dora", "Correct-Horse-9", None).await;
+    assert_eq!(st, StatusCode::OK);
+    // A wrong password by e-mail counts against the same user; an unknown address is an unknown user.
+    let (st, _) = s.portal_login("dora@example.com", "wrong", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = s
+        .portal_login("nobody@example.com", "Correct-Horse-9", None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let events = s.events("portal_login", "dora").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["success"] == false
+                && e["reason"].as_str().unwrap_or("").contains("password")),
+        "{events:?}"
+    );
+}

@@ -354,7 +354,9 @@ async fn browser_signs_in_enrols_totp_by_qr_and_launches_an_app() {
     assert_eq!(v["launch_success"], true, "{v}");
     assert_eq!(v["launch_destination"], format!("{SP}/acs"));
     assert_eq!(v["launch_relay_state"], "https://sp.test/home");
-    assert_eq!(v["second_login_asks_code"], true);
+    // The second sign-in used the e-mail address, in upper case.
+    assert_eq!(v["second_login_asks_code"], true, "{v}");
+    assert_eq!(v["second_login_portal"], true, "{v}");
     assert_eq!(v["deadline_shown"], true, "{v}");
     assert!(
         v["weak_password_message"]
