@@ -114,8 +114,8 @@ pub async fn serve(
     dir: Arc<Directory>,
     settings: RadiusSettings,
     eap: Option<eap::EapTls>,
-    auth: Option<UdpSocket>,
-    acct: Option<UdpSocket>,
+    auth: Vec<UdpSocket>,
+    acct: Vec<UdpSocket>,
     shutdown: watch::Receiver<bool>,
 ) {
     let shared = Arc::new(Shared {
@@ -134,8 +134,13 @@ pub async fn serve(
         n => n,
     };
     let mut tasks = Vec::new();
-    for (sock, port) in [(auth, Port::Auth), (acct, Port::Acct)] {
-        let Some(sock) = sock else { continue };
+    // Every address shares one state (duplicates, challenges, EAP conversations): a NAS that reaches Stratus
+    // over IPv4 and IPv6 is one client. A reply leaves by the socket its request came in on.
+    let sockets = auth
+        .into_iter()
+        .map(|s| (s, Port::Auth))
+        .chain(acct.into_iter().map(|s| (s, Port::Acct)));
+    for (sock, port) in sockets {
         let sock = Arc::new(sock);
         for _ in 0..loops {
             tasks.push(tokio::spawn(receive(

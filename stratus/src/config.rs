@@ -101,9 +101,10 @@ impl Default for LdapConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RadiusConfig {
-    /// UDP authentication port; empty disables it.
+    /// UDP authentication addresses, comma-separated (IPv4 and IPv6 at once: `0.0.0.0:1812, [::]:1812`); empty
+    /// disables it.
     pub addr: String,
-    /// UDP accounting port; empty disables it.
+    /// UDP accounting addresses, comma-separated; empty disables it.
     pub accounting_addr: String,
     /// Requests answered at once; beyond this, new requests are dropped and the NAS retries.
     pub max_in_flight: usize,

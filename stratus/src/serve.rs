@@ -260,25 +260,29 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         stop.clone(),
     ));
 
-    // RADIUS authentication and accounting.
+    // RADIUS authentication and accounting, each on every address of its comma-separated list.
     let mut radius_sockets = Vec::new();
-    for (name, addr) in [
+    for (name, addrs) in [
         ("radius", &cfg.radius.addr),
         ("radius_accounting", &cfg.radius.accounting_addr),
     ] {
-        let bound = radius_server::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        if let Some((_, a)) = &bound {
-            announce_to(&listeners, name, &a.to_string());
+        let mut sockets = Vec::new();
+        for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let bound = radius_server::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            if let Some((s, a)) = bound {
+                announce_to(&listeners, name, &a.to_string());
+                sockets.push(s);
+            }
         }
-        radius_sockets.push(bound.map(|(s, _)| s));
+        radius_sockets.push(sockets);
     }
-    let radius_acct = radius_sockets.pop().flatten();
-    let radius_auth = radius_sockets.pop().flatten();
+    let radius_acct = radius_sockets.pop().unwrap_or_default();
+    let radius_auth = radius_sockets.pop().unwrap_or_default();
     let eap = eap_tls(&cfg, &cert, &key)?;
     let radius = tokio::spawn(radius_server::serve(
         Arc::clone(&dir),

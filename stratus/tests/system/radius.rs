@@ -719,3 +719,51 @@ async fn ms_chap_outside_peap_is_refused_with_a_reason_that_says_so() {
         );
     }
 }
+
+#[tokio::test]
+async fn one_server_answers_on_ipv4_and_ipv6_at_once() {
+    let s = Server::start_with_env(&[
+        ("STRATUS_RADIUS_ADDR", "127.0.0.1:0, [::1]:0"),
+        ("STRATUS_RADIUS_ACCOUNTING_ADDR", "127.0.0.1:0,[::1]:0"),
+    ])
+    .await;
+    let announced = |name: &str| -> Vec<String> {
+        let prefix = format!("stratus: listening {name}=");
+        s.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+            .collect()
+    };
+    let auth = announced("radius");
+    assert_eq!(auth.len(), 2, "{auth:?}");
+    assert_eq!(announced("radius_accounting").len(), 2);
+    let (st, v) = s
+        .post(
+            "/radius-servers",
+            json!({"name": "dual", "networks": ["127.0.0.1/32", "::1/128"], "secret": SECRET}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let profile = v["id"].as_str().unwrap().to_string();
+    let user = s.user("vera", Some("Correct-Horse-9")).await;
+    let (_, g) = s.post("/groups", json!({"name": "wifi"})).await;
+    let g = g["id"].as_str().unwrap().to_string();
+    s.put(&format!("/groups/{g}/members/{user}"), None).await;
+    s.put(&format!("/groups/{g}/bindings/radius:{profile}"), None)
+        .await;
+    for addr in &auth {
+        let (ok, out) = radclient(
+            addr,
+            "auth",
+            SECRET,
+            "User-Name=vera,User-Password=\"Correct-Horse-9\",Message-Authenticator=0x00",
+        );
+        assert!(ok && out.contains("Access-Accept"), "{addr}: {out}");
+    }
+    assert!(
+        auth.iter().any(|a| a.starts_with('[')),
+        "one address is IPv6: {auth:?}"
+    );
+}
