@@ -59,6 +59,17 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "# HELP stratus_password_verifications_total Login password verifications (argon2id), dummy ones for refusals included.\n# TYPE stratus_password_verifications_total counter\nstratus_password_verifications_total {}",
         s.dir.password_verifications()
     );
+    let _ = writeln!(
+        out,
+        "# HELP stratus_radius_requests_total RADIUS requests by profile and outcome (accept, reject, challenge, accounting, other, retransmission, dropped with a reason); profile \"\" is a source that matches no profile.\n# TYPE stratus_radius_requests_total counter"
+    );
+    for (profile, outcome, reason, n) in s.dir.radius_counters().snapshot() {
+        let _ = writeln!(
+            out,
+            "stratus_radius_requests_total{{profile=\"{}\",outcome=\"{outcome}\",reason=\"{reason}\"}} {n}",
+            label(&profile)
+        );
+    }
     let gauges = [
         (
             "stratus_users",
@@ -82,4 +93,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

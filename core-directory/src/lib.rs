@@ -18,6 +18,7 @@
 pub mod access;
 pub mod activity;
 pub mod auth;
+pub mod counters;
 pub mod crypto;
 pub mod csv;
 pub mod directory;

@@ -192,7 +192,11 @@ async fn receive(
 
 /// Every check a datagram passes before a handler task is started for it.
 fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, shared: &Arc<Shared>) {
+    let count = |profile: &str, outcome: &'static str, reason: &'static str| {
+        shared.dir.radius_counters().count(profile, outcome, reason);
+    };
     let Some(client) = shared.clients.find(&shared.dir, src.ip()) else {
+        count("", "dropped", "unknown_client");
         shared.notice(
             src,
             None,
@@ -201,7 +205,9 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
         );
         return;
     };
+    let profile = client.profile.name.clone();
     if data.len() > MAX_PACKET {
+        count(&profile, "dropped", "malformed");
         shared.notice(
             src,
             Some(&client),
@@ -213,6 +219,7 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
     let req = match Packet::decode(data) {
         Ok(p) => p,
         Err(e) => {
+            count(&profile, "dropped", "malformed");
             shared.notice(
                 src,
                 Some(&client),
@@ -223,20 +230,26 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
         }
     };
     if let Err(why) = admissible(&client, &req, port) {
+        count(&profile, "dropped", "authenticator");
         shared.notice(src, Some(&client), "radius_dropped", why);
         return;
     }
     let key = (src, req.identifier, req.authenticator);
     match shared.duplicates.check(key) {
         Seen::Answered(reply) => {
+            count(&profile, "retransmission", "");
             let _ = sock.try_send_to(&reply, src);
             return;
         }
-        Seen::InProgress => return,
+        Seen::InProgress => {
+            count(&profile, "retransmission", "");
+            return;
+        }
         Seen::New => {}
     }
     let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
         shared.duplicates.forget(&key);
+        count(&profile, "dropped", "overload");
         shared.notice(
             src,
             Some(&client),
@@ -259,6 +272,19 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
             (Port::Acct, Code::StatusServer) => accounting::response(&client, &req, true),
             _ => None,
         };
+        let outcome = match reply.as_ref().and_then(|r| r.first()) {
+            Some(2) => "accept",
+            Some(3) => "reject",
+            Some(11) => "challenge",
+            Some(5) => "accounting",
+            Some(_) => "other",
+            None => "dropped",
+        };
+        let reason = if reply.is_none() { "no_answer" } else { "" };
+        shared
+            .dir
+            .radius_counters()
+            .count(&profile, outcome, reason);
         match reply {
             Some(r) => {
                 // Remembered before it is sent, so a retransmission that crosses the reply is answered too.

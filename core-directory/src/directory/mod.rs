@@ -126,6 +126,8 @@ pub struct Directory {
     store: Arc<dyn Store>,
     /// Authentication attempts per protocol, for the dashboard.
     activity: crate::activity::Activity,
+    /// RADIUS requests by profile and outcome, for `/metrics`.
+    radius_counters: crate::counters::RadiusCounters,
     snapshot: ArcSwap<Snapshot>,
     writer: tokio::sync::Mutex<()>,
     pub(crate) hasher: Arc<PasswordHasherPool>,
@@ -265,6 +267,7 @@ impl Directory {
         let dir = Arc::new(Directory {
             store: Arc::clone(&store),
             activity: crate::activity::Activity::default(),
+            radius_counters: crate::counters::RadiusCounters::default(),
             snapshot: ArcSwap::from_pointee(snapshot),
             writer: tokio::sync::Mutex::new(()),
             hasher,
@@ -360,6 +363,11 @@ impl Directory {
         {
             tracing::error!("event writer has stopped; an event was not recorded");
         }
+    }
+
+    /// RADIUS requests by profile and outcome (the RADIUS listener counts, `/metrics` reads).
+    pub fn radius_counters(&self) -> &crate::counters::RadiusCounters {
+        &self.radius_counters
     }
 
     /// Authentication activity of the last seven days (since the process started).

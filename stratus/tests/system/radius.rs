@@ -767,3 +767,51 @@ async fn one_server_answers_on_ipv4_and_ipv6_at_once() {
         "one address is IPv6: {auth:?}"
     );
 }
+
+/// The value of one `stratus_radius_requests_total` series (0 when absent).
+async fn radius_metric(s: &Server, profile: &str, outcome: &str, reason: &str) -> u64 {
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!(
+        "stratus_radius_requests_total{{profile=\"{profile}\",outcome=\"{outcome}\",reason=\"{reason}\"}} "
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_radius_requests_by_profile_and_outcome() {
+    let f = fixture().await;
+    assert!(pap(&f, "ann", PW).0);
+    assert!(pap(&f, "ann", PW).0);
+    assert!(!pap(&f, "bob", PW).0, "bob is in no bound group");
+    // A wrong secret: the Message-Authenticator does not verify and the request is dropped.
+    let (ok, _) = radclient(
+        &f.s.radius,
+        "auth",
+        "not-the-secret",
+        &format!("User-Name=ann,User-Password={PW},Message-Authenticator=0x00"),
+    );
+    assert!(!ok);
+    assert_eq!(radius_metric(&f.s, "ap", "accept", "").await, 2);
+    assert_eq!(radius_metric(&f.s, "ap", "reject", "").await, 1);
+    assert_eq!(
+        radius_metric(&f.s, "ap", "dropped", "authenticator").await,
+        1
+    );
+    // A source no profile covers.
+    profile(&f, json!({"networks": ["10.0.0.0/8"]})).await;
+    assert!(!pap(&f, "ann", PW).0);
+    assert_eq!(
+        radius_metric(&f.s, "", "dropped", "unknown_client").await,
+        1
+    );
+}
