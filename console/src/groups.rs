@@ -3,8 +3,8 @@
 //! as you type; remove a selection) and its bindings to LDAP, RADIUS profiles and SSO apps, with what each
 //! binding means for the members.
 
+use crate::html::field;
 use crate::html::{self, can, esc, Field, FormErrors};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
@@ -246,8 +246,7 @@ fn group_form(
     s
 }
 
-pub async fn new_page(State(c): State<Console>, admin: SignedIn) -> Response {
-    let _ = c;
+pub async fn new_page(admin: SignedIn) -> Response {
     new_form(&admin, &[], &FormErrors::default())
 }
 
@@ -343,7 +342,6 @@ fn detail_page(
     };
     let snap = c.dir.snapshot();
     let write = can(admin, Permission::ManageUsers);
-    let org = can(admin, Permission::ManageOrg);
     let mut body = format!(
         "<p class=\"crumbs\"><a href=\"/console/groups\">Groups</a> /</p><h1>{}</h1>{message}",
         esc(&g.group.name)
@@ -467,7 +465,6 @@ fn detail_page(
             group_form(admin, Some(&g), values, errors)
         );
     }
-    let _ = org;
     body.push_str(&radius_datalist());
     let mut r = html::page(admin, "/console/groups", &g.group.name, &body);
     if !errors.is_empty() {

@@ -1,7 +1,7 @@
 //! CSV import, the JumpCloud way: upload a file (the same columns as the API's `/import/users`), watch the
 //! progress while each password is hashed, then read a per-row result table (imported, imported with a pending
-//! password, refused and why) and download the results file. The file is imported in chunks of rows, each one
-//! call of the core's import, so the page can show how far it got; a row's line number is its line in the file.
+//! password, refused and why) and download the results file. The file is one call of the core's import in the
+//! background, which reports how many rows are settled so the page can show how far it got.
 
 use crate::html::{self, esc};
 use crate::{Console, SignedIn};
@@ -18,8 +18,6 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Rows per core call.
-const CHUNK: usize = 25;
 /// Largest upload.
 pub const MAX_FILE: usize = 16 * 1024 * 1024;
 /// Finished jobs kept for their results page.
@@ -44,13 +42,18 @@ pub struct Jobs {
 
 pub fn routes() -> Router<Console> {
     Router::new()
-        .route("/console/import", get(page).post(upload))
+        // Multipart bodies are capped at 2 MiB unless told otherwise: room for the largest file and the form.
+        .route(
+            "/console/import",
+            get(page)
+                .post(upload)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_FILE + 64 * 1024)),
+        )
         .route("/console/import/{job}", get(progress))
         .route("/console/import/{job}/results.csv", get(results))
 }
 
-pub async fn page(State(c): State<Console>, admin: SignedIn) -> Response {
-    let _ = c;
+pub async fn page(admin: SignedIn) -> Response {
     form(&admin, "")
 }
 
@@ -70,33 +73,6 @@ fn form(admin: &SignedIn, error: &str) -> Response {
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
     r
-}
-
-/// Split CSV text into its header and records (a quoted field may span lines), with each record's first line.
-fn records(text: &str) -> Option<(String, Vec<(usize, String)>)> {
-    let mut out = Vec::new();
-    let (mut current, mut quoted, mut line, mut start) = (String::new(), false, 1usize, 1usize);
-    for ch in text.chars() {
-        if ch == '"' {
-            quoted = !quoted;
-        }
-        if ch == '\n' && !quoted {
-            out.push((start, std::mem::take(&mut current)));
-            line += 1;
-            start = line;
-            continue;
-        }
-        if ch == '\n' {
-            line += 1;
-        }
-        current.push(ch);
-    }
-    if !current.trim().is_empty() {
-        out.push((start, current));
-    }
-    let mut it = out.into_iter();
-    let (_, header) = it.next()?;
-    Some((header, it.filter(|(_, r)| !r.trim().is_empty()).collect()))
 }
 
 pub async fn upload(
@@ -126,25 +102,6 @@ pub async fn upload(
     if file.len() > MAX_FILE {
         return form(&admin, "The file is larger than 16 MiB.");
     }
-    let text = match String::from_utf8(file.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&file).to_vec())
-    {
-        Ok(t) => t.replace("\r\n", "\n"),
-        Err(_) => return form(&admin, "The file is not UTF-8 text."),
-    };
-    let Some((header_line, rows)) = records(&text) else {
-        return form(&admin, "The file is empty.");
-    };
-    if rows.is_empty() {
-        return form(&admin, "The file has a header but no rows.");
-    }
-    // A file-level problem (a missing column) is found by the core on the header alone, before any row.
-    if let Err(e) = c
-        .dir
-        .import_users_csv(&admin.actor, format!("{header_line}\n").as_bytes())
-        .await
-    {
-        return form(&admin, &e.to_string());
-    }
     let id = data_encoding::BASE32_NOPAD
         .encode(&random_bytes(10))
         .to_lowercase();
@@ -164,7 +121,7 @@ pub async fn upload(
             id.clone(),
             Job {
                 admin: admin.id.clone(),
-                total: rows.len(),
+                total: 0,
                 done: 0,
                 started: Instant::now(),
                 finished: false,
@@ -180,42 +137,29 @@ pub async fn upload(
         id.clone(),
     );
     tokio::spawn(async move {
-        for chunk in rows.chunks(CHUNK) {
-            let mut csv = header_line.clone();
-            for (_, r) in chunk {
-                csv.push('\n');
-                csv.push_str(r);
+        let progress = |done: usize, total: usize| {
+            if let Some(j) = jobs
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&job)
+            {
+                (j.done, j.total) = (done, total);
             }
-            csv.push('\n');
-            let outcome = dir.import_users_csv(&actor, csv.as_bytes()).await;
-            let mut all = jobs.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(j) = all.get_mut(&job) else { return };
-            match outcome {
-                Ok(report) => {
-                    for mut row in report.rows {
-                        // The core numbers lines within the chunk (header = 1): give the file's line.
-                        if let Some((line, _)) = chunk.get(row.line.saturating_sub(2)) {
-                            row.line = *line;
-                        }
-                        j.report.rows.push(row);
-                    }
-                    j.report.imported += report.imported;
-                    j.report.failed += report.failed;
-                }
-                Err(e) => {
-                    j.error = Some(e.to_string());
-                    j.finished = true;
-                    return;
-                }
-            }
-            j.done += chunk.len();
-        }
+        };
+        let outcome = dir
+            .import_users_csv_with_progress(&actor, &file, &progress)
+            .await;
         if let Some(j) = jobs
             .inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get_mut(&job)
         {
+            match outcome {
+                Ok(report) => j.report = report,
+                Err(e) => j.error = Some(e.to_string()),
+            }
             j.finished = true;
         }
     });

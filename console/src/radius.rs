@@ -4,8 +4,8 @@
 //! rotation and deletion. The shared secret is shown once, in the answer to the create or rotate form, and
 //! never again: the core keeps it sealed.
 
+use crate::html::field;
 use crate::html::{self, can, esc, Field, FormErrors};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -342,8 +342,7 @@ fn secret_field(label: &str, errors: &FormErrors) -> String {
         .render()
 }
 
-pub async fn new_page(State(c): State<Console>, admin: SignedIn) -> Response {
-    let _ = c;
+pub async fn new_page(admin: SignedIn) -> Response {
     new_form(&admin, &[], &FormErrors::default())
 }
 

@@ -14,8 +14,8 @@ mod admins;
 mod api_keys;
 mod scim_tokens;
 
+use crate::html::field;
 use crate::html::{self, can, esc, Field, FormErrors};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;

@@ -30,7 +30,7 @@ pub fn routes() -> Router<Console> {
         .route("/console/users/{id}/action", post(action))
 }
 
-pub(crate) use crate::html::field;
+use crate::html::field;
 
 fn opt(fields: &[(String, String)], name: &str) -> Option<String> {
     let v = field(fields, name).trim();
@@ -199,7 +199,7 @@ fn render_list(
             .filter_map(|id| snap.user(id))
             .map(|u| UserView::of(u, &snap, now))
             .collect();
-        return list_page(c, admin, q, message, &snap, total, page, pages, &shown);
+        return list_page(admin, q, message, &snap, total, page, pages, &shown);
     }
     // Searched: the candidates come from the search index (one pass over compact text), the rest from the
     // snapshot.
@@ -259,13 +259,12 @@ fn render_list(
         .map(|u| UserView::of(u, &snap, now))
         .collect();
 
-    list_page(c, admin, q, message, &snap, total, page, pages, &shown)
+    list_page(admin, q, message, &snap, total, page, pages, &shown)
 }
 
 /// The users list page around the `shown` users of page `page` of `pages` (`total` matched).
 #[allow(clippy::too_many_arguments)]
 fn list_page(
-    _c: &Console,
     admin: &SignedIn,
     q: &HashMap<String, String>,
     message: &str,

@@ -5,29 +5,37 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// RADIUS counters: `(profile, outcome, reason)` → count. `profile` is `""` when the source matched none.
+/// RADIUS counters: profile → `(outcome, reason)` → count. `profile` is `""` when the source matched none.
+/// Counting an already seen series allocates nothing.
 #[derive(Default)]
 pub struct RadiusCounters {
-    inner: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    inner: Mutex<BTreeMap<String, Series>>,
 }
+
+/// One profile's counts by `(outcome, reason)`.
+type Series = BTreeMap<(&'static str, &'static str), u64>;
 
 impl RadiusCounters {
     /// Count one request. `outcome` is one of `accept`, `reject`, `challenge`, `accounting`, `status`,
     /// `dropped`; `reason` says why a request was dropped (`""` otherwise).
     pub fn count(&self, profile: &str, outcome: &'static str, reason: &'static str) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&(profile.to_string(), outcome, reason)) {
-            *n += 1;
-        } else {
-            m.insert((profile.to_string(), outcome, reason), 1);
-        }
+        let series = match m.get_mut(profile) {
+            Some(s) => s,
+            None => m.entry(profile.to_string()).or_default(),
+        };
+        *series.entry((outcome, reason)).or_insert(0) += 1;
     }
 
     /// Every counter, in key order.
     pub fn snapshot(&self) -> Vec<(String, &'static str, &'static str, u64)> {
         let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         m.iter()
-            .map(|((p, o, r), n)| (p.clone(), *o, *r, *n))
+            .flat_map(|(p, series)| {
+                series
+                    .iter()
+                    .map(move |((o, r), n)| (p.clone(), *o, *r, *n))
+            })
             .collect()
     }
 }

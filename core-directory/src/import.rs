@@ -89,6 +89,18 @@ impl Directory {
         actor: &Actor,
         input: &[u8],
     ) -> Result<ImportReport> {
+        self.import_users_csv_with_progress(actor, input, &|_, _| {})
+            .await
+    }
+
+    /// [`Directory::import_users_csv`], telling `progress(done, total)` how many rows are settled (refused, or
+    /// their password hashed) as the import goes: the hashing is what takes the time.
+    pub async fn import_users_csv_with_progress(
+        self: &Arc<Self>,
+        actor: &Actor,
+        input: &[u8],
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<ImportReport> {
         actor.require(Permission::ManageUsers)?;
         let parsed = parse_user_csv(input, DEFAULT_MAX_LINE_BYTES)
             .map_err(|e| DirectoryError::invalid("file", e.to_string()))?;
@@ -130,6 +142,9 @@ impl Directory {
             }
         }
         // Hash every password in parallel (bounded by the hashing pool).
+        let total = results.len();
+        let mut done = total - pending.len();
+        progress(done, total);
         let mut tasks = tokio::task::JoinSet::new();
         for (i, row, username, email) in pending {
             let dir = Arc::clone(self);
@@ -149,6 +164,8 @@ impl Directory {
         while let Some(joined) = tasks.join_next().await {
             let (i, row, username, email, prepared) =
                 joined.map_err(|e| DirectoryError::Internal(e.to_string()))?;
+            done += 1;
+            progress(done, total);
             match prepared {
                 Ok(p) => ready.push((i, row, username, email, p)),
                 Err(e) => results[i] = Some(result_for(&row, Err(e.to_string()))),

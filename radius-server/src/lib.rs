@@ -205,9 +205,8 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
         );
         return;
     };
-    let profile = client.profile.name.clone();
     if data.len() > MAX_PACKET {
-        count(&profile, "dropped", "malformed");
+        count(&client.profile.name, "dropped", "malformed");
         shared.notice(
             src,
             Some(&client),
@@ -219,7 +218,7 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
     let req = match Packet::decode(data) {
         Ok(p) => p,
         Err(e) => {
-            count(&profile, "dropped", "malformed");
+            count(&client.profile.name, "dropped", "malformed");
             shared.notice(
                 src,
                 Some(&client),
@@ -230,26 +229,26 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
         }
     };
     if let Err(why) = admissible(&client, &req, port) {
-        count(&profile, "dropped", "authenticator");
+        count(&client.profile.name, "dropped", "authenticator");
         shared.notice(src, Some(&client), "radius_dropped", why);
         return;
     }
     let key = (src, req.identifier, req.authenticator);
     match shared.duplicates.check(key) {
         Seen::Answered(reply) => {
-            count(&profile, "retransmission", "");
+            count(&client.profile.name, "retransmission", "");
             let _ = sock.try_send_to(&reply, src);
             return;
         }
         Seen::InProgress => {
-            count(&profile, "retransmission", "");
+            count(&client.profile.name, "retransmission", "");
             return;
         }
         Seen::New => {}
     }
     let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
         shared.duplicates.forget(&key);
-        count(&profile, "dropped", "overload");
+        count(&client.profile.name, "dropped", "overload");
         shared.notice(
             src,
             Some(&client),
@@ -284,7 +283,7 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
         shared
             .dir
             .radius_counters()
-            .count(&profile, outcome, reason);
+            .count(&client.profile.name, outcome, reason);
         match reply {
             Some(r) => {
                 // Remembered before it is sent, so a retransmission that crosses the reply is answered too.

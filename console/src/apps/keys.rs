@@ -2,8 +2,8 @@
 //! activation, deletion and each certificate as a download.
 
 use super::{detail_page, not_found, Answering};
+use crate::html::field;
 use crate::html::{self, can, esc};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};

@@ -138,8 +138,7 @@ pub async fn list(State(c): State<Console>, admin: SignedIn) -> Response {
     html::page(&admin, "/console/apps", "SSO apps", &body)
 }
 
-pub async fn new_page(State(c): State<Console>, admin: SignedIn) -> Response {
-    let _ = c;
+pub async fn new_page(admin: SignedIn) -> Response {
     new_form(&admin, &HashMap::new(), &FormErrors::default())
 }
 

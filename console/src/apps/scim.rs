@@ -2,8 +2,8 @@
 //! switch; its status and outbox of pending and failed deliveries, and "retry now".
 
 use super::{count, detail_page, not_found, Answering};
+use crate::html::field;
 use crate::html::{self, can, esc, Field, FormErrors};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Path, State};
 use axum::response::Response;

@@ -2,8 +2,8 @@
 //! encryption, the SP's certificates and the metadata trust anchor.
 
 use super::{detail_page, lines, not_found, textarea, Answering};
+use crate::html::field;
 use crate::html::{self, Field, FormErrors};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Path, State};
 use axum::response::Response;

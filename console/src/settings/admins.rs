@@ -4,8 +4,8 @@
 //! words are shown next to the field.
 
 use super::{confirm_page, role_label, value_or};
+use crate::html::field;
 use crate::html::{self, can, esc, Field, FormErrors};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -4,8 +4,8 @@
 //! their own, and delete their own; deleting another admin's key needs the right to manage the organisation.
 
 use super::{confirm_page, value_or};
+use crate::html::field;
 use crate::html::{self, can, esc, Field, FormErrors};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

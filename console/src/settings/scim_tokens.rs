@@ -6,8 +6,8 @@
 
 use super::api_keys::shown_once;
 use super::{checked_or, confirm_page, value_or};
+use crate::html::field;
 use crate::html::{self, can, esc, Field, FormErrors};
-use crate::users::field;
 use crate::{Console, SignedIn};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
