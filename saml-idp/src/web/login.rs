@@ -225,7 +225,12 @@ pub(super) async fn login_password(
                 return expired_login();
             }
             idp.state.update_login(&f.login, login.clone());
-            render_stage(&idp, &f.login, &login, Some("Wrong username, e-mail or password."))
+            render_stage(
+                &idp,
+                &f.login,
+                &login,
+                Some("Wrong username, e-mail or password."),
+            )
         }
         Err(e) => internal(&e.to_string()),
     }
