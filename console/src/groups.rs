@@ -572,7 +572,7 @@ pub async fn members(
             .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|n| !n.is_empty())
         {
-            match snap.user_by_username(&name.to_lowercase()) {
+            match snap.user_by_login_name(name) {
                 Some(u) => patch.add_members.push(u.id.clone()),
                 None => unknown.push(name.to_string()),
             }

@@ -536,9 +536,12 @@ fn user_form(
         (
             "username",
             "User name",
-            u.map_or(String::new(), |u| u.username.clone()),
+            u.map_or(String::new(), |u| {
+                u.login_name.clone().unwrap_or_else(|| u.username.clone())
+            }),
             "text",
-            "lower case; used to sign in and as the LDAP uid",
+            "letters, digits, '.', '_', '-' (the LDAP uid, stored lower case), or an e-mail-shaped sign-in name \
+             from which the uid is derived",
         ),
         (
             "email",
@@ -857,8 +860,13 @@ async fn detail_page(
     );
     let _ = write!(
         body,
-        "<section class=\"summary\"><dl><dt>State</dt><dd><span class=\"badge {st}\">{st}</span></dd><dt>Password</dt><dd>{}</dd>\
+        "<section class=\"summary\"><dl>{}<dt>State</dt><dd><span class=\"badge {st}\">{st}</span></dd><dt>Password</dt><dd>{}</dd>\
          <dt>Locked</dt><dd>{}</dd><dt>MFA</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd><dt>Id</dt><dd><code>{}</code></dd></dl></section>",
+        view.login_name.as_deref().map_or(String::new(), |l| format!(
+            "<dt>Sign-in name</dt><dd>{}</dd><dt>User name (uid)</dt><dd><code>{}</code></dd>",
+            esc(l),
+            esc(&view.username)
+        )),
         password_label(view.password_status),
         if view.locked { format!("yes, after {} failed sign-ins", view.failed_logins) } else { "no".into() },
         match view.mfa.totp {

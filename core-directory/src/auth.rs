@@ -254,14 +254,17 @@ fn mfa_need(
 
 impl Directory {
     /// Authenticate a login attempt for any protocol.
-    /// The user name a sign-in form's "user name or e-mail" field stands for: the text itself when a user has
-    /// that user name, else the user name of the user with that e-mail address, else the text unchanged (which
-    /// then fails as an unknown user, at the same cost as any other refusal). For the login page and the portal;
-    /// protocols that carry a user name (LDAP DNs, RADIUS User-Name) do not take e-mails this way.
+    /// The user name a sign-in form's "user name or e-mail" field stands for: the user with that user name, else
+    /// the user with that login name (an e-mail-shaped SCIM userName), else the user with that e-mail address
+    /// (all case-insensitive), else the text unchanged (which then fails as an unknown user, at the same cost as
+    /// any other refusal). For the login page, the portal and RADIUS; LDAP binds name a DN.
     pub fn login_name(&self, typed: &str) -> String {
         let typed = typed.trim();
         let snap = self.snapshot();
-        if snap.user_by_username(typed).is_some() || !typed.contains('@') {
+        if let Some(u) = snap.user_by_login_name(typed) {
+            return u.username.clone();
+        }
+        if !typed.contains('@') {
             return typed.to_string();
         }
         snap.user_by_mail(typed)
@@ -271,7 +274,7 @@ impl Directory {
     pub async fn authenticate(&self, req: AuthRequest) -> Result<AuthOutcome> {
         let snap = self.snapshot();
         let now = Utc::now();
-        let Some(user) = snap.user_by_username(&req.username).cloned() else {
+        let Some(user) = snap.user_by_login_name(&req.username).cloned() else {
             self.spend_verification(&req).await;
             return self.deny(&req, None, DenyReason::UnknownUser).await;
         };

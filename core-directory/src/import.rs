@@ -179,14 +179,14 @@ impl Directory {
             let outcomes = self
                 .write(move |tx| {
                     let mut out = Vec::new();
-                    for (i, row, username, email, prepared) in chunk {
+                    for (i, row, _name, email, prepared) in chunk {
                         let state = if prepared.is_some() {
                             UserState::Active
                         } else {
                             UserState::Staged
                         };
                         let input = NewUser {
-                            username: username.clone(),
+                            username: row.username.clone(),
                             email: email.clone(),
                             firstname: row.firstname.clone(),
                             lastname: row.lastname.clone(),
@@ -195,7 +195,7 @@ impl Directory {
                         };
                         // Validation of a row happens before any of its writes, so a failed row leaves nothing.
                         let r = self
-                            .insert_user(tx, &actor, input, username, email, prepared)
+                            .insert_user(tx, &actor, input, email, prepared)
                             .map(|u| u.id.to_string())
                             .map_err(|e| e.to_string());
                         out.push((i, row, r));

@@ -129,7 +129,13 @@ pub struct TotpEnrolment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: Id,
+    /// POSIX-safe: LDAP `uid`, RADIUS User-Name, the Linux account name.
     pub username: String,
+    /// The name the user signs in with and that provisioning systems know, when it is not the user name: an
+    /// e-mail-shaped SCIM userName (Okta's and Entra's defaults), case kept as given. The user name is then
+    /// derived from it (see `directory::users::resolve_username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_name: Option<String>,
     pub email: String,
     pub firstname: String,
     pub lastname: String,

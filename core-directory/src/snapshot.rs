@@ -26,6 +26,8 @@ pub struct Snapshot {
     /// Users in user-name order (folded names), for lists shown a page at a time.
     pub user_order: OrdMap<String, Id>,
     pub user_by_email: HashMap<String, Id>,
+    /// Folded login names (only users whose login name is not their user name).
+    pub user_by_login: HashMap<String, Id>,
     pub user_by_uid: OrdMap<u32, Id>,
     pub groups: HashMap<Id, Arc<Group>>,
     pub group_by_name: HashMap<String, Id>,
@@ -68,6 +70,7 @@ impl Snapshot {
             user_by_name: HashMap::new(),
             user_order: OrdMap::new(),
             user_by_email: HashMap::new(),
+            user_by_login: HashMap::new(),
             user_by_uid: OrdMap::new(),
             groups: HashMap::new(),
             group_by_name: HashMap::new(),
@@ -165,6 +168,16 @@ impl Snapshot {
         self.user_by_name
             .get(&fold(username))
             .and_then(|id| self.users.get(id))
+    }
+
+    /// The user a sign-in name stands for: the user with that user name, else the one with that login name.
+    /// Never an e-mail address (see [`crate::Directory::login_name`] for forms that take one).
+    pub fn user_by_login_name(&self, name: &str) -> Option<&Arc<User>> {
+        self.user_by_username(name).or_else(|| {
+            self.user_by_login
+                .get(&fold(name))
+                .and_then(|id| self.users.get(id))
+        })
     }
 
     pub fn user_by_mail(&self, email: &str) -> Option<&Arc<User>> {
@@ -307,7 +320,13 @@ impl Snapshot {
         if let Some(old) = old {
             self.user_by_name.remove(&fold(&old.username));
             self.user_by_email.remove(&fold(&old.email));
+            if let Some(l) = &old.login_name {
+                self.user_by_login.remove(&fold(l));
+            }
             self.user_by_uid.remove(&old.uid_number);
+        }
+        if let Some(l) = &user.login_name {
+            self.user_by_login.insert(fold(l), user.id.clone());
         }
         self.user_by_name
             .insert(fold(&user.username), user.id.clone());
@@ -322,6 +341,9 @@ impl Snapshot {
         self.user_by_name.remove(&fold(&old.username));
         self.user_order.remove(&fold(&old.username));
         self.user_by_email.remove(&fold(&old.email));
+        if let Some(l) = &old.login_name {
+            self.user_by_login.remove(&fold(l));
+        }
         self.user_by_uid.remove(&old.uid_number);
         if let Some(groups) = self.memberships.remove(id) {
             for g in groups {

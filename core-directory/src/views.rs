@@ -35,7 +35,11 @@ pub struct MfaView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
     pub id: Id,
+    /// POSIX-safe: LDAP `uid`, RADIUS User-Name, the Linux account name.
     pub username: String,
+    /// The e-mail-shaped name the user was created or renamed with (the SCIM userName), when it is not the user
+    /// name; the user name was derived from it.
+    pub login_name: Option<String>,
     pub email: String,
     pub firstname: String,
     pub lastname: String,
@@ -91,6 +95,7 @@ impl UserView {
         UserView {
             id: u.id.clone(),
             username: u.username.clone(),
+            login_name: u.login_name.clone(),
             email: u.email.clone(),
             firstname: u.firstname.clone(),
             lastname: u.lastname.clone(),
@@ -384,6 +389,7 @@ impl From<&ScimToken> for ScimTokenView {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// A POSIX-safe user name, or an e-mail-shaped login name from which the user name is derived.
     pub username: String,
     pub email: String,
     #[serde(default)]
@@ -417,6 +423,7 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    /// A new user name, or a new e-mail-shaped login name (the user name then stays as it is).
     pub username: Option<String>,
     pub email: Option<String>,
     pub firstname: Option<String>,

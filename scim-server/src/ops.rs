@@ -500,7 +500,7 @@ impl Ctx<'_> {
         }
         let indexed = match filter {
             Some(f) => match (filter::user_name_equals(f), filter::email_equals(f)) {
-                (Some(name), _) => Some(snap.user_by_username(name)),
+                (Some(name), _) => Some(snap.user_by_login_name(name)),
                 (None, Some(mail)) => Some(snap.user_by_mail(mail)),
                 _ => None,
             },

@@ -2,7 +2,7 @@
 //!
 //! | SCIM | Stratus |
 //! | --- | --- |
-//! | `userName` | username (Stratus's rules: letters, digits, `.` `_` `-`; stored lower-case) |
+//! | `userName` | a POSIX-safe username (letters, digits, `.` `_` `-`; stored lower-case), or an e-mail-shaped login name (Okta's and Entra's defaults) kept as sent, from which the core derives the POSIX username that LDAP `uid`, RADIUS and Linux use; matched case-insensitively |
 //! | `name.givenName` / `familyName`, `displayName` | first / last / display name |
 //! | `emails` (the primary one, else `work`, else the first) | e-mail; required — an e-mail-shaped `userName` is used when no e-mail is sent |
 //! | `active` | state Active ↔ Suspended (a staged user reads as inactive) |
@@ -57,7 +57,7 @@ pub fn user_json(u: &UserView, snap: &Snapshot, base: &str) -> Value {
     let mut v = json!({
         "schemas": [USER],
         "id": u.id.as_str(),
-        "userName": u.username,
+        "userName": u.login_name.as_deref().unwrap_or(&u.username),
         "emails": [{"value": u.email, "type": "work", "primary": true}],
         "active": u.state == UserState::Active,
     });

@@ -490,19 +490,32 @@ pub(crate) fn optional(field: &'static str, value: Option<&str>) -> Result<Optio
 
 pub(crate) use settings::admin_event;
 
-/// Validate and fold a new user's username and e-mail, and check both are free (CSV import's pre-check).
+/// Validate a new user's requested name and e-mail and check both are free (CSV import's pre-check). Returns
+/// the folded requested name (for spotting a name twice in one file) and the e-mail; the write that creates the
+/// user resolves the name again (see `users::resolve_username`).
 pub(crate) fn validate_new_identity(
     snap: &Snapshot,
     username: &str,
     email: &str,
 ) -> std::result::Result<(String, String), String> {
-    let username = users::validate_username(username).map_err(|e| e.to_string())?;
+    let (resolved, login) =
+        users::resolve_username(snap, None, username).map_err(|e| e.to_string())?;
     let email = users::validate_email(email).map_err(|e| e.to_string())?;
-    if snap.user_by_username(&username).is_some() {
-        return Err(format!("username `{username}` is already taken"));
+    let taken = match &login {
+        None => snap.user_by_username(&resolved).is_some(),
+        Some(l) => snap.user_by_login.contains_key(&crate::snapshot::fold(l)),
+    };
+    if taken {
+        return Err(format!(
+            "username `{}` is already taken",
+            login.as_deref().unwrap_or(&resolved)
+        ));
     }
     if snap.user_by_mail(&email).is_some() {
         return Err(format!("e-mail `{email}` is already used by another user"));
     }
-    Ok((username, email))
+    Ok((
+        crate::snapshot::fold(login.as_deref().unwrap_or(&resolved)),
+        email,
+    ))
 }

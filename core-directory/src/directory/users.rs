@@ -51,19 +51,86 @@ fn totp_purpose(user: &Id) -> String {
     format!("totp:{user}")
 }
 
-pub(crate) fn validate_username(text: &str) -> Result<String> {
-    let v = required("username", text)?;
-    let ok = v.len() <= 64
+fn posix_name(v: &str) -> bool {
+    v.len() <= 64
         && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !ok {
-        return Err(DirectoryError::invalid(
-            "username",
-            "username must be 1–64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
-        ));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+const USERNAME_RULE: &str =
+    "username must be 1–64 characters: letters, digits, '.', '_' or '-', starting with a \
+     letter or digit; or an e-mail-shaped login name such as jane.doe@example.com";
+
+/// The longest user name Stratus derives (the Linux limit for account names).
+const DERIVED_MAX: usize = 32;
+
+/// The user name and login name a requested name gives, decided against `snap` (inside the write that stores
+/// them, so two concurrent creations never derive the same name).
+///
+/// - A POSIX-safe name (letters, digits, '.', '_', '-', starting with a letter or digit) is the user name itself,
+///   folded to lower case, and leaves no login name.
+/// - An e-mail-shaped name (Okta's default SCIM userName, Entra's userPrincipalName) becomes the login name, kept
+///   as given. A new user's user name is derived from its local part (without a `+tag`): lower case, only letters, digits, '.', '_'
+///   and '-', starting with a letter or digit, at most 32 characters, `user` when nothing is left, and 2, 3, …
+///   appended while another user has it. An existing user given a new e-mail-shaped name keeps the user name
+///   they have, and with it their LDAP DN, uid, home directory and RADIUS identity.
+pub(crate) fn resolve_username(
+    snap: &Snapshot,
+    me: Option<&User>,
+    requested: &str,
+) -> Result<(String, Option<String>)> {
+    let v = required("username", requested)?;
+    if posix_name(&v) {
+        return Ok((v.to_lowercase(), None));
     }
-    Ok(v.to_lowercase())
+    let login_shaped = v.len() <= 254
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        && v.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if !login_shaped {
+        return Err(DirectoryError::invalid("username", USERNAME_RULE));
+    }
+    if let Some(me) = me {
+        return Ok((me.username.clone(), Some(v)));
+    }
+    let local = v
+        .split(['@', '+'])
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    let cleaned: String = local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(DERIVED_MAX)
+        .collect();
+    let base = if cleaned.is_empty() {
+        "user".to_string()
+    } else {
+        cleaned
+    };
+    let free = |name: &str| snap.user_by_username(name).is_none();
+    if free(&base) {
+        return Ok((base, Some(v)));
+    }
+    for n in 2..10_000u32 {
+        let suffix = n.to_string();
+        let keep = DERIVED_MAX.saturating_sub(suffix.len()).min(base.len());
+        let candidate = format!("{}{suffix}", &base[..keep]);
+        if free(&candidate) {
+            return Ok((candidate, Some(v)));
+        }
+    }
+    Err(DirectoryError::conflict(
+        "username",
+        format!("no free user name is left for `{v}`"),
+    ))
 }
 
 pub(crate) fn validate_email(text: &str) -> Result<String> {
@@ -113,6 +180,7 @@ fn check_unique_user(
     snap: &Snapshot,
     me: Option<&Id>,
     username: &str,
+    login_name: Option<&str>,
     email: &str,
     uid: u32,
 ) -> Result<()> {
@@ -122,6 +190,14 @@ fn check_unique_user(
             "username",
             format!("username `{username}` is already taken"),
         ));
+    }
+    if let Some(login) = login_name {
+        if other(snap.user_by_login.get(&fold(login))) {
+            return Err(DirectoryError::conflict(
+                "username",
+                format!("username `{login}` is already taken"),
+            ));
+        }
     }
     if other(snap.user_by_email.get(&fold(email))) {
         return Err(DirectoryError::conflict(
@@ -261,6 +337,9 @@ impl Directory {
             .filter(|u| {
                 search.as_deref().is_none_or(|s| {
                     u.username.contains(s)
+                        || u.login_name
+                            .as_ref()
+                            .is_some_and(|l| l.to_lowercase().contains(s))
                         || u.email.to_lowercase().contains(s)
                         || u.display().to_lowercase().contains(s)
                 })
@@ -279,40 +358,49 @@ impl Directory {
 
     pub async fn create_user(&self, actor: &Actor, input: NewUser) -> Result<UserView> {
         actor.require(Permission::ManageUsers)?;
-        let username = validate_username(&input.username)?;
         let email = validate_email(&input.email)?;
         validate_attributes(&input.attributes)?;
         let snap = self.snapshot();
-        // Fail fast on duplicates before spending argon2id on the password.
-        check_unique_user(&snap, None, &username, &email, u32::MAX)?;
+        // Fail fast on duplicates before spending argon2id on the password (the write decides again).
+        let (username, login) = resolve_username(&snap, None, &input.username)?;
+        check_unique_user(&snap, None, &username, login.as_deref(), &email, u32::MAX)?;
         let prepared = match input.password.as_deref() {
             Some(pw) => Some(self.prepare_password(&snap, None, &username, pw).await?),
             None => None,
         };
         let actor = actor.clone();
         let user = self
-            .write(move |tx| self.insert_user(tx, &actor, input, username, email, prepared))
+            .write(move |tx| self.insert_user(tx, &actor, input, email, prepared))
             .await?;
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
     }
 
-    /// Create a user inside a transaction (shared by the API and CSV import).
+    /// Create a user inside a transaction (shared by the API and CSV import); `input.username` is the requested
+    /// name, resolved here (see [`resolve_username`]).
     pub(crate) fn insert_user(
         &self,
         tx: &mut Tx,
         actor: &Actor,
         input: NewUser,
-        username: String,
         email: String,
         prepared: Option<PreparedPassword>,
     ) -> Result<User> {
+        let (username, login_name) = resolve_username(&tx.snap, None, &input.username)?;
         let uid = allocate_uid(tx, input.uid_number)?;
-        check_unique_user(&tx.snap, None, &username, &email, uid)?;
+        check_unique_user(
+            &tx.snap,
+            None,
+            &username,
+            login_name.as_deref(),
+            &email,
+            uid,
+        )?;
         let org = tx.org()?;
         let now = tx.now;
         let mut user = User {
             id: Id::generate(),
             username: username.clone(),
+            login_name,
             email,
             firstname: input.firstname.trim().to_string(),
             lastname: input.lastname.trim().to_string(),
@@ -390,7 +478,7 @@ impl Directory {
                     return Err(e);
                 }
                 let username = match patch.username.as_deref() {
-                    Some(n) => validate_username(n)?,
+                    Some(n) => resolve_username(&snap, Some(user), n)?.0,
                     None => user.username.clone(),
                 };
                 Some(
@@ -407,7 +495,14 @@ impl Directory {
                 scim_scope::check_user(&tx.snap, &who, &current)?;
                 let mut u = (*current).clone();
                 let changed = self.apply_user_patch(tx, &mut u, patch)?;
-                check_unique_user(&tx.snap, Some(&u.id), &u.username, &u.email, u.uid_number)?;
+                check_unique_user(
+                    &tx.snap,
+                    Some(&u.id),
+                    &u.username,
+                    u.login_name.as_deref(),
+                    &u.email,
+                    u.uid_number,
+                )?;
                 scim_scope::adopt(&who, &mut u);
                 // A write that changes nothing (an IdP's repeated full PUT) moves no revision or timestamp.
                 if prepared.is_none() && *current == u {
@@ -445,8 +540,12 @@ impl Directory {
     ) -> Result<Vec<&'static str>> {
         let mut changed = Vec::new();
         if let Some(v) = patch.username {
-            u.username = validate_username(&v)?;
-            changed.push("username");
+            let (username, login) = resolve_username(&tx.snap, Some(u), &v)?;
+            if username != u.username || login != u.login_name {
+                u.username = username;
+                u.login_name = login;
+                changed.push("username");
+            }
         }
         if let Some(v) = patch.email {
             u.email = validate_email(&v)?;
@@ -894,10 +993,32 @@ mod tests {
     }
 
     #[test]
-    fn usernames_are_validated_and_folded() {
-        assert_eq!(validate_username(" Alice.Smith ").unwrap(), "alice.smith");
-        assert!(validate_username("-bad").is_err());
-        assert!(validate_username("has space").is_err());
+    fn usernames_are_validated_folded_or_derived_from_login_names() {
+        let snap = Snapshot::empty();
+        let resolve = |name: &str| resolve_username(&snap, None, name);
+        assert_eq!(
+            resolve(" Alice.Smith ").unwrap(),
+            ("alice.smith".into(), None)
+        );
+        assert!(resolve("-bad").is_err());
+        assert!(resolve("has space").is_err());
+        assert!(resolve("two@at@signs.example").is_err());
+        assert!(resolve("no-domain-dot@host").is_err());
+        assert_eq!(
+            resolve("Jane.O'Hara+wifi@Example.COM").unwrap(),
+            (
+                "jane.ohara".into(),
+                Some("Jane.O'Hara+wifi@Example.COM".into())
+            )
+        );
+        // An Entra guest's userPrincipalName.
+        assert_eq!(
+            resolve("_ext_x#EXT#@tenant.onmicrosoft.com").unwrap().0,
+            "ext_xext"
+        );
+        assert_eq!(resolve("--@example.com").unwrap().0, "user");
+        let long = format!("{}@example.com", "a".repeat(80));
+        assert_eq!(resolve(&long).unwrap().0.len(), DERIVED_MAX);
     }
 
     #[test]

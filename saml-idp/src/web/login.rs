@@ -187,7 +187,7 @@ pub(super) async fn login_password(
             let Some(user) = idp
                 .dir
                 .snapshot()
-                .user_by_username(&username)
+                .user_by_login_name(&username)
                 .map(|u| u.id.clone())
             else {
                 return expired_login();

@@ -11,6 +11,7 @@ mod console_settings;
 mod crash;
 mod eap;
 mod harness;
+mod identity;
 mod import;
 mod integrity;
 mod ldap;

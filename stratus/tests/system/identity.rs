@@ -1,0 +1,237 @@
+//! Moving in: e-mail-shaped user names as Okta and Entra ID provision them, used over LDAP (ldapwhoami), RADIUS
+//! (radclient) and SAML (python3-saml); legacy password hashes imported from an OpenLDAP dump.
+
+use crate::harness::Server;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::process::Command;
+
+const PW: &str = "Correct-Horse-9";
+const SECRET: &str = crate::radius::SECRET;
+
+async fn scim(
+    s: &Server,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = s
+        .http
+        .request(method, format!("{}/scim/v2{path}", s.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r
+            .header("content-type", "application/scim+json")
+            .body(b.to_string());
+    }
+    let resp = r.send().await.unwrap();
+    let st = resp.status();
+    (
+        st,
+        serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+async fn suffix(s: &Server) -> String {
+    let (_, org) = s.get("/settings/org").await;
+    org["ldap_suffix"].as_str().unwrap().to_string()
+}
+
+/// `ldapwhoami` as `uid=<uid>` with a password: (exit code, output).
+pub fn whoami(s: &Server, suffix: &str, uid: &str, pw: &str) -> (Option<i32>, String) {
+    let out = Command::new("ldapwhoami")
+        .args(["-x", "-H", &format!("ldap://{}", s.ldap)])
+        .args(["-D", &format!("uid={uid},ou=Users,{suffix}"), "-w", pw])
+        .output()
+        .expect("ldapwhoami is installed (scripts/test installs ldap-utils)");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn pap(s: &Server, user: &str, pw: &str) -> bool {
+    let (ok, out) = crate::radius::radclient(
+        &s.radius,
+        "auth",
+        SECRET,
+        &format!("User-Name=\"{user}\",User-Password=\"{pw}\",Message-Authenticator=0x00"),
+    );
+    ok && out.contains("Access-Accept")
+}
+
+/// A group bound to LDAP, a RADIUS profile for loopback and a SAML app; returns (group id, app id).
+async fn everything_bound(s: &Server) -> (String, String) {
+    let (st, p) = s
+        .post(
+            "/radius-servers",
+            json!({"name": "ap", "networks": ["127.0.0.1/32"], "secret": SECRET}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let profile = p["id"].as_str().unwrap().to_string();
+    let (st, a) = s
+        .post(
+            "/apps",
+            json!({"name": "Example SP", "sp_entity_id": "https://sp.test/metadata",
+                   "acs_urls": ["https://sp.test/acs"], "sign": "both"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{a}");
+    let app = a["id"].as_str().unwrap().to_string();
+    let group = crate::radius::group(
+        s,
+        json!({"name": "everyone"}),
+        &[],
+        Some(&format!("radius:{profile}")),
+    )
+    .await;
+    for r in ["ldap".to_string(), format!("app:{app}")] {
+        let (st, _) = s.put(&format!("/groups/{group}/bindings/{r}"), None).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+    (group, app)
+}
+
+#[tokio::test]
+async fn e_mail_user_names_from_okta_and_entra_work_on_every_protocol() {
+    let s = Server::start().await;
+    let (_, t) = s.post("/scim-tokens", json!({"name": "idp"})).await;
+    let token = t["token"].as_str().unwrap().to_string();
+    let (group, app) = everything_bound(&s).await;
+
+    // Okta's default: the Okta username (an e-mail address, mixed case as typed) with a pushed password.
+    let okta = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "Jane.Doe@Example.com", "externalId": "00u1",
+        "name": {"givenName": "Jane", "familyName": "Doe"},
+        "emails": [{"primary": true, "value": "jane.doe@example.com", "type": "work"}],
+        "password": PW, "active": true});
+    let (st, jane) = scim(&s, &token, Method::POST, "/Users", Some(okta.clone())).await;
+    assert_eq!(st, StatusCode::CREATED, "{jane}");
+    assert_eq!(jane["userName"], "Jane.Doe@Example.com", "case is kept");
+    let jane_id = jane["id"].as_str().unwrap().to_string();
+    // Entra's default: the userPrincipalName, whose local part collides with Jane's.
+    let entra = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "jane.doe@contoso.onmicrosoft.com", "externalId": "a7f0",
+        "name": {"givenName": "Jane", "familyName": "Dee"},
+        "emails": [{"primary": true, "value": "jdee@contoso.com", "type": "work"}],
+        "active": true});
+    let (st, dee) = scim(&s, &token, Method::POST, "/Users", Some(entra)).await;
+    assert_eq!(st, StatusCode::CREATED, "{dee}");
+    let dee_id = dee["id"].as_str().unwrap().to_string();
+
+    // The POSIX user names derived from them, collision handled.
+    let (_, u) = s.get(&format!("/users/{jane_id}")).await;
+    assert_eq!(
+        (u["username"].as_str(), u["login_name"].as_str()),
+        (Some("jane.doe"), Some("Jane.Doe@Example.com"))
+    );
+    let (_, u) = s.get(&format!("/users/{dee_id}")).await;
+    assert_eq!(u["username"], "jane.doe2", "{u}");
+
+    // The lookups both IdPs make before every push find them, whatever the case.
+    for (filter, id) in [
+        ("JANE.DOE@example.COM", &jane_id),
+        ("Jane.Doe@Contoso.onmicrosoft.com", &dee_id),
+    ] {
+        let (st, list) = scim(
+            &s,
+            &token,
+            Method::GET,
+            &format!("/Users?filter=userName%20eq%20%22{filter}%22"),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            (
+                list["totalResults"].as_u64(),
+                list["Resources"][0]["id"].as_str()
+            ),
+            (Some(1), Some(id.as_str())),
+            "{filter}: {list}"
+        );
+    }
+    // The same login name in another case is the same name.
+    let mut again = okta.clone();
+    again["userName"] = json!("JANE.DOE@EXAMPLE.COM");
+    again["emails"][0]["value"] = json!("other@example.com");
+    let (st, e) = scim(&s, &token, Method::POST, "/Users", Some(again)).await;
+    assert_eq!(
+        (st, e["scimType"].as_str()),
+        (StatusCode::CONFLICT, Some("uniqueness")),
+        "{e}"
+    );
+
+    // Entra sends no password: the admin sets one. Both join the group bound to LDAP, RADIUS and the app.
+    let (st, _) = s
+        .post(
+            &format!("/users/{dee_id}/password"),
+            json!({"password": PW}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    for id in [&jane_id, &dee_id] {
+        let (st, _) = s.put(&format!("/groups/{group}/members/{id}"), None).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+
+    // LDAP: the uid is the POSIX name.
+    let suffix = suffix(&s).await;
+    for uid in ["jane.doe", "jane.doe2"] {
+        let (code, out) = whoami(&s, &suffix, uid, PW);
+        assert_eq!(code, Some(0), "{uid}: {out}");
+        assert!(out.contains(&format!("dn:uid={uid},ou=Users,")), "{out}");
+    }
+    // RADIUS: the POSIX name or the login name.
+    assert!(pap(&s, "jane.doe", PW));
+    assert!(pap(&s, "jane.doe2", PW));
+    assert!(pap(&s, "Jane.Doe@Example.com", PW));
+    assert!(!pap(&s, "jane.doe", "Wrong-Horse-9"));
+    // SAML: the login page takes the login name as the IdP sent it, in any case.
+    let out = crate::saml::sp(
+        &s,
+        "login",
+        json!({"app": app, "username": "jane.doe@example.com", "password": PW,
+               "want_response_signed": true, "want_assertion_signed": true}),
+    );
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["authenticated"], true, "{out}");
+    assert_eq!(out["nameid"], "jane.doe@example.com");
+
+    // Okta renames (the user's address changed): the login name follows, the POSIX name stays, and so does
+    // everything keyed on it.
+    let (st, v) = scim(
+        &s,
+        &token,
+        Method::PATCH,
+        &format!("/Users/{jane_id}"),
+        Some(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"userName": "Jane.Smith@Example.com"}}]})),
+    )
+    .await;
+    assert_eq!(
+        (st, v["userName"].as_str()),
+        (StatusCode::OK, Some("Jane.Smith@Example.com")),
+        "{v}"
+    );
+    let (_, u) = s.get(&format!("/users/{jane_id}")).await;
+    assert_eq!(u["username"], "jane.doe");
+    assert_eq!(whoami(&s, &suffix, "jane.doe", PW).0, Some(0));
+    assert!(pap(&s, "jane.smith@example.com", PW));
+    assert!(
+        !pap(&s, "Jane.Doe@Example.com", PW),
+        "the old login name is gone"
+    );
+    let (_, list) = scim(
+        &s,
+        &token,
+        Method::GET,
+        "/Users?filter=userName%20eq%20%22jane.doe@example.com%22",
+        None,
+    )
+    .await;
+    assert_eq!(list["totalResults"], 0, "{list}");
+}
