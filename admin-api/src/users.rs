@@ -42,6 +42,9 @@ pub struct UserFilter {
     pub state: Option<UserState>,
     /// Only members of this group.
     pub group: Option<String>,
+    /// `true`: only users whose password is still a hash imported from another directory (re-hashed to
+    /// argon2id at their next login); `false`: only the others.
+    pub legacy_hash: Option<bool>,
     pub offset: Option<usize>,
     /// 1–1000, default 100.
     pub limit: Option<usize>,
@@ -91,6 +94,7 @@ async fn list_users(
         search: f.search,
         state: f.state,
         group,
+        legacy_hash: f.legacy_hash,
         offset: f.offset.unwrap_or(0),
         limit,
     };

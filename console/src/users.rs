@@ -813,6 +813,7 @@ pub async fn create(
             phone: opt(&fields, "phone"),
             external_id: opt(&fields, "external_id"),
             attributes: attributes(&fields)?,
+            ..NewUser::default()
         })
     })();
     let input = match parsed {
@@ -867,7 +868,14 @@ async fn detail_page(
             esc(l),
             esc(&view.username)
         )),
-        password_label(view.password_status),
+        match &view.legacy_password_scheme {
+            Some(scheme) => format!(
+                "{} <span class=\"hint\">(imported {} hash, re-hashed to argon2id at the next sign-in)</span>",
+                password_label(view.password_status),
+                esc(scheme)
+            ),
+            None => password_label(view.password_status).to_string(),
+        },
         if view.locked { format!("yes, after {} failed sign-ins", view.failed_logins) } else { "no".into() },
         match view.mfa.totp {
             core_directory::views::TotpStatus::Active => "TOTP on",

@@ -294,10 +294,18 @@ impl Directory {
                         .await;
                 };
                 if !self.cache.check(&user.id, user.auth_revision, password) {
-                    if !self.verify_password(hash, password).await {
+                    let ok = if hash == crate::legacy_hash::NT_ONLY {
+                        self.verify_nt_only(&user, password)
+                    } else {
+                        self.verify_password(hash, password).await
+                    };
+                    if !ok {
                         return self.fail(&req, &user, DenyReason::WrongPassword).await;
                     }
                     self.cache.remember(&user.id, user.auth_revision, password);
+                    if user.legacy_hash_scheme().is_some() {
+                        self.rehash_legacy(&user, hash, password).await;
+                    }
                 }
             }
             Credential::MsChapV2(proof) => {
@@ -555,6 +563,15 @@ impl Directory {
         self.password_verifications
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.hasher.verify(hash, password).await
+    }
+
+    /// A user who came with a Samba NT hash only: the password is checked against it (MD4 of UTF-16LE).
+    fn verify_nt_only(&self, user: &User, password: &str) -> bool {
+        self.password_verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.user_nt_hash(user).is_some_and(|nt| {
+            crate::crypto::constant_time_eq(&crate::directory::nt_hash(password), &nt)
+        })
     }
 
     /// A refusal decided before the password is checked (unknown user, staged, suspended, locked, no password

@@ -184,6 +184,13 @@ pub fn lock_forever() -> DateTime<Utc> {
 }
 
 impl User {
+    /// The scheme of a password hash imported from another directory and not yet re-hashed to argon2id.
+    pub fn legacy_hash_scheme(&self) -> Option<crate::legacy_hash::Scheme> {
+        self.password_hash
+            .as_deref()
+            .and_then(crate::legacy_hash::scheme)
+    }
+
     pub fn password_status(&self, policy: &PasswordPolicy, now: DateTime<Utc>) -> PasswordStatus {
         match (&self.password_hash, self.password_set_at) {
             (None, _) => PasswordStatus::Pending,

@@ -217,6 +217,12 @@ fn new_hash(argon: &Argon2<'_>, password: &str, memory: &mut [Block]) -> Result<
 /// Whether `password` matches a stored argon2 PHC string. The thread's block is used when it is large enough;
 /// a hash with a larger memory cost gets a temporary one. Anything malformed does not verify.
 fn verify_hash(phc: &str, password: &str, memory: &mut [Block]) -> bool {
+    if phc.starts_with('{') {
+        // A hash imported from another directory (`legacy_hash`); `{ARGON2}` comes back here without its prefix.
+        return crate::legacy_hash::verify(phc, password, |inner, pw| {
+            inner.starts_with('$') && verify_hash(inner, pw, memory)
+        });
+    }
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };

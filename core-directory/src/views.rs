@@ -48,6 +48,9 @@ pub struct UserView {
     pub password_status: PasswordStatus,
     pub password_set_at: Option<DateTime<Utc>>,
     pub password_expires_at: Option<DateTime<Utc>>,
+    /// The scheme of a password hash imported from another directory (`SSHA`, `CRYPT-SHA512`, `NT`, …), kept
+    /// until the user's next successful login re-hashes the password to argon2id; absent otherwise.
+    pub legacy_password_scheme: Option<String>,
     pub locked: bool,
     pub locked_until: Option<DateTime<Utc>>,
     pub failed_logins: u32,
@@ -104,6 +107,7 @@ impl UserView {
             password_status: u.password_status(&snap.policy, now),
             password_set_at: u.password_set_at,
             password_expires_at: u.password_expires_at(&snap.policy),
+            legacy_password_scheme: u.legacy_hash_scheme().map(|s| s.name().to_string()),
             locked: u.is_locked(now),
             locked_until: u.locked_until.filter(|t| *t > now),
             failed_logins: u.failed_logins,
@@ -397,8 +401,15 @@ pub struct NewUser {
     #[serde(default)]
     pub lastname: String,
     pub display_name: Option<String>,
-    /// Checked against the password policy; without one the password is pending.
+    /// Checked against the password policy; without one (and without `password_hash`) the password is pending.
     pub password: Option<String>,
+    /// A hash from another directory, as `userPassword` holds it (`{SSHA}…`, `{CRYPT}$6$…`, `{ARGON2}…`,
+    /// `{PBKDF2-SHA256}…`; a bare `$6$…` is taken as crypt). Kept until the user's first successful login
+    /// re-hashes the password to argon2id. Not with `password`.
+    pub password_hash: Option<String>,
+    /// A Samba NT hash (32 hex digits, `sambaNTPassword`): kept sealed for Samba and MSCHAPv2, and a password
+    /// check of its own when no `password_hash` comes with it.
+    pub nt_hash: Option<String>,
     /// Defaults to `active`.
     pub state: Option<UserState>,
     #[serde(default)]

@@ -537,7 +537,9 @@ pub(crate) fn drop_unneeded_nt_hash(tx: &mut Tx, user: &Id) {
     let Some(u) = tx.snap.user(user).cloned() else {
         return;
     };
+    // A user who came with an NT hash only signs in with it until their first login re-hashes the password.
     if u.nt_hash.is_some()
+        && u.password_hash.as_deref() != Some(crate::legacy_hash::NT_ONLY)
         && !tx.snap.in_samba_group(user)
         && !tx.snap.needs_nt_hash_for_radius(user)
     {

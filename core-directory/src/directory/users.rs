@@ -29,6 +29,8 @@ pub struct UserListQuery {
     pub search: Option<String>,
     pub state: Option<UserState>,
     pub group: Option<Id>,
+    /// Only users whose password hash is (`true`) or is not (`false`) one imported from another directory.
+    pub legacy_hash: Option<bool>,
     pub offset: usize,
     pub limit: usize,
 }
@@ -61,6 +63,41 @@ fn posix_name(v: &str) -> bool {
 const USERNAME_RULE: &str =
     "username must be 1–64 characters: letters, digits, '.', '_' or '-', starting with a \
      letter or digit; or an e-mail-shaped login name such as jane.doe@example.com";
+
+/// The imported password hash (as stored) and NT hash of a new user, checked; `None` when none came.
+fn imported_hashes(
+    input: &NewUser,
+    with_password: bool,
+) -> Result<Option<(String, Option<Vec<u8>>)>> {
+    if input.password_hash.is_none() && input.nt_hash.is_none() {
+        return Ok(None);
+    }
+    if with_password {
+        return Err(DirectoryError::invalid(
+            "password_hash",
+            "give a password or a password hash, not both",
+        ));
+    }
+    let nt = match input.nt_hash.as_deref().map(str::trim) {
+        None => None,
+        Some(hex) => {
+            let bytes = data_encoding::HEXLOWER_PERMISSIVE
+                .decode(hex.as_bytes())
+                .ok()
+                .filter(|b| b.len() == 16)
+                .ok_or_else(|| {
+                    DirectoryError::invalid("nt_hash", "an NT hash is 32 hexadecimal digits")
+                })?;
+            Some(bytes)
+        }
+    };
+    let hash = match input.password_hash.as_deref() {
+        Some(h) => crate::legacy_hash::import(h)
+            .map_err(|m| DirectoryError::invalid("password_hash", m))?,
+        None => crate::legacy_hash::NT_ONLY.to_string(),
+    };
+    Ok(Some((hash, nt)))
+}
 
 /// The longest user name Stratus derives (the Linux limit for account names).
 const DERIVED_MAX: usize = 32;
@@ -312,6 +349,53 @@ impl Directory {
         self.master_key.open(&nt_purpose(&user.id), sealed).ok()
     }
 
+    /// After a successful login with a hash imported from another directory: hash the password with argon2id
+    /// and drop the old hash (and compute the NT hash if Samba or MSCHAPv2 needs one and none is on file), unless
+    /// the password changed in the meantime. Sessions are not affected: the password is the same. Best effort:
+    /// a failure leaves the old hash for the next login.
+    pub(crate) async fn rehash_legacy(&self, user: &User, old: &str, password: &str) {
+        let Some(scheme) = crate::legacy_hash::scheme(old) else {
+            return;
+        };
+        let Ok(new) = self.hasher.hash(password).await else {
+            return;
+        };
+        let nt = nt_hash(password);
+        let (id, old) = (user.id.clone(), old.to_string());
+        let done = self
+            .write(move |tx| {
+                let Some(current) = tx.snap.user(&id).cloned() else {
+                    return Ok(());
+                };
+                if current.password_hash.as_deref() != Some(old.as_str()) {
+                    return Ok(());
+                }
+                let mut u = (*current).clone();
+                u.password_hash = Some(new);
+                let needs_nt =
+                    tx.snap.in_samba_group(&u.id) || tx.snap.needs_nt_hash_for_radius(&u.id);
+                if needs_nt && u.nt_hash.is_none() {
+                    u.nt_hash = Some(self.master_key.seal(&nt_purpose(&u.id), &nt));
+                }
+                if !needs_nt {
+                    u.nt_hash = None;
+                }
+                tx.event(
+                    crate::events::Event::new(Service::Directory, "password_rehashed", true)
+                        .user(&u.username)
+                        .target("user", &u.id)
+                        .detail("from", scheme.name())
+                        .detail("to", "argon2id"),
+                );
+                tx.put_user(u);
+                Ok(())
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(user = %user.username, error = %e, "re-hashing an imported password failed");
+        }
+    }
+
     pub fn get_user(&self, id: &Id) -> Result<UserView> {
         let snap = self.snapshot();
         let u = snap
@@ -333,6 +417,10 @@ impl Directory {
             .users
             .values()
             .filter(|u| q.state.is_none_or(|s| u.state == s))
+            .filter(|u| {
+                q.legacy_hash
+                    .is_none_or(|l| u.legacy_hash_scheme().is_some() == l)
+            })
             .filter(|u| members.as_ref().is_none_or(|m| m.contains(&u.id)))
             .filter(|u| {
                 search.as_deref().is_none_or(|s| {
@@ -386,6 +474,7 @@ impl Directory {
         prepared: Option<PreparedPassword>,
     ) -> Result<User> {
         let (username, login_name) = resolve_username(&tx.snap, None, &input.username)?;
+        let imported = imported_hashes(&input, prepared.is_some())?;
         let uid = allocate_uid(tx, input.uid_number)?;
         check_unique_user(
             &tx.snap,
@@ -438,16 +527,26 @@ impl Directory {
         if let Some(p) = prepared {
             self.apply_password(tx, &mut user, p);
         }
-        tx.event(
-            admin_event(actor, "user_create")
-                .user(&user.username)
-                .target("user", &user.id)
-                .detail(
-                    "state",
-                    serde_json::to_value(user.state).unwrap_or_default(),
-                )
-                .detail("password_set", with_password),
-        );
+        let imported_scheme = imported.as_ref().map(|(hash, nt)| {
+            user.password_hash = Some(hash.clone());
+            user.password_set_at = Some(now);
+            user.nt_hash = nt
+                .as_ref()
+                .map(|nt| self.master_key.seal(&nt_purpose(&user.id), nt));
+            crate::legacy_hash::scheme(hash).map_or("", |s| s.name())
+        });
+        let mut ev = admin_event(actor, "user_create")
+            .user(&user.username)
+            .target("user", &user.id)
+            .detail(
+                "state",
+                serde_json::to_value(user.state).unwrap_or_default(),
+            )
+            .detail("password_set", with_password);
+        if let Some(scheme) = imported_scheme {
+            ev = ev.detail("password_hash_imported", scheme);
+        }
+        tx.event(ev);
         Ok((*tx.put_user(user)).clone())
     }
 

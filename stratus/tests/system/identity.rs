@@ -235,3 +235,133 @@ async fn e_mail_user_names_from_okta_and_entra_work_on_every_protocol() {
     .await;
     assert_eq!(list["totalResults"], 0, "{list}");
 }
+
+/// Output of a hashing tool, trimmed.
+fn tool(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} runs (scripts/test installs slapd, openssl): {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// libxcrypt's crypt(3) through Python, for the schemes neither slappasswd nor openssl writes.
+fn crypt3(password: &str, salt: &str) -> String {
+    tool(
+        "/usr/bin/python3",
+        &[
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], sys.argv[2]))",
+            password,
+            salt,
+        ],
+    )
+}
+
+#[tokio::test]
+async fn imported_password_hashes_sign_in_once_and_become_argon2id() {
+    let s = Server::start().await;
+    let (group, _) = everything_bound(&s).await;
+    let old = "Old-Password-7";
+    let hashes = [
+        ("ssha", tool("slappasswd", &["-h", "{SSHA}", "-s", old])),
+        (
+            "sha512crypt",
+            format!("{{CRYPT}}{}", tool("openssl", &["passwd", "-6", old])),
+        ),
+        (
+            "md5crypt",
+            format!("{{CRYPT}}{}", tool("openssl", &["passwd", "-1", old])),
+        ),
+        ("sha256crypt", tool("openssl", &["passwd", "-5", old])),
+        (
+            "bcrypt",
+            format!("{{CRYPT}}{}", crypt3(old, "$2b$05$abcdefghijklmnopqrstuu")),
+        ),
+        (
+            "yescrypt",
+            format!("{{CRYPT}}{}", crypt3(old, "$y$j9T$saltsaltsaltsalt$")),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (name, hash) in &hashes {
+        let (st, u) = s
+            .post("/users", json!({"username": name, "email": format!("{name}@example.com"), "password_hash": hash}))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{name} {hash}: {u}");
+        assert!(u["legacy_password_scheme"].is_string(), "{u}");
+        assert_eq!(u["password_status"], "active");
+        ids.push(u["id"].as_str().unwrap().to_string());
+    }
+    // A Samba user who comes with the NT hash only (of "password").
+    let (st, u) = s
+        .post("/users", json!({"username": "smb", "email": "smb@example.com", "nt_hash": "8846F7EAEE8FB117AD06BDD830B7586C"}))
+        .await;
+    assert_eq!(
+        (st, u["legacy_password_scheme"].as_str()),
+        (StatusCode::CREATED, Some("NT")),
+        "{u}"
+    );
+    ids.push(u["id"].as_str().unwrap().to_string());
+    for id in &ids {
+        assert_eq!(
+            s.put(&format!("/groups/{group}/members/{id}"), None)
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    // What an import refuses, it refuses with the reason.
+    for (bad, why) in [
+        ("{CRYPT}abcdefghijklm", "not supported"),
+        ("{SSHA}@@@", "malformed"),
+        ("cleartext", "scheme"),
+    ] {
+        let (st, e) = s
+            .post(
+                "/users",
+                json!({"username": "bad", "email": "bad@example.com", "password_hash": bad}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {e}");
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+    let (_, page) = s.get("/users?legacy_hash=true").await;
+    assert_eq!(page["total"], 7, "{page}");
+
+    // A wrong password changes nothing; the right one signs in (LDAP for some, RADIUS for others) and the hash
+    // is argon2id from then on.
+    let suffix = suffix(&s).await;
+    for (i, (name, _)) in hashes.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(
+                whoami(&s, &suffix, name, "Wrong-Password-7").0,
+                Some(49),
+                "{name}"
+            );
+            let (code, out) = whoami(&s, &suffix, name, old);
+            assert_eq!(code, Some(0), "{name}: {out}");
+        } else {
+            assert!(!pap(&s, name, "Wrong-Password-7"), "{name}");
+            assert!(pap(&s, name, old), "{name}");
+        }
+        let (_, u) = s.get(&format!("/users/{}", ids[i])).await;
+        assert!(u["legacy_password_scheme"].is_null(), "{name}: {u}");
+        let ev = s.events("password_rehashed", name).await;
+        assert_eq!(ev.len(), 1, "{name}: {ev:?}");
+        // And the same password still works against the new hash.
+        assert_eq!(whoami(&s, &suffix, name, old).0, Some(0), "{name}");
+    }
+    assert_eq!(whoami(&s, &suffix, "smb", "password").0, Some(0));
+    let ev = s.events("password_rehashed", "smb").await;
+    assert_eq!(ev[0]["details"]["from"], "NT", "{ev:?}");
+    let (_, page) = s.get("/users?legacy_hash=true").await;
+    assert_eq!(page["total"], 0, "{page}");
+}
