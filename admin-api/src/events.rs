@@ -1,4 +1,4 @@
-//! `/events` (directory insights) and `/import/users` (CSV import).
+//! `/events` (directory insights), `/import/users` (CSV import) and `/import/ldif` (LDIF import).
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Admin;
@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use core_directory::import::ImportReport;
+use core_directory::ldif::{LdifPass, LdifReport};
 use core_directory::{Event, EventQuery, Permission, Service};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,6 +21,40 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_events))
         .routes(routes!(export_events))
         .routes(routes!(import_users))
+        .routes(routes!(import_ldif))
+}
+
+/// Which entries of the LDIF this request imports.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LdifQuery {
+    /// `groups` (without members; also reports skipped and unreadable records), `users` (with `memberOf`),
+    /// `members`, or `all` (the default: the three in order). A large file can be sent in pieces, each piece
+    /// once per pass, groups first.
+    pub pass: Option<LdifPass>,
+}
+
+#[utoipa::path(post, path = "/import/ldif", tag = "users", params(LdifQuery),
+    request_body(content = String, content_type = "text/plain", description = "LDIF content records (an ldapsearch or slapcat dump)"),
+    responses((status = 200, description = "per-entry results", body = LdifReport),
+              (status = 422, description = "not LDIF at all, or not UTF-8", body = ErrorBody)))]
+async fn import_ldif(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Query(q): Query<LdifQuery>,
+    body: Bytes,
+) -> ApiResult<axum::Json<LdifReport>> {
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::from(core_directory::DirectoryError::invalid(
+            "ldif",
+            "the LDIF file is not UTF-8 (non-UTF-8 values must be base64, `attr:: …`)",
+        ))
+    })?;
+    let report = s
+        .dir
+        .import_ldif(&actor, text, q.pass.unwrap_or(LdifPass::All), &|_, _| {})
+        .await?;
+    Ok(axum::Json(report))
 }
 
 /// Event filters.

@@ -27,6 +27,7 @@ pub mod events;
 pub mod id;
 pub mod idp_keys;
 pub mod import;
+pub mod ldif;
 pub mod legacy_hash;
 pub mod model;
 pub mod mschapv2;

@@ -34,9 +34,13 @@ pub enum Admin {
     /// Manage user groups.
     #[command(subcommand)]
     Groups(Groups),
-    /// Import users from CSV (`firstname,lastname,username,email,password`).
+    /// Import users: `import FILE.csv` or `import csv FILE` (header `firstname,lastname,username,email,password`
+    /// plus optional columns), `import ldif FILE` (an ldapsearch or slapcat dump of people and groups, with their
+    /// password hashes; a `.ldif` file is taken as LDIF without the word).
     Import {
-        file: PathBuf,
+        /// The file, or the format (`csv`, `ldif`) followed by the file.
+        first: String,
+        file: Option<PathBuf>,
         /// Where to write the per-row results CSV.
         #[arg(long, default_value = "import-results.csv")]
         results: PathBuf,
@@ -449,7 +453,21 @@ pub async fn run(conn: &Connection, cmd: Admin) -> Result<(), CliError> {
     match cmd {
         Admin::Users(u) => users(&c, u).await,
         Admin::Groups(g) => groups(&c, g).await,
-        Admin::Import { file, results } => import(&c, &file, &results).await,
+        Admin::Import {
+            first,
+            file,
+            results,
+        } => match (first.as_str(), file) {
+            ("ldif", Some(file)) => import_ldif(&c, &file, &results).await,
+            ("csv", Some(file)) => import(&c, &file, &results).await,
+            (format, Some(_)) => Err(CliError::Usage(format!(
+                "unknown import format `{format}`: csv or ldif"
+            ))),
+            (path, None) if path.to_ascii_lowercase().ends_with(".ldif") => {
+                import_ldif(&c, &PathBuf::from(path), &results).await
+            }
+            (path, None) => import(&c, &PathBuf::from(path), &results).await,
+        },
         Admin::Radius(r) => radius(&c, r).await,
         Admin::Apps(a) => apps(&c, conn, a).await,
         Admin::Events(e) => events(&c, e).await,
@@ -896,6 +914,109 @@ async fn import(c: &Client, file: &PathBuf, results: &PathBuf) -> Result<(), Cli
     std::fs::write(results, out).map_err(io(results))?;
     println!(
         "imported {imported}, failed {failed}; results in {}",
+        results.display()
+    );
+    Ok(())
+}
+
+/// LDIF records sent per request.
+const LDIF_CHUNK: usize = 500;
+
+/// Cut an LDIF file into pieces of at most [`LDIF_CHUNK`] records, at blank lines (which end records; folded
+/// lines start with a space and are never blank): (first line number, text) each.
+fn ldif_chunks(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let (mut start, mut start_line, mut records, mut in_record) = (0usize, 1usize, 0usize, false);
+    let mut pos = 0usize;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        pos += line.len();
+        let blank = line.trim().is_empty();
+        if !blank && !line.starts_with('#') && !in_record {
+            in_record = true;
+            records += 1;
+        }
+        if blank {
+            in_record = false;
+            if records >= LDIF_CHUNK {
+                out.push((start_line, &text[start..pos]));
+                (start, start_line, records) = (pos, i + 2, 0);
+            }
+        }
+    }
+    if start < text.len() && text[start..].trim().len() > 0 {
+        out.push((start_line, &text[start..]));
+    }
+    out
+}
+
+async fn import_ldif(c: &Client, file: &PathBuf, results: &PathBuf) -> Result<(), CliError> {
+    let io = |path: &PathBuf| {
+        let path = path.display().to_string();
+        move |source| CliError::Io { path, source }
+    };
+    let bytes = std::fs::read(file).map_err(io(file))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        CliError::Usage(
+            "the LDIF file is not UTF-8 (non-UTF-8 values must be base64, `attr:: …`)".into(),
+        )
+    })?;
+    let chunks = ldif_chunks(&text);
+    let passes = ["groups", "users", "members"];
+    let bar = ProgressBar::new((chunks.len() * passes.len()) as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {msg} {pos}/{len} pieces  {elapsed_precise}")
+    {
+        bar.set_style(style);
+    }
+    let mut out = String::from("line,dn,kind,result\r\n");
+    let (mut users, mut groups, mut failed) = (0u64, 0u64, 0u64);
+    for pass in passes {
+        bar.set_message(pass);
+        for (first_line, chunk) in &chunks {
+            let resp = c
+                .http
+                .post(format!("{}/import/ldif?pass={pass}", c.base))
+                .bearer_auth(&c.key)
+                .header("content-type", "text/plain; charset=utf-8")
+                .body(chunk.to_string())
+                .send()
+                .await?;
+            let status = resp.status();
+            let v: Value = resp.json().await?;
+            if !status.is_success() {
+                bar.abandon();
+                return Err(CliError::Api {
+                    status,
+                    message: v["error"]["message"]
+                        .as_str()
+                        .unwrap_or("import failed")
+                        .to_string(),
+                });
+            }
+            for r in v["rows"].as_array().into_iter().flatten() {
+                let line = r["line"].as_u64().unwrap_or(0) + *first_line as u64 - 1;
+                let st = r["status"].as_str().unwrap_or("");
+                match (st, r["kind"].as_str()) {
+                    ("imported", Some("user")) => users += 1,
+                    ("imported", Some("group")) => groups += 1,
+                    ("failed", _) => failed += 1,
+                    _ => {}
+                }
+                let result = format!("{}: {}", st, r["message"].as_str().unwrap_or(""));
+                out.push_str(&format!(
+                    "{line},{},{},{}\r\n",
+                    csv_field(r["dn"].as_str().unwrap_or("")),
+                    csv_field(r["kind"].as_str().unwrap_or("")),
+                    csv_field(&result)
+                ));
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish();
+    std::fs::write(results, out).map_err(io(results))?;
+    println!(
+        "imported {users} users and {groups} groups, failed {failed}; results in {}",
         results.display()
     );
     Ok(())

@@ -365,3 +365,188 @@ async fn imported_password_hashes_sign_in_once_and_become_argon2id() {
     let (_, page) = s.get("/users?legacy_hash=true").await;
     assert_eq!(page["total"], 0, "{page}");
 }
+
+/// A tree in a real OpenLDAP database (slapadd), dumped with slapcat: what a migration starts from.
+fn slapcat_dump(dir: &std::path::Path, people: &[(&str, &str, Option<&str>, u32)]) -> String {
+    let db = dir.join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    let conf = dir.join("slapd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/nis.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
+             modulepath /usr/lib/ldap\nmoduleload back_mdb\ndatabase mdb\nsuffix \"dc=example,dc=com\"\n\
+             directory {}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut ldif = String::from(
+        "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+         dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n\n\
+         dn: ou=Groups,dc=example,dc=com\nobjectClass: organizationalUnit\nou: Groups\n\n",
+    );
+    for (uid, hash, mail, number) in people {
+        ldif.push_str(&format!(
+            "dn: uid={uid},ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid} Example\nsn: Example\ngivenName: {uid}\nuidNumber: {number}\ngidNumber: 10000\n\
+             homeDirectory: /home/{uid}\nloginShell: /bin/zsh\nuserPassword: {hash}\n"
+        ));
+        if let Some(m) = mail {
+            ldif.push_str(&format!("mail: {m}\n"));
+        }
+        ldif.push('\n');
+    }
+    ldif.push_str(
+        "dn: cn=staff,ou=Groups,dc=example,dc=com\nobjectClass: posixGroup\ncn: staff\ngidNumber: 10000\n\
+         memberUid: ssha\nmemberUid: crypt6\nmemberUid: ghost\n\n\
+         dn: cn=vpn,ou=Groups,dc=example,dc=com\nobjectClass: groupOfNames\ncn: vpn\ndescription: VPN users\n\
+         member: uid=argon,ou=People,dc=example,dc=com\nmember: uid=crypt6,ou=People,dc=example,dc=com\n",
+    );
+    let input = dir.join("input.ldif");
+    std::fs::write(&input, ldif).unwrap();
+    let conf = conf.to_str().unwrap();
+    tool("slapadd", &["-f", conf, "-l", input.to_str().unwrap()]);
+    tool("slapcat", &["-f", conf])
+}
+
+#[tokio::test]
+async fn an_openldap_dump_moves_in_with_its_password_hashes() {
+    let s = Server::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let pw = "Migrated-Pass-3";
+    let ssha = tool("slappasswd", &["-h", "{SSHA}", "-s", pw]);
+    let crypt6 = tool("slappasswd", &["-h", "{CRYPT}", "-c", "$6$%.16s", "-s", pw]);
+    let argon = tool(
+        "slappasswd",
+        &[
+            "-o",
+            "module-path=/usr/lib/ldap",
+            "-o",
+            "module-load=argon2",
+            "-h",
+            "{ARGON2}",
+            "-s",
+            pw,
+        ],
+    );
+    assert!(argon.starts_with("{ARGON2}$argon2"), "{argon}");
+    let dump = slapcat_dump(
+        tmp.path(),
+        &[
+            ("ssha", &ssha, Some("ssha@example.com"), 10001),
+            ("crypt6", &crypt6, Some("crypt6@example.com"), 10002),
+            ("argon", &argon, Some("argon@example.com"), 10003),
+            ("nomail", &ssha, None, 10004),
+            ("lowuid", &ssha, Some("lowuid@example.com"), 1001),
+        ],
+    );
+    // slapcat writes the hashes base64-encoded and adds operational attributes.
+    assert!(dump.contains("userPassword:: "), "{dump}");
+    let file = tmp.path().join("dump.ldif");
+    std::fs::write(&file, &dump).unwrap();
+    let results = tmp.path().join("results.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args([
+            "import",
+            "ldif",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .env("STRATUS_URL", &s.url)
+        .env("STRATUS_API_KEY", crate::harness::API_KEY)
+        .env("STRATUS_CA_CERT", s.dir.join("certs/ca.pem"))
+        .output()
+        .unwrap();
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("imported 3 users and 2 groups, failed 2"),
+        "{printed}"
+    );
+    let report = std::fs::read_to_string(&results).unwrap();
+    assert!(report.contains("no mail attribute"), "{report}");
+    assert!(report.contains("outside the UID range"), "{report}");
+    assert!(report.contains("not found: ghost"), "{report}");
+    assert!(
+        report.contains("\"ou=People,dc=example,dc=com\",other,skipped"),
+        "{report}"
+    );
+
+    // The POSIX attributes and groups came along.
+    let (_, page) = s.get("/users?search=crypt6").await;
+    let u = &page["users"][0];
+    assert_eq!(
+        (u["uid_number"].as_u64(), u["login_shell"].as_str()),
+        (Some(10002), Some("/bin/zsh")),
+        "{u}"
+    );
+    assert_eq!(u["legacy_password_scheme"], "CRYPT-SHA512");
+    assert_eq!(u["groups"].as_array().map(Vec::len), Some(2), "{u}");
+    let (_, groups) = s.get("/groups").await;
+    let staff = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "staff")
+        .unwrap();
+    assert_eq!(
+        (
+            staff["member_count"].as_u64(),
+            staff["linux_group"]["gid"].as_u64()
+        ),
+        (Some(2), Some(10000)),
+        "{staff}"
+    );
+
+    // The old passwords work over LDAP once the tree is bound, and the hashes are argon2id afterwards.
+    let vpn = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "vpn")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let staff = staff["id"].as_str().unwrap().to_string();
+    for g in [&staff, &vpn] {
+        assert_eq!(
+            s.put(&format!("/groups/{g}/bindings/ldap"), None).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let suffix = suffix(&s).await;
+    for uid in ["ssha", "crypt6", "argon"] {
+        let (code, out) = whoami(&s, &suffix, uid, pw);
+        assert_eq!(code, Some(0), "{uid}: {out}");
+    }
+    let (_, page) = s.get("/users?legacy_hash=true").await;
+    assert_eq!(page["total"], 0, "{page}");
+    let ev = s.events("password_rehashed", "argon").await;
+    assert_eq!(ev[0]["details"]["from"], "ARGON2", "{ev:?}");
+
+    // Importing the same dump again creates nothing twice.
+    let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args([
+            "import",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .env("STRATUS_URL", &s.url)
+        .env("STRATUS_API_KEY", crate::harness::API_KEY)
+        .env("STRATUS_CA_CERT", s.dir.join("certs/ca.pem"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        printed.contains("imported 0 users and 0 groups"),
+        "{printed}"
+    );
+    let (_, groups) = s.get("/groups").await;
+    assert_eq!(groups.as_array().map(Vec::len), Some(2));
+}
