@@ -171,7 +171,7 @@ async fn export_events(
 }
 
 #[utoipa::path(post, path = "/import/users", tag = "users",
-    request_body(content = String, content_type = "text/csv", description = "header `firstname,lastname,username,email,password`"),
+    request_body(content = String, content_type = "text/csv", description = "header `firstname,lastname,username,email,password` (any order), optionally with `uid_number`, `gid_number`, `login_shell`, `home_directory`, `groups` (`;`-separated), `password_hash`, `state`"),
     responses((status = 200, description = "per-row results; CSV with `Accept: text/csv`", body = ImportReport),
               (status = 422, description = "wrong header or encoding", body = ErrorBody)))]
 async fn import_users(

@@ -59,9 +59,12 @@ pub async fn page(admin: SignedIn) -> Response {
 
 fn form(admin: &SignedIn, error: &str) -> Response {
     let body = format!(
-        "<h1>Import users from CSV</h1>{}<p>Columns: <code>firstname,lastname,username,email,password</code> and any of \
-         <code>state</code>, <code>ldap_bind_dn</code>, <code>mfa_required</code>, employment and custom attribute columns, \
-         as for the API. Rows without a password are imported with a pending password.</p>\
+        "<h1>Import users from CSV</h1>{}<p>Columns (case-sensitive, any order): <code>firstname,lastname,username,email,password</code>, and any of \
+         <code>uid_number</code>, <code>gid_number</code>, <code>login_shell</code>, <code>home_directory</code>, \
+         <code>groups</code> (existing groups, separated by <code>;</code>), <code>password_hash</code> (a hash from \
+         another directory such as <code>{{SSHA}}…</code> or <code>{{CRYPT}}$6$…</code>, re-hashed at the first sign-in) and \
+         <code>state</code> (active, staged, suspended). Rows without a password are imported with a pending password. \
+         An LDIF dump of another directory goes in with <code>stratus import ldif FILE</code>.</p>\
          <form method=\"post\" action=\"/console/import\" enctype=\"multipart/form-data\" class=\"record\">{}\
          <div class=\"field\"><label for=\"f-file\">CSV file</label><input type=\"file\" id=\"f-file\" name=\"file\" accept=\".csv,text/csv\" required></div>\
          <button>Import</button></form>",

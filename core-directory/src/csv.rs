@@ -1,24 +1,38 @@
-//! The user-import CSV: parsing the file admins upload and writing the per-row
-//! results file they can download afterwards.
+//! The user-import CSV: reading the file admins upload and writing the per-row results file they can download
+//! afterwards.
 //!
-//! This module owns the file format only. [`parse_user_csv`] turns an upload
-//! into one result per data record (RFC 4180 plus the usual real-world
-//! tolerance for line endings, BOMs, blank lines and padding), and
-//! [`write_results_csv`] renders the outcome of an import as CSV that is safe
-//! to open in a spreadsheet.
+//! This module owns the file format only. [`parse_user_csv`] turns an upload into one result per data record,
+//! and [`write_results_csv`] renders the outcome of an import as CSV that is safe to open in a spreadsheet.
+//! Fields are read by the `csv` crate (RFC 4180 quoting and escaping); this module adds what an upload from a
+//! spreadsheet needs on top: a byte order mark, any line ending, blank lines, padding around fields, a cap on
+//! the length of a line so a hostile file cannot make one record huge, and a result per record, so that one bad
+//! record never hides the ones after it.
 //!
-//! It must not touch the directory store and must not apply policy: it does not
-//! check that emails or usernames are well formed, unique or allowed, nor that
-//! passwords meet any rule. Callers validate the returned fields themselves.
-//! Every input is treated as untrusted; nothing here panics on malformed data.
+//! The header names the columns, case-sensitive, in any order: the five of the template
+//! ([`TEMPLATE_HEADER`]) are required, the [`OPTIONAL_COLUMNS`] may follow.
+//!
+//! It must not touch the directory store and must not apply policy: it does not check that emails, usernames or
+//! numbers are well formed, unique or allowed, nor that passwords meet any rule. Callers validate the returned
+//! fields themselves. Every input is treated as untrusted; nothing here panics on malformed data.
 
-/// The only accepted header line of an import file (case-sensitive, in order).
+/// The header of the import template; its five columns are required (case-sensitive, any order).
 pub const TEMPLATE_HEADER: &str = "firstname,lastname,username,email,password";
+
+/// Columns an import file may add after the required ones. `groups` holds group names separated by `;`.
+pub const OPTIONAL_COLUMNS: [&str; 7] = [
+    "uid_number",
+    "gid_number",
+    "login_shell",
+    "home_directory",
+    "groups",
+    "password_hash",
+    "state",
+];
 
 /// Default cap on one physical line (bytes); longer lines fail that row only.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// The column names of [`TEMPLATE_HEADER`], in order.
+/// The required column names, in template order.
 const COLUMNS: [&str; 5] = ["firstname", "lastname", "username", "email", "password"];
 
 /// The UTF-8 byte order mark that spreadsheet programs put in front of CSV exports.
@@ -30,11 +44,10 @@ const FOUND_PREVIEW_CHARS: usize = 120;
 /// The header of the results file produced by [`write_results_csv`].
 const RESULTS_HEADER: &str = "line,firstname,lastname,email,username,result";
 
-/// One data record of an import file, with its fields exactly as parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One data record of an import file, with its fields as read (trimmed; empty optional fields are `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CsvUserRow {
-    /// 1-based line number where the record starts (the header is line 1
-    /// unless blank lines precede it).
+    /// 1-based line number where the record starts (the header is line 1 unless blank lines precede it).
     pub line: usize,
     /// The `firstname` field (may be empty; the caller decides if that is allowed).
     pub firstname: String,
@@ -46,9 +59,17 @@ pub struct CsvUserRow {
     pub email: String,
     /// The `password` field, or `None` when it is empty.
     pub password: Option<String>,
+    pub uid_number: Option<String>,
+    pub gid_number: Option<String>,
+    pub login_shell: Option<String>,
+    pub home_directory: Option<String>,
+    /// Group names from the `groups` field (split at `;`, trimmed, empty names dropped).
+    pub groups: Vec<String>,
+    pub password_hash: Option<String>,
+    pub state: Option<String>,
 }
 
-/// A data record that could not be parsed; the rest of the file is unaffected.
+/// A data record that could not be read; the rest of the file is unaffected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvRowError {
     /// 1-based line number where the failed record starts.
@@ -64,10 +85,10 @@ pub enum CsvFileError {
     Empty,
     /// The file is not valid UTF-8 (after removal of a byte order mark).
     NotUtf8,
-    /// The header is not exactly [`TEMPLATE_HEADER`].
+    /// The header does not name the required columns, or names an unknown one or one twice.
     BadHeader {
-        /// The first line of the header as uploaded, shortened and with control
-        /// characters escaped so that it can be shown safely.
+        /// The first line of the header as uploaded, shortened and with control characters escaped so that it
+        /// can be shown safely.
         found: String,
     },
 }
@@ -84,7 +105,9 @@ impl std::fmt::Display for CsvFileError {
             ),
             CsvFileError::BadHeader { found } => write!(
                 f,
-                "the header must be exactly `{TEMPLATE_HEADER}` (case-sensitive); found `{found}`"
+                "the header must name the columns `{TEMPLATE_HEADER}` (case-sensitive, each once), optionally \
+                 with {}; found `{found}`",
+                OPTIONAL_COLUMNS.join(", ")
             ),
         }
     }
@@ -94,14 +117,12 @@ impl std::error::Error for CsvFileError {}
 
 /// Parse the whole upload. File-level problems are Err; each data record is Ok(row) or Err(row error).
 ///
-/// Blank lines and records whose fields are all empty (such as `,,,,`) are
-/// skipped. Every physical line longer than `max_line_bytes` (excluding its
-/// line break) fails the record it belongs to; parsing resumes on the next line.
-/// The header is subject to the same limit.
+/// Blank lines and records whose fields are all empty (such as `,,,,`) are skipped. Every physical line longer
+/// than `max_line_bytes` (excluding its line break) fails the record it belongs to; reading resumes on the next
+/// line. The header is subject to the same limit.
 ///
-/// Control characters are rejected in every field, except tabs inside quoted
-/// fields. A quoted field may span several lines so that the records after it
-/// stay aligned, but the line break it contains is a control character, so
+/// Control characters are refused in every field, except tabs in the password. A quoted field may span several
+/// lines so that the records after it stay aligned, but the line break it contains is a control character, so
 /// that record is reported as an error.
 pub fn parse_user_csv(
     input: &[u8],
@@ -109,19 +130,54 @@ pub fn parse_user_csv(
 ) -> Result<Vec<Result<CsvUserRow, CsvRowError>>, CsvFileError> {
     let input = input.strip_prefix(BOM).unwrap_or(input);
     let text = std::str::from_utf8(input).map_err(|_| CsvFileError::NotUtf8)?;
-    let mut parser = Parser::new(text, max_line_bytes);
-    let header = parser.next_record().ok_or(CsvFileError::Empty)?;
-    if !is_template_header(&header) {
-        let first_line = parser.slice(header.start, parser.line_end(header.start));
-        return Err(CsvFileError::BadHeader {
+    let mut records = records(text, max_line_bytes).into_iter();
+    let header = loop {
+        let record = records.next().ok_or(CsvFileError::Empty)?;
+        match &record.body {
+            Ok(fields) if fields.iter().all(|f| f.trim().is_empty()) => continue,
+            _ => break record,
+        }
+    };
+    let first_line = header.text.lines().next().unwrap_or_default();
+    // The header's names are compared as written: padding makes a name unknown.
+    let columns = header
+        .body
+        .ok()
+        .and_then(|_| read_fields(header.text, false).ok())
+        .and_then(|fields| header_columns(&fields))
+        .ok_or_else(|| CsvFileError::BadHeader {
             found: preview(first_line),
-        });
+        })?;
+    Ok(records
+        .filter(|r| !matches!(&r.body, Ok(f) if f.iter().all(|v| v.trim().is_empty())))
+        .map(|r| user_row(r, &columns))
+        .collect())
+}
+
+/// The columns a header names, or `None` when it is not a valid header.
+fn header_columns(fields: &[String]) -> Option<Vec<&'static str>> {
+    let mut columns = Vec::with_capacity(fields.len());
+    let last = fields.len().saturating_sub(1);
+    for (i, raw) in fields.iter().enumerate() {
+        // Trailing whitespace at the end of the line is tolerated; padding elsewhere is not.
+        let name = if i == last {
+            raw.trim_end()
+        } else {
+            raw.as_str()
+        };
+        let known = COLUMNS
+            .iter()
+            .chain(OPTIONAL_COLUMNS.iter())
+            .find(|c| **c == name)?;
+        if columns.contains(known) {
+            return None;
+        }
+        columns.push(*known);
     }
-    let mut rows = Vec::new();
-    while let Some(record) = parser.next_record() {
-        rows.push(user_row(record));
-    }
-    Ok(rows)
+    COLUMNS
+        .iter()
+        .all(|c| columns.contains(c))
+        .then_some(columns)
 }
 
 /// One row of the results file offered for download after an import.
@@ -183,24 +239,6 @@ fn push_result_field(out: &mut String, value: &str) {
     }
 }
 
-/// Whether `b` ends a physical line (CRLF, LF and lone CR are all accepted).
-fn is_line_break(b: u8) -> bool {
-    b == b'\n' || b == b'\r'
-}
-
-/// Whether `b` is padding that may surround a field.
-fn is_padding(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-/// How a field is named in messages: by its column when it has one.
-fn field_label(index: usize) -> String {
-    match COLUMNS.get(index) {
-        Some(name) => format!("field `{name}`"),
-        None => format!("field {}", index.saturating_add(1)),
-    }
-}
-
 /// A shortened copy of `text` with control characters escaped, for messages.
 fn preview(text: &str) -> String {
     let mut out = String::new();
@@ -218,329 +256,175 @@ fn preview(text: &str) -> String {
     out
 }
 
-/// One parsed field, before trimming.
-struct Field {
-    /// The value: unescaped for quoted fields, raw (untrimmed) otherwise.
-    text: String,
-    /// Whether the field was enclosed in quotes.
-    quoted: bool,
-    /// Whether spaces or tabs preceded the opening quote.
-    padded_before: bool,
-    /// Whether spaces or tabs followed the closing quote.
-    padded_after: bool,
-}
-
-impl Field {
-    /// The value the caller sees: quoted fields exactly, others trimmed of padding.
-    fn value(&self) -> &str {
-        if self.quoted {
-            &self.text
-        } else {
-            self.text.trim_matches([' ', '\t'])
-        }
-    }
-
-    /// The first character that is not allowed in an imported field.
-    fn control_character(&self) -> Option<char> {
-        self.value()
-            .chars()
-            .find(|&c| c.is_control() && !(self.quoted && c == '\t'))
-    }
-}
-
-/// The fields of one record. Only the first few are kept; the rest are counted.
-struct Fields {
-    kept: Vec<Field>,
-    count: usize,
-    all_empty: bool,
-}
-
-impl Fields {
-    fn new() -> Self {
-        Fields {
-            kept: Vec::new(),
-            count: 0,
-            all_empty: true,
-        }
-    }
-
-    fn push(&mut self, field: Field) {
-        self.count = self.count.saturating_add(1);
-        self.all_empty &= field.value().is_empty();
-        if self.kept.len() < COLUMNS.len() {
-            self.kept.push(field);
-        }
-    }
-}
-
-/// One logical record: its fields, or why they could not be parsed.
-struct Record {
-    /// 1-based line number where the record starts.
+/// One logical record: where it starts, its raw text (line breaks inside quoted fields included), and its
+/// fields as the `csv` crate read them, or why it could not be read.
+struct Record<'a> {
     line: usize,
-    /// Byte offset where the record starts.
-    start: usize,
-    body: Result<Fields, String>,
-}
-
-/// A single forward pass over the text; every byte is looked at a bounded
-/// number of times, so parsing is linear in the input size.
-struct Parser<'a> {
     text: &'a str,
-    bytes: &'a [u8],
-    /// Byte offset of the next unread byte.
-    pos: usize,
-    /// 1-based number of the physical line containing `pos`.
-    line: usize,
-    max_line_bytes: usize,
+    body: Result<Vec<String>, String>,
 }
 
-impl<'a> Parser<'a> {
-    fn new(text: &'a str, max_line_bytes: usize) -> Self {
-        Parser {
-            text,
-            bytes: text.as_bytes(),
-            pos: 0,
-            line: 1,
-            max_line_bytes,
+/// Split the text into records at line breaks outside quotes (any of CRLF, LF, lone CR), enforcing the line cap,
+/// and read each record's fields.
+fn records(text: &str, max_line_bytes: usize) -> Vec<Record<'_>> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let (mut pos, mut line) = (0usize, 1usize);
+    while pos < bytes.len() {
+        let start = pos;
+        let start_line = line;
+        let mut in_quotes = false;
+        let mut too_long: Option<String> = None;
+        let mut end;
+        loop {
+            // One physical line. As RFC 4180 readers do, a quote opens a quoted field only at the start of a
+            // field (padding aside); inside one, `""` is a quote and a lone `"` closes it; elsewhere it is text.
+            let line_start = pos;
+            let mut field_start = !in_quotes;
+            while pos < bytes.len() && bytes[pos] != b'\n' && bytes[pos] != b'\r' {
+                match (bytes[pos], in_quotes) {
+                    (b'"', true) if bytes.get(pos + 1) == Some(&b'"') => pos += 1,
+                    (b'"', true) => in_quotes = false,
+                    (b'"', false) if field_start => in_quotes = true,
+                    (b',', false) => {
+                        field_start = true;
+                        pos += 1;
+                        continue;
+                    }
+                    (b' ' | b'\t', false) => {
+                        pos += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                field_start = false;
+                pos += 1;
+            }
+            end = pos;
+            if pos - line_start > max_line_bytes && too_long.is_none() {
+                too_long = Some(if line == start_line {
+                    format!("line is longer than {max_line_bytes} bytes")
+                } else {
+                    format!(
+                        "line {line}, inside a quoted field, is longer than {max_line_bytes} bytes"
+                    )
+                });
+                // Reading resumes on the next line, whatever the quotes said.
+                in_quotes = false;
+            }
+            if pos < bytes.len() {
+                pos += if bytes[pos] == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+            }
+            line += 1;
+            if !in_quotes || pos >= bytes.len() {
+                break;
+            }
         }
-    }
-
-    fn byte(&self, index: usize) -> Option<u8> {
-        self.bytes.get(index).copied()
-    }
-
-    /// The text between two byte offsets (which always fall on ASCII delimiters).
-    fn slice(&self, from: usize, to: usize) -> &'a str {
-        self.text.get(from..to).unwrap_or_default()
-    }
-
-    /// The offset of the first byte at or after `from` matching `pred`, or the end.
-    fn find_from(&self, from: usize, pred: impl Fn(u8) -> bool) -> usize {
-        self.bytes
-            .get(from..)
-            .and_then(|rest| rest.iter().position(|&b| pred(b)))
-            .map_or(self.bytes.len(), |offset| from.saturating_add(offset))
-    }
-
-    /// The offset of the line break ending the physical line containing `from`.
-    fn line_end(&self, from: usize) -> usize {
-        self.find_from(from, is_line_break)
-    }
-
-    fn line_too_long(&self, start: usize, end: usize) -> bool {
-        end.saturating_sub(start) > self.max_line_bytes
-    }
-
-    /// Move past the line break at `end` (or to the end of the text).
-    fn skip_line(&mut self, end: usize) {
-        let width = match (self.byte(end), self.byte(end.saturating_add(1))) {
-            (Some(b'\r'), Some(b'\n')) => 2,
-            (Some(_), _) => 1,
-            (None, _) => 0,
+        let raw = &text[start..end];
+        if too_long.is_none() && raw.trim().is_empty() {
+            continue;
+        }
+        let body = match too_long {
+            Some(m) => Err(m),
+            None if in_quotes => Err(format!(
+                "a quoted field opened on line {start_line} is never closed"
+            )),
+            None => read_fields(raw, true),
         };
-        self.pos = end.saturating_add(width).min(self.bytes.len());
-        if width > 0 {
-            self.line = self.line.saturating_add(1);
-        }
+        out.push(Record {
+            line: start_line,
+            text: raw,
+            body,
+        });
     }
-
-    /// The next record, skipping blank lines and all-empty records.
-    fn next_record(&mut self) -> Option<Record> {
-        loop {
-            let start = self.pos;
-            if start >= self.bytes.len() {
-                return None;
-            }
-            let line = self.line;
-            let end = self.line_end(start);
-            if self.slice(start, end).chars().all(char::is_whitespace) {
-                self.skip_line(end);
-                continue;
-            }
-            let body = if self.line_too_long(start, end) {
-                self.skip_line(end);
-                Err(format!("line is longer than {} bytes", self.max_line_bytes))
-            } else {
-                self.parse_fields(end)
-            };
-            if matches!(&body, Ok(fields) if fields.all_empty) {
-                continue;
-            }
-            return Some(Record { line, start, body });
-        }
-    }
-
-    /// Parse the record starting at `pos`, whose first line ends at `line_end`.
-    /// On return `pos` is at the start of the line after the record, also on
-    /// error, so that the next record can be parsed.
-    fn parse_fields(&mut self, mut line_end: usize) -> Result<Fields, String> {
-        let mut fields = Fields::new();
-        loop {
-            let index = fields.count;
-            let field_start = self.pos;
-            let opening = self.find_from(field_start, |b| !is_padding(b));
-            let field = if opening < line_end && self.byte(opening) == Some(b'"') {
-                self.pos = opening.saturating_add(1);
-                let text = self.quoted_value(index, &mut line_end)?;
-                let after = self.find_from(self.pos, |b| !is_padding(b));
-                let padded_after = after > self.pos;
-                self.pos = after;
-                Field {
-                    text,
-                    quoted: true,
-                    padded_before: opening > field_start,
-                    padded_after,
-                }
-            } else {
-                let stop =
-                    self.find_from(field_start, |b| b == b',' || b == b'"' || is_line_break(b));
-                if self.byte(stop) == Some(b'"') {
-                    self.skip_line(line_end);
-                    return Err(format!(
-                        "{} contains a `\"` but does not start with one; enclose the whole \
-                         field in double quotes and write each quote inside it as `\"\"`",
-                        field_label(index)
-                    ));
-                }
-                self.pos = stop;
-                Field {
-                    text: self.slice(field_start, stop).to_owned(),
-                    quoted: false,
-                    padded_before: false,
-                    padded_after: false,
-                }
-            };
-            fields.push(field);
-            match self.byte(self.pos) {
-                Some(b',') => self.pos = self.pos.saturating_add(1),
-                None | Some(b'\r' | b'\n') => {
-                    self.skip_line(self.pos);
-                    return Ok(fields);
-                }
-                Some(_) => {
-                    self.skip_line(line_end);
-                    return Err(format!(
-                        "unexpected text after the closing quote of {}; a quote inside a \
-                         quoted field must be written as `\"\"`",
-                        field_label(index)
-                    ));
-                }
-            }
-        }
-    }
-
-    /// Read a quoted field from just after its opening quote to just after its
-    /// closing quote. Line breaks inside it are kept; `line_end` follows them.
-    fn quoted_value(&mut self, index: usize, line_end: &mut usize) -> Result<String, String> {
-        let opened_on = self.line;
-        let mut value = String::new();
-        loop {
-            let stop = self.find_from(self.pos, |b| b == b'"' || is_line_break(b));
-            value.push_str(self.slice(self.pos, stop));
-            self.pos = stop;
-            match self.byte(stop) {
-                None => {
-                    return Err(format!(
-                        "{} opens a quote on line {opened_on} that is never closed",
-                        field_label(index)
-                    ));
-                }
-                Some(b'"') => {
-                    let next = stop.saturating_add(1);
-                    if self.byte(next) == Some(b'"') {
-                        value.push('"');
-                        self.pos = next.saturating_add(1);
-                    } else {
-                        self.pos = next;
-                        return Ok(value);
-                    }
-                }
-                Some(_) => {
-                    self.skip_line(stop);
-                    value.push_str(self.slice(stop, self.pos));
-                    *line_end = self.line_end(self.pos);
-                    if self.line_too_long(self.pos, *line_end) {
-                        let long_line = self.line;
-                        self.skip_line(*line_end);
-                        return Err(format!(
-                            "line {long_line}, inside a quoted field, is longer than {} bytes",
-                            self.max_line_bytes
-                        ));
-                    }
-                }
-            }
-        }
-    }
+    out
 }
 
-/// Whether a record is exactly the template header. Quotes around a column
-/// name are fine; padding is not, except at the end of the line.
-fn is_template_header(record: &Record) -> bool {
-    let Ok(fields) = &record.body else {
-        return false;
-    };
-    if fields.count != COLUMNS.len() || fields.kept.len() != COLUMNS.len() {
-        return false;
+/// The fields of one record, read by the `csv` crate and, with `trim`, trimmed. A field written with padding
+/// around its quotes (` "a b" `) is read as the quoted value, as a careful reader of hand-made files expects.
+fn read_fields(raw: &str, trim: bool) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(raw.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => {}
+        Ok(false) => return Ok(Vec::new()),
+        Err(e) => return Err(format!("the record cannot be read: {e}")),
     }
-    let last = COLUMNS.len().saturating_sub(1);
-    fields
-        .kept
+    Ok(record
         .iter()
-        .zip(COLUMNS)
-        .enumerate()
-        .all(|(index, (field, expected))| {
-            if field.quoted {
-                !field.padded_before
-                    && (index == last || !field.padded_after)
-                    && field.text == expected
-            } else if index == last {
-                field.text.trim_end() == expected
-            } else {
-                field.text == expected
+        .map(|field| {
+            if !trim {
+                return field.to_string();
+            }
+            let t = field.trim_matches([' ', '\t']);
+            match t.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                Some(inner) if t.len() >= 2 && t != field => inner.replace("\"\"", "\""),
+                _ => t.to_string(),
             }
         })
+        .collect())
 }
 
-/// Turn a parsed data record into a user row or a row error.
-fn user_row(record: Record) -> Result<CsvUserRow, CsvRowError> {
+/// Turn a data record into a user row or a row error.
+fn user_row(record: Record<'_>, columns: &[&'static str]) -> Result<CsvUserRow, CsvRowError> {
     let line = record.line;
     let error = |message: String| CsvRowError { line, message };
     let fields = record.body.map_err(error)?;
-    if fields.count != COLUMNS.len() {
+    if fields.len() != columns.len() {
         return Err(error(format!(
-            "expected 5 fields ({TEMPLATE_HEADER}), found {}",
-            fields.count
+            "expected {} fields ({}), found {}",
+            columns.len(),
+            columns.join(","),
+            fields.len()
         )));
     }
-    for (index, field) in fields.kept.iter().enumerate() {
-        if let Some(c) = field.control_character() {
+    let mut row = CsvUserRow {
+        line,
+        ..CsvUserRow::default()
+    };
+    for (name, value) in columns.iter().zip(fields) {
+        let tab_ok = *name == "password";
+        if let Some(c) = value
+            .chars()
+            .find(|c| c.is_control() && !(tab_ok && *c == '\t'))
+        {
             return Err(error(format!(
-                "{} contains a control character (U+{:04X})",
-                field_label(index),
+                "field `{name}` contains a control character (U+{:04X})",
                 u32::from(c)
             )));
         }
+        let optional = (!value.is_empty()).then(|| value.clone());
+        match *name {
+            "firstname" => row.firstname = value,
+            "lastname" => row.lastname = value,
+            "username" => row.username = value,
+            "email" => row.email = value,
+            "password" => row.password = optional,
+            "uid_number" => row.uid_number = optional,
+            "gid_number" => row.gid_number = optional,
+            "login_shell" => row.login_shell = optional,
+            "home_directory" => row.home_directory = optional,
+            "password_hash" => row.password_hash = optional,
+            "state" => row.state = optional,
+            "groups" => {
+                row.groups = value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            _ => {}
+        }
     }
-    let values: Vec<String> = fields
-        .kept
-        .iter()
-        .map(|field| field.value().to_owned())
-        .collect();
-    let Ok([firstname, lastname, username, email, password]) = <[String; 5]>::try_from(values)
-    else {
-        return Err(error(format!(
-            "expected 5 fields ({TEMPLATE_HEADER}), found {}",
-            fields.count
-        )));
-    };
-    Ok(CsvUserRow {
-        line,
-        firstname,
-        lastname,
-        username,
-        email,
-        password: (!password.is_empty()).then_some(password),
-    })
+    Ok(row)
 }
 
 #[cfg(test)]
@@ -567,6 +451,7 @@ mod tests {
             username,
             email,
             password: password.map(str::to_owned),
+            ..CsvUserRow::default()
         }
     }
 
@@ -608,15 +493,43 @@ mod tests {
         );
         assert_eq!(
             error.to_string(),
-            "the header must be exactly `firstname,lastname,username,email,password` \
-             (case-sensitive); found `FirstName,lastname,username,email,password`"
+            "the header must name the columns `firstname,lastname,username,email,password` \
+             (case-sensitive, each once), optionally with uid_number, gid_number, login_shell, \
+             home_directory, groups, password_hash, state; found `FirstName,lastname,username,email,password`"
         );
     }
 
     #[test]
-    fn header_with_extra_column_is_rejected() {
+    fn header_with_unknown_or_repeated_column_is_rejected() {
         let result = parse("firstname,lastname,username,email,password,phone\n");
         assert!(matches!(result, Err(CsvFileError::BadHeader { .. })));
+        let result = parse("firstname,lastname,username,email,password,state,state\n");
+        assert!(matches!(result, Err(CsvFileError::BadHeader { .. })));
+    }
+
+    #[test]
+    fn optional_columns_in_any_order_are_read() {
+        let text = "email,state,username,groups,firstname,lastname,password,uid_number,password_hash,\
+                    login_shell,home_directory,gid_number\n\
+                    ada@example.com,suspended,ada, Staff ; VPN;,Ada,Lovelace,,10001,{SSHA}abc,/bin/zsh,/home/ada,100\n";
+        assert_eq!(
+            rows(text),
+            vec![Ok(CsvUserRow {
+                line: 2,
+                firstname: "Ada".into(),
+                lastname: "Lovelace".into(),
+                username: "ada".into(),
+                email: "ada@example.com".into(),
+                password: None,
+                uid_number: Some("10001".into()),
+                gid_number: Some("100".into()),
+                login_shell: Some("/bin/zsh".into()),
+                home_directory: Some("/home/ada".into()),
+                groups: vec!["Staff".into(), "VPN".into()],
+                password_hash: Some("{SSHA}abc".into()),
+                state: Some("suspended".into()),
+            })]
+        );
     }
 
     #[test]
@@ -834,30 +747,19 @@ mod tests {
             parsed[1],
             Err(CsvRowError {
                 line: 3,
-                message: "field `lastname` opens a quote on line 3 that is never closed".to_owned()
+                message: "a quoted field opened on line 3 is never closed".to_owned()
             })
         );
     }
 
     #[test]
-    fn quote_inside_unquoted_field_fails_that_row_only() {
+    fn stray_quotes_in_unquoted_fields_are_text() {
         let text = format!("{TEMPLATE_HEADER}\nAda,Love\"lace,ada,ada@example.com,pw\n{ADA}\n");
         let parsed = rows(&text);
-        assert_eq!(row_error(&parsed[0]).line, 2);
-        assert!(row_error(&parsed[0])
-            .message
-            .starts_with("field `lastname` contains a `\"`"));
-        assert_eq!(parsed[1], ada(3));
-    }
-
-    #[test]
-    fn text_after_closing_quote_fails_that_row_only() {
-        let text = format!("{TEMPLATE_HEADER}\n\"Ada\"x,Lovelace,ada,ada@example.com,pw\n{ADA}\n");
-        let parsed = rows(&text);
-        assert_eq!(row_error(&parsed[0]).line, 2);
-        assert!(row_error(&parsed[0])
-            .message
-            .starts_with("unexpected text after the closing quote of field `firstname`"));
+        assert_eq!(
+            parsed[0].as_ref().map(|r| r.lastname.as_str()),
+            Ok("Love\"lace")
+        );
         assert_eq!(parsed[1], ada(3));
     }
 

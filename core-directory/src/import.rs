@@ -1,7 +1,10 @@
-//! CSV user import: the reference template `firstname,lastname,username,email,password`.
+//! CSV user import: the reference template `firstname,lastname,username,email,password`, with the optional
+//! columns `uid_number`, `gid_number`, `login_shell`, `home_directory`, `groups` (existing groups, `;`-separated),
+//! `password_hash` (a hash from another directory, see `legacy_hash`) and `state` (active, staged, suspended).
 //!
-//! A row without a password makes a staged user whose password is pending; a row with one makes an active user,
-//! the password still checked against the policy. Each row is written whole or not at all, and every row gets a
+//! A row without a password (or hash) makes a staged user whose password is pending; a row with one makes an
+//! active user, the password still checked against the policy; a `state` column overrides both. A row's
+//! memberships are written with the user. Each row is written whole or not at all, and every row gets a
 //! result. Passwords are hashed in parallel on the hashing pool; rows are then committed in batches so a large
 //! file costs few store transactions.
 
@@ -81,6 +84,50 @@ fn result_for(row: &CsvUserRow, outcome: std::result::Result<String, String>) ->
     }
 }
 
+/// The new user a CSV row describes, its optional columns checked (the identity was checked before).
+fn row_input(row: &CsvUserRow, email: String) -> std::result::Result<NewUser, String> {
+    let number = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|t| {
+                t.parse::<u32>()
+                    .map_err(|_| format!("{name} `{t}` is not a number"))
+            })
+            .transpose()
+    };
+    let state = match row.state.as_deref() {
+        None => None,
+        Some(t) => Some(match t.to_ascii_lowercase().as_str() {
+            "active" => UserState::Active,
+            "staged" => UserState::Staged,
+            "suspended" => UserState::Suspended,
+            _ => {
+                return Err(format!(
+                    "state `{t}` is not one of active, staged, suspended"
+                ))
+            }
+        }),
+    };
+    if row.password.is_some() && row.password_hash.is_some() {
+        return Err("give a password or a password_hash, not both".into());
+    }
+    if let Some(h) = &row.password_hash {
+        crate::legacy_hash::import(h)?;
+    }
+    Ok(NewUser {
+        username: row.username.clone(),
+        email,
+        firstname: row.firstname.clone(),
+        lastname: row.lastname.clone(),
+        state,
+        uid_number: number("uid_number", &row.uid_number)?,
+        gid_number: number("gid_number", &row.gid_number)?,
+        login_shell: row.login_shell.clone(),
+        home_directory: row.home_directory.clone(),
+        password_hash: row.password_hash.clone(),
+        ..NewUser::default()
+    })
+}
+
 impl Directory {
     /// Import users from CSV. File-level problems (header, encoding) fail the whole upload; everything else is
     /// reported per row.
@@ -136,8 +183,8 @@ impl Directory {
                     }
                     Ok((u, e))
                 });
-            match checked {
-                Ok((username, email)) => pending.push((i, row, username, email)),
+            match checked.and_then(|(_, email)| row_input(&row, email)) {
+                Ok(input) => pending.push((i, row, input)),
                 Err(m) => results[i] = Some(result_for(&row, Err(m))),
             }
         }
@@ -146,28 +193,28 @@ impl Directory {
         let mut done = total - pending.len();
         progress(done, total);
         let mut tasks = tokio::task::JoinSet::new();
-        for (i, row, username, email) in pending {
+        for (i, row, input) in pending {
             let dir = Arc::clone(self);
             let snap = Arc::clone(&snap);
             tasks.spawn(async move {
                 let prepared = match row.password.as_deref() {
                     Some(pw) => dir
-                        .prepare_password(&snap, None, &username, pw)
+                        .prepare_password(&snap, None, &input.username, pw)
                         .await
                         .map(Some),
                     None => Ok(None),
                 };
-                (i, row, username, email, prepared)
+                (i, row, input, prepared)
             });
         }
         let mut ready = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            let (i, row, username, email, prepared) =
+            let (i, row, input, prepared) =
                 joined.map_err(|e| DirectoryError::Internal(e.to_string()))?;
             done += 1;
             progress(done, total);
             match prepared {
-                Ok(p) => ready.push((i, row, username, email, p)),
+                Ok(p) => ready.push((i, row, input, p)),
                 Err(e) => results[i] = Some(result_for(&row, Err(e.to_string()))),
             }
         }
@@ -179,25 +226,42 @@ impl Directory {
             let outcomes = self
                 .write(move |tx| {
                     let mut out = Vec::new();
-                    for (i, row, _name, email, prepared) in chunk {
-                        let state = if prepared.is_some() {
-                            UserState::Active
-                        } else {
-                            UserState::Staged
-                        };
-                        let input = NewUser {
-                            username: row.username.clone(),
-                            email: email.clone(),
-                            firstname: row.firstname.clone(),
-                            lastname: row.lastname.clone(),
-                            state: Some(state),
-                            ..NewUser::default()
-                        };
-                        // Validation of a row happens before any of its writes, so a failed row leaves nothing.
-                        let r = self
-                            .insert_user(tx, &actor, input, email, prepared)
-                            .map(|u| u.id.to_string())
-                            .map_err(|e| e.to_string());
+                    for (i, row, mut input, prepared) in chunk {
+                        if input.state.is_none() {
+                            let usable = prepared.is_some() || input.password_hash.is_some();
+                            input.state = Some(if usable {
+                                UserState::Active
+                            } else {
+                                UserState::Staged
+                            });
+                        }
+                        // Everything that can refuse the row is checked before its first write, so a failed
+                        // row leaves nothing.
+                        let groups: std::result::Result<Vec<_>, String> = row
+                            .groups
+                            .iter()
+                            .map(|name| {
+                                tx.snap
+                                    .group_by_group_name(name)
+                                    .cloned()
+                                    .ok_or_else(|| format!("group `{name}` does not exist"))
+                            })
+                            .collect();
+                        let r = groups.and_then(|groups| {
+                            let email = input.email.clone();
+                            let user = self
+                                .insert_user(tx, &actor, input, email, prepared)
+                                .map_err(|e| e.to_string())?;
+                            for g in groups {
+                                if self
+                                    .tx_add_member(tx, &actor, &g, &user.id)
+                                    .map_err(|e| e.to_string())?
+                                {
+                                    tx.touch_group(&g.id);
+                                }
+                            }
+                            Ok(user.id.to_string())
+                        });
                         out.push((i, row, r));
                     }
                     Ok(out)

@@ -187,9 +187,9 @@ pub fn parse(text: &str) -> Vec<std::result::Result<Entry, ParseError>> {
     for (n, line) in lines {
         if line.trim().is_empty() {
             flush(&mut record, &mut out);
-        } else if line.starts_with('#') {
-            continue;
-        } else if record.is_empty() && line.to_ascii_lowercase().starts_with("version:") {
+        } else if line.starts_with('#')
+            || (record.is_empty() && line.to_ascii_lowercase().starts_with("version:"))
+        {
             continue;
         } else {
             record.push((n, line));

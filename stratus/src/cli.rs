@@ -943,7 +943,7 @@ fn ldif_chunks(text: &str) -> Vec<(usize, &str)> {
             }
         }
     }
-    if start < text.len() && text[start..].trim().len() > 0 {
+    if start < text.len() && !text[start..].trim().is_empty() {
         out.push((start_line, &text[start..]));
     }
     out

@@ -411,7 +411,13 @@ impl Directory {
 
     /// Add `user` to `group` inside a transaction: scope checked, the user's entry touched (its groups changed),
     /// the event recorded. False when the user already was a member. The caller moves the group's revision.
-    fn tx_add_member(&self, tx: &mut Tx, actor: &Actor, g: &Group, user: &Id) -> Result<bool> {
+    pub(crate) fn tx_add_member(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        g: &Group,
+        user: &Id,
+    ) -> Result<bool> {
         let u = tx.user_at(user, None)?;
         scim_scope::check_membership(&tx.snap, actor, g, &u)?;
         if tx.snap.members.get(&g.id).is_some_and(|m| m.contains(user)) {

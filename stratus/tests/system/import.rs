@@ -136,3 +136,77 @@ async fn duplicates_inside_one_file_fail_the_later_row() {
         .unwrap()
         .contains("earlier in this file"));
 }
+
+#[tokio::test]
+async fn optional_columns_carry_posix_fields_groups_hashes_and_state() {
+    let s = Server::start().await;
+    let (st, _) = s
+        .post("/groups", serde_json::json!({"name": "Staff"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let ssha = std::process::Command::new("slappasswd")
+        .args(["-h", "{SSHA}", "-s", "Kept-Password-5"])
+        .output()
+        .expect("slappasswd (scripts/test installs slapd)");
+    let ssha = String::from_utf8_lossy(&ssha.stdout).trim().to_string();
+    // The optional columns in another order than the template's, after the required ones.
+    let csv = format!(
+        "firstname,lastname,username,email,password,groups,state,uid_number,gid_number,login_shell,home_directory,password_hash\n\
+         Mia,Moved,mia,mia@example.com,,Staff,,20001,100,/bin/zsh,/srv/mia,{ssha}\n\
+         Sam,Stopped,sam,sam@example.com,,staff,suspended,,,,,\n\
+         Nan,Nogroup,nan,nan@example.com,,Staff;Ghosts,,,,,,\n\
+         Bad,Number,badnum,badnum@example.com,,,,12x,,,,\n\
+         Two,Secrets,two,two@example.com,Strong-Password-1,,,,,,,{ssha}\n"
+    );
+    let (st, text) = import(&s, csv.into_bytes(), "application/json").await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let msg = |i: usize| rows[i]["message"].as_str().unwrap().to_string();
+    assert_eq!(
+        (report["imported"].as_u64(), report["failed"].as_u64()),
+        (Some(2), Some(3)),
+        "{report}"
+    );
+    assert!(msg(2).contains("group `Ghosts` does not exist"), "{report}");
+    assert!(
+        msg(3).contains("uid_number `12x` is not a number"),
+        "{report}"
+    );
+    assert!(msg(4).contains("not both"), "{report}");
+    // A refused row left nothing behind: no user, no membership.
+    let (_, nan) = s.get("/users?search=nan").await;
+    assert_eq!(nan["total"], 0);
+
+    let (_, page) = s.get("/users?search=mia").await;
+    let mia = &page["users"][0];
+    assert_eq!(
+        (
+            mia["uid_number"].as_u64(),
+            mia["gid_number"].as_u64(),
+            mia["login_shell"].as_str(),
+            mia["home_directory"].as_str()
+        ),
+        (Some(20001), Some(100), Some("/bin/zsh"), Some("/srv/mia")),
+        "{mia}"
+    );
+    assert_eq!(
+        (
+            mia["state"].as_str(),
+            mia["legacy_password_scheme"].as_str()
+        ),
+        (Some("active"), Some("SSHA"))
+    );
+    assert_eq!(mia["groups"].as_array().map(Vec::len), Some(1));
+    let (_, page) = s.get("/users?search=sam").await;
+    assert_eq!(
+        (
+            page["users"][0]["state"].as_str(),
+            page["users"][0]["groups"].as_array().map(Vec::len)
+        ),
+        (Some("suspended"), Some(1))
+    );
+    // The imported hash is the user's password.
+    let (st, _) = s.portal_login("mia", "Kept-Password-5", None).await;
+    assert_eq!(st, StatusCode::OK);
+}
