@@ -32,9 +32,23 @@ pub async fn count_requests(State(s): State<AppState>, req: Request, next: Next)
     resp
 }
 
+/// Ready when the directory is initialised and its store answers; a node of a shared store that cannot reach it
+/// keeps serving reads from its snapshot but says so here, so a load balancer can prefer the others.
 async fn readyz(State(s): State<AppState>) -> Response {
-    match (s.dir.org(), s.dir.schema_version()) {
-        (Some(_), Ok(_)) => "ready\n".into_response(),
+    let dir = std::sync::Arc::clone(&s.dir);
+    let store = tokio::task::spawn_blocking(move || dir.schema_version()).await;
+    match (s.dir.org(), store) {
+        (Some(_), Ok(Ok(_))) if s.dir.store_reachable() => "ready\n".into_response(),
+        (Some(_), Ok(Ok(_))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the store's change feed is behind\n",
+        )
+            .into_response(),
+        (Some(_), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the store does not answer\n",
+        )
+            .into_response(),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::id::Id;
 use crate::model::*;
-use crate::store::{Kind, LoadedRecords, StoreError};
+use crate::store::{Kind, LoadedRecords, Op, StoreError};
 use imbl::{HashMap, OrdMap, OrdSet};
 use std::sync::Arc;
 
@@ -54,6 +54,23 @@ pub struct Snapshot {
     pub provisioned: HashMap<(Id, Id), Arc<Provisioned>>,
 }
 
+fn corrupt_link(kind: Kind, key: &str) -> StoreError {
+    StoreError::Corrupt {
+        kind: kind.table_name(),
+        key: key.to_string(),
+        reason: "malformed key".into(),
+    }
+}
+
+/// `<group id>/<other>` of a membership or binding key.
+fn link(kind: Kind, key: &str) -> Result<(Id, &str), StoreError> {
+    let (group, other) = key.split_once('/').ok_or_else(|| corrupt_link(kind, key))?;
+    Ok((
+        Id::parse(group).ok_or_else(|| corrupt_link(kind, key))?,
+        other,
+    ))
+}
+
 /// Case-folded key for unique names.
 pub fn fold(name: &str) -> String {
     name.trim().to_lowercase()
@@ -95,6 +112,30 @@ impl Snapshot {
 
     /// Rebuild from every stored record.
     pub fn from_records(loaded: LoadedRecords) -> Result<Self, StoreError> {
+        let mut s = Snapshot::empty();
+        s.sequence = loaded.sequence;
+        let mut links = Vec::new();
+        for (kind, key, bytes) in loaded.records {
+            match kind {
+                Kind::Membership | Kind::Binding => links.push((kind, key)),
+                _ => s.put_record(kind, &key, &bytes)?,
+            }
+        }
+        for (kind, key) in links {
+            s.put_record(kind, &key, &[])?;
+        }
+        Ok(s)
+    }
+
+    /// Apply one stored change to the snapshot: how records written by another node reach this one.
+    pub(crate) fn apply_op(&mut self, op: &Op) -> Result<(), StoreError> {
+        match op {
+            Op::Put { kind, key, value } => self.put_record(*kind, key, value),
+            Op::Delete { kind, key } => self.delete_record(*kind, key),
+        }
+    }
+
+    fn put_record(&mut self, kind: Kind, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         fn parse<T: serde::de::DeserializeOwned>(
             kind: Kind,
             key: &str,
@@ -106,56 +147,99 @@ impl Snapshot {
                 reason: e.to_string(),
             })
         }
-        let mut s = Snapshot::empty();
-        s.sequence = loaded.sequence;
-        let mut links = Vec::new();
-        for (kind, key, bytes) in loaded.records {
-            match kind {
-                Kind::Meta => match key.as_str() {
-                    META_ORG => s.org = Some(Arc::new(parse(kind, &key, &bytes)?)),
-                    META_POLICY => s.policy = Arc::new(parse(kind, &key, &bytes)?),
-                    META_ALLOCATORS => s.allocators = parse(kind, &key, &bytes)?,
-                    _ => {}
-                },
-                Kind::User => s.put_user(Arc::new(parse(kind, &key, &bytes)?)),
-                Kind::Group => s.put_group(Arc::new(parse(kind, &key, &bytes)?)),
-                Kind::Membership | Kind::Binding => links.push((kind, key)),
-                Kind::RadiusServer => {
-                    let r: RadiusServer = parse(kind, &key, &bytes)?;
-                    s.radius_servers.insert(r.id.clone(), Arc::new(r));
+        match kind {
+            Kind::Meta => match key {
+                META_ORG => self.org = Some(Arc::new(parse(kind, key, bytes)?)),
+                META_POLICY => self.policy = Arc::new(parse(kind, key, bytes)?),
+                META_ALLOCATORS => self.allocators = parse(kind, key, bytes)?,
+                _ => {}
+            },
+            Kind::User => self.put_user(Arc::new(parse(kind, key, bytes)?)),
+            Kind::Group => self.put_group(Arc::new(parse(kind, key, bytes)?)),
+            Kind::Membership | Kind::Binding => {
+                let (group, other) = link(kind, key)?;
+                match kind {
+                    Kind::Membership => {
+                        let user = Id::parse(other).ok_or_else(|| corrupt_link(kind, key))?;
+                        self.add_member(&group, &user)
+                    }
+                    _ => self.bind(
+                        &group,
+                        Resource::parse(other).ok_or_else(|| corrupt_link(kind, key))?,
+                    ),
                 }
-                Kind::App => {
-                    let a: SsoApp = parse(kind, &key, &bytes)?;
-                    s.apps.insert(a.id.clone(), Arc::new(a));
-                }
-                Kind::Admin => s.put_admin(Arc::new(parse(kind, &key, &bytes)?)),
-                Kind::ApiKey => s.put_api_key(Arc::new(parse(kind, &key, &bytes)?)),
-                Kind::ScimToken => s.put_scim_token(Arc::new(parse(kind, &key, &bytes)?)),
-                Kind::Outbox => {
-                    let o: OutboxItem = parse(kind, &key, &bytes)?;
-                    s.outbox.insert(o.id.clone(), Arc::new(o));
-                }
-                Kind::Provisioned => {
-                    let p: Provisioned = parse(kind, &key, &bytes)?;
-                    s.provisioned
-                        .insert((p.app.clone(), p.subject.clone()), Arc::new(p));
+            }
+            Kind::RadiusServer => {
+                let r: RadiusServer = parse(kind, key, bytes)?;
+                self.radius_servers.insert(r.id.clone(), Arc::new(r));
+            }
+            Kind::App => {
+                let a: SsoApp = parse(kind, key, bytes)?;
+                self.apps.insert(a.id.clone(), Arc::new(a));
+            }
+            Kind::Admin => self.put_admin(Arc::new(parse(kind, key, bytes)?)),
+            Kind::ApiKey => self.put_api_key(Arc::new(parse(kind, key, bytes)?)),
+            Kind::ScimToken => self.put_scim_token(Arc::new(parse(kind, key, bytes)?)),
+            Kind::Outbox => {
+                let o: OutboxItem = parse(kind, key, bytes)?;
+                self.outbox.insert(o.id.clone(), Arc::new(o));
+            }
+            Kind::Provisioned => {
+                let p: Provisioned = parse(kind, key, bytes)?;
+                self.provisioned
+                    .insert((p.app.clone(), p.subject.clone()), Arc::new(p));
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_record(&mut self, kind: Kind, key: &str) -> Result<(), StoreError> {
+        let id = || Id::parse(key).ok_or_else(|| corrupt_link(kind, key));
+        match kind {
+            Kind::Meta => {}
+            Kind::User => {
+                self.remove_user(&id()?);
+            }
+            Kind::Group => {
+                self.remove_group(&id()?);
+            }
+            Kind::Membership => {
+                let (group, other) = link(kind, key)?;
+                let user = Id::parse(other).ok_or_else(|| corrupt_link(kind, key))?;
+                self.remove_member(&group, &user);
+            }
+            Kind::Binding => {
+                let (group, other) = link(kind, key)?;
+                let r = Resource::parse(other).ok_or_else(|| corrupt_link(kind, key))?;
+                self.unbind(&group, &r);
+            }
+            Kind::RadiusServer => {
+                self.radius_servers.remove(&id()?);
+            }
+            Kind::App => {
+                self.apps.remove(&id()?);
+            }
+            Kind::Admin => {
+                self.remove_admin(&id()?);
+            }
+            Kind::ApiKey => {
+                self.remove_api_key(&id()?);
+            }
+            Kind::ScimToken => {
+                self.remove_scim_token(&id()?);
+            }
+            Kind::Outbox => {
+                self.outbox.remove(&id()?);
+            }
+            Kind::Provisioned => {
+                if let Some((app, subject)) = key.split_once('/') {
+                    if let (Some(app), Some(subject)) = (Id::parse(app), Id::parse(subject)) {
+                        self.provisioned.remove(&(app, subject));
+                    }
                 }
             }
         }
-        for (kind, key) in links {
-            let corrupt = || StoreError::Corrupt {
-                kind: kind.table_name(),
-                key: key.clone(),
-                reason: "malformed link key".into(),
-            };
-            let (group, other) = key.split_once('/').ok_or_else(corrupt)?;
-            let group = Id::parse(group).ok_or_else(corrupt)?;
-            match kind {
-                Kind::Membership => s.add_member(&group, &Id::parse(other).ok_or_else(corrupt)?),
-                _ => s.bind(&group, Resource::parse(other).ok_or_else(corrupt)?),
-            }
-        }
-        Ok(s)
+        Ok(())
     }
 
     // ----- reads -----

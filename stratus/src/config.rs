@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Where the store, master key and certificates live.
     pub data_dir: PathBuf,
+    /// Empty: the embedded store in the data directory. `postgres://user:password@host:port/db?sslmode=…`: a
+    /// PostgreSQL database that several Stratus nodes share (they must share the master key too:
+    /// `STRATUS_MASTER_KEY`, or the same `master.key`).
+    pub store: String,
     /// Organisation name used on first start.
     pub org_name: String,
     /// The URL users, SPs and provisioning clients reach Stratus at (`https://sso.example.com`): it names the SAML
@@ -221,6 +225,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("data"),
+            store: String::new(),
             org_name: "Stratus".into(),
             public_base_url: String::new(),
             http: HttpConfig::default(),
@@ -329,6 +334,7 @@ impl Config {
 
     fn apply_env(&mut self) -> Result<(), ConfigError> {
         env_parse("STRATUS_DATA_DIR", &mut self.data_dir)?;
+        env_parse("STRATUS_STORE", &mut self.store)?;
         env_parse("STRATUS_ORG_NAME", &mut self.org_name)?;
         env_parse("STRATUS_PUBLIC_BASE_URL", &mut self.public_base_url)?;
         env_parse("STRATUS_HTTP_ADDR", &mut self.http.addr)?;

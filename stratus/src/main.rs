@@ -36,6 +36,10 @@ enum Command {
         /// Data directory (overrides the config and STRATUS_DATA_DIR).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The store: a `postgres://…` URL shared by several nodes (overrides the config and STRATUS_STORE);
+        /// without it, the embedded store in the data directory.
+        #[arg(long)]
+        store: Option<String>,
     },
     #[command(flatten)]
     Admin(cli::Admin),
@@ -74,7 +78,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve { config, data_dir } => {
+        Command::Serve {
+            config,
+            data_dir,
+            store,
+        } => {
             let mut cfg = match config::Config::load(config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -84,6 +92,9 @@ fn main() -> ExitCode {
             };
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
+            }
+            if let Some(s) = store {
+                cfg.store = s;
             }
             init_logging(&cfg);
             match runtime.block_on(serve::run(cfg)) {

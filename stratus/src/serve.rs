@@ -6,7 +6,7 @@ use axum::serve::ListenerExt;
 use core_directory::crypto::MasterKey;
 use core_directory::directory::BootstrapRequest;
 use core_directory::password::HashParams;
-use core_directory::store::RedbStore;
+use core_directory::store::{PgStore, RedbStore, Store};
 use core_directory::{Directory, DirectoryConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -143,11 +143,25 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
         std::env::var("STRATUS_MASTER_KEY").ok().as_deref(),
         &cfg.data_dir,
     )?;
-    let store = RedbStore::open(&cfg.data_dir.join("stratus.redb"))
-        .map_err(core_directory::DirectoryError::from)?;
+    let store: Arc<dyn Store> = if cfg.store.is_empty() {
+        Arc::new(
+            RedbStore::open(&cfg.data_dir.join("stratus.redb"))
+                .map_err(core_directory::DirectoryError::from)?,
+        )
+    } else if cfg.store.starts_with("postgres://") || cfg.store.starts_with("postgresql://") {
+        PgStore::connect(&cfg.store)
+            .await
+            .map_err(core_directory::DirectoryError::from)?
+    } else {
+        return Err(core_directory::DirectoryError::invalid(
+            "store",
+            "the store is empty (the embedded store) or a postgres:// URL",
+        )
+        .into());
+    };
     let p = &cfg.passwords;
     let dir = Directory::open(
-        Arc::new(store),
+        store,
         master,
         DirectoryConfig {
             hash_params: HashParams {
@@ -186,6 +200,7 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
         }
         println!("stratus: these are shown only now; change the password after your first login");
     }
+    dir.follow_changes();
     Ok(dir)
 }
 

@@ -142,6 +142,8 @@ pub struct Directory {
     pub(crate) sp_metadata_reader: Option<SpMetadataReader>,
     /// Login password verifications, for `/metrics`.
     pub(crate) password_verifications: std::sync::atomic::AtomicU64,
+    /// False while a shared store cannot be reached (reads go on from the snapshot; writes fail).
+    store_reachable: std::sync::atomic::AtomicBool,
 }
 
 /// An open write transaction: a working copy of the snapshot plus the batch that persists it.
@@ -279,6 +281,7 @@ impl Directory {
             reply_check: config.reply_attribute_check,
             sp_metadata_reader: config.sp_metadata_reader,
             password_verifications: std::sync::atomic::AtomicU64::new(0),
+            store_reachable: std::sync::atomic::AtomicBool::new(true),
         });
         tokio::spawn(event_writer(store, rx));
         Ok(dir)
@@ -299,8 +302,24 @@ impl Directory {
     }
 
     /// Run `f` as one transaction: serialised with other writers, committed as one batch, then published.
+    ///
+    /// On a store shared by several nodes the write first takes the store's cluster-wide write lock and applies
+    /// the changes other nodes committed since this node's snapshot, so the closure decides against the latest
+    /// state of the whole cluster, exactly as it does against this node's own on one node.
     pub(crate) async fn write<R>(&self, f: impl FnOnce(&mut Tx) -> Result<R>) -> Result<R> {
         let _guard = self.writer.lock().await;
+        let shared = if self.store.is_shared() {
+            let (store, after) = (Arc::clone(&self.store), self.snapshot.load().sequence);
+            let (write, changes) =
+                tokio::task::spawn_blocking(move || store.begin_shared_write(after))
+                    .await
+                    .map_err(|e| DirectoryError::Internal(e.to_string()))?
+                    .map_err(unavailable)?;
+            self.apply_changes(&changes)?;
+            Some(write)
+        } else {
+            None
+        };
         let mut tx = Tx {
             snap: (*self.snapshot.load_full()).clone(),
             batch: WriteBatch::default(),
@@ -312,12 +331,90 @@ impl Directory {
         }
         let store = Arc::clone(&self.store);
         let batch = std::mem::take(&mut tx.batch);
-        let seq = tokio::task::spawn_blocking(move || store.commit(batch))
-            .await
-            .map_err(|e| DirectoryError::Internal(e.to_string()))??;
+        let seq = tokio::task::spawn_blocking(move || match shared {
+            Some(write) => write.commit(batch),
+            None => store.commit(batch),
+        })
+        .await
+        .map_err(|e| DirectoryError::Internal(e.to_string()))?
+        .map_err(unavailable)?;
         tx.snap.sequence = seq;
         self.snapshot.store(Arc::new(tx.snap));
         Ok(out)
+    }
+
+    /// Apply changes committed by other nodes to the published snapshot (the caller holds the writer lock).
+    fn apply_changes(&self, changes: &[crate::store::Change]) -> Result<()> {
+        let Some(last) = changes.last() else {
+            return Ok(());
+        };
+        let mut snap = (*self.snapshot.load_full()).clone();
+        for change in changes {
+            for op in &change.ops {
+                snap.apply_op(op)?;
+                // A user changed elsewhere: their cached credential may be stale.
+                if let crate::store::Op::Put {
+                    kind: crate::store::Kind::User,
+                    key,
+                    ..
+                }
+                | crate::store::Op::Delete {
+                    kind: crate::store::Kind::User,
+                    key,
+                } = op
+                {
+                    if let Some(id) = Id::parse(key) {
+                        self.cache.forget(&id);
+                    }
+                }
+            }
+        }
+        snap.sequence = last.sequence;
+        self.snapshot.store(Arc::new(snap));
+        Ok(())
+    }
+
+    /// Follow the other nodes of a shared store: apply their commits to this node's snapshot as the store signals
+    /// them. Returns at once for a store with one writer process.
+    pub fn follow_changes(self: &Arc<Self>) {
+        let Some(mut signal) = self.store.change_signal() else {
+            return;
+        };
+        let dir = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while signal.changed().await.is_ok() {
+                let Some(dir) = dir.upgrade() else {
+                    return;
+                };
+                let _guard = dir.writer.lock().await;
+                let (store, after) = (Arc::clone(&dir.store), dir.snapshot.load().sequence);
+                let changes = tokio::task::spawn_blocking(move || store.changes_since(after)).await;
+                match changes {
+                    Ok(Ok(changes)) => {
+                        if let Err(e) = dir.apply_changes(&changes) {
+                            tracing::error!(error = %e, "a change from another node could not be applied");
+                        }
+                        dir.store_reachable
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(Err(e)) => {
+                        if dir
+                            .store_reachable
+                            .swap(false, std::sync::atomic::Ordering::Relaxed)
+                        {
+                            tracing::warn!(error = %e, "the store is unreachable; serving reads from the snapshot");
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+
+    /// Whether the last attempt to follow the store's changes reached it (always true for the embedded store).
+    pub fn store_reachable(&self) -> bool {
+        self.store_reachable
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// [`Directory::write`] for a change `actor` asked for: when a SCIM token's scope refuses it, the refusal is
@@ -518,4 +615,9 @@ pub(crate) fn validate_new_identity(
         crate::snapshot::fold(login.as_deref().unwrap_or(&resolved)),
         email,
     ))
+}
+
+/// A store failure as the caller sees it: the directory cannot write now.
+fn unavailable(e: crate::store::StoreError) -> DirectoryError {
+    DirectoryError::from(e)
 }

@@ -4,11 +4,13 @@
 //! monotonically increasing change sequence and a schema version. Every [`WriteBatch`] is one transaction:
 //! its records, its events and the sequence bump land together or not at all.
 
+pub mod postgres;
 pub mod redb_store;
 
 use crate::events::{Event, EventQuery};
 use chrono::{DateTime, Utc};
 
+pub use postgres::PgStore;
 pub use redb_store::RedbStore;
 
 /// The kinds of record the core persists.
@@ -47,6 +49,11 @@ impl Kind {
         Kind::Outbox,
         Kind::Provisioned,
     ];
+
+    /// The kind a [`Kind::table_name`] names.
+    pub fn from_table_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.table_name() == name)
+    }
 
     pub fn table_name(self) -> &'static str {
         match self {
@@ -125,6 +132,20 @@ pub struct LoadedRecords {
     pub records: Vec<(Kind, String, Vec<u8>)>,
 }
 
+/// A committed transaction's record changes, as a shared store hands them to the other nodes.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub sequence: u64,
+    pub ops: Vec<Op>,
+}
+
+/// A write in progress on a store shared by several nodes: every other node's writes wait until it commits or
+/// is dropped (which rolls it back).
+pub trait SharedWrite: Send {
+    /// Apply the batch and end the write; returns the new change sequence.
+    fn commit(self: Box<Self>, batch: WriteBatch) -> Result<u64, StoreError>;
+}
+
 /// A storage failure. The message is for operators' logs.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -154,4 +175,36 @@ pub trait Store: Send + Sync + 'static {
     fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// The schema version the data is at.
     fn schema_version(&self) -> Result<u32, StoreError>;
+
+    /// Whether other processes write to the same data (then the core follows their changes and takes
+    /// [`Store::begin_shared_write`] for each write). False for the embedded store.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Shared stores: begin a write that excludes every other node's writes, and return the changes committed
+    /// after `after`, which the caller applies before deciding anything.
+    fn begin_shared_write(
+        &self,
+        _after: u64,
+    ) -> Result<(Box<dyn SharedWrite>, Vec<Change>), StoreError> {
+        Err(StoreError::Backend(
+            "this store has one writer process; it takes no shared writes".into(),
+        ))
+    }
+
+    /// Shared stores: the changes committed after `after`, in order.
+    fn changes_since(&self, _after: u64) -> Result<Vec<Change>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Shared stores: moves whenever any node commits (a hint to call [`Store::changes_since`]).
+    fn change_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// A short description of the store's health for `/readyz`: `Ok` when it answers.
+    fn health(&self) -> Result<(), StoreError> {
+        self.schema_version().map(|_| ())
+    }
 }

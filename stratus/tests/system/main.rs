@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod bad_input;
 mod cli;
+mod cluster;
 mod console;
 mod console_resources;
 mod console_settings;

@@ -1,0 +1,342 @@
+//! Several Stratus nodes on one PostgreSQL: a real PostgreSQL 15 from the machine's packages (initdb into a
+//! temporary directory, run as the unprivileged `postgres` user on an ephemeral loopback port), two real
+//! `stratus` processes on it, and real clients (ldapwhoami, radclient, the admin API) on each.
+
+use crate::harness::{Server, Start};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const MASTER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// A PostgreSQL server for one test, stopped (and its files removed) when dropped.
+pub struct Postgres {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+/// Run a PostgreSQL tool as the unprivileged `postgres` user when the tests run as root (initdb refuses root).
+fn pg_command(tool: &str) -> Command {
+    let path = format!("{PG_BIN}/{tool}");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", &path]);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("stratus-pg")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let data = dir.path().join("data");
+        // The postgres user must own the cluster directory.
+        let _ = Command::new("chown")
+            .args(["postgres:postgres", dir.path().to_str().unwrap()])
+            .status();
+        let out = pg_command("initdb")
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+            ])
+            .output()
+            .expect("initdb runs (PostgreSQL 15 server binaries)");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let child = pg_command("postgres")
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-p",
+                &port.to_string(),
+                "-h",
+                "127.0.0.1",
+            ])
+            .args(["-k", dir.path().to_str().unwrap(), "-c", "fsync=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts");
+        let pg = Postgres {
+            child,
+            _dir: dir,
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = pg_command("pg_isready")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ready {
+                break;
+            }
+            assert!(Instant::now() < deadline, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = pg_command("createdb")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "stratus",
+            ])
+            .output()
+            .expect("createdb");
+        assert!(
+            out.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/stratus?sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Stratus node on the shared database, with its own data directory (certificates, logs).
+async fn node(pg: &Postgres, dir: &Path) -> Server {
+    Server::start_in(
+        dir,
+        Start {
+            env: vec![
+                ("STRATUS_STORE".into(), pg.url()),
+                ("STRATUS_MASTER_KEY".into(), MASTER_KEY.into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Poll `check` until it holds or `limit` passes; returns how long it took.
+async fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+fn data_dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    (tmp, a, b)
+}
+
+#[tokio::test]
+async fn a_user_created_on_one_node_signs_in_on_the_other() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    let b = node(&pg, &b_dir).await;
+    // Node B joined the directory node A initialised.
+    let (_, org_a) = a.get("/settings/org").await;
+    let (_, org_b) = b.get("/settings/org").await;
+    assert_eq!(org_a["ldap_suffix"], org_b["ldap_suffix"]);
+    let suffix = org_a["ldap_suffix"].as_str().unwrap().to_string();
+
+    // Everything is set up through node A only.
+    let (st, p) = a
+        .post(
+            "/radius-servers",
+            json!({"name": "ap", "networks": ["127.0.0.1/32"], "secret": crate::radius::SECRET}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let profile = p["id"].as_str().unwrap().to_string();
+    let user = a.user("nora", Some("Node-Password-1")).await;
+    let group = crate::radius::group(
+        &a,
+        json!({"name": "staff"}),
+        &[&user],
+        Some(&format!("radius:{profile}")),
+    )
+    .await;
+    assert_eq!(
+        a.put(&format!("/groups/{group}/bindings/ldap"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+
+    // Node B's LDAP and RADIUS accept her within a second.
+    let ldap = || crate::identity::whoami(&b, &suffix, "nora", "Node-Password-1").0 == Some(0);
+    let took = within(Duration::from_secs(1), ldap).await;
+    assert!(
+        took.is_some(),
+        "node B's LDAP did not see the user within 1 s"
+    );
+    let (ok, out) = crate::radius::radclient(
+        &b.radius,
+        "auth",
+        crate::radius::SECRET,
+        "User-Name=nora,User-Password=\"Node-Password-1\",Message-Authenticator=0x00",
+    );
+    assert!(ok && out.contains("Access-Accept"), "{out}");
+
+    // Wrong passwords spread over both nodes add up to one lockout.
+    a.lockout(4, 30).await;
+    let olga = a.user("olga", Some("Node-Password-2")).await;
+    assert_eq!(
+        a.put(&format!("/groups/{group}/members/{olga}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let olga_in = |s: &Server| crate::identity::whoami(s, &suffix, "olga", "Node-Password-2").0;
+    assert!(within(Duration::from_secs(1), || olga_in(&b) == Some(0))
+        .await
+        .is_some());
+    for s in [&a, &b, &a, &b] {
+        assert_eq!(
+            crate::identity::whoami(s, &suffix, "olga", "Wrong-Password-2").0,
+            Some(49)
+        );
+    }
+    assert_eq!(
+        olga_in(&a),
+        Some(49),
+        "locked after four failures on two nodes"
+    );
+    assert!(within(Duration::from_secs(1), || olga_in(&b) == Some(49))
+        .await
+        .is_some());
+
+    // A change on B reaches A just the same: suspended on B, refused on A.
+    let (st, _) = b
+        .patch(&format!("/users/{user}"), json!({"state": "suspended"}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let refused = || crate::identity::whoami(&a, &suffix, "nora", "Node-Password-1").0 == Some(49);
+    assert!(
+        within(Duration::from_secs(1), refused).await.is_some(),
+        "node A still lets her in"
+    );
+    // Events from both nodes are in the one log.
+    let ev = a.events("user_update", "nora").await;
+    assert!(!ev.is_empty(), "{ev:?}");
+    let (_, ready) = b.get("/users?limit=1").await;
+    assert!(ready["total"].as_u64().is_some());
+}
+
+#[tokio::test]
+async fn concurrent_writers_on_two_nodes_break_no_uniqueness_and_lose_nothing() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    let b = node(&pg, &b_dir).await;
+    let (st, g) = a.post("/groups", json!({"name": "all"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let group = g["id"].as_str().unwrap().to_string();
+    // Both nodes create users at once: the same 20 names on each (each name must be created exactly once), and
+    // each adds what it created to one group (memberships are deltas: none may be lost).
+    let rounds = 20;
+    let run = |s: &Server, tag: &'static str| {
+        let (http, url, group) = (s.http.clone(), s.url.clone(), group.clone());
+        async move {
+            let mut created = Vec::new();
+            for i in 0..rounds {
+                let body = json!({"username": format!("u{i}"), "email": format!("u{i}.{tag}@example.com")});
+                let r = http
+                    .post(format!("{url}/api/v1/users"))
+                    .bearer_auth(crate::harness::API_KEY)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let v: serde_json::Value = r.json().await.unwrap();
+                match status {
+                    StatusCode::CREATED => {
+                        let id = v["id"].as_str().unwrap().to_string();
+                        let r = http
+                            .put(format!("{url}/api/v1/groups/{group}/members/{id}"))
+                            .bearer_auth(crate::harness::API_KEY)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+                        created.push(id);
+                    }
+                    StatusCode::CONFLICT => {}
+                    other => panic!("{tag}: {other} {v}"),
+                }
+            }
+            created
+        }
+    };
+    let (from_a, from_b) = tokio::join!(run(&a, "a"), run(&b, "b"));
+    assert_eq!(
+        from_a.len() + from_b.len(),
+        rounds,
+        "each name created exactly once"
+    );
+    for s in [&a, &b] {
+        // Each node has caught up within a second: every user, each with its own uidNumber.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let users = loop {
+            let (_, page) = s.get("/users?limit=1000").await;
+            let users = page["users"].as_array().cloned().unwrap_or_default();
+            if users.len() == rounds || Instant::now() > deadline {
+                break users;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(users.len(), rounds);
+        let uids: std::collections::HashSet<u64> = users
+            .iter()
+            .filter_map(|u| u["uid_number"].as_u64())
+            .collect();
+        assert_eq!(uids.len(), users.len(), "no uidNumber handed out twice");
+    }
+    let (_, g) = b.get(&format!("/groups/{group}")).await;
+    assert_eq!(g["member_count"].as_u64(), Some(rounds as u64), "{g}");
+}
