@@ -21,8 +21,7 @@ use crate::password::{CredentialCache, HashParams, PasswordHasherPool};
 use crate::snapshot::{Snapshot, META_ALLOCATORS, META_ORG, META_POLICY};
 use crate::store::{Kind, Store, WriteBatch};
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -133,8 +132,6 @@ pub struct Directory {
     pub(crate) hasher: Arc<PasswordHasherPool>,
     pub(crate) cache: CredentialCache,
     pub(crate) master_key: MasterKey,
-    /// Last TOTP step accepted per user or admin: each code is accepted once.
-    pub(crate) totp_used: Mutex<HashMap<Id, u64>>,
     events: mpsc::Sender<EventMsg>,
     /// A dummy hash verified for unknown usernames so their timing matches known ones.
     pub(crate) dummy_hash: String,
@@ -275,7 +272,6 @@ impl Directory {
             hasher,
             cache: CredentialCache::new(config.credential_cache, config.credential_cache_ttl),
             master_key,
-            totp_used: Mutex::new(HashMap::new()),
             events: tx,
             dummy_hash,
             reply_check: config.reply_attribute_check,
@@ -492,7 +488,11 @@ impl Directory {
     }
 
     /// Delete events older than the org's retention; returns how many went.
+    /// Expired short-lived state (used TOTP codes, sessions) goes at the same time.
     pub async fn apply_event_retention(&self) -> Result<u64> {
+        let store = Arc::clone(&self.store);
+        let _ =
+            tokio::task::spawn_blocking(move || store.ephemeral_prune(chrono::Utc::now())).await;
         let days = self.org().map_or(0, |o| o.event_retention_days);
         if days == 0 {
             return Ok(0);
@@ -505,6 +505,11 @@ impl Directory {
                 .await
                 .map_err(|e| DirectoryError::Internal(e.to_string()))??,
         )
+    }
+
+    /// The store, for short-lived shared state.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The store's schema version.

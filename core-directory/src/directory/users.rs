@@ -16,6 +16,9 @@ use chrono::{DateTime, Duration, Utc};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// The ephemeral-state space of used TOTP steps.
+const TOTP_SPACE: &str = "totp-used";
+
 /// A password that passed the policy, hashed and ready to store.
 pub(crate) struct PreparedPassword {
     hash: String,
@@ -1059,12 +1062,28 @@ impl Directory {
         let Some(step) = totp::verify(&secret, code, unix) else {
             return false;
         };
-        let mut used = self.totp_used.lock().unwrap_or_else(|p| p.into_inner());
-        match used.get(owner) {
-            Some(last) if *last >= step => false,
-            _ => {
-                used.insert(owner.clone(), step);
+        // Each code is accepted once per owner, on any node and across restarts: the step is recorded in the
+        // store. Taking step S also marks the two steps before it, so no older code of the ±1 window is accepted
+        // after a newer one.
+        let store = self.store();
+        let expires = now + Duration::minutes(5);
+        match store.ephemeral_put(TOTP_SPACE, &format!("{owner}:{step}"), b"", expires, true) {
+            Ok(true) => {
+                for older in [step.saturating_sub(1), step.saturating_sub(2)] {
+                    let _ = store.ephemeral_put(
+                        TOTP_SPACE,
+                        &format!("{owner}:{older}"),
+                        b"",
+                        expires,
+                        false,
+                    );
+                }
                 true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(owner = %owner, error = %e, "the TOTP replay guard could not be read; the code is refused");
+                false
             }
         }
     }

@@ -176,6 +176,23 @@ pub trait Store: Send + Sync + 'static {
     /// The schema version the data is at.
     fn schema_version(&self) -> Result<u32, StoreError>;
 
+    /// Short-lived state every node must agree on and a restart must keep (TOTP codes used, sessions): `value`
+    /// under (`space`, `key`) until `expires`. With `only_if_absent`, an unexpired entry is left as it is and the
+    /// answer is `false`; otherwise the entry is written and the answer is `true`.
+    fn ephemeral_put(
+        &self,
+        space: &str,
+        key: &str,
+        value: &[u8],
+        expires: DateTime<Utc>,
+        only_if_absent: bool,
+    ) -> Result<bool, StoreError>;
+    /// An unexpired entry.
+    fn ephemeral_get(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn ephemeral_delete(&self, space: &str, key: &str) -> Result<(), StoreError>;
+    /// Drop expired entries; returns how many went.
+    fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Whether other processes write to the same data (then the core follows their changes and takes
     /// [`Store::begin_shared_write`] for each write). False for the embedded store.
     fn is_shared(&self) -> bool {

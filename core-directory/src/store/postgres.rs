@@ -49,6 +49,8 @@ CREATE INDEX IF NOT EXISTS stratus_changes_seq ON stratus_changes (seq);
 CREATE TABLE IF NOT EXISTS stratus_events (id bigint PRIMARY KEY, at timestamptz NOT NULL, body bytea NOT NULL);
 CREATE INDEX IF NOT EXISTS stratus_events_at ON stratus_events (at);
 CREATE SEQUENCE IF NOT EXISTS stratus_event_ids;
+CREATE TABLE IF NOT EXISTS stratus_ephemeral (space text NOT NULL, key text NOT NULL, value bytea NOT NULL,
+    expires_at timestamptz NOT NULL, PRIMARY KEY (space, key));
 INSERT INTO stratus_meta (key, value) VALUES ('change_sequence', 0) ON CONFLICT DO NOTHING;
 ";
 
@@ -537,6 +539,71 @@ impl Store for PgStore {
                 .map_err(backend)?
                 .get(0);
             Ok(u32::try_from(v).unwrap_or(0))
+        })
+    }
+
+    fn ephemeral_put(
+        &self,
+        space: &str,
+        key: &str,
+        value: &[u8],
+        expires: DateTime<Utc>,
+        only_if_absent: bool,
+    ) -> Result<bool, StoreError> {
+        self.block(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            // Without only_if_absent the update always applies; with it, only over an expired entry.
+            let n = client
+                .execute(
+                    "INSERT INTO stratus_ephemeral (space, key, value, expires_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
+                     WHERE NOT $5 OR stratus_ephemeral.expires_at <= now()",
+                    &[&space, &key, &value, &expires, &only_if_absent],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn ephemeral_get(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.block(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            let row = client
+                .query_opt(
+                    "SELECT value FROM stratus_ephemeral WHERE space = $1 AND key = $2 AND expires_at > now()",
+                    &[&space, &key],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn ephemeral_delete(&self, space: &str, key: &str) -> Result<(), StoreError> {
+        self.block(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            client
+                .execute(
+                    "DELETE FROM stratus_ephemeral WHERE space = $1 AND key = $2",
+                    &[&space, &key],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.block(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            client
+                .execute(
+                    "DELETE FROM stratus_ephemeral WHERE expires_at <= $1",
+                    &[&now],
+                )
+                .await
+                .map_err(backend)
         })
     }
 

@@ -10,6 +10,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use std::path::Path;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// `<space>\u{1}<key>` → expiry (Unix milliseconds, big-endian) ‖ value.
+const EPHEMERAL: TableDefinition<&str, &[u8]> = TableDefinition::new("ephemeral");
 const SYSTEM: TableDefinition<&str, u64> = TableDefinition::new("system");
 
 const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -17,11 +19,16 @@ const SEQUENCE_KEY: &str = "change_sequence";
 const NEXT_EVENT_KEY: &str = "next_event_id";
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Migration `i` brings the data from version `i` to `i + 1`.
 type Migration = fn(&WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: [Migration; 3] = [migrate_0_to_1, migrate_1_to_2, migrate_2_to_3];
+const MIGRATIONS: [Migration; 4] = [
+    migrate_0_to_1,
+    migrate_1_to_2,
+    migrate_2_to_3,
+    migrate_3_to_4,
+];
 
 /// Version 1: create every table so that readers never meet a missing one.
 fn migrate_0_to_1(txn: &WriteTransaction) -> Result<(), redb::Error> {
@@ -43,6 +50,22 @@ fn migrate_2_to_3(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(table(Kind::Outbox))?;
     txn.open_table(table(Kind::Provisioned))?;
     Ok(())
+}
+
+/// Version 4: short-lived shared state (TOTP codes used survive a restart).
+fn migrate_3_to_4(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(EPHEMERAL)?;
+    Ok(())
+}
+
+fn ephemeral_key(space: &str, key: &str) -> String {
+    format!("{space}\u{1}{key}")
+}
+
+/// (expiry, value) of a stored ephemeral entry.
+fn ephemeral_parts(bytes: &[u8]) -> Option<(i64, &[u8])> {
+    let (head, value) = bytes.split_at_checked(8)?;
+    Some((i64::from_be_bytes(head.try_into().ok()?), value))
 }
 
 fn table(kind: Kind) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -246,6 +269,83 @@ impl Store for RedbStore {
             let mut t = txn.open_table(EVENTS).map_err(backend)?;
             for id in &doomed {
                 t.remove(*id).map_err(backend)?;
+            }
+        }
+        txn.commit().map_err(backend)?;
+        Ok(doomed.len() as u64)
+    }
+
+    fn ephemeral_put(
+        &self,
+        space: &str,
+        key: &str,
+        value: &[u8],
+        expires: DateTime<Utc>,
+        only_if_absent: bool,
+    ) -> Result<bool, StoreError> {
+        let k = ephemeral_key(space, key);
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut t = txn.open_table(EPHEMERAL).map_err(backend)?;
+            if only_if_absent {
+                let now = Utc::now().timestamp_millis();
+                let live = t
+                    .get(k.as_str())
+                    .map_err(backend)?
+                    .and_then(|v| ephemeral_parts(v.value()).map(|(exp, _)| exp > now))
+                    .unwrap_or(false);
+                if live {
+                    return Ok(false);
+                }
+            }
+            let mut bytes = expires.timestamp_millis().to_be_bytes().to_vec();
+            bytes.extend_from_slice(value);
+            t.insert(k.as_str(), bytes.as_slice()).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        Ok(true)
+    }
+
+    fn ephemeral_get(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(EPHEMERAL).map_err(backend)?;
+        let now = Utc::now().timestamp_millis();
+        Ok(t.get(ephemeral_key(space, key).as_str())
+            .map_err(backend)?
+            .and_then(|v| {
+                ephemeral_parts(v.value())
+                    .filter(|(exp, _)| *exp > now)
+                    .map(|(_, value)| value.to_vec())
+            }))
+    }
+
+    fn ephemeral_delete(&self, space: &str, key: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut t = txn.open_table(EPHEMERAL).map_err(backend)?;
+            t.remove(ephemeral_key(space, key).as_str())
+                .map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let now = now.timestamp_millis();
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut doomed = Vec::new();
+        {
+            let t = txn.open_table(EPHEMERAL).map_err(backend)?;
+            for row in t.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                if ephemeral_parts(v.value()).is_none_or(|(exp, _)| exp <= now) {
+                    doomed.push(k.value().to_string());
+                }
+            }
+        }
+        {
+            let mut t = txn.open_table(EPHEMERAL).map_err(backend)?;
+            for k in &doomed {
+                t.remove(k.as_str()).map_err(backend)?;
             }
         }
         txn.commit().map_err(backend)?;
