@@ -15,6 +15,7 @@ use axum::{Form, Router};
 use core_directory::access::Permission;
 use core_directory::directory::generate_radius_secret;
 use core_directory::model::{RadiusMethod, RadiusMfaMode, Resource};
+use core_directory::radius_sessions::SessionQuery;
 use core_directory::views::{NewRadiusServer, RadiusServerPatch, RadiusServerView};
 use core_directory::Id;
 use std::collections::HashMap;
@@ -474,6 +475,52 @@ fn access_point_section(c: &Console, p: &RadiusServerView) -> String {
     )
 }
 
+/// The open accounting sessions matching `query` as a table (the profile page lists a profile's, the user page a
+/// user's); empty when there are none and `always` is off.
+pub fn sessions_section(c: &Console, query: &SessionQuery, always: bool) -> String {
+    let sessions = c.dir.radius_sessions(query);
+    if sessions.is_empty() && !always {
+        return String::new();
+    }
+    let snap = c.dir.snapshot();
+    let mut s = format!(
+        "<section><h2>Open RADIUS sessions</h2><p class=\"hint\">{} open: accounting Start or Interim-Update seen, no Stop yet.</p>\
+         <div class=\"table\"><table><thead><tr><th scope=\"col\">User</th><th scope=\"col\">Profile</th><th scope=\"col\">Client</th>\
+         <th scope=\"col\">Session</th><th scope=\"col\">Address</th><th scope=\"col\">Station</th><th scope=\"col\">Started</th>\
+         <th scope=\"col\">Updated</th><th scope=\"col\">In / out</th></tr></thead><tbody>",
+        sessions.len()
+    );
+    for x in sessions.iter().take(500) {
+        let user = match &x.user {
+            Some(id) => format!("<a href=\"/console/users/{id}\">{}</a>", esc(&x.username)),
+            None => esc(&x.username),
+        };
+        let profile = snap
+            .radius_servers
+            .get(&x.profile)
+            .map_or_else(String::new, |p| {
+                format!("<a href=\"/console/radius/{}\">{}</a>", p.id, esc(&p.name))
+            });
+        let _ = write!(
+            s,
+            "<tr><td>{user}</td><td>{profile}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td></tr>",
+            esc(&x.nas_identifier.clone().unwrap_or_else(|| x.nas_address.to_string())),
+            esc(&x.session_id),
+            esc(x.framed_ip.as_deref().unwrap_or("")),
+            esc(x.calling_station.as_deref().unwrap_or("")),
+            html::when(&x.started_at),
+            html::when(&x.updated_at),
+            x.input_octets,
+            x.output_octets,
+        );
+    }
+    if sessions.is_empty() {
+        s.push_str("<tr><td colspan=\"9\">No open session.</td></tr>");
+    }
+    s.push_str("</tbody></table></div></section>");
+    s
+}
+
 fn groups_section(c: &Console, admin: &SignedIn, p: &RadiusServerView) -> String {
     let snap = c.dir.snapshot();
     let mut groups: Vec<_> = p
@@ -563,6 +610,14 @@ fn detail_page(
         p.id,
     );
     body.push_str(&groups_section(c, admin, &p));
+    body.push_str(&sessions_section(
+        c,
+        &SessionQuery {
+            profile: Some(p.id.clone()),
+            user: None,
+        },
+        true,
+    ));
     if write {
         let _ = write!(
             body,

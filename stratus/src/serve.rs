@@ -164,6 +164,7 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
             sp_metadata_reader: Some(core_directory::SpMetadataReader(Arc::new(
                 saml_idp::read_sp_metadata,
             ))),
+            radius_sessions: cfg.radius.session_limits(),
         },
     )?;
     let boot = dir

@@ -2,6 +2,7 @@
 //! runs as a [`Tx`] under one writer lock, is committed to the [`Store`] as one batch, and only then publishes
 //! the next snapshot.
 
+mod accounting;
 mod admins;
 mod groups;
 mod provisioning;
@@ -48,6 +49,8 @@ pub struct DirectoryConfig {
     /// Reads SAML SP metadata an admin uploads (the SAML listener's strict XML reader, wired in by the binary);
     /// `None` refuses uploads.
     pub sp_metadata_reader: Option<SpMetadataReader>,
+    /// Bounds of the open RADIUS accounting sessions table.
+    pub radius_sessions: crate::radius_sessions::SessionLimits,
 }
 
 /// What an SSO app takes from its SP's metadata.
@@ -112,6 +115,7 @@ impl Default for DirectoryConfig {
             credential_cache_ttl: Duration::from_secs(300),
             reply_attribute_check: None,
             sp_metadata_reader: None,
+            radius_sessions: Default::default(),
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct Directory {
     pub(crate) sp_metadata_reader: Option<SpMetadataReader>,
     /// Login password verifications, for `/metrics`.
     pub(crate) password_verifications: std::sync::atomic::AtomicU64,
+    /// Open RADIUS accounting sessions (in memory, rebuilt from their events at start).
+    pub(crate) radius_sessions: crate::radius_sessions::RadiusSessions,
 }
 
 /// An open write transaction: a working copy of the snapshot plus the batch that persists it.
@@ -264,6 +270,11 @@ impl Directory {
             .hash_blocking("stratus-dummy-password")
             .map_err(|e| DirectoryError::Internal(e.to_string()))?;
         let (tx, rx) = mpsc::channel(16_384);
+        let radius_sessions = crate::radius_sessions::RadiusSessions::new(config.radius_sessions);
+        let open = accounting::rebuild(store.as_ref(), &radius_sessions)?;
+        if open > 0 {
+            tracing::info!(open, "RADIUS accounting sessions rebuilt from their events");
+        }
         let dir = Arc::new(Directory {
             store: Arc::clone(&store),
             activity: crate::activity::Activity::default(),
@@ -279,6 +290,7 @@ impl Directory {
             reply_check: config.reply_attribute_check,
             sp_metadata_reader: config.sp_metadata_reader,
             password_verifications: std::sync::atomic::AtomicU64::new(0),
+            radius_sessions,
         });
         tokio::spawn(event_writer(store, rx));
         Ok(dir)
