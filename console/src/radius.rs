@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use core_directory::access::Permission;
 use core_directory::directory::generate_radius_secret;
-use core_directory::model::{RadiusMethod, RadiusMfaMode, Resource};
+use core_directory::model::{RadiusMethod, RadiusMfaMode, Resource, DEFAULT_COA_PORT};
 use core_directory::radius_sessions::SessionQuery;
 use core_directory::views::{NewRadiusServer, RadiusServerPatch, RadiusServerView};
 use core_directory::Id;
@@ -315,6 +315,12 @@ fn profile_form(
             "only for legacy clients: weakens the protection against forged requests (Blast-RADIUS)",
             p.is_some_and(|p| p.allow_missing_message_authenticator),
         ),
+        (
+            "dynamic_authorization",
+            "Disconnect users who lose access (RFC 5176)",
+            "a Disconnect-Request goes to the client of each open session of a user who is suspended, locked, deleted or no longer in a bound group",
+            p.is_some_and(|p| p.dynamic_authorization),
+        ),
     ] {
         s.push_str(
             &Field::new(name, label)
@@ -324,8 +330,28 @@ fn profile_form(
                 .render(),
         );
     }
+    let port = v(
+        "coa_port",
+        p.map_or(DEFAULT_COA_PORT, |p| p.coa_port).to_string(),
+    );
+    s.push_str(
+        &Field::new("coa_port", "Disconnect (CoA) port of the clients")
+            .value(&port)
+            .hint("UDP, 3799 unless the clients say otherwise")
+            .errors(errors)
+            .render(),
+    );
     s.push_str("</fieldset>");
     s
+}
+
+/// The CoA port typed in the form; an unreadable one becomes 0, which the core refuses with its own message.
+fn parse_coa_port(fields: &[(String, String)]) -> u16 {
+    let v = field(fields, "coa_port").trim();
+    if v.is_empty() {
+        return DEFAULT_COA_PORT;
+    }
+    v.parse().unwrap_or(0)
 }
 
 fn field_error(errors: &FormErrors, name: &str) -> String {
@@ -402,6 +428,8 @@ pub async fn create(
         ),
         otp_append: checked(&fields, "otp_append"),
         reject_reply_message: checked(&fields, "reject_reply_message"),
+        dynamic_authorization: checked(&fields, "dynamic_authorization"),
+        coa_port: Some(parse_coa_port(&fields)),
     };
     match c.dir.create_radius_server(&admin.actor, input).await {
         Ok(p) => detail_page(
@@ -590,6 +618,7 @@ fn detail_page(
             p.allow_missing_message_authenticator,
             "PAP without Message-Authenticator",
         ),
+        (p.dynamic_authorization, "disconnects users who lose access"),
     ]
     .into_iter()
     .filter_map(|(on, l)| on.then_some(l))
@@ -683,6 +712,8 @@ pub async fn edit(
         )),
         otp_append: Some(checked(&fields, "otp_append")),
         reject_reply_message: Some(checked(&fields, "reject_reply_message")),
+        dynamic_authorization: Some(checked(&fields, "dynamic_authorization")),
+        coa_port: Some(parse_coa_port(&fields)),
     };
     match c.dir.update_radius_server(&admin.actor, &id, patch).await {
         Ok(_) => html::redirect(&format!("/console/radius/{id}?done=saved")),

@@ -57,6 +57,15 @@ impl Clients {
         Some(Client { profile, secret })
     }
 
+    /// A profile with its shared secret (for requests Stratus sends to the NAS).
+    pub fn of_profile(&self, dir: &Directory, profile: &Arc<RadiusServer>) -> Option<Client> {
+        let secret = self.secret(dir, profile)?;
+        Some(Client {
+            profile: Arc::clone(profile),
+            secret,
+        })
+    }
+
     fn secret(&self, dir: &Directory, profile: &RadiusServer) -> Option<Arc<[u8]>> {
         let mut cache = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((version, s)) = cache.get(&profile.id) {

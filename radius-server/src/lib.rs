@@ -4,7 +4,8 @@
 //! points, VPN concentrators and switches. It owns the packet codec with the attribute dictionary as data,
 //! per-NAS shared secrets, Message-Authenticator (RFC 3579, required by default), duplicate detection, PAP, the
 //! TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2, EAP-TTLS/PAP, EAP-TLS over rustls, with MS-MPPE keys),
-//! reply attributes from bound groups, and accounting records.
+//! reply attributes from bound groups, accounting records, and Disconnect-Requests (RFC 5176) to the NAS of
+//! sessions the directory no longer allows.
 //!
 //! Every decision — who the user is, whether the password, code, lockout and binding allow the login, which
 //! group's reply attribute wins — is a call on `core_directory::Directory` or a rule of its snapshot. It must
@@ -17,6 +18,8 @@
 //!   [`challenge`]: pending MFA challenges by State.
 //! - [`access`]: Access-Request and Status-Server; [`eap`]: EAP conversations (PEAP-MSCHAPv2, EAP-TTLS/PAP,
 //!   EAP-TLS); [`accounting`]: Accounting-Request; [`reply`]: reply attributes of an Accept.
+//! - [`dynauth`]: the Disconnect-Requests sent when a change in the directory ends a user's right to an open
+//!   session.
 //! - This file: the sockets, the receive loops and the checks every datagram passes before a handler sees it.
 //!
 //! # Path of a datagram
@@ -32,6 +35,7 @@ pub mod clients;
 pub mod crypt;
 pub mod dictionary;
 pub mod duplicates;
+pub mod dynauth;
 pub mod eap;
 pub mod packet;
 pub mod reply;
@@ -65,6 +69,8 @@ pub struct RadiusSettings {
     pub max_challenges: usize,
     /// EAP conversations in progress at most.
     pub max_conversations: usize,
+    /// How Disconnect-Requests (RFC 5176) are retried.
+    pub disconnect: dynauth::DisconnectSettings,
 }
 
 impl Default for RadiusSettings {
@@ -76,6 +82,7 @@ impl Default for RadiusSettings {
             challenge_timeout: Duration::from_secs(60),
             max_challenges: 10_000,
             max_conversations: 4096,
+            disconnect: dynauth::DisconnectSettings::default(),
         }
     }
 }
@@ -109,7 +116,8 @@ pub fn reply_attribute_check(a: &ReplyAttribute) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Run the authentication and accounting sockets until `shutdown` turns true.
+/// Run the authentication and accounting sockets and the Dynamic Authorization task until `shutdown` turns
+/// true.
 pub async fn serve(
     dir: Arc<Directory>,
     settings: RadiusSettings,
@@ -133,7 +141,11 @@ pub async fn serve(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(dynauth::run(
+        Arc::clone(&shared),
+        settings.disconnect,
+        shutdown.clone(),
+    ))];
     // Every address shares one state (duplicates, challenges, EAP conversations): a NAS that reaches Stratus
     // over IPv4 and IPv6 is one client. A reply leaves by the socket its request came in on.
     let sockets = auth
@@ -260,30 +272,7 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
     let (sock, shared) = (Arc::clone(sock), Arc::clone(shared));
     tokio::spawn(async move {
         let _permit = permit;
-        let reply = match (port, req.code) {
-            (Port::Auth, Code::AccessRequest) => {
-                access::access_request(&shared, &client, &req, src).await
-            }
-            (Port::Auth, Code::StatusServer) => access::status_server(&client, &req),
-            (Port::Acct, Code::AccountingRequest) => {
-                accounting::accounting_request(&shared, &client, &req, src).await
-            }
-            (Port::Acct, Code::StatusServer) => accounting::response(&client, &req, true),
-            _ => None,
-        };
-        let outcome = match reply.as_ref().and_then(|r| r.first()) {
-            Some(2) => "accept",
-            Some(3) => "reject",
-            Some(11) => "challenge",
-            Some(5) => "accounting",
-            Some(_) => "other",
-            None => "dropped",
-        };
-        let reason = if reply.is_none() { "no_answer" } else { "" };
-        shared
-            .dir
-            .radius_counters()
-            .count(&client.profile.name, outcome, reason);
+        let reply = answer(&shared, &client, &req, src, port).await;
         match reply {
             Some(r) => {
                 // Remembered before it is sent, so a retransmission that crosses the reply is answered too.
@@ -295,6 +284,39 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
             None => shared.duplicates.forget(&key),
         }
     });
+}
+
+/// The handler of an admitted request, and its count; `None` means no answer.
+async fn answer(
+    shared: &Shared,
+    client: &Client,
+    req: &Packet,
+    src: SocketAddr,
+    port: Port,
+) -> Option<Vec<u8>> {
+    let reply = match (port, req.code) {
+        (Port::Auth, Code::AccessRequest) => access::access_request(shared, client, req, src).await,
+        (Port::Auth, Code::StatusServer) => access::status_server(client, req),
+        (Port::Acct, Code::AccountingRequest) => {
+            accounting::accounting_request(shared, client, req, src).await
+        }
+        (Port::Acct, Code::StatusServer) => accounting::response(client, req, true),
+        _ => None,
+    };
+    let outcome = match reply.as_ref().and_then(|r| r.first()) {
+        Some(2) => "accept",
+        Some(3) => "reject",
+        Some(11) => "challenge",
+        Some(5) => "accounting",
+        Some(_) => "other",
+        None => "dropped",
+    };
+    let reason = if reply.is_none() { "no_answer" } else { "" };
+    shared
+        .dir
+        .radius_counters()
+        .count(&client.profile.name, outcome, reason);
+    reply
 }
 
 /// The code and authenticator checks of RFC 2865/2866/3579/5997; `Err` says why the packet is dropped.

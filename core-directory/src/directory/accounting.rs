@@ -1,10 +1,12 @@
 //! RADIUS accounting sessions on the directory: the listener's accounting events go through here, so the open
 //! session table ([`crate::radius_sessions`]) moves with exactly what is stored, and is rebuilt from the same
-//! events at start.
+//! events at start. Also the rule that decides whether an open session may go on.
 
 use super::Directory;
+use crate::auth::DenyReason;
 use crate::events::{Event, EventQuery, Service};
 use crate::id::Id;
+use crate::model::{Resource, UserState};
 use crate::radius_sessions::{
     Applied, RadiusSession, RadiusSessions, SessionQuery, ACCOUNTING_EVENT, DISCONNECT_EVENT,
 };
@@ -44,6 +46,32 @@ impl Directory {
     /// Drop sessions the NAS stopped updating; returns how many went.
     pub fn expire_radius_sessions(&self) -> usize {
         self.radius_sessions.expire(Utc::now())
+    }
+
+    /// Whether an open session may go on, judged on the live snapshot: `Some(reason)` when its user is gone, not
+    /// active, locked, or no longer in a group bound to the session's profile (or the profile is gone). A session
+    /// whose User-Name named no directory user is not judged.
+    pub fn radius_session_refusal(&self, session: &RadiusSession) -> Option<DenyReason> {
+        let user = session.user.as_ref()?;
+        let snap = self.snapshot();
+        let Some(u) = snap.user(user) else {
+            return Some(DenyReason::UnknownUser);
+        };
+        let refusal = match u.state {
+            UserState::Staged => Some(DenyReason::Staged),
+            UserState::Suspended => Some(DenyReason::Suspended),
+            UserState::Active if u.is_locked(Utc::now()) => Some(DenyReason::Locked),
+            UserState::Active => None,
+        };
+        refusal.or_else(|| {
+            if !snap.radius_servers.contains_key(&session.profile) {
+                return Some(DenyReason::UnknownResource);
+            }
+            let resource = Resource::Radius(session.profile.clone());
+            snap.granting_groups(user, &resource)
+                .is_empty()
+                .then_some(DenyReason::NotBound)
+        })
     }
 }
 

@@ -148,6 +148,8 @@ pub struct Directory {
     pub(crate) password_verifications: std::sync::atomic::AtomicU64,
     /// Open RADIUS accounting sessions (in memory, rebuilt from their events at start).
     pub(crate) radius_sessions: crate::radius_sessions::RadiusSessions,
+    /// The change sequence of the published snapshot, for listeners that act on changes.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// An open write transaction: a working copy of the snapshot plus the batch that persists it.
@@ -275,6 +277,7 @@ impl Directory {
         if open > 0 {
             tracing::info!(open, "RADIUS accounting sessions rebuilt from their events");
         }
+        let (changes, _) = tokio::sync::watch::channel(snapshot.sequence);
         let dir = Arc::new(Directory {
             store: Arc::clone(&store),
             activity: crate::activity::Activity::default(),
@@ -291,6 +294,7 @@ impl Directory {
             sp_metadata_reader: config.sp_metadata_reader,
             password_verifications: std::sync::atomic::AtomicU64::new(0),
             radius_sessions,
+            changes,
         });
         tokio::spawn(event_writer(store, rx));
         Ok(dir)
@@ -329,7 +333,14 @@ impl Directory {
             .map_err(|e| DirectoryError::Internal(e.to_string()))??;
         tx.snap.sequence = seq;
         self.snapshot.store(Arc::new(tx.snap));
+        self.changes.send_replace(seq);
         Ok(out)
+    }
+
+    /// The change sequence of the published snapshot: it moves after every committed write, once the new
+    /// snapshot is readable. Listeners that must act on changes (RADIUS Disconnect) wait on it.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// [`Directory::write`] for a change `actor` asked for: when a SCIM token's scope refuses it, the refusal is

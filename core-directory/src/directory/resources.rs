@@ -52,6 +52,16 @@ fn validate_networks(nets: &[ipnet::IpNet]) -> Result<()> {
     Ok(())
 }
 
+fn validate_coa_port(port: u16) -> Result<u16> {
+    if port == 0 {
+        return Err(DirectoryError::invalid(
+            "coa_port",
+            "coa_port must be 1–65535",
+        ));
+    }
+    Ok(port)
+}
+
 fn validate_methods(methods: &[RadiusMethod]) -> Result<()> {
     if methods.is_empty() {
         return Err(DirectoryError::invalid(
@@ -238,6 +248,7 @@ impl Directory {
         validate_secret(&input.secret)?;
         validate_networks(&input.networks)?;
         validate_methods(&input.methods)?;
+        let coa_port = validate_coa_port(input.coa_port.unwrap_or(DEFAULT_COA_PORT))?;
         let actor = actor.clone();
         let id = Id::generate();
         let sealed = self
@@ -264,6 +275,8 @@ impl Directory {
                     allow_missing_message_authenticator: input.allow_missing_message_authenticator,
                     otp_append: input.otp_append,
                     reject_reply_message: input.reject_reply_message,
+                    dynamic_authorization: input.dynamic_authorization,
+                    coa_port,
                     created_at: tx.now,
                     updated_at: tx.now,
                 };
@@ -289,6 +302,9 @@ impl Directory {
         actor.require(Permission::ManageOrg)?;
         if let Some(s) = &patch.secret {
             validate_secret(s)?;
+        }
+        if let Some(p) = patch.coa_port {
+            validate_coa_port(p)?;
         }
         let sealed = patch
             .secret
@@ -338,6 +354,12 @@ impl Directory {
                 }
                 if let Some(v) = patch.reject_reply_message {
                     r.reject_reply_message = v;
+                }
+                if let Some(v) = patch.dynamic_authorization {
+                    r.dynamic_authorization = v;
+                }
+                if let Some(p) = patch.coa_port {
+                    r.coa_port = p;
                 }
                 r.updated_at = tx.now;
                 tx.batch.put_json(Kind::RadiusServer, r.id.as_str(), &r);
