@@ -341,6 +341,17 @@ fn profile_form(
             .errors(errors)
             .render(),
     );
+    let radsec = v(
+        "radsec_client",
+        p.and_then(|p| p.radsec_client.clone()).unwrap_or_default(),
+    );
+    s.push_str(
+        &Field::new("radsec_client", "RadSec client certificate name")
+            .value(&radsec)
+            .hint("a DNS name of the client certificate (else its CN); empty: no RadSec client")
+            .errors(errors)
+            .render(),
+    );
     s.push_str("</fieldset>");
     s
 }
@@ -430,6 +441,7 @@ pub async fn create(
         reject_reply_message: checked(&fields, "reject_reply_message"),
         dynamic_authorization: checked(&fields, "dynamic_authorization"),
         coa_port: Some(parse_coa_port(&fields)),
+        radsec_client: Some(field(&fields, "radsec_client").to_string()),
     };
     match c.dir.create_radius_server(&admin.actor, input).await {
         Ok(p) => detail_page(
@@ -714,6 +726,7 @@ pub async fn edit(
         reject_reply_message: Some(checked(&fields, "reject_reply_message")),
         dynamic_authorization: Some(checked(&fields, "dynamic_authorization")),
         coa_port: Some(parse_coa_port(&fields)),
+        radsec_client: Some(Some(field(&fields, "radsec_client").to_string())),
     };
     match c.dir.update_radius_server(&admin.actor, &id, patch).await {
         Ok(_) => html::redirect(&format!("/console/radius/{id}?done=saved")),

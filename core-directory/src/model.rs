@@ -376,6 +376,10 @@ pub struct RadiusServer {
     /// The NAS's Dynamic Authorization (CoA/Disconnect) UDP port.
     #[serde(default = "default_coa_port")]
     pub coa_port: u16,
+    /// The RadSec (RFC 6614) client of this profile: a DNS name of its certificate's subjectAltName or, when it
+    /// has none, its subject CN (compared case-insensitively).
+    #[serde(default)]
+    pub radsec_client: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -167,6 +167,7 @@ pub struct RadiusServerView {
     pub reject_reply_message: bool,
     pub dynamic_authorization: bool,
     pub coa_port: u16,
+    pub radsec_client: Option<String>,
     pub bound_groups: Vec<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -185,6 +186,7 @@ impl RadiusServerView {
             reject_reply_message: r.reject_reply_message,
             dynamic_authorization: r.dynamic_authorization,
             coa_port: r.coa_port,
+            radsec_client: r.radsec_client.clone(),
             bound_groups: snap.bound_groups(&Resource::Radius(r.id.clone())),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -544,6 +546,8 @@ pub struct NewRadiusServer {
     pub dynamic_authorization: bool,
     /// The NAS's CoA/Disconnect port (default 3799).
     pub coa_port: Option<u16>,
+    /// The RadSec client: a DNS subjectAltName (else the subject CN) of its TLS client certificate.
+    pub radsec_client: Option<String>,
 }
 
 fn default_mfa() -> RadiusMfaMode {
@@ -569,6 +573,10 @@ pub struct RadiusServerPatch {
     pub reject_reply_message: Option<bool>,
     pub dynamic_authorization: Option<bool>,
     pub coa_port: Option<u16>,
+    /// `null` removes it.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub radsec_client: Option<Option<String>>,
 }
 
 /// Create an SSO app record.

@@ -84,6 +84,7 @@ async fn radius(d: &Directory, mode: RadiusMfaMode) -> Id {
         reject_reply_message: false,
         dynamic_authorization: false,
         coa_port: None,
+        radsec_client: None,
     };
     d.create_radius_server(&Actor::system(), input)
         .await

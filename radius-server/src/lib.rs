@@ -1,11 +1,11 @@
 //! # radius-server
 //!
 //! The RADIUS listener of Stratus: UDP authentication (RFC 2865) and accounting (RFC 2866) for Wi-Fi access
-//! points, VPN concentrators and switches. It owns the packet codec with the attribute dictionary as data,
-//! per-NAS shared secrets, Message-Authenticator (RFC 3579, required by default), duplicate detection, PAP, the
-//! TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2, EAP-TTLS/PAP, EAP-TLS over rustls, with MS-MPPE keys),
-//! reply attributes from bound groups, accounting records, and Disconnect-Requests (RFC 5176) to the NAS of
-//! sessions the directory no longer allows.
+//! points, VPN concentrators and switches, and the same over RadSec (RFC 6614, TLS over TCP). It owns the
+//! packet codec with the attribute dictionary as data, per-NAS shared secrets, Message-Authenticator (RFC 3579,
+//! required by default), duplicate detection, PAP, the TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2,
+//! EAP-TTLS/PAP, EAP-TLS over rustls, with MS-MPPE keys), reply attributes from bound groups, accounting
+//! records, and Disconnect-Requests (RFC 5176) to the NAS of sessions the directory no longer allows.
 //!
 //! Every decision — who the user is, whether the password, code, lockout and binding allow the login, which
 //! group's reply attribute wins — is a call on `core_directory::Directory` or a rule of its snapshot. It must
@@ -18,9 +18,10 @@
 //!   [`challenge`]: pending MFA challenges by State.
 //! - [`access`]: Access-Request and Status-Server; [`eap`]: EAP conversations (PEAP-MSCHAPv2, EAP-TTLS/PAP,
 //!   EAP-TLS); [`accounting`]: Accounting-Request; [`reply`]: reply attributes of an Accept.
-//! - [`dynauth`]: the Disconnect-Requests sent when a change in the directory ends a user's right to an open
-//!   session.
-//! - This file: the sockets, the receive loops and the checks every datagram passes before a handler sees it.
+//! - [`radsec`]: the TLS listener, its framing and client-certificate-to-profile mapping; [`dynauth`]: the
+//!   Disconnect-Requests sent when a change in the directory ends a user's right to an open session.
+//! - This file: the sockets, the receive loops and the checks every request passes before a handler sees it
+//!   (UDP and RadSec alike).
 //!
 //! # Path of a datagram
 //! receive loop → known source? (else dropped, recorded at most once a minute per address) → decodes? →
@@ -38,6 +39,7 @@ pub mod duplicates;
 pub mod dynauth;
 pub mod eap;
 pub mod packet;
+pub mod radsec;
 pub mod reply;
 
 use challenge::Challenges;
@@ -100,11 +102,13 @@ pub struct Shared {
     in_flight: Arc<Semaphore>,
 }
 
-/// Which socket a datagram came in on.
+/// Which socket a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Port {
     Auth,
     Acct,
+    /// A RadSec connection: authentication and accounting alike.
+    RadSec,
 }
 
 /// The check the directory runs when an admin sets a group's reply attribute: it must be encodable with this
@@ -116,14 +120,15 @@ pub fn reply_attribute_check(a: &ReplyAttribute) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Run the authentication and accounting sockets and the Dynamic Authorization task until `shutdown` turns
-/// true.
+/// Run the authentication and accounting sockets, the RadSec listener when there is one, and the Dynamic
+/// Authorization task until `shutdown` turns true.
 pub async fn serve(
     dir: Arc<Directory>,
     settings: RadiusSettings,
     eap: Option<eap::EapTls>,
     auth: Vec<UdpSocket>,
     acct: Vec<UdpSocket>,
+    radsec: Option<radsec::RadSec>,
     shutdown: watch::Receiver<bool>,
 ) {
     let shared = Arc::new(Shared {
@@ -146,6 +151,13 @@ pub async fn serve(
         settings.disconnect,
         shutdown.clone(),
     ))];
+    if let Some(r) = radsec {
+        tasks.push(tokio::spawn(radsec::serve(
+            Arc::clone(&shared),
+            r,
+            shutdown.clone(),
+        )));
+    }
     // Every address shares one state (duplicates, challenges, EAP conversations): a NAS that reaches Stratus
     // over IPv4 and IPv6 is one client. A reply leaves by the socket its request came in on.
     let sockets = auth
@@ -295,9 +307,11 @@ async fn answer(
     port: Port,
 ) -> Option<Vec<u8>> {
     let reply = match (port, req.code) {
-        (Port::Auth, Code::AccessRequest) => access::access_request(shared, client, req, src).await,
-        (Port::Auth, Code::StatusServer) => access::status_server(client, req),
-        (Port::Acct, Code::AccountingRequest) => {
+        (Port::Auth | Port::RadSec, Code::AccessRequest) => {
+            access::access_request(shared, client, req, src).await
+        }
+        (Port::Auth | Port::RadSec, Code::StatusServer) => access::status_server(client, req),
+        (Port::Acct | Port::RadSec, Code::AccountingRequest) => {
             accounting::accounting_request(shared, client, req, src).await
         }
         (Port::Acct, Code::StatusServer) => accounting::response(client, req, true),
@@ -319,24 +333,27 @@ async fn answer(
     reply
 }
 
-/// The code and authenticator checks of RFC 2865/2866/3579/5997; `Err` says why the packet is dropped.
+/// The code and authenticator checks of RFC 2865/2866/3579/5997 (and RFC 6614 §2.3 on RadSec, where every
+/// Access-Request carries a Message-Authenticator); `Err` says why the packet is dropped.
 fn admissible(client: &Client, req: &Packet, port: Port) -> Result<(), &'static str> {
     let secret = &client.secret;
     match (port, req.code) {
-        (Port::Auth, Code::AccessRequest) | (Port::Auth, Code::StatusServer) => {
+        (Port::Auth | Port::RadSec, Code::AccessRequest)
+        | (Port::Auth | Port::RadSec, Code::StatusServer) => {
             if req.has_message_authenticator() {
                 if !req.message_authenticator_valid(secret, false) {
                     return Err("Message-Authenticator does not verify (wrong shared secret?)");
                 }
             } else if req.code == Code::StatusServer
                 || req.get(attr::EAP_MESSAGE).is_some()
+                || port == Port::RadSec
                 || !client.profile.allow_missing_message_authenticator
             {
                 return Err("Access-Request without Message-Authenticator");
             }
             Ok(())
         }
-        (Port::Acct, Code::AccountingRequest) => {
+        (Port::Acct | Port::RadSec, Code::AccountingRequest) => {
             if !req.accounting_authenticator_valid(secret) {
                 return Err(
                     "Accounting-Request authenticator does not verify (wrong shared secret?)",

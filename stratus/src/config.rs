@@ -120,6 +120,14 @@ pub struct RadiusConfig {
     pub eap_tls_crls: Vec<String>,
     /// What names the user in an EAP-TLS client certificate: `cn` (username) or `email`.
     pub eap_tls_identity: String,
+    /// RadSec (RADIUS over TLS, RFC 6614) TCP addresses, comma-separated; empty (the default) disables it.
+    pub radsec_addr: String,
+    /// PEM CA that issues RadSec client certificates; required with `radsec_addr`.
+    pub radsec_client_ca: String,
+    /// RadSec connections at once.
+    pub radsec_max_connections: usize,
+    /// Seconds a RadSec connection may stay without a request.
+    pub radsec_idle_timeout_seconds: u64,
     /// Seconds between the Interim-Updates the NAS clients are set to send.
     pub accounting_interim_seconds: u64,
     /// An open accounting session without an update for this many interim intervals is dropped.
@@ -165,6 +173,10 @@ impl Default for RadiusConfig {
             eap_tls_client_ca: String::new(),
             eap_tls_crls: Vec::new(),
             eap_tls_identity: "cn".into(),
+            radsec_addr: String::new(),
+            radsec_client_ca: String::new(),
+            radsec_max_connections: 256,
+            radsec_idle_timeout_seconds: 600,
             accounting_interim_seconds: 600,
             accounting_stale_intervals: 3,
         }
@@ -374,6 +386,11 @@ impl Config {
         env_parse(
             "STRATUS_RADIUS_EAP_TLS_IDENTITY",
             &mut self.radius.eap_tls_identity,
+        )?;
+        env_parse("STRATUS_RADIUS_RADSEC_ADDR", &mut self.radius.radsec_addr)?;
+        env_parse(
+            "STRATUS_RADIUS_RADSEC_CLIENT_CA",
+            &mut self.radius.radsec_client_ca,
         )?;
         env_parse(
             "STRATUS_RADIUS_ACCOUNTING_INTERIM_SECONDS",

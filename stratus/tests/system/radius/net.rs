@@ -1,13 +1,20 @@
-//! RADIUS on the network side: open accounting sessions (radclient), and Disconnect-Requests (RFC 5176) received
-//! and checked by a test NAS (`conformance/radius/nas.py`, Python's standard library only).
+//! RADIUS on the network side: open accounting sessions (radclient), Disconnect-Requests (RFC 5176) received and
+//! checked by a test NAS (`conformance/radius/nas.py`, Python's standard library only), and RadSec (RFC 6614)
+//! through radsecproxy with client certificates made by rcgen.
 
-use super::{fixture, pap, profile, radclient, Fixture, PW, SECRET};
-use crate::harness::Server;
+use super::{fixture, fixture_with, pap, profile, radclient, Fixture, PW, SECRET};
+use crate::harness::{Server, Start};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The test NAS's Dynamic Authorization port.
@@ -274,4 +281,259 @@ async fn sessions_are_listed_from_start_to_stop_and_survive_a_restart() {
         "Acct-Status-Type=Accounting-On,NAS-IP-Address=127.0.0.1",
     );
     assert!(sessions(&f.s, "").await.is_empty());
+}
+
+/// A client CA and two client certificates from it: `proxy` (DNS name proxy.radsec.test) and `stranger`
+/// (stranger.radsec.test, which no profile names).
+fn radsec_pki(dir: &Path) {
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, "Stratus test RadSec CA");
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = p.self_signed(&key).unwrap();
+    write("ca.pem", ca.pem());
+    let issuer = Issuer::new(p, key);
+    for name in ["proxy", "stranger"] {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, format!("{name} client"));
+        p.subject_alt_names = vec![SanType::DnsName(
+            format!("{name}.radsec.test").try_into().unwrap(),
+        )];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        write(&format!("{name}.pem"), cert.pem());
+        write(&format!("{name}.key"), key.serialize_pem());
+    }
+}
+
+/// A free UDP port on loopback for radsecproxy.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proxy(Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// radsecproxy taking UDP on `udp` (secret SECRET) and forwarding over RadSec with the `proxy` certificate.
+fn radsecproxy(pki: &Path, stratus_ca: &Path, radsec: &str, udp: u16) -> Proxy {
+    let (host, port) = radsec.rsplit_once(':').unwrap();
+    let conf = format!(
+        "ListenUDP 127.0.0.1:{udp}\nLogLevel 3\n\
+         client nas {{\n host 127.0.0.1\n type udp\n secret {SECRET}\n}}\n\
+         tls stratus {{\n CACertificateFile {ca}\n CertificateFile {cert}\n CertificateKeyFile {key}\n}}\n\
+         server stratus {{\n host {host}\n port {port}\n type tls\n tls stratus\n CertificateNameCheck off\n}}\n\
+         realm * {{\n server stratus\n accountingServer stratus\n}}\n",
+        ca = stratus_ca.display(),
+        cert = pki.join("proxy.pem").display(),
+        key = pki.join("proxy.key").display(),
+    );
+    let path = pki.join("radsecproxy.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("radsecproxy")
+        .args(["-f", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("radsecproxy is installed (scripts/test installs it)");
+    Proxy(child)
+}
+
+/// A TLS connection to the RadSec port with `client` (a certificate and key) or none; sends one Access-Request
+/// and returns what came back before the connection ended (at most 4096 octets).
+async fn radsec_attempt(
+    radsec: &str,
+    stratus_ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(stratus_ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match client {
+        Some((cert, key)) => b
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(key).unwrap(),
+            )
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(radsec).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = match connector.connect(name, tcp).await {
+        Ok(t) => t,
+        Err(_) => return Vec::new(),
+    };
+    use radius_server::packet::{attr, Builder, Code};
+    let authenticator = [7u8; 16];
+    let mut req = Builder::new(Code::AccessRequest, 1, true);
+    req.add(attr::USER_NAME, b"ann").unwrap();
+    req.add(
+        attr::USER_PASSWORD,
+        &radius_server::crypt::hide_user_password(b"radsec", &authenticator, b"not-her-password"),
+    )
+    .unwrap();
+    let packet = req.access_request(b"radsec", &authenticator);
+    if tls.write_all(&packet).await.is_err() {
+        return Vec::new();
+    }
+    let mut got = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(30), tls.read(&mut got))
+        .await
+        .expect("the server answers or closes")
+        .unwrap_or(0);
+    got.truncate(n);
+    got
+}
+
+#[tokio::test]
+async fn radsec_through_radsecproxy_answers_and_refuses_clients_without_a_mapped_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    radsec_pki(&pki);
+    let s = Server::start_in(
+        &tmp.path().join("data"),
+        Start {
+            env: vec![
+                ("STRATUS_RADIUS_RADSEC_ADDR".into(), "127.0.0.1:0".into()),
+                (
+                    "STRATUS_RADIUS_RADSEC_CLIENT_CA".into(),
+                    pki.join("ca.pem").display().to_string(),
+                ),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let radsec = s
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("stratus: listening radsec=")
+                .map(str::to_string)
+        })
+        .expect("the RadSec listener is announced");
+    let stratus_ca = s.dir.join("certs/ca.pem");
+    let f = fixture_with(s).await;
+    profile(&f, json!({"radsec_client": "proxy.radsec.test"})).await;
+
+    let udp = free_udp_port();
+    let _proxy = radsecproxy(&pki, &stratus_ca, &radsec, udp);
+    let proxy_addr = format!("127.0.0.1:{udp}");
+    let auth = |user: &str, pw: &str| {
+        radclient(
+            &proxy_addr,
+            "auth",
+            SECRET,
+            &format!("User-Name={user},User-Password=\"{pw}\",Message-Authenticator=0x00"),
+        )
+    };
+    // radsecproxy may still be starting: a few tries, each radclient's own 5 s.
+    let mut accepted = String::new();
+    for _ in 0..6 {
+        let (_, out) = auth("ann", PW);
+        if out.contains("Received Access-") {
+            accepted = out;
+            break;
+        }
+    }
+    assert!(accepted.contains("Received Access-Accept"), "{accepted}");
+    assert!(accepted.contains("Tunnel-Private-Group-Id"), "{accepted}");
+    let (_, out) = auth("ann", "wrong-password");
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    let (_, out) = auth("bob", PW);
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    // Accounting over the same connection.
+    let (ok, out) = radclient(
+        &proxy_addr,
+        "acct",
+        SECRET,
+        "Acct-Status-Type=Start,User-Name=ann,Acct-Session-Id=rs-1,NAS-IP-Address=127.0.0.1",
+    );
+    assert!(ok && out.contains("Received Accounting-Response"), "{out}");
+    let open = sessions(&f.s, "?user=ann").await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["profile"], f.profile.as_str());
+    let auth_events = f.s.events("radius_auth", "ann").await;
+    assert_eq!(
+        auth_events[0]["details"]["resource"],
+        format!("radius:{}", f.profile),
+        "{auth_events:?}"
+    );
+
+    // No client certificate, or one no profile names: no answer, and the refusal is recorded.
+    let none = radsec_attempt(&radsec, &stratus_ca, None).await;
+    assert!(none.is_empty(), "answered without a certificate: {none:?}");
+    let stranger = radsec_attempt(
+        &radsec,
+        &stratus_ca,
+        Some((&pki.join("stranger.pem"), &pki.join("stranger.key"))),
+    )
+    .await;
+    assert!(
+        stranger.is_empty(),
+        "answered an unmapped certificate: {stranger:?}"
+    );
+    // The proxy's own certificate does get an answer on a direct connection (the attempt is well formed).
+    let direct = radsec_attempt(
+        &radsec,
+        &stratus_ca,
+        Some((&pki.join("proxy.pem"), &pki.join("proxy.key"))),
+    )
+    .await;
+    assert_eq!(
+        direct.first(),
+        Some(&3),
+        "an Access-Reject for a wrong password: {direct:?}"
+    );
+    let (st, v) =
+        f.s.get("/events?type=radius_radsec_refused&limit=100")
+            .await;
+    assert_eq!(st, StatusCode::OK);
+    let reasons: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("stranger.radsec.test")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("TLS handshake failed")),
+        "{reasons:?}"
+    );
 }
