@@ -147,21 +147,23 @@ pub async fn list(State(c): State<Console>, admin: SignedIn) -> Response {
         port(auth),
         port(acct),
     );
-    body.push_str("<div class=\"table\"><table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Networks</th><th scope=\"col\">Methods</th><th scope=\"col\">MFA</th><th scope=\"col\">Groups</th></tr></thead><tbody>");
+    body.push_str("<div class=\"table\"><table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Networks</th><th scope=\"col\">Methods</th><th scope=\"col\">MFA</th><th scope=\"col\">Groups</th><th scope=\"col\">Open sessions</th></tr></thead><tbody>");
+    let open = c.dir.radius_session_counts();
     for p in &profiles {
         let _ = write!(
             body,
-            "<tr><td><a href=\"/console/radius/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"/console/radius/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p.id,
             esc(&p.name),
             esc(&networks_text(p, ", ")),
             esc(&methods_text(p)),
             esc(mfa_value(p.mfa)).replace('_', " "),
             p.bound_groups.len(),
+            open.get(&p.id).copied().unwrap_or(0),
         );
     }
     if profiles.is_empty() {
-        body.push_str("<tr><td colspan=\"5\">No RADIUS profile yet.</td></tr>");
+        body.push_str("<tr><td colspan=\"6\">No RADIUS profile yet.</td></tr>");
     }
     body.push_str("</tbody></table></div>");
     html::page(&admin, "/console/radius", "RADIUS", &body)

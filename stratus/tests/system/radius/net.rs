@@ -3,7 +3,7 @@
 //! through radsecproxy with client certificates made by rcgen.
 
 use super::{fixture, fixture_with, pap, profile, radclient, Fixture, PW, SECRET};
-use crate::harness::{Server, Start};
+use crate::harness::{Server, Start, ADMIN_EMAIL, ADMIN_PASSWORD, API_KEY};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -204,6 +204,95 @@ async fn a_disconnect_nak_is_recorded_with_its_error_cause_and_the_session_stays
     assert_eq!(open.len(), 1, "a NAK leaves the session open: {open:?}");
 }
 
+/// A console page as the bootstrap admin sees it.
+async fn console_page(s: &Server, path: &str) -> String {
+    let ca = std::fs::read(s.dir.join("certs/ca.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{}/console/login", s.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "email={}&password={ADMIN_PASSWORD}",
+            ADMIN_EMAIL.replace('@', "%40")
+        ))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-stratus_console="))
+        .and_then(|v| v.split(';').next())
+        .expect("a console session cookie")
+        .to_string();
+    let r = http
+        .get(format!("{}{path}", s.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.text().await.unwrap()
+}
+
+/// The CLI against the server; returns (success, stdout and stderr).
+fn cli(s: &Server, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(args)
+        .env("STRATUS_URL", &s.url)
+        .env("STRATUS_API_KEY", API_KEY)
+        .env("STRATUS_CA_CERT", s.dir.join("certs/ca.pem"))
+        .output()
+        .expect("run stratus");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_sets_dynamic_authorization_and_the_radsec_client_of_a_profile() {
+    let f = fixture().await;
+    let (ok, out) = cli(
+        &f.s,
+        &[
+            "radius",
+            "set",
+            "ap",
+            "--dynamic-authorization",
+            "true",
+            "--coa-port",
+            "3800",
+            "--radsec-client",
+            "Proxy.Radsec.Test",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (_, p) = f.s.get(&format!("/radius-servers/{}", f.profile)).await;
+    assert_eq!(p["dynamic_authorization"], true, "{p}");
+    assert_eq!(p["coa_port"], 3800, "{p}");
+    assert_eq!(p["radsec_client"], "proxy.radsec.test", "{p}");
+    // A second profile cannot take the same RadSec client.
+    let (st, v) =
+        f.s.post(
+            "/radius-servers",
+            json!({"name": "other", "networks": ["192.0.2.0/24"], "secret": SECRET,
+                   "radsec_client": "PROXY.radsec.test"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let (ok, out) = cli(&f.s, &["radius", "set", "ap", "--radsec-client", ""]);
+    assert!(ok, "{out}");
+    let (_, p) = f.s.get(&format!("/radius-servers/{}", f.profile)).await;
+    assert_eq!(p["radsec_client"], Value::Null, "{p}");
+}
+
 async fn open_sessions_metric(s: &Server, profile: &str) -> Option<u64> {
     let r = s
         .http
@@ -245,6 +334,32 @@ async fn sessions_are_listed_from_start_to_stop_and_survive_a_restart() {
     assert_eq!(s["output_octets"], 2000);
     assert!(sessions(&f.s, "?user=bob").await.is_empty());
     assert_eq!(open_sessions_metric(&f.s, "ap").await, Some(1));
+    // The CLI lists them through the same API.
+    let (ok, out) = cli(
+        &f.s,
+        &["radius", "sessions", "--user", "ann", "--profile", "ap"],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [format!(
+            "ann\t{}\t127.0.0.1\ts-1\t10.9.8.7\t{}",
+            f.profile,
+            s["started_at"].as_str().unwrap()
+        )],
+        "{out}"
+    );
+    // The console shows it on the profile's page, the profile list and the user's page.
+    let ann = s["user"].as_str().unwrap().to_string();
+    for page in [
+        format!("/console/radius/{}", f.profile),
+        format!("/console/users/{ann}"),
+    ] {
+        let html = console_page(&f.s, &page).await;
+        assert!(html.contains("Open RADIUS sessions"), "{page}: {html}");
+        assert!(html.contains("<code>s-1</code>"), "{page}: {html}");
+        assert!(html.contains("10.9.8.7"), "{page}: {html}");
+    }
     // A read-only filter that names no profile id is refused.
     let (st, _) = f.s.get("/radius-sessions?profile=nonsense").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
