@@ -84,6 +84,21 @@ async fn metrics(State(s): State<AppState>) -> Response {
             label(&profile)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP stratus_radius_sessions Open RADIUS accounting sessions by profile.\n# TYPE stratus_radius_sessions gauge"
+    );
+    let open = s.dir.radius_session_counts();
+    let mut profiles: Vec<_> = snap.radius_servers.values().collect();
+    profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    for p in profiles {
+        let _ = writeln!(
+            out,
+            "stratus_radius_sessions{{profile=\"{}\"}} {}",
+            label(&p.name),
+            open.get(&p.id).copied().unwrap_or(0)
+        );
+    }
     let gauges = [
         (
             "stratus_users",

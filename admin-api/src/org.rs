@@ -3,10 +3,11 @@
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Admin, Json};
 use crate::{parse_id, AppState};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use core_directory::directory::{ScimConnectorInput, ScimConnectorView};
 use core_directory::model::{OrgSettings, PasswordPolicy};
+use core_directory::radius_sessions::{RadiusSession, SessionQuery};
 use core_directory::views::{
     AppPatch, AppView, NewApp, NewIdpKey, NewRadiusServer, OrgPatch, RadiusServerPatch,
     RadiusServerView,
@@ -19,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_radius, list_radius))
         .routes(routes!(get_radius, update_radius, delete_radius))
+        .routes(routes!(list_radius_sessions))
         .routes(routes!(create_app, list_apps))
         .routes(routes!(get_app, update_app, delete_app))
         .routes(routes!(get_connector, put_connector, delete_connector))
@@ -50,6 +52,36 @@ async fn list_radius(
 ) -> ApiResult<axum::Json<Vec<RadiusServerView>>> {
     actor.require(Permission::Read)?;
     Ok(axum::Json(s.dir.list_radius_servers()))
+}
+
+/// Which open RADIUS sessions to list.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusSessionFilter {
+    /// A user id or username.
+    pub user: Option<String>,
+    /// A RADIUS server profile id.
+    pub profile: Option<String>,
+}
+
+/// Open RADIUS accounting sessions (Start or Interim-Update seen, no Stop yet), oldest first.
+#[utoipa::path(get, path = "/radius-sessions", tag = "radius", params(RadiusSessionFilter),
+    responses((status = 200, body = Vec<RadiusSession>), (status = 400, body = ErrorBody)))]
+async fn list_radius_sessions(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    Query(f): Query<RadiusSessionFilter>,
+) -> ApiResult<axum::Json<Vec<RadiusSession>>> {
+    actor.require(Permission::Read)?;
+    let query = SessionQuery {
+        user: f.user.filter(|u| !u.is_empty()),
+        profile: f
+            .profile
+            .filter(|p| !p.is_empty())
+            .map(|p| parse_id(&p))
+            .transpose()?,
+    };
+    Ok(axum::Json(s.dir.radius_sessions(&query)))
 }
 
 #[utoipa::path(get, path = "/radius-servers/{id}", tag = "radius", params(("id" = String, Path)),

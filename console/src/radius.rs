@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use core_directory::access::Permission;
 use core_directory::directory::generate_radius_secret;
-use core_directory::model::{RadiusMethod, RadiusMfaMode, Resource};
+use core_directory::model::{RadiusMethod, RadiusMfaMode, Resource, DEFAULT_COA_PORT};
+use core_directory::radius_sessions::SessionQuery;
 use core_directory::views::{NewRadiusServer, RadiusServerPatch, RadiusServerView};
 use core_directory::Id;
 use std::collections::HashMap;
@@ -146,21 +147,23 @@ pub async fn list(State(c): State<Console>, admin: SignedIn) -> Response {
         port(auth),
         port(acct),
     );
-    body.push_str("<div class=\"table\"><table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Networks</th><th scope=\"col\">Methods</th><th scope=\"col\">MFA</th><th scope=\"col\">Groups</th></tr></thead><tbody>");
+    body.push_str("<div class=\"table\"><table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Networks</th><th scope=\"col\">Methods</th><th scope=\"col\">MFA</th><th scope=\"col\">Groups</th><th scope=\"col\">Open sessions</th></tr></thead><tbody>");
+    let open = c.dir.radius_session_counts();
     for p in &profiles {
         let _ = write!(
             body,
-            "<tr><td><a href=\"/console/radius/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"/console/radius/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p.id,
             esc(&p.name),
             esc(&networks_text(p, ", ")),
             esc(&methods_text(p)),
             esc(mfa_value(p.mfa)).replace('_', " "),
             p.bound_groups.len(),
+            open.get(&p.id).copied().unwrap_or(0),
         );
     }
     if profiles.is_empty() {
-        body.push_str("<tr><td colspan=\"5\">No RADIUS profile yet.</td></tr>");
+        body.push_str("<tr><td colspan=\"6\">No RADIUS profile yet.</td></tr>");
     }
     body.push_str("</tbody></table></div>");
     html::page(&admin, "/console/radius", "RADIUS", &body)
@@ -314,6 +317,12 @@ fn profile_form(
             "only for legacy clients: weakens the protection against forged requests (Blast-RADIUS)",
             p.is_some_and(|p| p.allow_missing_message_authenticator),
         ),
+        (
+            "dynamic_authorization",
+            "Disconnect users who lose access (RFC 5176)",
+            "a Disconnect-Request goes to the client of each open session of a user who is suspended, locked, deleted or no longer in a bound group",
+            p.is_some_and(|p| p.dynamic_authorization),
+        ),
     ] {
         s.push_str(
             &Field::new(name, label)
@@ -323,8 +332,39 @@ fn profile_form(
                 .render(),
         );
     }
+    let port = v(
+        "coa_port",
+        p.map_or(DEFAULT_COA_PORT, |p| p.coa_port).to_string(),
+    );
+    s.push_str(
+        &Field::new("coa_port", "Disconnect (CoA) port of the clients")
+            .value(&port)
+            .hint("UDP, 3799 unless the clients say otherwise")
+            .errors(errors)
+            .render(),
+    );
+    let radsec = v(
+        "radsec_client",
+        p.and_then(|p| p.radsec_client.clone()).unwrap_or_default(),
+    );
+    s.push_str(
+        &Field::new("radsec_client", "RadSec client certificate name")
+            .value(&radsec)
+            .hint("a DNS name of the client certificate (else its CN); empty: no RadSec client")
+            .errors(errors)
+            .render(),
+    );
     s.push_str("</fieldset>");
     s
+}
+
+/// The CoA port typed in the form; an unreadable one becomes 0, which the core refuses with its own message.
+fn parse_coa_port(fields: &[(String, String)]) -> u16 {
+    let v = field(fields, "coa_port").trim();
+    if v.is_empty() {
+        return DEFAULT_COA_PORT;
+    }
+    v.parse().unwrap_or(0)
 }
 
 fn field_error(errors: &FormErrors, name: &str) -> String {
@@ -401,6 +441,9 @@ pub async fn create(
         ),
         otp_append: checked(&fields, "otp_append"),
         reject_reply_message: checked(&fields, "reject_reply_message"),
+        dynamic_authorization: checked(&fields, "dynamic_authorization"),
+        coa_port: Some(parse_coa_port(&fields)),
+        radsec_client: Some(field(&fields, "radsec_client").to_string()),
     };
     match c.dir.create_radius_server(&admin.actor, input).await {
         Ok(p) => detail_page(
@@ -474,6 +517,52 @@ fn access_point_section(c: &Console, p: &RadiusServerView) -> String {
     )
 }
 
+/// The open accounting sessions matching `query` as a table (the profile page lists a profile's, the user page a
+/// user's); empty when there are none and `always` is off.
+pub fn sessions_section(c: &Console, query: &SessionQuery, always: bool) -> String {
+    let sessions = c.dir.radius_sessions(query);
+    if sessions.is_empty() && !always {
+        return String::new();
+    }
+    let snap = c.dir.snapshot();
+    let mut s = format!(
+        "<section><h2>Open RADIUS sessions</h2><p class=\"hint\">{} open: accounting Start or Interim-Update seen, no Stop yet.</p>\
+         <div class=\"table\"><table><thead><tr><th scope=\"col\">User</th><th scope=\"col\">Profile</th><th scope=\"col\">Client</th>\
+         <th scope=\"col\">Session</th><th scope=\"col\">Address</th><th scope=\"col\">Station</th><th scope=\"col\">Started</th>\
+         <th scope=\"col\">Updated</th><th scope=\"col\">In / out</th></tr></thead><tbody>",
+        sessions.len()
+    );
+    for x in sessions.iter().take(500) {
+        let user = match &x.user {
+            Some(id) => format!("<a href=\"/console/users/{id}\">{}</a>", esc(&x.username)),
+            None => esc(&x.username),
+        };
+        let profile = snap
+            .radius_servers
+            .get(&x.profile)
+            .map_or_else(String::new, |p| {
+                format!("<a href=\"/console/radius/{}\">{}</a>", p.id, esc(&p.name))
+            });
+        let _ = write!(
+            s,
+            "<tr><td>{user}</td><td>{profile}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td></tr>",
+            esc(&x.nas_identifier.clone().unwrap_or_else(|| x.nas_address.to_string())),
+            esc(&x.session_id),
+            esc(x.framed_ip.as_deref().unwrap_or("")),
+            esc(x.calling_station.as_deref().unwrap_or("")),
+            html::when(&x.started_at),
+            html::when(&x.updated_at),
+            x.input_octets,
+            x.output_octets,
+        );
+    }
+    if sessions.is_empty() {
+        s.push_str("<tr><td colspan=\"9\">No open session.</td></tr>");
+    }
+    s.push_str("</tbody></table></div></section>");
+    s
+}
+
 fn groups_section(c: &Console, admin: &SignedIn, p: &RadiusServerView) -> String {
     let snap = c.dir.snapshot();
     let mut groups: Vec<_> = p
@@ -543,6 +632,7 @@ fn detail_page(
             p.allow_missing_message_authenticator,
             "PAP without Message-Authenticator",
         ),
+        (p.dynamic_authorization, "disconnects users who lose access"),
     ]
     .into_iter()
     .filter_map(|(on, l)| on.then_some(l))
@@ -563,6 +653,14 @@ fn detail_page(
         p.id,
     );
     body.push_str(&groups_section(c, admin, &p));
+    body.push_str(&sessions_section(
+        c,
+        &SessionQuery {
+            profile: Some(p.id.clone()),
+            user: None,
+        },
+        true,
+    ));
     if write {
         let _ = write!(
             body,
@@ -628,6 +726,9 @@ pub async fn edit(
         )),
         otp_append: Some(checked(&fields, "otp_append")),
         reject_reply_message: Some(checked(&fields, "reject_reply_message")),
+        dynamic_authorization: Some(checked(&fields, "dynamic_authorization")),
+        coa_port: Some(parse_coa_port(&fields)),
+        radsec_client: Some(Some(field(&fields, "radsec_client").to_string())),
     };
     match c.dir.update_radius_server(&admin.actor, &id, patch).await {
         Ok(_) => html::redirect(&format!("/console/radius/{id}?done=saved")),

@@ -947,6 +947,14 @@ async fn detail_page(
         body.push_str("</ul>");
     }
     body.push_str("</section>");
+    body.push_str(&crate::radius::sessions_section(
+        c,
+        &core_directory::radius_sessions::SessionQuery {
+            user: Some(view.id.to_string()),
+            profile: None,
+        },
+        false,
+    ));
     // Effective attributes and where they come from.
     if !view.effective_attributes.is_empty() {
         body.push_str("<section><h2>Effective attributes</h2><div class=\"table\"><table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Value</th><th scope=\"col\">From</th></tr></thead><tbody>");

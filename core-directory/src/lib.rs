@@ -14,6 +14,8 @@
 //! - [`password`], [`policy`], [`totp`], [`crypto`], [`mschapv2`]: argon2id pool and credential cache,
 //!   password rules, RFC 6238, sealing of secrets at rest, MS-CHAPv2 checks against the sealed NT hash.
 //! - [`access`]: admin roles and permissions; [`events`]: directory insights; [`import`] and [`csv`]: CSV import.
+//! - [`radius_sessions`]: open RADIUS accounting sessions, rebuilt from their events at start; with
+//!   [`Directory::radius_session_refusal`], whether one may go on.
 
 pub mod access;
 pub mod activity;
@@ -33,6 +35,7 @@ pub mod model;
 pub mod mschapv2;
 pub mod password;
 pub mod policy;
+pub mod radius_sessions;
 pub mod sessions;
 pub mod snapshot;
 pub mod store;

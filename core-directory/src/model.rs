@@ -382,8 +382,26 @@ pub struct RadiusServer {
     /// Send a Reply-Message saying why on Access-Reject (off: a reject carries no reason).
     #[serde(default)]
     pub reject_reply_message: bool,
+    /// Send a Disconnect-Request (RFC 5176) to the NAS of each open session of a user who may no longer use
+    /// this profile (suspended, locked, deleted, unbound).
+    #[serde(default)]
+    pub dynamic_authorization: bool,
+    /// The NAS's Dynamic Authorization (CoA/Disconnect) UDP port.
+    #[serde(default = "default_coa_port")]
+    pub coa_port: u16,
+    /// The RadSec (RFC 6614) client of this profile: a DNS name of its certificate's subjectAltName or, when it
+    /// has none, its subject CN (compared case-insensitively).
+    #[serde(default)]
+    pub radsec_client: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The Dynamic Authorization port of RFC 5176 §3.
+pub const DEFAULT_COA_PORT: u16 = 3799;
+
+fn default_coa_port() -> u16 {
+    DEFAULT_COA_PORT
 }
 
 /// SAML NameID format of an SSO app.

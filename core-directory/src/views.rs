@@ -174,6 +174,9 @@ pub struct RadiusServerView {
     pub allow_missing_message_authenticator: bool,
     pub otp_append: bool,
     pub reject_reply_message: bool,
+    pub dynamic_authorization: bool,
+    pub coa_port: u16,
+    pub radsec_client: Option<String>,
     pub bound_groups: Vec<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -190,6 +193,9 @@ impl RadiusServerView {
             allow_missing_message_authenticator: r.allow_missing_message_authenticator,
             otp_append: r.otp_append,
             reject_reply_message: r.reject_reply_message,
+            dynamic_authorization: r.dynamic_authorization,
+            coa_port: r.coa_port,
+            radsec_client: r.radsec_client.clone(),
             bound_groups: snap.bound_groups(&Resource::Radius(r.id.clone())),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -553,6 +559,13 @@ pub struct NewRadiusServer {
     /// Tell the NAS why in a Reply-Message on Access-Reject (off by default).
     #[serde(default)]
     pub reject_reply_message: bool,
+    /// Disconnect (RFC 5176) the open sessions of users who lose access to this profile (off by default).
+    #[serde(default)]
+    pub dynamic_authorization: bool,
+    /// The NAS's CoA/Disconnect port (default 3799).
+    pub coa_port: Option<u16>,
+    /// The RadSec client: a DNS subjectAltName (else the subject CN) of its TLS client certificate.
+    pub radsec_client: Option<String>,
 }
 
 fn default_mfa() -> RadiusMfaMode {
@@ -576,6 +589,12 @@ pub struct RadiusServerPatch {
     pub allow_missing_message_authenticator: Option<bool>,
     pub otp_append: Option<bool>,
     pub reject_reply_message: Option<bool>,
+    pub dynamic_authorization: Option<bool>,
+    pub coa_port: Option<u16>,
+    /// `null` removes it.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub radsec_client: Option<Option<String>>,
 }
 
 /// Create an SSO app record.

@@ -82,6 +82,9 @@ async fn radius(d: &Directory, mode: RadiusMfaMode) -> Id {
         allow_missing_message_authenticator: false,
         otp_append: false,
         reject_reply_message: false,
+        dynamic_authorization: false,
+        coa_port: None,
+        radsec_client: None,
     };
     d.create_radius_server(&Actor::system(), input)
         .await

@@ -2,13 +2,16 @@
 //!
 //! Start, Interim-Update, Stop (and Accounting-On/Off) are recorded as `radius_accounting` events with the user,
 //! the NAS, the session id, octets (Gigawords included, RFC 2869 §5.1), packets, duration, the terminate cause
-//! and the Class that ties the session to its `radius_auth` event. The Accounting-Response is sent only once the
-//! event is stored (RFC 2866 §4.1: a server that cannot record a request must not acknowledge it). A request
-//! whose authenticator does not verify is dropped.
+//! and the Class that ties the session to its `radius_auth` event. The core keeps the open sessions from the
+//! same events (`Directory::radius_session_event`: Start and Interim-Update open or move one, Stop closes it,
+//! Accounting-On/Off close every session of that NAS). The Accounting-Response is sent only once the event is
+//! stored (RFC 2866 §4.1: a server that cannot record a request must not acknowledge it). A request whose
+//! authenticator does not verify is dropped.
 
 use crate::clients::Client;
 use crate::packet::{attr, Builder, Code, Packet};
 use crate::Shared;
+use core_directory::radius_sessions::ACCOUNTING_EVENT;
 use core_directory::{Event, Service};
 use serde_json::Value;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -20,8 +23,10 @@ pub(crate) async fn accounting_request(
     req: &Packet,
     src: SocketAddr,
 ) -> Option<Vec<u8>> {
-    shared.dir.record(event(shared, client, req, src)).await;
-    shared.dir.flush_events().await;
+    shared
+        .dir
+        .radius_session_event(event(shared, client, req, src))
+        .await;
     response(client, req, false)
 }
 
@@ -48,7 +53,7 @@ fn event(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr) -> Eve
                 .map_or(Value::from(v), Value::from)
         })
     };
-    let mut e = Event::new(Service::Radius, "radius_accounting", true)
+    let mut e = Event::new(Service::Radius, ACCOUNTING_EVENT, true)
         .client(Some(src.ip()))
         .detail("nas", client.profile.name.clone())
         .detail("resource", format!("radius:{}", client.profile.id));

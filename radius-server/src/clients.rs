@@ -1,4 +1,5 @@
-//! Which NAS profile a datagram belongs to, by its source address, and the profile's shared secret.
+//! Which NAS profile a datagram belongs to, by its source address (UDP) or its client certificate (RadSec), and
+//! the profile's shared secret.
 //!
 //! A source matches a profile when it lies in one of the profile's networks; when several profiles match, the
 //! one with the longest prefix wins, so a /32 for one access point can sit inside a /24 for the rest of a site.
@@ -55,6 +56,30 @@ impl Clients {
             .map(|(_, p)| Arc::clone(p))?;
         let secret = self.secret(dir, &profile)?;
         Some(Client { profile, secret })
+    }
+
+    /// A profile with its shared secret (for requests Stratus sends to the NAS).
+    pub fn of_profile(&self, dir: &Directory, profile: &Arc<RadiusServer>) -> Option<Client> {
+        let secret = self.secret(dir, profile)?;
+        Some(Client {
+            profile: Arc::clone(profile),
+            secret,
+        })
+    }
+
+    /// The profile whose `radsec_client` is one of `names` (a certificate's DNS names, else its CN), with the
+    /// RadSec shared secret `radsec` (RFC 6614 §2.3).
+    pub fn radsec(&self, dir: &Directory, names: &[String]) -> Option<Client> {
+        let snap = dir.snapshot();
+        let profile = snap.radius_servers.values().find(|p| {
+            p.radsec_client
+                .as_deref()
+                .is_some_and(|c| names.iter().any(|n| n.eq_ignore_ascii_case(c)))
+        })?;
+        Some(Client {
+            profile: Arc::clone(profile),
+            secret: Arc::from(&b"radsec"[..]),
+        })
     }
 
     fn secret(&self, dir: &Directory, profile: &RadiusServer) -> Option<Arc<[u8]>> {

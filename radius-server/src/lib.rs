@@ -1,10 +1,11 @@
 //! # radius-server
 //!
 //! The RADIUS listener of Stratus: UDP authentication (RFC 2865) and accounting (RFC 2866) for Wi-Fi access
-//! points, VPN concentrators and switches. It owns the packet codec with the attribute dictionary as data,
-//! per-NAS shared secrets, Message-Authenticator (RFC 3579, required by default), duplicate detection, PAP, the
-//! TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2, EAP-TTLS/PAP, EAP-TLS over rustls, with MS-MPPE keys),
-//! reply attributes from bound groups, and accounting records.
+//! points, VPN concentrators and switches, and the same over RadSec (RFC 6614, TLS over TCP). It owns the
+//! packet codec with the attribute dictionary as data, per-NAS shared secrets, Message-Authenticator (RFC 3579,
+//! required by default), duplicate detection, PAP, the TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2,
+//! EAP-TTLS/PAP, EAP-TLS over rustls, with MS-MPPE keys), reply attributes from bound groups, accounting
+//! records, and Disconnect-Requests (RFC 5176) to the NAS of sessions the directory no longer allows.
 //!
 //! Every decision — who the user is, whether the password, code, lockout and binding allow the login, which
 //! group's reply attribute wins — is a call on `core_directory::Directory` or a rule of its snapshot. It must
@@ -17,7 +18,10 @@
 //!   [`challenge`]: pending MFA challenges by State.
 //! - [`access`]: Access-Request and Status-Server; [`eap`]: EAP conversations (PEAP-MSCHAPv2, EAP-TTLS/PAP,
 //!   EAP-TLS); [`accounting`]: Accounting-Request; [`reply`]: reply attributes of an Accept.
-//! - This file: the sockets, the receive loops and the checks every datagram passes before a handler sees it.
+//! - [`radsec`]: the TLS listener, its framing and client-certificate-to-profile mapping; [`dynauth`]: the
+//!   Disconnect-Requests sent when a change in the directory ends a user's right to an open session.
+//! - This file: the sockets, the receive loops and the checks every request passes before a handler sees it
+//!   (UDP and RadSec alike).
 //!
 //! # Path of a datagram
 //! receive loop → known source? (else dropped, recorded at most once a minute per address) → decodes? →
@@ -32,8 +36,10 @@ pub mod clients;
 pub mod crypt;
 pub mod dictionary;
 pub mod duplicates;
+pub mod dynauth;
 pub mod eap;
 pub mod packet;
+pub mod radsec;
 pub mod reply;
 
 use challenge::Challenges;
@@ -65,6 +71,8 @@ pub struct RadiusSettings {
     pub max_challenges: usize,
     /// EAP conversations in progress at most.
     pub max_conversations: usize,
+    /// How Disconnect-Requests (RFC 5176) are retried.
+    pub disconnect: dynauth::DisconnectSettings,
 }
 
 impl Default for RadiusSettings {
@@ -76,6 +84,7 @@ impl Default for RadiusSettings {
             challenge_timeout: Duration::from_secs(60),
             max_challenges: 10_000,
             max_conversations: 4096,
+            disconnect: dynauth::DisconnectSettings::default(),
         }
     }
 }
@@ -93,11 +102,13 @@ pub struct Shared {
     in_flight: Arc<Semaphore>,
 }
 
-/// Which socket a datagram came in on.
+/// Which socket a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Port {
     Auth,
     Acct,
+    /// A RadSec connection: authentication and accounting alike.
+    RadSec,
 }
 
 /// The check the directory runs when an admin sets a group's reply attribute: it must be encodable with this
@@ -109,13 +120,15 @@ pub fn reply_attribute_check(a: &ReplyAttribute) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Run the authentication and accounting sockets until `shutdown` turns true.
+/// Run the authentication and accounting sockets, the RadSec listener when there is one, and the Dynamic
+/// Authorization task until `shutdown` turns true.
 pub async fn serve(
     dir: Arc<Directory>,
     settings: RadiusSettings,
     eap: Option<eap::EapTls>,
     auth: Vec<UdpSocket>,
     acct: Vec<UdpSocket>,
+    radsec: Option<radsec::RadSec>,
     shutdown: watch::Receiver<bool>,
 ) {
     let shared = Arc::new(Shared {
@@ -133,7 +146,18 @@ pub async fn serve(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(dynauth::run(
+        Arc::clone(&shared),
+        settings.disconnect,
+        shutdown.clone(),
+    ))];
+    if let Some(r) = radsec {
+        tasks.push(tokio::spawn(radsec::serve(
+            Arc::clone(&shared),
+            r,
+            shutdown.clone(),
+        )));
+    }
     // Every address shares one state (duplicates, challenges, EAP conversations): a NAS that reaches Stratus
     // over IPv4 and IPv6 is one client. A reply leaves by the socket its request came in on.
     let sockets = auth
@@ -260,30 +284,7 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
     let (sock, shared) = (Arc::clone(sock), Arc::clone(shared));
     tokio::spawn(async move {
         let _permit = permit;
-        let reply = match (port, req.code) {
-            (Port::Auth, Code::AccessRequest) => {
-                access::access_request(&shared, &client, &req, src).await
-            }
-            (Port::Auth, Code::StatusServer) => access::status_server(&client, &req),
-            (Port::Acct, Code::AccountingRequest) => {
-                accounting::accounting_request(&shared, &client, &req, src).await
-            }
-            (Port::Acct, Code::StatusServer) => accounting::response(&client, &req, true),
-            _ => None,
-        };
-        let outcome = match reply.as_ref().and_then(|r| r.first()) {
-            Some(2) => "accept",
-            Some(3) => "reject",
-            Some(11) => "challenge",
-            Some(5) => "accounting",
-            Some(_) => "other",
-            None => "dropped",
-        };
-        let reason = if reply.is_none() { "no_answer" } else { "" };
-        shared
-            .dir
-            .radius_counters()
-            .count(&client.profile.name, outcome, reason);
+        let reply = answer(&shared, &client, &req, src, port).await;
         match reply {
             Some(r) => {
                 // Remembered before it is sent, so a retransmission that crosses the reply is answered too.
@@ -297,24 +298,62 @@ fn dispatch(sock: &Arc<UdpSocket>, data: &[u8], src: SocketAddr, port: Port, sha
     });
 }
 
-/// The code and authenticator checks of RFC 2865/2866/3579/5997; `Err` says why the packet is dropped.
+/// The handler of an admitted request, and its count; `None` means no answer.
+async fn answer(
+    shared: &Shared,
+    client: &Client,
+    req: &Packet,
+    src: SocketAddr,
+    port: Port,
+) -> Option<Vec<u8>> {
+    let reply = match (port, req.code) {
+        (Port::Auth | Port::RadSec, Code::AccessRequest) => {
+            access::access_request(shared, client, req, src).await
+        }
+        (Port::Auth | Port::RadSec, Code::StatusServer) => access::status_server(client, req),
+        (Port::Acct | Port::RadSec, Code::AccountingRequest) => {
+            accounting::accounting_request(shared, client, req, src).await
+        }
+        (Port::Acct, Code::StatusServer) => accounting::response(client, req, true),
+        _ => None,
+    };
+    let outcome = match reply.as_ref().and_then(|r| r.first()) {
+        Some(2) => "accept",
+        Some(3) => "reject",
+        Some(11) => "challenge",
+        Some(5) => "accounting",
+        Some(_) => "other",
+        None => "dropped",
+    };
+    let reason = if reply.is_none() { "no_answer" } else { "" };
+    shared
+        .dir
+        .radius_counters()
+        .count(&client.profile.name, outcome, reason);
+    reply
+}
+
+/// The code and authenticator checks of RFC 2865/2866/3579/5997 (and RFC 6614 §2.3 on RadSec, where every
+/// Access-Request carries a Message-Authenticator); `Err` says why the packet is dropped.
 fn admissible(client: &Client, req: &Packet, port: Port) -> Result<(), &'static str> {
     let secret = &client.secret;
     match (port, req.code) {
-        (Port::Auth, Code::AccessRequest) | (Port::Auth, Code::StatusServer) => {
+        (Port::Auth | Port::RadSec, Code::AccessRequest)
+        | (Port::Auth | Port::RadSec, Code::StatusServer) => {
             if req.has_message_authenticator() {
                 if !req.message_authenticator_valid(secret, false) {
                     return Err("Message-Authenticator does not verify (wrong shared secret?)");
                 }
             } else if req.code == Code::StatusServer
                 || req.get(attr::EAP_MESSAGE).is_some()
+                || port == Port::RadSec
                 || !client.profile.allow_missing_message_authenticator
             {
                 return Err("Access-Request without Message-Authenticator");
             }
             Ok(())
         }
-        (Port::Acct, Code::AccountingRequest) => {
+        (Port::Acct | Port::RadSec, Code::AccountingRequest) => {
             if !req.accounting_authenticator_valid(secret) {
                 return Err(
                     "Accounting-Request authenticator does not verify (wrong shared secret?)",

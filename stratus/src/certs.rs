@@ -194,3 +194,31 @@ pub fn eap_configs(
         .with_single_cert(chain, key_der)?;
     Ok((finish(tunnel), Some(finish(client))))
 }
+
+/// The RadSec listener's TLS (RFC 6614 §2.3: TLS 1.2 or later): the server certificate, and a client
+/// certificate required and verified against `client_ca`.
+pub fn radsec_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> Result<rustls::ServerConfig, CertError> {
+    let chain = read_chain(cert)?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in read_chain(client_ca)? {
+        roots.add(c)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider(),
+    )
+    .build()
+    .map_err(|e| CertError::Pem {
+        path: client_ca.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key_der)?)
+}

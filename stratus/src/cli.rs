@@ -151,9 +151,27 @@ pub enum Radius {
         /// Allowed methods, replacing the current list (repeat).
         #[arg(long = "method", value_parser = RADIUS_METHODS)]
         methods: Vec<String>,
+        /// Disconnect (RFC 5176) the open sessions of users who lose access to this profile.
+        #[arg(long)]
+        dynamic_authorization: Option<bool>,
+        /// The NAS clients' Dynamic Authorization (CoA/Disconnect) UDP port.
+        #[arg(long)]
+        coa_port: Option<u16>,
+        /// The RadSec client's certificate DNS name (else CN); an empty value removes it.
+        #[arg(long)]
+        radsec_client: Option<String>,
     },
     Delete {
         server: String,
+    },
+    /// Open accounting sessions (tab-separated: user, profile, NAS address, session id, framed IP, started).
+    Sessions {
+        /// A username or user id.
+        #[arg(long)]
+        user: Option<String>,
+        /// A profile name or id.
+        #[arg(long)]
+        profile: Option<String>,
     },
 }
 
@@ -513,6 +531,9 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
             secret,
             otp_append,
             methods,
+            dynamic_authorization,
+            coa_port,
+            radsec_client,
         } => {
             let id = c.radius_id(&server).await?;
             let mut body = json!({});
@@ -531,8 +552,50 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
             if !methods.is_empty() {
                 body["methods"] = json!(methods);
             }
+            if let Some(d) = dynamic_authorization {
+                body["dynamic_authorization"] = json!(d);
+            }
+            if let Some(p) = coa_port {
+                body["coa_port"] = json!(p);
+            }
+            if let Some(r) = radsec_client {
+                body["radsec_client"] = if r.trim().is_empty() {
+                    Value::Null
+                } else {
+                    json!(r)
+                };
+            }
             c.call(Method::PATCH, &format!("/radius-servers/{id}"), Some(body))
                 .await?
+        }
+        Radius::Sessions { user, profile } => {
+            let mut query = Vec::new();
+            if let Some(u) = user {
+                query.push(format!("user={}", urlencode(&u)));
+            }
+            if let Some(p) = profile {
+                query.push(format!("profile={}", c.radius_id(&p).await?));
+            }
+            let all = c
+                .call(
+                    Method::GET,
+                    &format!("/radius-sessions?{}", query.join("&")),
+                    None,
+                )
+                .await?;
+            for x in all.as_array().into_iter().flatten() {
+                let text = |k: &str| x[k].as_str().unwrap_or("").to_string();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    text("username"),
+                    text("profile"),
+                    text("nas_address"),
+                    text("session_id"),
+                    text("framed_ip"),
+                    text("started_at"),
+                );
+            }
+            return Ok(());
         }
         Radius::Delete { server } => {
             let id = c.radius_id(&server).await?;

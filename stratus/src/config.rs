@@ -124,6 +124,18 @@ pub struct RadiusConfig {
     pub eap_tls_crls: Vec<String>,
     /// What names the user in an EAP-TLS client certificate: `cn` (username) or `email`.
     pub eap_tls_identity: String,
+    /// RadSec (RADIUS over TLS, RFC 6614) TCP addresses, comma-separated; empty (the default) disables it.
+    pub radsec_addr: String,
+    /// PEM CA that issues RadSec client certificates; required with `radsec_addr`.
+    pub radsec_client_ca: String,
+    /// RadSec connections at once.
+    pub radsec_max_connections: usize,
+    /// Seconds a RadSec connection may stay without a request.
+    pub radsec_idle_timeout_seconds: u64,
+    /// Seconds between the Interim-Updates the NAS clients are set to send.
+    pub accounting_interim_seconds: u64,
+    /// An open accounting session without an update for this many interim intervals is dropped.
+    pub accounting_stale_intervals: u32,
 }
 
 impl RadiusConfig {
@@ -135,6 +147,18 @@ impl RadiusConfig {
             challenge_timeout: std::time::Duration::from_secs(
                 self.challenge_timeout_seconds.clamp(10, 600),
             ),
+            ..Default::default()
+        }
+    }
+
+    /// The bounds of the core's open-session table.
+    pub fn session_limits(&self) -> core_directory::radius_sessions::SessionLimits {
+        let stale = self
+            .accounting_interim_seconds
+            .max(1)
+            .saturating_mul(u64::from(self.accounting_stale_intervals.max(1)));
+        core_directory::radius_sessions::SessionLimits {
+            stale_after: std::time::Duration::from_secs(stale),
             ..Default::default()
         }
     }
@@ -153,6 +177,12 @@ impl Default for RadiusConfig {
             eap_tls_client_ca: String::new(),
             eap_tls_crls: Vec::new(),
             eap_tls_identity: "cn".into(),
+            radsec_addr: String::new(),
+            radsec_client_ca: String::new(),
+            radsec_max_connections: 256,
+            radsec_idle_timeout_seconds: 600,
+            accounting_interim_seconds: 600,
+            accounting_stale_intervals: 3,
         }
     }
 }
@@ -362,6 +392,19 @@ impl Config {
         env_parse(
             "STRATUS_RADIUS_EAP_TLS_IDENTITY",
             &mut self.radius.eap_tls_identity,
+        )?;
+        env_parse("STRATUS_RADIUS_RADSEC_ADDR", &mut self.radius.radsec_addr)?;
+        env_parse(
+            "STRATUS_RADIUS_RADSEC_CLIENT_CA",
+            &mut self.radius.radsec_client_ca,
+        )?;
+        env_parse(
+            "STRATUS_RADIUS_ACCOUNTING_INTERIM_SECONDS",
+            &mut self.radius.accounting_interim_seconds,
+        )?;
+        env_parse(
+            "STRATUS_RADIUS_ACCOUNTING_STALE_INTERVALS",
+            &mut self.radius.accounting_stale_intervals,
         )?;
         env_parse(
             "STRATUS_RADIUS_MAX_IN_FLIGHT",

@@ -178,6 +178,7 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
             sp_metadata_reader: Some(core_directory::SpMetadataReader(Arc::new(
                 saml_idp::read_sp_metadata,
             ))),
+            radius_sessions: cfg.radius.session_limits(),
         },
     )?;
     let boot = dir
@@ -299,12 +300,14 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let radius_acct = radius_sockets.pop().unwrap_or_default();
     let radius_auth = radius_sockets.pop().unwrap_or_default();
     let eap = eap_tls(&cfg, &cert, &key)?;
+    let radsec = radsec(&cfg, &cert, &key, &listeners).await?;
     let radius = tokio::spawn(radius_server::serve(
         Arc::clone(&dir),
         cfg.radius.settings(),
         Some(eap),
         radius_auth,
         radius_acct,
+        radsec,
         stop.clone(),
     ));
 
@@ -401,6 +404,46 @@ fn public_base_url(configured: Option<String>, tls: bool, local: SocketAddr) -> 
         let scheme = if tls { "https" } else { "http" };
         format!("{scheme}://{local}")
     })
+}
+
+/// The RadSec listener from `radius.radsec_addr` (comma-separated; none when empty) with the `[tls]`
+/// certificate and `radius.radsec_client_ca`.
+async fn radsec(
+    cfg: &Config,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    listeners: &console::Listeners,
+) -> Result<Option<radius_server::radsec::RadSec>, ServeError> {
+    let r = &cfg.radius;
+    let addrs: Vec<&str> = r
+        .radsec_addr
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    if addrs.is_empty() {
+        return Ok(None);
+    }
+    if r.radsec_client_ca.trim().is_empty() {
+        return Err(ServeError::Config(
+            "radius.radsec_addr needs radius.radsec_client_ca: RadSec clients are known by their certificates"
+                .into(),
+        ));
+    }
+    let tls = certs::radsec_config(cert, key, std::path::Path::new(&r.radsec_client_ca))?;
+    let mut bound = Vec::new();
+    for addr in addrs {
+        if let Some((l, a)) = bind(addr).await? {
+            announce_to(listeners, "radsec", &a.to_string());
+            bound.push(l);
+        }
+    }
+    Ok(Some(radius_server::radsec::RadSec {
+        listeners: bound,
+        tls: Arc::new(tls),
+        max_connections: r.radsec_max_connections.max(1),
+        idle_timeout: Duration::from_secs(r.radsec_idle_timeout_seconds.max(1)),
+    }))
 }
 
 /// The EAP methods' TLS set-up from `[tls]` and `[radius]`.

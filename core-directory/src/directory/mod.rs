@@ -2,6 +2,7 @@
 //! runs as a [`Tx`] under one writer lock, is committed to the [`Store`] as one batch, and only then publishes
 //! the next snapshot.
 
+mod accounting;
 mod admins;
 mod groups;
 mod provisioning;
@@ -47,6 +48,8 @@ pub struct DirectoryConfig {
     /// Reads SAML SP metadata an admin uploads (the SAML listener's strict XML reader, wired in by the binary);
     /// `None` refuses uploads.
     pub sp_metadata_reader: Option<SpMetadataReader>,
+    /// Bounds of the open RADIUS accounting sessions table.
+    pub radius_sessions: crate::radius_sessions::SessionLimits,
 }
 
 /// What an SSO app takes from its SP's metadata.
@@ -111,6 +114,7 @@ impl Default for DirectoryConfig {
             credential_cache_ttl: Duration::from_secs(300),
             reply_attribute_check: None,
             sp_metadata_reader: None,
+            radius_sessions: Default::default(),
         }
     }
 }
@@ -141,6 +145,10 @@ pub struct Directory {
     pub(crate) password_verifications: std::sync::atomic::AtomicU64,
     /// False while a shared store cannot be reached (reads go on from the snapshot; writes fail).
     store_reachable: std::sync::atomic::AtomicBool,
+    /// Open RADIUS accounting sessions (in memory, rebuilt from their events at start).
+    pub(crate) radius_sessions: crate::radius_sessions::RadiusSessions,
+    /// The change sequence of the published snapshot, for listeners that act on changes.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// An open write transaction: a working copy of the snapshot plus the batch that persists it.
@@ -263,6 +271,12 @@ impl Directory {
             .hash_blocking("stratus-dummy-password")
             .map_err(|e| DirectoryError::Internal(e.to_string()))?;
         let (tx, rx) = mpsc::channel(16_384);
+        let radius_sessions = crate::radius_sessions::RadiusSessions::new(config.radius_sessions);
+        let open = accounting::rebuild(store.as_ref(), &radius_sessions)?;
+        if open > 0 {
+            tracing::info!(open, "RADIUS accounting sessions rebuilt from their events");
+        }
+        let (changes, _) = tokio::sync::watch::channel(snapshot.sequence);
         let dir = Arc::new(Directory {
             store: Arc::clone(&store),
             activity: crate::activity::Activity::default(),
@@ -278,6 +292,8 @@ impl Directory {
             sp_metadata_reader: config.sp_metadata_reader,
             password_verifications: std::sync::atomic::AtomicU64::new(0),
             store_reachable: std::sync::atomic::AtomicBool::new(true),
+            radius_sessions,
+            changes,
         });
         tokio::spawn(event_writer(store, rx));
         Ok(dir)
@@ -336,6 +352,7 @@ impl Directory {
         .map_err(unavailable)?;
         tx.snap.sequence = seq;
         self.snapshot.store(Arc::new(tx.snap));
+        self.changes.send_replace(seq);
         Ok(out)
     }
 
@@ -367,6 +384,8 @@ impl Directory {
         }
         snap.sequence = last.sequence;
         self.snapshot.store(Arc::new(snap));
+        // Listeners that act on changes (RADIUS Disconnect) act on other nodes' changes too.
+        self.changes.send_replace(last.sequence);
         Ok(())
     }
 
@@ -411,6 +430,12 @@ impl Directory {
     pub fn store_reachable(&self) -> bool {
         self.store_reachable
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The change sequence of the published snapshot: it moves after every committed write, once the new
+    /// snapshot is readable. Listeners that must act on changes (RADIUS Disconnect) wait on it.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// [`Directory::write`] for a change `actor` asked for: when a SCIM token's scope refuses it, the refusal is

@@ -52,6 +52,48 @@ fn validate_networks(nets: &[ipnet::IpNet]) -> Result<()> {
     Ok(())
 }
 
+/// A RadSec client name: a DNS name or CN, trimmed, not empty, no control characters or spaces; folded to
+/// lower case. `None` for an empty one.
+fn radsec_client(name: Option<&str>) -> Result<Option<String>> {
+    let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if n.len() > 253 || n.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(DirectoryError::invalid(
+            "radsec_client",
+            "radsec_client must be a certificate DNS name or CN: at most 253 characters, no spaces",
+        ));
+    }
+    Ok(Some(n.to_ascii_lowercase()))
+}
+
+/// A RadSec client name names one profile only.
+fn unique_radsec_client(tx: &Tx, id: &Id, name: Option<&str>) -> Result<()> {
+    let Some(name) = name else { return Ok(()) };
+    if tx
+        .snap
+        .radius_servers
+        .values()
+        .any(|r| &r.id != id && r.radsec_client.as_deref() == Some(name))
+    {
+        return Err(DirectoryError::conflict(
+            "radsec_client",
+            format!("RadSec client `{name}` already belongs to another RADIUS server profile"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_coa_port(port: u16) -> Result<u16> {
+    if port == 0 {
+        return Err(DirectoryError::invalid(
+            "coa_port",
+            "coa_port must be 1–65535",
+        ));
+    }
+    Ok(port)
+}
+
 fn validate_methods(methods: &[RadiusMethod]) -> Result<()> {
     if methods.is_empty() {
         return Err(DirectoryError::invalid(
@@ -238,6 +280,8 @@ impl Directory {
         validate_secret(&input.secret)?;
         validate_networks(&input.networks)?;
         validate_methods(&input.methods)?;
+        let radsec = radsec_client(input.radsec_client.as_deref())?;
+        let coa_port = validate_coa_port(input.coa_port.unwrap_or(DEFAULT_COA_PORT))?;
         let actor = actor.clone();
         let id = Id::generate();
         let sealed = self
@@ -254,6 +298,7 @@ impl Directory {
                     &name,
                     "RADIUS server",
                 )?;
+                unique_radsec_client(tx, &id, radsec.as_deref())?;
                 let r = RadiusServer {
                     id,
                     name,
@@ -264,6 +309,9 @@ impl Directory {
                     allow_missing_message_authenticator: input.allow_missing_message_authenticator,
                     otp_append: input.otp_append,
                     reject_reply_message: input.reject_reply_message,
+                    dynamic_authorization: input.dynamic_authorization,
+                    coa_port,
+                    radsec_client: radsec,
                     created_at: tx.now,
                     updated_at: tx.now,
                 };
@@ -289,6 +337,14 @@ impl Directory {
         actor.require(Permission::ManageOrg)?;
         if let Some(s) = &patch.secret {
             validate_secret(s)?;
+        }
+        let radsec = patch
+            .radsec_client
+            .as_ref()
+            .map(|r| radsec_client(r.as_deref()))
+            .transpose()?;
+        if let Some(p) = patch.coa_port {
+            validate_coa_port(p)?;
         }
         let sealed = patch
             .secret
@@ -338,6 +394,16 @@ impl Directory {
                 }
                 if let Some(v) = patch.reject_reply_message {
                     r.reject_reply_message = v;
+                }
+                if let Some(v) = patch.dynamic_authorization {
+                    r.dynamic_authorization = v;
+                }
+                if let Some(p) = patch.coa_port {
+                    r.coa_port = p;
+                }
+                if let Some(c) = radsec {
+                    unique_radsec_client(tx, &id, c.as_deref())?;
+                    r.radsec_client = c;
                 }
                 r.updated_at = tx.now;
                 tx.batch.put_json(Kind::RadiusServer, r.id.as_str(), &r);

@@ -1,6 +1,8 @@
 //! RADIUS with real clients: radclient (Debian freeradius-utils) and pyrad 2.6 with pyotp
 //! (`conformance/radius/check.py`), against the real binary's UDP sockets on loopback.
 
+mod net;
+
 use crate::harness::{oathtool, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
