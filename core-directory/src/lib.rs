@@ -13,6 +13,7 @@
 //! - [`auth`]: the one authentication path every protocol calls.
 //! - [`password`], [`policy`], [`totp`], [`crypto`], [`mschapv2`]: argon2id pool and credential cache,
 //!   password rules, RFC 6238, sealing of secrets at rest, MS-CHAPv2 checks against the sealed NT hash.
+//! - [`realm`]: a RADIUS profile's realm rule for `user@realm` / `REALM\user`, a pure function of rule and name.
 //! - [`access`]: admin roles and permissions; [`events`]: directory insights; [`import`] and [`csv`]: CSV import.
 
 pub mod access;
@@ -31,6 +32,7 @@ pub mod model;
 pub mod mschapv2;
 pub mod password;
 pub mod policy;
+pub mod realm;
 pub mod sessions;
 pub mod snapshot;
 pub mod store;

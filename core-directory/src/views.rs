@@ -165,6 +165,7 @@ pub struct RadiusServerView {
     pub allow_missing_message_authenticator: bool,
     pub otp_append: bool,
     pub reject_reply_message: bool,
+    pub realm: RealmRule,
     pub bound_groups: Vec<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -181,6 +182,7 @@ impl RadiusServerView {
             allow_missing_message_authenticator: r.allow_missing_message_authenticator,
             otp_append: r.otp_append,
             reject_reply_message: r.reject_reply_message,
+            realm: r.realm.clone(),
             bound_groups: snap.bound_groups(&Resource::Radius(r.id.clone())),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -535,6 +537,9 @@ pub struct NewRadiusServer {
     /// Tell the NAS why in a Reply-Message on Access-Reject (off by default).
     #[serde(default)]
     pub reject_reply_message: bool,
+    /// How a realm in User-Name is read (default: `keep`).
+    #[serde(default)]
+    pub realm: RealmRule,
 }
 
 fn default_mfa() -> RadiusMfaMode {
@@ -558,6 +563,7 @@ pub struct RadiusServerPatch {
     pub allow_missing_message_authenticator: Option<bool>,
     pub otp_append: Option<bool>,
     pub reject_reply_message: Option<bool>,
+    pub realm: Option<RealmRule>,
 }
 
 /// Create an SSO app record.

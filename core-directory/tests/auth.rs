@@ -82,6 +82,7 @@ async fn radius(d: &Directory, mode: RadiusMfaMode) -> Id {
         allow_missing_message_authenticator: false,
         otp_append: false,
         reject_reply_message: false,
+        realm: Default::default(),
     };
     d.create_radius_server(&Actor::system(), input)
         .await

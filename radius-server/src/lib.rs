@@ -2,9 +2,11 @@
 //!
 //! The RADIUS listener of Stratus: UDP authentication (RFC 2865) and accounting (RFC 2866) for Wi-Fi access
 //! points, VPN concentrators and switches. It owns the packet codec with the attribute dictionary as data,
-//! per-NAS shared secrets, Message-Authenticator (RFC 3579, required by default), duplicate detection, PAP, the
-//! TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2, EAP-TTLS/PAP, EAP-TLS over rustls, with MS-MPPE keys),
-//! reply attributes from bound groups, and accounting records.
+//! per-NAS shared secrets, Message-Authenticator (RFC 3579, required by default), duplicate detection, PAP,
+//! MS-CHAPv2 without EAP (RFC 2548, with RFC 3079 MPPE keys), the TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2,
+//! EAP-TTLS with PAP or MS-CHAPv2 inside, EAP-TLS over rustls, with MS-MPPE keys), reply attributes from bound
+//! groups, and accounting records. It applies each profile's realm rule to the names it reads (the rule itself,
+//! a pure function, is the core's: `core_directory::realm`).
 //!
 //! Every decision — who the user is, whether the password, code, lockout and binding allow the login, which
 //! group's reply attribute wins — is a call on `core_directory::Directory` or a rule of its snapshot. It must
@@ -15,8 +17,9 @@
 //!   attribute encryption; [`dictionary`]: the FreeRADIUS-format dictionary under `dictionary/`.
 //! - [`clients`]: NAS profile by source address; [`duplicates`]: the retransmission table;
 //!   [`challenge`]: pending MFA challenges by State.
-//! - [`access`]: Access-Request and Status-Server; [`eap`]: EAP conversations (PEAP-MSCHAPv2, EAP-TTLS/PAP,
-//!   EAP-TLS); [`accounting`]: Accounting-Request; [`reply`]: reply attributes of an Accept.
+//! - [`access`]: Access-Request and Status-Server; [`mschap`]: MS-CHAPv2 as RFC 2548 attributes; [`eap`]: EAP
+//!   conversations (PEAP-MSCHAPv2, EAP-TTLS/PAP and /MSCHAPv2, EAP-TLS); [`accounting`]: Accounting-Request;
+//!   [`reply`]: reply attributes of an Accept.
 //! - This file: the sockets, the receive loops and the checks every datagram passes before a handler sees it.
 //!
 //! # Path of a datagram
@@ -33,6 +36,7 @@ pub mod crypt;
 pub mod dictionary;
 pub mod duplicates;
 pub mod eap;
+pub mod mschap;
 pub mod packet;
 pub mod reply;
 

@@ -1,5 +1,5 @@
-//! EAP over RADIUS (RFC 3579): the conversations that carry PEAP-MSCHAPv2, EAP-TTLS/PAP and EAP-TLS for
-//! WPA2/WPA3-Enterprise.
+//! EAP over RADIUS (RFC 3579): the conversations that carry PEAP-MSCHAPv2, EAP-TTLS (PAP or MS-CHAPv2 inside)
+//! and EAP-TLS for WPA2/WPA3-Enterprise.
 //!
 //! A conversation starts with an EAP-Response/Identity and no State. Stratus proposes the first EAP method the
 //! NAS profile allows (in the profile's order); a NAK may pick another allowed one. From then on every
@@ -13,13 +13,19 @@
 //! an MS-CHAPv2 proof or a verified certificate). MFA per method, as decided for Stratus:
 //! - EAP-TTLS/PAP: when the profile's MFA mode is not off, the inner password may end in `,123456`; a user who
 //!   must give a code and did not is refused with an event saying how.
-//! - PEAP-MSCHAPv2 cannot carry a code: users who would be challenged are refused (`MfaNotPossible`); users the
-//!   mode lets through without a code (enrolment period, RequireEnrolledOnly without TOTP, Off) pass.
+//! - PEAP-MSCHAPv2 and EAP-TTLS/MSCHAPv2 cannot carry a code: users who would be challenged are refused
+//!   (`MfaNotPossible`); users the mode lets through without a code (enrolment period, RequireEnrolledOnly
+//!   without TOTP, Off) pass.
 //! - EAP-TLS: the certificate is the possession factor, so no code is asked.
+//!
+//! Inner identities (PEAP's inner Identity, TTLS's User-Name AVP) go through the profile's realm rule
+//! ([`core_directory::model::RealmRule`]) before the lookup; the outer identity is only a routing hint and is not
+//! looked up. MS-CHAPv2 hashes the name as sent without a `DOMAIN\` prefix, whatever the rule.
 //!
 //! # Layout
 //! [`packet`]: EAP packets in RADIUS; [`tls`]: rustls in memory and the EAP-TLS framing; [`peap`]: PEAPv0 and
-//! inner MSCHAPv2; [`ttls`]: Diameter AVPs of TTLS/PAP; [`certificate`]: client certificate to user name.
+//! inner MSCHAPv2; [`ttls`]: Diameter AVPs of TTLS/PAP and TTLS/MSCHAPv2; [`certificate`]: client certificate to
+//! user name.
 
 pub mod certificate;
 pub mod packet;
@@ -76,9 +82,9 @@ pub enum EapAnswer {
 /// The EAP methods Stratus offers, as profile settings and EAP types.
 fn eap_type(m: RadiusMethod) -> Option<u8> {
     match m {
-        RadiusMethod::Pap => None,
+        RadiusMethod::Pap | RadiusMethod::Mschapv2 => None,
         RadiusMethod::PeapMschapv2 => Some(method::PEAP),
-        RadiusMethod::EapTtlsPap => Some(method::TTLS),
+        RadiusMethod::EapTtlsPap | RadiusMethod::EapTtlsMschapv2 => Some(method::TTLS),
         RadiusMethod::EapTls => Some(method::TLS),
     }
 }
@@ -86,7 +92,7 @@ fn eap_type(m: RadiusMethod) -> Option<u8> {
 fn method_name(t: u8) -> &'static str {
     match t {
         method::PEAP => "PEAP-MSCHAPv2",
-        method::TTLS => "EAP-TTLS/PAP",
+        method::TTLS => "EAP-TTLS",
         method::TLS => "EAP-TLS",
         _ => "EAP",
     }
@@ -126,6 +132,10 @@ enum Inner {
     },
     /// MSCHAPv2 Failure sent; the peer acknowledges it, then EAP-Failure.
     PeapFailure,
+    /// TTLS: MS-CHAP2-Success sent in the tunnel; the peer's empty answer brings the Accept.
+    TtlsMsChapSuccess {
+        grant: Box<AuthGrant>,
+    },
 }
 
 struct Conversation {
@@ -367,13 +377,13 @@ fn allowed(shared: &Shared, client: &Client) -> Vec<u8> {
         .eap
         .as_ref()
         .is_some_and(|t| t.client_certificates.is_some());
-    client
-        .profile
-        .methods
-        .iter()
-        .filter_map(|m| eap_type(*m))
-        .filter(|t| *t != method::TLS || has_client_ca)
-        .collect()
+    let mut out: Vec<u8> = Vec::new();
+    for t in client.profile.methods.iter().filter_map(|m| eap_type(*m)) {
+        if (t != method::TLS || has_client_ca) && !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
 }
 
 async fn advance(
@@ -524,6 +534,9 @@ fn acknowledged(stage: &mut TlsStage) -> Option<Step> {
         Inner::Established { grant: Some(grant) } if stage.method == method::TLS => {
             Some(Step::Accept(grant))
         }
+        Inner::TtlsMsChapSuccess { grant } if stage.method == method::TTLS => {
+            Some(Step::Accept(grant))
+        }
         Inner::Established { grant: None } if stage.method == method::PEAP => {
             if let Err(e) = stage.tunnel.write_plaintext(&peap::identity_request()) {
                 return Some(Step::Refuse(e.to_string()));
@@ -569,10 +582,14 @@ async fn after_message(ctx: &Context<'_>, stage: &mut TlsStage) -> Option<Step> 
     }
     let plain = stage.tunnel.read_plaintext();
     if plain.is_empty() {
+        // An acknowledgement sent as an empty TLS record rather than an empty EAP-TTLS message.
+        if matches!(stage.inner, Inner::TtlsMsChapSuccess { .. }) {
+            return acknowledged(stage);
+        }
         return None;
     }
     match stage.method {
-        method::TTLS => Some(ttls_login(ctx, stage, &plain).await),
+        method::TTLS => ttls_login(ctx, stage, &plain).await,
         method::PEAP => peap_step(ctx, stage, &plain).await,
         _ => Some(Step::Refuse("EAP-TLS peer sent application data".into())),
     }
@@ -626,27 +643,110 @@ async fn certificate_login(ctx: &Context<'_>, stage: &TlsStage) -> Result<Box<Au
     login(ctx, &username, Credential::Certificate { subject }, None).await
 }
 
-async fn ttls_login(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Step {
+/// The name a profile's realm rule makes of an inner identity, or the refusal to record under the name sent.
+fn inner_user(ctx: &Context<'_>, sent: &str) -> Result<String, Step> {
+    ctx.client
+        .profile
+        .realm
+        .user_name(sent)
+        .map(str::to_string)
+        .map_err(|why| Step::RefuseUser {
+            why: why.to_string(),
+            user: sent.to_string(),
+        })
+}
+
+async fn ttls_login(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Option<Step> {
     if !matches!(stage.inner, Inner::Established { .. }) {
-        return Step::Refuse("EAP-TTLS: credentials before the handshake finished".into());
+        return Some(Step::Refuse(
+            "EAP-TTLS: credentials before the handshake finished".into(),
+        ));
     }
-    let creds = match ttls::pap(plain) {
+    let creds = match ttls::credentials(plain) {
         Ok(c) => c,
-        Err(e) => return Step::Refuse(format!("EAP-TTLS: {e}")),
+        Err(e) => return Some(Step::Refuse(format!("EAP-TTLS: {e}"))),
     };
-    let mfa_on = ctx.client.profile.mfa != core_directory::model::RadiusMfaMode::Off;
-    let (password, otp) = crate::access::split_otp(mfa_on, creds.password);
-    match login(
-        ctx,
-        peap::without_domain(&creds.username),
-        Credential::Password(password),
-        otp,
-    )
-    .await
-    {
-        Ok(g) => Step::Accept(g),
-        Err(step) => step,
+    let methods = &ctx.client.profile.methods;
+    let (wanted, name) = match &creds {
+        ttls::InnerCredentials::Pap { .. } => (RadiusMethod::EapTtlsPap, "EAP-TTLS/PAP"),
+        ttls::InnerCredentials::MsChapV2 { .. } => {
+            (RadiusMethod::EapTtlsMschapv2, "EAP-TTLS/MSCHAPv2")
+        }
+    };
+    if !methods.contains(&wanted) {
+        return Some(Step::RefuseUser {
+            why: format!("{name} is not allowed on this RADIUS server"),
+            user: creds.username().to_string(),
+        });
     }
+    let user = match inner_user(ctx, creds.username()) {
+        Ok(u) => u,
+        Err(step) => return Some(step),
+    };
+    match creds {
+        ttls::InnerCredentials::Pap { password, .. } => {
+            let mfa_on = ctx.client.profile.mfa != core_directory::model::RadiusMfaMode::Off;
+            let (password, otp) = crate::access::split_otp(mfa_on, password);
+            Some(
+                match login(ctx, &user, Credential::Password(password), otp).await {
+                    Ok(g) => Step::Accept(g),
+                    Err(step) => step,
+                },
+            )
+        }
+        ttls::InnerCredentials::MsChapV2 {
+            username,
+            challenge,
+            response,
+        } => ttls_mschapv2(ctx, stage, &user, &username, challenge, &response).await,
+    }
+}
+
+/// RFC 5281 §11.2.4: check the implicit challenge, then the response; a good one is answered in the tunnel.
+async fn ttls_mschapv2(
+    ctx: &Context<'_>,
+    stage: &mut TlsStage,
+    user: &str,
+    sent_name: &str,
+    challenge: [u8; 16],
+    response: &[u8; 50],
+) -> Option<Step> {
+    let Some(implicit) = stage.tunnel.export::<17>(b"ttls challenge") else {
+        return Some(Step::Refuse(
+            "EAP-TTLS: no keying material for the MS-CHAPv2 challenge".into(),
+        ));
+    };
+    let ident = response[0];
+    if implicit[..16] != challenge || implicit[16] != ident {
+        return Some(Step::RefuseUser {
+            why: "EAP-TTLS/MSCHAPv2: the challenge or ident is not the one derived from the tunnel"
+                .into(),
+            user: sent_name.to_string(),
+        });
+    }
+    let mut proof = core_directory::mschapv2::MsChapV2Proof {
+        authenticator_challenge: challenge,
+        peer_challenge: [0; 16],
+        nt_response: [0; 24],
+        peer_name: core_directory::realm::mschap_name(sent_name).to_string(),
+    };
+    proof.peer_challenge.copy_from_slice(&response[2..18]);
+    proof.nt_response.copy_from_slice(&response[26..50]);
+    let grant = match login(ctx, user, Credential::MsChapV2(proof), None).await {
+        Ok(g) => g,
+        Err(step) => return Some(step),
+    };
+    let Some(s) = grant.authenticator_response.as_deref() else {
+        return Some(Step::Refuse("EAP-TTLS: no authenticator response".into()));
+    };
+    if let Err(e) = stage
+        .tunnel
+        .write_plaintext(&ttls::mschap2_success(ident, s))
+    {
+        return Some(Step::Refuse(e.to_string()));
+    }
+    stage.inner = Inner::TtlsMsChapSuccess { grant };
+    None
 }
 
 async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Option<Step> {
@@ -681,7 +781,10 @@ async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Opt
                 Ok(p) => p,
                 Err(e) => return Some(Step::Refuse(format!("PEAP: {e}"))),
             };
-            let user = peap::without_domain(&identity).to_string();
+            let user = match inner_user(ctx, &identity) {
+                Ok(u) => u,
+                Err(step) => return Some(step),
+            };
             match login(ctx, &user, Credential::MsChapV2(proof), None).await {
                 Ok(grant) => {
                     let Some(s) = grant.authenticator_response.clone() else {
@@ -713,7 +816,7 @@ async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Opt
                 Err(e) => Step::Refuse(format!("PEAP: {e}")),
             })
         }
-        Inner::Handshake | Inner::Established { .. } => {
+        Inner::Handshake | Inner::Established { .. } | Inner::TtlsMsChapSuccess { .. } => {
             return Some(Step::Refuse(
                 "PEAP: data in the tunnel before the inner method".into(),
             ))
@@ -776,7 +879,7 @@ mod tests {
             }
             let _ = crate::packet::Packet::decode(&data);
             let _ = packet::Eap::decode(&data);
-            let _ = ttls::pap(&data);
+            let _ = ttls::credentials(&data);
             let _ = peap::identity(&data);
             let _ = peap::response(&data, data.get(2).copied().unwrap_or(0), &[0; 16]);
             let _ = peap::result_response(&data);
