@@ -14,6 +14,7 @@ mod harness;
 mod import;
 mod integrity;
 mod ldap;
+mod mschap;
 mod passwords;
 mod public_url;
 mod radius;
