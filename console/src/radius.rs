@@ -858,4 +858,19 @@ mod tests {
         let got = parse_methods(&[f("eap_ttls_pap"), f("pap"), f("nonsense")]);
         assert_eq!(got, [RadiusMethod::Pap, RadiusMethod::EapTtlsPap]);
     }
+
+    #[test]
+    fn the_realm_fields_become_a_rule_and_an_unknown_mode_keeps_names() {
+        let f = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let got = parse_realm(&[
+            f("realm_mode", "require"),
+            f("realms", " corp.example, CORP\nother "),
+        ]);
+        assert_eq!(got.mode, RealmMode::Require);
+        assert_eq!(got.realms, ["corp.example", "CORP", "other"]);
+        assert_eq!(realm_text(&got), "require: corp.example, CORP, other");
+        let got = parse_realm(&[f("realm_mode", "nonsense")]);
+        assert_eq!(got, RealmRule::default());
+        assert_eq!(realm_text(&got), "keep");
+    }
 }

@@ -888,6 +888,7 @@ mod tests {
                 let _ = p.vendor(311, 16);
                 let _ = crate::crypt::unhide_user_password(b"s", &[0; 16], &data);
                 let _ = crate::crypt::salt_decrypt(b"s", &[0; 16], &data);
+                let _ = crate::mschap::read(&p, "u");
             }
         }
     }
