@@ -55,7 +55,7 @@ const METHODS: [(RadiusMethod, &str, &str, &str); 6] = [
         RadiusMethod::EapTtlsMschapv2,
         "eap_ttls_mschapv2",
         "EAP-TTLS/MSCHAPv2",
-        "WPA-Enterprise clients set to TTLS with MSCHAPv2 inside; members need an NT hash; no TOTP code",
+        "WPA-Enterprise clients set to TTLS with MSCHAPv2 or EAP-MSCHAPv2 inside; members need an NT hash; no TOTP code",
     ),
     (
         RadiusMethod::Mschapv2,

@@ -1,5 +1,5 @@
-//! EAP over RADIUS (RFC 3579): the conversations that carry PEAP-MSCHAPv2, EAP-TTLS (PAP or MS-CHAPv2 inside)
-//! and EAP-TLS for WPA2/WPA3-Enterprise.
+//! EAP over RADIUS (RFC 3579): the conversations that carry PEAP-MSCHAPv2, EAP-TTLS (PAP, MS-CHAPv2 or
+//! EAP-MSCHAPv2 inside) and EAP-TLS for WPA2/WPA3-Enterprise.
 //!
 //! A conversation starts with an EAP-Response/Identity and no State. Stratus proposes the first EAP method the
 //! NAS profile allows (in the profile's order); a NAK may pick another allowed one. From then on every
@@ -13,7 +13,7 @@
 //! an MS-CHAPv2 proof or a verified certificate). MFA per method, as decided for Stratus:
 //! - EAP-TTLS/PAP: when the profile's MFA mode is not off, the inner password may end in `,123456`; a user who
 //!   must give a code and did not is refused with an event saying how.
-//! - PEAP-MSCHAPv2 and EAP-TTLS/MSCHAPv2 cannot carry a code: users who would be challenged are refused
+//! - PEAP-MSCHAPv2 and EAP-TTLS/MSCHAPv2 (either form) cannot carry a code: users who would be challenged are refused
 //!   (`MfaNotPossible`); users the mode lets through without a code (enrolment period, RequireEnrolledOnly
 //!   without TOTP, Off) pass.
 //! - EAP-TLS: the certificate is the possession factor, so no code is asked.
@@ -24,14 +24,15 @@
 //!
 //! # Layout
 //! [`packet`]: EAP packets in RADIUS; [`tls`]: rustls in memory and the EAP-TLS framing; [`peap`]: PEAPv0 and
-//! inner MSCHAPv2; [`ttls`]: Diameter AVPs of TTLS/PAP and TTLS/MSCHAPv2; [`certificate`]: client certificate to
-//! user name.
+//! inner MSCHAPv2; [`ttls`]: Diameter AVPs of TTLS; `ttls_login.rs`: TTLS's inner methods (PAP, MS-CHAPv2 as
+//! AVPs, EAP-MSCHAPv2 in EAP-Message AVPs); [`certificate`]: client certificate to user name.
 
 pub mod certificate;
 pub mod packet;
 pub mod peap;
 pub mod tls;
 pub mod ttls;
+mod ttls_login;
 
 use crate::clients::Client;
 use crate::Shared;
@@ -136,6 +137,14 @@ enum Inner {
     TtlsMsChapSuccess {
         grant: Box<AuthGrant>,
     },
+    /// TTLS with EAP-MSCHAPv2 inside: the Challenge went out in an EAP-Message AVP.
+    TtlsEapChallenge(Box<ttls_login::EapChallenge>),
+    /// TTLS with EAP-MSCHAPv2 inside: Success sent; the peer's acknowledgement brings the Accept.
+    TtlsEapSuccess {
+        grant: Box<AuthGrant>,
+    },
+    /// TTLS with EAP-MSCHAPv2 inside: Failure sent; whatever the peer answers, EAP-Failure follows.
+    TtlsEapFailure,
 }
 
 struct Conversation {
@@ -589,7 +598,7 @@ async fn after_message(ctx: &Context<'_>, stage: &mut TlsStage) -> Option<Step> 
         return None;
     }
     match stage.method {
-        method::TTLS => ttls_login(ctx, stage, &plain).await,
+        method::TTLS => ttls_login::step(ctx, stage, &plain).await,
         method::PEAP => peap_step(ctx, stage, &plain).await,
         _ => Some(Step::Refuse("EAP-TLS peer sent application data".into())),
     }
@@ -654,99 +663,6 @@ fn inner_user(ctx: &Context<'_>, sent: &str) -> Result<String, Step> {
             why: why.to_string(),
             user: sent.to_string(),
         })
-}
-
-async fn ttls_login(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Option<Step> {
-    if !matches!(stage.inner, Inner::Established { .. }) {
-        return Some(Step::Refuse(
-            "EAP-TTLS: credentials before the handshake finished".into(),
-        ));
-    }
-    let creds = match ttls::credentials(plain) {
-        Ok(c) => c,
-        Err(e) => return Some(Step::Refuse(format!("EAP-TTLS: {e}"))),
-    };
-    let methods = &ctx.client.profile.methods;
-    let (wanted, name) = match &creds {
-        ttls::InnerCredentials::Pap { .. } => (RadiusMethod::EapTtlsPap, "EAP-TTLS/PAP"),
-        ttls::InnerCredentials::MsChapV2 { .. } => {
-            (RadiusMethod::EapTtlsMschapv2, "EAP-TTLS/MSCHAPv2")
-        }
-    };
-    if !methods.contains(&wanted) {
-        return Some(Step::RefuseUser {
-            why: format!("{name} is not allowed on this RADIUS server"),
-            user: creds.username().to_string(),
-        });
-    }
-    let user = match inner_user(ctx, creds.username()) {
-        Ok(u) => u,
-        Err(step) => return Some(step),
-    };
-    match creds {
-        ttls::InnerCredentials::Pap { password, .. } => {
-            let mfa_on = ctx.client.profile.mfa != core_directory::model::RadiusMfaMode::Off;
-            let (password, otp) = crate::access::split_otp(mfa_on, password);
-            Some(
-                match login(ctx, &user, Credential::Password(password), otp).await {
-                    Ok(g) => Step::Accept(g),
-                    Err(step) => step,
-                },
-            )
-        }
-        ttls::InnerCredentials::MsChapV2 {
-            username,
-            challenge,
-            response,
-        } => ttls_mschapv2(ctx, stage, &user, &username, challenge, &response).await,
-    }
-}
-
-/// RFC 5281 §11.2.4: check the implicit challenge, then the response; a good one is answered in the tunnel.
-async fn ttls_mschapv2(
-    ctx: &Context<'_>,
-    stage: &mut TlsStage,
-    user: &str,
-    sent_name: &str,
-    challenge: [u8; 16],
-    response: &[u8; 50],
-) -> Option<Step> {
-    let Some(implicit) = stage.tunnel.export::<17>(b"ttls challenge") else {
-        return Some(Step::Refuse(
-            "EAP-TTLS: no keying material for the MS-CHAPv2 challenge".into(),
-        ));
-    };
-    let ident = response[0];
-    if implicit[..16] != challenge || implicit[16] != ident {
-        return Some(Step::RefuseUser {
-            why: "EAP-TTLS/MSCHAPv2: the challenge or ident is not the one derived from the tunnel"
-                .into(),
-            user: sent_name.to_string(),
-        });
-    }
-    let mut proof = core_directory::mschapv2::MsChapV2Proof {
-        authenticator_challenge: challenge,
-        peer_challenge: [0; 16],
-        nt_response: [0; 24],
-        peer_name: core_directory::realm::mschap_name(sent_name).to_string(),
-    };
-    proof.peer_challenge.copy_from_slice(&response[2..18]);
-    proof.nt_response.copy_from_slice(&response[26..50]);
-    let grant = match login(ctx, user, Credential::MsChapV2(proof), None).await {
-        Ok(g) => g,
-        Err(step) => return Some(step),
-    };
-    let Some(s) = grant.authenticator_response.as_deref() else {
-        return Some(Step::Refuse("EAP-TTLS: no authenticator response".into()));
-    };
-    if let Err(e) = stage
-        .tunnel
-        .write_plaintext(&ttls::mschap2_success(ident, s))
-    {
-        return Some(Step::Refuse(e.to_string()));
-    }
-    stage.inner = Inner::TtlsMsChapSuccess { grant };
-    None
 }
 
 async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Option<Step> {
@@ -816,7 +732,12 @@ async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Opt
                 Err(e) => Step::Refuse(format!("PEAP: {e}")),
             })
         }
-        Inner::Handshake | Inner::Established { .. } | Inner::TtlsMsChapSuccess { .. } => {
+        Inner::Handshake
+        | Inner::Established { .. }
+        | Inner::TtlsMsChapSuccess { .. }
+        | Inner::TtlsEapChallenge(_)
+        | Inner::TtlsEapSuccess { .. }
+        | Inner::TtlsEapFailure => {
             return Some(Step::Refuse(
                 "PEAP: data in the tunnel before the inner method".into(),
             ))

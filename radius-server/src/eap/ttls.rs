@@ -5,9 +5,10 @@
 //! code(4) flags(1: V 0x80 vendor-id present, M 0x40 mandatory) length(3, header included) [vendor-id(4)]
 //! data… padded with zeros to a multiple of 4 octets (the padding is not in the length)
 //! ```
-//! Read: User-Name (1), and either User-Password (2, NUL-padded to a multiple of 16) for PAP (§11.2.5) or the
-//! Microsoft MS-CHAP-Challenge (311/11) and MS-CHAP2-Response (311/25) for MS-CHAPv2 (§11.2.4). A mandatory AVP
-//! Stratus does not understand ends the conversation (§10.1: the M bit).
+//! Read: User-Name (1), and either User-Password (2, NUL-padded to a multiple of 16) for PAP (§11.2.5), the
+//! Microsoft MS-CHAP-Challenge (311/11) and MS-CHAP2-Response (311/25) for MS-CHAPv2 (§11.2.4), or EAP-Message
+//! (79) for an EAP method inside the tunnel (§11.2.1). A mandatory AVP Stratus does not understand ends the
+//! conversation (§10.1: the M bit).
 //!
 //! # MS-CHAPv2 inside TTLS (RFC 5281 §11.2.4)
 //! The server sends no challenge: both sides derive 17 octets of TLS keying material with the label
@@ -23,7 +24,7 @@ pub enum AvpError {
     Truncated,
     #[error("mandatory AVP {code} (vendor {vendor}) is not supported; PAP and MS-CHAPv2 are offered inside EAP-TTLS")]
     UnsupportedMandatory { code: u32, vendor: u32 },
-    #[error("no User-Name with User-Password or MS-CHAP2-Response: PAP and MS-CHAPv2 are offered inside EAP-TTLS")]
+    #[error("no User-Name with User-Password or MS-CHAP2-Response, and no EAP-Message: PAP and MS-CHAPv2 are offered inside EAP-TTLS")]
     NoCredentials,
     #[error("MS-CHAP2-Response without a 16-octet MS-CHAP-Challenge, or not 50 octets")]
     BadMsChap,
@@ -31,6 +32,9 @@ pub enum AvpError {
 
 const USER_NAME: u32 = 1;
 const USER_PASSWORD: u32 = 2;
+const EAP_MESSAGE: u32 = 79;
+/// The largest inner EAP packet taken (an MSCHAPv2 response is about 60 octets).
+const MAX_INNER_EAP: usize = 1024;
 const MICROSOFT: u32 = 311;
 const MS_CHAP_CHALLENGE: u32 = 11;
 const MS_CHAP2_RESPONSE: u32 = 25;
@@ -51,13 +55,17 @@ pub enum InnerCredentials {
         /// ident(1) flags(1) peer-challenge(16) reserved(8) nt-response(24)
         response: [u8; 50],
     },
+    /// An EAP packet (EAP-Message AVPs, concatenated).
+    Eap(Vec<u8>),
 }
 
 impl InnerCredentials {
+    /// The User-Name AVP (empty for an EAP packet, whose identity is inside it).
     pub fn username(&self) -> &str {
         match self {
             InnerCredentials::Pap { username, .. }
             | InnerCredentials::MsChapV2 { username, .. } => username,
+            InnerCredentials::Eap(_) => "",
         }
     }
 }
@@ -65,6 +73,7 @@ impl InnerCredentials {
 /// Read the AVPs of the tunnel's first plaintext.
 pub fn credentials(data: &[u8]) -> Result<InnerCredentials, AvpError> {
     let (mut name, mut password, mut challenge, mut response) = (None, None, None, None);
+    let mut eap: Option<Vec<u8>> = None;
     let mut at = 0usize;
     while at < data.len() {
         let header = data.get(at..at + 8).ok_or(AvpError::Truncated)?;
@@ -88,6 +97,13 @@ pub fn credentials(data: &[u8]) -> Result<InnerCredentials, AvpError> {
                 let end = value.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
                 password = String::from_utf8(value[..end].to_vec()).ok();
             }
+            (0, EAP_MESSAGE) => {
+                let e = eap.get_or_insert_with(Vec::new);
+                if e.len() + value.len() > MAX_INNER_EAP {
+                    return Err(AvpError::Truncated);
+                }
+                e.extend_from_slice(value);
+            }
             (MICROSOFT, MS_CHAP_CHALLENGE) => challenge = Some(value),
             (MICROSOFT, MS_CHAP2_RESPONSE) => response = Some(value),
             _ if flags & FLAG_MANDATORY != 0 => {
@@ -96,6 +112,9 @@ pub fn credentials(data: &[u8]) -> Result<InnerCredentials, AvpError> {
             _ => {}
         }
         at += len.div_ceil(4) * 4;
+    }
+    if let Some(e) = eap {
+        return Ok(InnerCredentials::Eap(e));
     }
     let username = name
         .filter(|n| !n.is_empty())
@@ -111,6 +130,17 @@ pub fn credentials(data: &[u8]) -> Result<InnerCredentials, AvpError> {
         (Some(password), None) => Ok(InnerCredentials::Pap { username, password }),
         (None, None) => Err(AvpError::NoCredentials),
     }
+}
+
+/// An EAP packet in an EAP-Message AVP (mandatory) for the peer.
+pub fn eap_message(packet: &[u8]) -> Vec<u8> {
+    let len = 8 + packet.len();
+    let mut out = EAP_MESSAGE.to_be_bytes().to_vec();
+    out.push(FLAG_MANDATORY);
+    out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+    out.extend_from_slice(packet);
+    out.resize(len.div_ceil(4) * 4, 0);
+    out
 }
 
 /// The MS-CHAP2-Success AVP (vendor 311, mandatory) the server sends in the tunnel: ident, then `S=…`.
@@ -187,6 +217,19 @@ mod tests {
         assert_eq!(credentials(&short), Err(AvpError::BadMsChap));
         let ok = mschap2_success(7, "S=AB");
         assert_eq!(ok, vendor_avp(MS_CHAP2_SUCCESS, b"\x07S=AB"));
+    }
+
+    #[test]
+    fn eap_message_avps_round_trip() {
+        let packet = [2, 5, 0, 8, 1, b'a', b'n', b'n'];
+        let data = eap_message(&packet);
+        assert_eq!(data.len() % 4, 0);
+        assert_eq!(
+            credentials(&data).unwrap(),
+            InnerCredentials::Eap(packet.to_vec())
+        );
+        let huge = eap_message(&[0; MAX_INNER_EAP + 1]);
+        assert_eq!(credentials(&huge), Err(AvpError::Truncated));
     }
 
     #[test]

@@ -401,35 +401,44 @@ async fn ttls_mschapv2_succeeds_with_mppe_keys_once_the_profile_allows_it() {
         json!({"methods": ["peap_mschapv2", "eap_ttls_pap", "eap_ttls_mschapv2", "eap_tls"]}),
     )
     .await;
-    for tls13 in [false, true] {
-        let version = if tls13 { "TLSv1.3" } else { "TLSv1.2" };
-        let (ok, out) = eapol(&f, &with_tls13(ttls_mschapv2(&f, "ann", PW), tls13));
-        assert!(
-            ok && out.contains(&format!("Using TLS version {version}")),
-            "{out}"
-        );
-        // wpa_supplicant checked the server's MS-CHAP2-Success itself before it acknowledged it.
-        assert!(
-            out.contains("EAP-TTLS: Phase 2 MSCHAPV2 authentication succeeded"),
-            "{out}"
-        );
-        assert_accepted_with_keys_and_vlan(&out);
-        let e = last_auth(&f, "ann").await;
-        assert_eq!(
-            (e["success"].as_bool(), e["details"]["method"].as_str()),
-            (Some(true), Some("mschapv2"))
-        );
+    // MS-CHAPv2 as AVPs (RFC 5281 §11.2.4) and EAP-MSCHAPv2 in EAP-Message AVPs (§11.2.1).
+    for (phase2, done) in [
+        (
+            "auth=MSCHAPV2",
+            "EAP-TTLS: Phase 2 MSCHAPV2 authentication succeeded",
+        ),
+        ("autheap=MSCHAPV2", "EAP-MSCHAPV2: Authentication succeeded"),
+    ] {
+        for tls13 in [false, true] {
+            let version = if tls13 { "TLSv1.3" } else { "TLSv1.2" };
+            let network = ttls_mschapv2(&f, "ann", PW).replace("auth=MSCHAPV2", phase2);
+            let (ok, out) = eapol(&f, &with_tls13(network, tls13));
+            assert!(
+                ok && out.contains(&format!("Using TLS version {version}")),
+                "{phase2}: {out}"
+            );
+            // wpa_supplicant checked the server's MSCHAPv2 Success (S=…) itself before it acknowledged it.
+            assert!(out.contains(done), "{phase2}: {out}");
+            assert_accepted_with_keys_and_vlan(&out);
+            let e = last_auth(&f, "ann").await;
+            assert_eq!(
+                (e["success"].as_bool(), e["details"]["method"].as_str()),
+                (Some(true), Some("mschapv2"))
+            );
+        }
+        let network = ttls_mschapv2(&f, "ann", "Wrong-Horse-99").replace("auth=MSCHAPV2", phase2);
+        let (ok, out) = eapol(&f, &network);
+        assert!(!ok && out.contains("(Access-Reject)"), "{phase2}: {out}");
+        assert_eq!(last_auth(&f, "ann").await["reason"], "wrong password");
+        // carl has no NT hash: refused with what to do, as with PEAP.
+        let network = ttls_mschapv2(&f, "carl", PW).replace("auth=MSCHAPV2", phase2);
+        let (ok, _) = eapol(&f, &network);
+        assert!(!ok);
+        assert!(last_auth(&f, "carl").await["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must set a new password"));
     }
-    let (ok, out) = eapol(&f, &ttls_mschapv2(&f, "ann", "Wrong-Horse-99"));
-    assert!(!ok && out.contains("(Access-Reject)"), "{out}");
-    assert_eq!(last_auth(&f, "ann").await["reason"], "wrong password");
-    // carl has no NT hash: refused with what to do, as with PEAP.
-    let (ok, _) = eapol(&f, &ttls_mschapv2(&f, "carl", PW));
-    assert!(!ok);
-    assert!(last_auth(&f, "carl").await["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("must set a new password"));
 }
 
 #[tokio::test]
