@@ -15,6 +15,7 @@ use axum::{Form, Router};
 use core_directory::access::Permission;
 use core_directory::directory::generate_radius_secret;
 use core_directory::model::{RadiusMethod, RadiusMfaMode, Resource, DEFAULT_COA_PORT};
+use core_directory::model::{RealmMode, RealmRule};
 use core_directory::radius_sessions::SessionQuery;
 use core_directory::views::{NewRadiusServer, RadiusServerPatch, RadiusServerView};
 use core_directory::Id;
@@ -33,7 +34,7 @@ pub fn routes() -> Router<Console> {
 }
 
 /// The methods a profile may allow, in the order an EAP conversation proposes them.
-const METHODS: [(RadiusMethod, &str, &str, &str); 4] = [
+const METHODS: [(RadiusMethod, &str, &str, &str); 6] = [
     (
         RadiusMethod::Pap,
         "pap",
@@ -53,12 +54,70 @@ const METHODS: [(RadiusMethod, &str, &str, &str); 4] = [
         "WPA-Enterprise without NT hashes; takes password,123456 when MFA is on",
     ),
     (
+        RadiusMethod::EapTtlsMschapv2,
+        "eap_ttls_mschapv2",
+        "EAP-TTLS/MSCHAPv2",
+        "WPA-Enterprise clients set to TTLS with MSCHAPv2 or EAP-MSCHAPv2 inside; members need an NT hash; no TOTP code",
+    ),
+    (
+        RadiusMethod::Mschapv2,
+        "mschapv2",
+        "MS-CHAPv2 (no EAP)",
+        "VPN concentrators that check MS-CHAPv2 by RADIUS; sends MPPE keys; members need an NT hash; no TOTP code",
+    ),
+    (
         RadiusMethod::EapTls,
         "eap_tls",
         "EAP-TLS",
         "client certificates; proposed only when the server has a client CA configured",
     ),
 ];
+
+/// Realm rules, as the API names them.
+const REALM_MODES: [(RealmMode, &str, &str); 3] = [
+    (
+        RealmMode::Keep,
+        "keep",
+        "Keep: user@realm is looked up as typed (DOMAIN\\user loses its domain)",
+    ),
+    (
+        RealmMode::Strip,
+        "strip",
+        "Strip: user@realm and REALM\\user are looked up as user",
+    ),
+    (
+        RealmMode::Require,
+        "require",
+        "Require: names without a realm (or one of the realms below) are refused; the realm is removed",
+    ),
+];
+
+fn realm_value(m: RealmMode) -> &'static str {
+    REALM_MODES
+        .iter()
+        .find(|(r, _, _)| *r == m)
+        .map_or("keep", |(_, v, _)| v)
+}
+
+fn realm_text(r: &RealmRule) -> String {
+    match (r.mode, r.realms.is_empty()) {
+        (RealmMode::Require, false) => format!("require: {}", r.realms.join(", ")),
+        (m, _) => realm_value(m).to_string(),
+    }
+}
+
+fn parse_realm(fields: &[(String, String)]) -> RealmRule {
+    let mode = REALM_MODES
+        .iter()
+        .find(|(_, v, _)| *v == field(fields, "realm_mode"))
+        .map_or(RealmMode::Keep, |(m, _, _)| *m);
+    let realms = field(fields, "realms")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect();
+    RealmRule { mode, realms }
+}
 
 const MFA: [(RadiusMfaMode, &str, &str); 4] = [
     (RadiusMfaMode::Off, "off", "Off: the password is enough"),
@@ -251,7 +310,7 @@ fn profile_form(
             ""
         }
     };
-    let mut s = errors.others(&["name", "networks", "methods", "secret"]);
+    let mut s = errors.others(&["name", "networks", "methods", "secret", "realm", "realms"]);
     s.push_str(&admin.csrf_field());
     let name = v("name", p.map_or(String::new(), |p| p.name.clone()));
     s.push_str(
@@ -281,6 +340,29 @@ fn profile_form(
     };
     let options: Vec<(&str, &str)> = MFA.iter().map(|(_, v, l)| (*v, *l)).collect();
     s.push_str(&html::select("mfa", "MFA", &options, &mfa));
+    let realm_mode = if fresh {
+        p.map_or("keep", |p| realm_value(p.realm.mode)).to_string()
+    } else {
+        field(values, "realm_mode").to_string()
+    };
+    let options: Vec<(&str, &str)> = REALM_MODES.iter().map(|(_, v, l)| (*v, *l)).collect();
+    s.push_str(&html::select(
+        "realm_mode",
+        "Realm in the user name",
+        &options,
+        &realm_mode,
+    ));
+    let realms = v(
+        "realms",
+        p.map_or(String::new(), |p| p.realm.realms.join(", ")),
+    );
+    s.push_str(
+        &Field::new("realms", "Accepted realms")
+            .value(&realms)
+            .hint("with Require only, comma-separated, e.g. corp.example, CORP; empty: any realm")
+            .error_of(errors, &["realm", "realms"])
+            .render(),
+    );
     s.push_str("<fieldset><legend>Allowed methods</legend>");
     let current: Vec<RadiusMethod> = if fresh {
         p.map_or(vec![RadiusMethod::Pap], |p| p.methods.clone())
@@ -444,6 +526,7 @@ pub async fn create(
         dynamic_authorization: checked(&fields, "dynamic_authorization"),
         coa_port: Some(parse_coa_port(&fields)),
         radsec_client: Some(field(&fields, "radsec_client").to_string()),
+        realm: parse_realm(&fields),
     };
     match c.dir.create_radius_server(&admin.actor, input).await {
         Ok(p) => detail_page(
@@ -639,10 +722,11 @@ fn detail_page(
     .collect();
     let _ = write!(
         body,
-        "<section><h2>Profile</h2><dl><dt>Methods</dt><dd>{}</dd><dt>MFA</dt><dd>{}</dd><dt>Options</dt><dd>{}</dd>\
+        "<section><h2>Profile</h2><dl><dt>Methods</dt><dd>{}</dd><dt>MFA</dt><dd>{}</dd><dt>Realm</dt><dd>{}</dd><dt>Options</dt><dd>{}</dd>\
          <dt>Created</dt><dd>{}</dd><dt>Changed</dt><dd>{}</dd><dt>Id</dt><dd><code>{}</code></dd></dl></section>",
         esc(&methods_text(&p)),
         esc(mfa_label(p.mfa)),
+        esc(&realm_text(&p.realm)),
         if options.is_empty() {
             "none".to_string()
         } else {
@@ -729,6 +813,7 @@ pub async fn edit(
         dynamic_authorization: Some(checked(&fields, "dynamic_authorization")),
         coa_port: Some(parse_coa_port(&fields)),
         radsec_client: Some(Some(field(&fields, "radsec_client").to_string())),
+        realm: Some(parse_realm(&fields)),
     };
     match c.dir.update_radius_server(&admin.actor, &id, patch).await {
         Ok(_) => html::redirect(&format!("/console/radius/{id}?done=saved")),
@@ -874,5 +959,20 @@ mod tests {
         let f = |v: &str| ("method".to_string(), v.to_string());
         let got = parse_methods(&[f("eap_ttls_pap"), f("pap"), f("nonsense")]);
         assert_eq!(got, [RadiusMethod::Pap, RadiusMethod::EapTtlsPap]);
+    }
+
+    #[test]
+    fn the_realm_fields_become_a_rule_and_an_unknown_mode_keeps_names() {
+        let f = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let got = parse_realm(&[
+            f("realm_mode", "require"),
+            f("realms", " corp.example, CORP\nother "),
+        ]);
+        assert_eq!(got.mode, RealmMode::Require);
+        assert_eq!(got.realms, ["corp.example", "CORP", "other"]);
+        assert_eq!(realm_text(&got), "require: corp.example, CORP, other");
+        let got = parse_realm(&[f("realm_mode", "nonsense")]);
+        assert_eq!(got, RealmRule::default());
+        assert_eq!(realm_text(&got), "keep");
     }
 }

@@ -79,7 +79,7 @@ pub enum DenyReason {
     WrongOtp,
     /// MS-CHAPv2 needs the NT hash, which is made only when a password is set.
     NtHashMissing,
-    /// A code is required but the method cannot carry one (PEAP-MSCHAPv2).
+    /// A code is required but the method cannot carry one (MS-CHAPv2 in any transport).
     MfaNotPossible,
     /// The second step came after the challenge's lifetime ([`MFA_CHALLENGE_LIFETIME`]).
     ChallengeExpired,
@@ -111,7 +111,7 @@ impl DenyReason {
                 "MS-CHAPv2 needs the user's NT hash, which is made when a password is set: the user must set a new password"
             }
             DenyReason::MfaNotPossible => {
-                "MFA is required but PEAP-MSCHAPv2 cannot carry a verification code; use EAP-TTLS/PAP with password,code or EAP-TLS"
+                "MFA is required but MS-CHAPv2 (PEAP, EAP-TTLS or plain RADIUS) cannot carry a verification code; use PAP or EAP-TTLS/PAP with password,code, or EAP-TLS"
             }
             DenyReason::ChallengeExpired => "the verification code came after the login timed out",
             DenyReason::CredentialsChanged => {
@@ -135,6 +135,8 @@ pub struct AuthGrant {
     pub password_expires_at: Option<DateTime<Utc>>,
     /// For MS-CHAPv2: the Authenticator Response (`S=…`) that proves to the peer the server knew its hash.
     pub authenticator_response: Option<String>,
+    /// For MS-CHAPv2: the RFC 3079 MPPE keys (RADIUS MS-CHAPv2 without EAP sends them to the NAS).
+    pub mppe_keys: Option<crate::mschapv2::MppeKeys>,
 }
 
 impl AuthGrant {
@@ -285,6 +287,7 @@ impl Directory {
             return Ok(refused);
         }
         let mut authenticator_response = None;
+        let mut mppe_keys = None;
         match &req.credential {
             Credential::Password(password) => {
                 let Some(hash) = user.password_hash.as_deref() else {
@@ -320,7 +323,10 @@ impl Directory {
                         .await;
                 };
                 match crate::mschapv2::verify(proof, &nt) {
-                    Some(s) => authenticator_response = Some(s),
+                    Some(s) => {
+                        authenticator_response = Some(s.authenticator_response);
+                        mppe_keys = Some(s.keys);
+                    }
                     None => return self.fail(&req, &user, DenyReason::WrongPassword).await,
                 }
             }
@@ -348,6 +354,7 @@ impl Directory {
                 *t - chrono::Duration::days(i64::from(snap.policy.expiry_warning_days)) <= now
             }),
             authenticator_response,
+            mppe_keys,
         };
         let need = if by_certificate {
             grant.mfa_used = true;
@@ -440,6 +447,7 @@ impl Directory {
             mfa_enrolment_deadline: None,
             password_expires_at: None,
             authenticator_response: None,
+            mppe_keys: None,
         };
         self.succeed(&req, &user, &grant).await?;
         Ok(AuthOutcome::Allow(grant))
@@ -537,6 +545,7 @@ impl Directory {
             mfa_enrolment_deadline: None,
             password_expires_at: None,
             authenticator_response: None,
+            mppe_keys: None,
         };
         match mfa_need(&snap, &user, resource.as_ref(), now) {
             MfaNeed::None => {}

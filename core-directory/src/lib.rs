@@ -13,6 +13,7 @@
 //! - [`auth`]: the one authentication path every protocol calls.
 //! - [`password`], [`policy`], [`totp`], [`crypto`], [`mschapv2`]: argon2id pool and credential cache,
 //!   password rules, RFC 6238, sealing of secrets at rest, MS-CHAPv2 checks against the sealed NT hash.
+//! - [`realm`]: a RADIUS profile's realm rule for `user@realm` / `REALM\user`, a pure function of rule and name.
 //! - [`access`]: admin roles and permissions; [`events`]: directory insights; [`import`] and [`csv`]: CSV import.
 //! - [`radius_sessions`]: open RADIUS accounting sessions, rebuilt from their events at start; with
 //!   [`Directory::radius_session_refusal`], whether one may go on.
@@ -36,6 +37,7 @@ pub mod mschapv2;
 pub mod password;
 pub mod policy;
 pub mod radius_sessions;
+pub mod realm;
 pub mod sessions;
 pub mod snapshot;
 pub mod store;

@@ -363,6 +363,34 @@ pub enum RadiusMethod {
     PeapMschapv2,
     EapTtlsPap,
     EapTls,
+    /// MS-CHAPv2 as RFC 2548 attributes in the Access-Request itself, without EAP (VPN concentrators).
+    Mschapv2,
+    /// EAP-TTLS with MS-CHAPv2 inside (RFC 5281 §11.2.4).
+    EapTtlsMschapv2,
+}
+
+/// How a RADIUS profile reads a realm in User-Name (`user@realm`, `REALM\user`); see [`crate::realm`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RealmMode {
+    /// `user@realm` is looked up as sent; a Windows `DOMAIN\` prefix is dropped (what Stratus always did).
+    #[default]
+    Keep,
+    /// Either form of realm is removed before the lookup.
+    Strip,
+    /// Names without a realm (or, with a list, without one of its realms) are refused; the realm is removed.
+    Require,
+}
+
+/// A RADIUS profile's realm rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RealmRule {
+    #[serde(default)]
+    pub mode: RealmMode,
+    /// With `require`: the accepted realms (any realm when empty). Stored in lower case.
+    #[serde(default)]
+    pub realms: Vec<String>,
 }
 
 /// A RADIUS client (NAS) profile.
@@ -393,6 +421,9 @@ pub struct RadiusServer {
     /// has none, its subject CN (compared case-insensitively).
     #[serde(default)]
     pub radsec_client: Option<String>,
+    /// How a realm in User-Name is read (profiles stored before realms existed keep today's behaviour).
+    #[serde(default)]
+    pub realm: RealmRule,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

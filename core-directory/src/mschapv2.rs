@@ -2,7 +2,8 @@
 //!
 //! PEAP's inner method proves the password with an NT-Response computed from the MD4 NT hash. The check lives
 //! here, beside the sealed NT hash, so the hash never leaves the core: a listener hands over the challenges and
-//! the response and gets back whether they match and the Authenticator Response ("S=…") the peer expects.
+//! the response and gets back whether they match, the Authenticator Response ("S=…") the peer expects and the
+//! 128-bit MPPE keys of RFC 3079 §3 (made from the NT-hash-hash, which only the core can compute).
 
 use crate::crypto::constant_time_eq;
 use aws_lc_rs::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY};
@@ -18,6 +19,60 @@ pub struct MsChapV2Proof {
     pub nt_response: [u8; 24],
     /// The user name exactly as the peer sent it (it enters the challenge hash), without any `DOMAIN\` prefix.
     pub peer_name: String,
+}
+
+/// A verified MS-CHAPv2 response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsChapV2Success {
+    /// `S=` and 40 upper-case hex digits (RFC 2759 §8.7).
+    pub authenticator_response: String,
+    pub keys: MppeKeys,
+}
+
+/// The 128-bit MPPE start keys of RFC 3079 §3.3–3.4, from the authenticator's side: what RFC 2548 carries as
+/// MS-MPPE-Send-Key and MS-MPPE-Recv-Key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MppeKeys {
+    /// The server's send key (Magic3) = the peer's receive key.
+    pub send: [u8; 16],
+    /// The server's receive key (Magic2) = the peer's send key.
+    pub recv: [u8; 16],
+}
+
+impl std::fmt::Debug for MppeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MppeKeys(..)")
+    }
+}
+
+/// RFC 3079 §3.4 GetMasterKey (16 octets) and GetAsymmetricStartKey for both directions, server side.
+fn mppe_keys(nt_hash: &[u8; 16], nt_response: &[u8; 24]) -> MppeKeys {
+    const MAGIC1: &[u8] = b"This is the MPPE Master Key";
+    const MAGIC2: &[u8] =
+        b"On the client side, this is the send key; on the server side, it is the receive key.";
+    const MAGIC3: &[u8] =
+        b"On the client side, this is the receive key; on the server side, it is the send key.";
+    let hash_hash = Md4::digest(nt_hash);
+    let mut c = Context::new(&SHA1_FOR_LEGACY_USE_ONLY);
+    c.update(&hash_hash);
+    c.update(nt_response);
+    c.update(MAGIC1);
+    let master = c.finish();
+    let start_key = |magic: &[u8]| {
+        let mut c = Context::new(&SHA1_FOR_LEGACY_USE_ONLY);
+        c.update(&master.as_ref()[..16]);
+        c.update(&[0u8; 40]);
+        c.update(magic);
+        c.update(&[0xf2u8; 40]);
+        let d = c.finish();
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&d.as_ref()[..16]);
+        k
+    };
+    MppeKeys {
+        send: start_key(MAGIC3),
+        recv: start_key(MAGIC2),
+    }
 }
 
 /// RFC 2759 §8.2 ChallengeHash.
@@ -99,8 +154,8 @@ fn authenticator_response(proof: &MsChapV2Proof, nt_hash: &[u8; 16]) -> String {
     format!("S={}", data_encoding::HEXUPPER.encode(a.as_ref()))
 }
 
-/// Check a proof against an NT hash; `Some(authenticator response)` when it matches.
-pub fn verify(proof: &MsChapV2Proof, nt_hash: &[u8]) -> Option<String> {
+/// Check a proof against an NT hash; the authenticator response and MPPE keys when it matches.
+pub fn verify(proof: &MsChapV2Proof, nt_hash: &[u8]) -> Option<MsChapV2Success> {
     let hash: [u8; 16] = nt_hash.try_into().ok()?;
     let expected = nt_response(
         &proof.authenticator_challenge,
@@ -108,7 +163,10 @@ pub fn verify(proof: &MsChapV2Proof, nt_hash: &[u8]) -> Option<String> {
         &proof.peer_name,
         &hash,
     );
-    constant_time_eq(&expected, &proof.nt_response).then(|| authenticator_response(proof, &hash))
+    constant_time_eq(&expected, &proof.nt_response).then(|| MsChapV2Success {
+        authenticator_response: authenticator_response(proof, &hash),
+        keys: mppe_keys(&hash, &proof.nt_response),
+    })
 }
 
 #[cfg(test)]
@@ -137,10 +195,17 @@ mod tests {
             nt_response: nt,
             peer_name: "User".into(),
         };
+        let ok = verify(&proof, &hash).unwrap();
         assert_eq!(
-            verify(&proof, &hash).as_deref(),
-            Some("S=407A5589115FD0D6209F510FE9C04566932CDA56")
+            ok.authenticator_response,
+            "S=407A5589115FD0D6209F510FE9C04566932CDA56"
         );
+        // RFC 3079 §3.5.3 prints SendStartKey128 from the server's side (IsSend, IsServer: Magic3).
+        assert_eq!(
+            ok.keys.send.to_vec(),
+            hex("8B7CDC149B993A1BA118CB153F56DCCB")
+        );
+        assert_ne!(ok.keys.recv, ok.keys.send);
         let wrong = crate::directory::nt_hash("clientPasS");
         assert_eq!(verify(&proof, &wrong), None);
         let mut other_name = proof.clone();

@@ -369,7 +369,8 @@ impl Snapshot {
         self.groups_of(user).any(|g| g.samba)
     }
 
-    /// True when the user belongs to a group bound to a RADIUS profile that allows PEAP-MSCHAPv2.
+    /// True when the user belongs to a group bound to a RADIUS profile that allows a method checked against the
+    /// NT hash (PEAP-MSCHAPv2, MS-CHAPv2, EAP-TTLS/MSCHAPv2).
     pub fn needs_nt_hash_for_radius(&self, user: &Id) -> bool {
         self.groups_of(user).any(|g| {
             self.group_bindings.get(&g.id).is_some_and(|res| {
@@ -377,7 +378,7 @@ impl Snapshot {
                     Resource::Radius(id) => self
                         .radius_servers
                         .get(id)
-                        .is_some_and(|s| s.methods.contains(&RadiusMethod::PeapMschapv2)),
+                        .is_some_and(|s| s.methods.iter().any(|m| m.uses_nt_hash())),
                     _ => false,
                 })
             })

@@ -177,6 +177,7 @@ pub struct RadiusServerView {
     pub dynamic_authorization: bool,
     pub coa_port: u16,
     pub radsec_client: Option<String>,
+    pub realm: RealmRule,
     pub bound_groups: Vec<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -196,6 +197,7 @@ impl RadiusServerView {
             dynamic_authorization: r.dynamic_authorization,
             coa_port: r.coa_port,
             radsec_client: r.radsec_client.clone(),
+            realm: r.realm.clone(),
             bound_groups: snap.bound_groups(&Resource::Radius(r.id.clone())),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -566,6 +568,9 @@ pub struct NewRadiusServer {
     pub coa_port: Option<u16>,
     /// The RadSec client: a DNS subjectAltName (else the subject CN) of its TLS client certificate.
     pub radsec_client: Option<String>,
+    /// How a realm in User-Name is read (default: `keep`).
+    #[serde(default)]
+    pub realm: RealmRule,
 }
 
 fn default_mfa() -> RadiusMfaMode {
@@ -595,6 +600,7 @@ pub struct RadiusServerPatch {
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub radsec_client: Option<Option<String>>,
+    pub realm: Option<RealmRule>,
 }
 
 /// Create an SSO app record.

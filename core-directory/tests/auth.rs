@@ -85,6 +85,7 @@ async fn radius(d: &Directory, mode: RadiusMfaMode) -> Id {
         dynamic_authorization: false,
         coa_port: None,
         radsec_client: None,
+        realm: Default::default(),
     };
     d.create_radius_server(&Actor::system(), input)
         .await

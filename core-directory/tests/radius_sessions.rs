@@ -89,6 +89,7 @@ async fn a_session_is_refused_once_its_user_is_suspended_locked_deleted_or_unbou
                 dynamic_authorization: true,
                 coa_port: None,
                 radsec_client: None,
+                realm: Default::default(),
             },
         )
         .await

@@ -10,16 +10,23 @@
 //! - Accept: the groups' reply attributes and a Class naming this login, which the NAS echoes in accounting.
 //! - Reject: no reason, unless the profile allows a Reply-Message.
 //!
+//! - MS-CHAPv2 without EAP ([`crate::mschap`]), when the profile allows `mschapv2`: the core checks the response
+//!   against the NT hash; the Accept adds MS-CHAP2-Success and the RFC 3079 MPPE keys, a Reject MS-CHAP-Error.
+//!   It cannot carry a TOTP code: a user the profile would challenge is refused (`MfaNotPossible`), since a
+//!   NAS that runs MS-CHAPv2 with its client has no way to put a code in front of the user's password.
+//! - The profile's realm rule ([`core_directory::model::RealmRule`]) turns User-Name into the name looked up,
+//!   for PAP, the Access-Challenge answer and MS-CHAPv2 alike; a refused realm is a Reject whose event says why.
+//!
 //! Requests with EAP-Message go to [`crate::eap`]; their Accept adds User-Name, EAP-Success and the MS-MPPE
-//! keys. CHAP cannot be checked against argon2id hashes, and MS-CHAP outside an EAP tunnel is not offered; both
-//! are refused with an event that says so. Every reply carries the request's Proxy-States
-//! ([`Builder::reply_to`]).
+//! keys. CHAP cannot be checked against argon2id hashes and MS-CHAP v1 is not offered; both are refused with an
+//! event that says so. Every reply carries the request's Proxy-States ([`Builder::reply_to`]).
 
 use crate::clients::Client;
 use crate::crypt;
 use crate::dictionary::{Encoded, Form};
 use crate::eap::packet::Eap;
 use crate::eap::EapAnswer;
+use crate::mschap;
 use crate::packet::{attr, Builder, Code, Packet};
 use crate::reply;
 use crate::Shared;
@@ -33,6 +40,10 @@ enum Answer {
     Challenge([u8; 16]),
     Reject(Option<&'static str>),
     Eap(EapAnswer),
+    /// MS-CHAPv2 without EAP: the grant, the Class and the ident of the peer's response.
+    MsChapAccept(Box<core_directory::AuthGrant>, String, u8),
+    /// MS-CHAPv2 without EAP refused: the ident for MS-CHAP-Error and the Reply-Message the profile may send.
+    MsChapReject(u8, Option<&'static str>),
 }
 
 /// Answer an Access-Request; `None` drops it.
@@ -45,9 +56,13 @@ pub(crate) async fn access_request(
     let answer = decide(shared, client, req, src).await;
     let secret = &client.secret;
     let code = match answer {
-        Answer::Accept(..) | Answer::Eap(EapAnswer::Accept { .. }) => Code::AccessAccept,
+        Answer::Accept(..) | Answer::MsChapAccept(..) | Answer::Eap(EapAnswer::Accept { .. }) => {
+            Code::AccessAccept
+        }
         Answer::Challenge(_) | Answer::Eap(EapAnswer::Challenge { .. }) => Code::AccessChallenge,
-        Answer::Reject(_) | Answer::Eap(EapAnswer::Reject { .. }) => Code::AccessReject,
+        Answer::Reject(_) | Answer::MsChapReject(..) | Answer::Eap(EapAnswer::Reject { .. }) => {
+            Code::AccessReject
+        }
     };
     let mut b = Builder::reply_to(req, code, true).ok()?;
     let mut salt = 0u16;
@@ -101,27 +116,34 @@ pub(crate) async fn access_request(
                 b.add(attr::REPLY_MESSAGE, m.as_bytes()).ok()?;
             }
         }
+        Answer::MsChapAccept(grant, class, ident) => {
+            accept_attributes(shared, &mut b, grant, class, client, req, &mut salt).ok()?;
+            let (Some(s), Some(keys)) = (&grant.authenticator_response, &grant.mppe_keys) else {
+                tracing::error!("MS-CHAPv2 grant without authenticator response or keys");
+                return None;
+            };
+            mschap::put_success(
+                &mut b,
+                *ident,
+                s,
+                keys,
+                secret,
+                &req.authenticator,
+                &mut salt,
+            )
+            .ok()?;
+        }
+        Answer::MsChapReject(ident, message) => {
+            if let (true, Some(m)) = (client.profile.reject_reply_message, message) {
+                b.add(attr::REPLY_MESSAGE, m.as_bytes()).ok()?;
+            }
+            mschap::put_error(&mut b, *ident).ok()?;
+        }
     }
     Some(b.response(secret, &req.authenticator))
 }
 
-const MICROSOFT: u32 = 311;
-const MS_CHAP_RESPONSE: u8 = 1;
-const MS_CHAP_CHALLENGE: u8 = 11;
-const MS_MPPE_SEND_KEY: u8 = 16;
-const MS_MPPE_RECV_KEY: u8 = 17;
-const MS_CHAP2_RESPONSE: u8 = 25;
-
-/// Why an MS-CHAP request (RFC 2548 attributes in the Access-Request itself) is refused.
-const MS_CHAP_REFUSED: &str =
-    "MS-CHAP outside PEAP is not supported; configure the NAS for PEAP-MSCHAPv2, EAP-TTLS or PAP";
-
-/// MS-CHAP v1 or v2 carried as plain RADIUS attributes rather than inside an EAP method.
-fn is_ms_chap(req: &Packet) -> bool {
-    [MS_CHAP_CHALLENGE, MS_CHAP_RESPONSE, MS_CHAP2_RESPONSE]
-        .iter()
-        .any(|t| req.vendor(MICROSOFT, *t).is_some())
-}
+use mschap::{MICROSOFT, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY};
 
 /// The groups' reply attributes and the Class of an Access-Accept.
 fn accept_attributes(
@@ -216,11 +238,8 @@ async fn decide(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr)
         .await;
         return Answer::Reject(None);
     }
-    if is_ms_chap(req) {
-        // A NAS set up for MS-CHAP would otherwise read "no User-Password" and look for a missing password.
-        tracing::info!(nas = %profile.name, user = %username, "{MS_CHAP_REFUSED}");
-        refuse(shared, client, src, Some(&username), MS_CHAP_REFUSED).await;
-        return Answer::Reject(None);
+    if mschap::present(req) {
+        return ms_chap(shared, client, req, src, &username).await;
     }
     if !profile.methods.contains(&RadiusMethod::Pap) {
         refuse(
@@ -261,15 +280,22 @@ async fn decide(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr)
             return Answer::Reject(Some("Invalid username or password"));
         }
     };
+    let lookup = match shared.dir.radius_user_name(&profile.realm, &username) {
+        Ok(u) => u,
+        Err(why) => {
+            refuse(shared, client, src, Some(&username), &why.to_string()).await;
+            return Answer::Reject(Some("Invalid username or password"));
+        }
+    };
     if let Some(state) = req.get(attr::STATE) {
-        return second_step(shared, client, src, &username, state, &password).await;
+        return second_step(shared, client, src, &lookup, state, &password).await;
     }
     let (password, otp) = split_otp(profile.otp_append, password);
     let session = new_session_id();
     let outcome = shared
         .dir
         .authenticate(AuthRequest {
-            username,
+            username: lookup,
             credential: Credential::Password(password),
             otp,
             service: Service::Radius,
@@ -293,6 +319,68 @@ async fn decide(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr)
         Err(e) => {
             tracing::error!(error = %e, "RADIUS authentication failed inside the directory");
             Answer::Reject(None)
+        }
+    }
+}
+
+/// MS-CHAPv2 as RFC 2548 attributes in the Access-Request: read, checked against the profile, then the core.
+async fn ms_chap(
+    shared: &Shared,
+    client: &Client,
+    req: &Packet,
+    src: SocketAddr,
+    username: &str,
+) -> Answer {
+    let profile = &client.profile;
+    let ident = mschap::ident(req);
+    let request = match mschap::read(req, username) {
+        Ok(r) => r,
+        Err(e) => {
+            // A NAS set up for MS-CHAP would otherwise read "no User-Password" and look for a missing password.
+            tracing::info!(nas = %profile.name, user = %username, "{e}");
+            refuse(shared, client, src, Some(username), &e.to_string()).await;
+            return Answer::MsChapReject(ident, None);
+        }
+    };
+    if !profile.methods.contains(&RadiusMethod::Mschapv2) {
+        refuse(
+            shared,
+            client,
+            src,
+            Some(username),
+            "MS-CHAPv2 is not allowed on this RADIUS server",
+        )
+        .await;
+        return Answer::MsChapReject(ident, None);
+    }
+    let lookup = match shared.dir.radius_user_name(&profile.realm, username) {
+        Ok(u) => u,
+        Err(why) => {
+            refuse(shared, client, src, Some(username), &why.to_string()).await;
+            return Answer::MsChapReject(ident, Some("Invalid username or password"));
+        }
+    };
+    let session = new_session_id();
+    let outcome = shared
+        .dir
+        .authenticate(AuthRequest {
+            username: lookup,
+            credential: Credential::MsChapV2(request.proof),
+            otp: None,
+            service: Service::Radius,
+            resource: Some(Resource::Radius(profile.id.clone())),
+            client_ip: Some(src.ip()),
+            session: Some(session.clone()),
+        })
+        .await;
+    match outcome {
+        Ok(AuthOutcome::Allow(grant)) => Answer::MsChapAccept(Box::new(grant), session, ident),
+        Ok(AuthOutcome::Deny(reason)) => Answer::MsChapReject(ident, Some(reject_message(reason))),
+        // The core refuses MS-CHAPv2 logins that would need a code (MfaNotPossible); never a challenge.
+        Ok(AuthOutcome::NeedMfa(_)) => Answer::MsChapReject(ident, None),
+        Err(e) => {
+            tracing::error!(error = %e, "RADIUS authentication failed inside the directory");
+            Answer::MsChapReject(ident, None)
         }
     }
 }

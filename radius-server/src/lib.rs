@@ -3,9 +3,11 @@
 //! The RADIUS listener of Stratus: UDP authentication (RFC 2865) and accounting (RFC 2866) for Wi-Fi access
 //! points, VPN concentrators and switches, and the same over RadSec (RFC 6614, TLS over TCP). It owns the
 //! packet codec with the attribute dictionary as data, per-NAS shared secrets, Message-Authenticator (RFC 3579,
-//! required by default), duplicate detection, PAP, the TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2,
-//! EAP-TTLS/PAP, EAP-TLS over rustls, with MS-MPPE keys), reply attributes from bound groups, accounting
-//! records, and Disconnect-Requests (RFC 5176) to the NAS of sessions the directory no longer allows.
+//! required by default), duplicate detection, PAP, MS-CHAPv2 without EAP (RFC 2548, with RFC 3079 MPPE keys), the
+//! TOTP Access-Challenge flow, EAP (PEAP-MSCHAPv2, EAP-TTLS with PAP or MS-CHAPv2 inside, EAP-TLS over rustls,
+//! with MS-MPPE keys), reply attributes from bound groups, accounting records, and Disconnect-Requests (RFC 5176)
+//! to the NAS of sessions the directory no longer allows. It applies each profile's realm rule to the names it
+//! reads (the rule itself, a pure function, is the core's: `core_directory::realm`).
 //!
 //! Every decision — who the user is, whether the password, code, lockout and binding allow the login, which
 //! group's reply attribute wins — is a call on `core_directory::Directory` or a rule of its snapshot. It must
@@ -16,8 +18,9 @@
 //!   attribute encryption; [`dictionary`]: the FreeRADIUS-format dictionary under `dictionary/`.
 //! - [`clients`]: NAS profile by source address; [`duplicates`]: the retransmission table;
 //!   [`challenge`]: pending MFA challenges by State.
-//! - [`access`]: Access-Request and Status-Server; [`eap`]: EAP conversations (PEAP-MSCHAPv2, EAP-TTLS/PAP,
-//!   EAP-TLS); [`accounting`]: Accounting-Request; [`reply`]: reply attributes of an Accept.
+//! - [`access`]: Access-Request and Status-Server; [`mschap`]: MS-CHAPv2 as RFC 2548 attributes; [`eap`]: EAP
+//!   conversations (PEAP-MSCHAPv2, EAP-TTLS/PAP and /MSCHAPv2, EAP-TLS); [`accounting`]: Accounting-Request;
+//!   [`reply`]: reply attributes of an Accept.
 //! - [`radsec`]: the TLS listener, its framing and client-certificate-to-profile mapping; [`dynauth`]: the
 //!   Disconnect-Requests sent when a change in the directory ends a user's right to an open session.
 //! - This file: the sockets, the receive loops and the checks every request passes before a handler sees it
@@ -38,6 +41,7 @@ pub mod dictionary;
 pub mod duplicates;
 pub mod dynauth;
 pub mod eap;
+pub mod mschap;
 pub mod packet;
 pub mod radsec;
 pub mod reply;

@@ -106,7 +106,17 @@ pub enum Apps {
 }
 
 /// Authentication methods of a RADIUS profile, as the API names them.
-const RADIUS_METHODS: [&str; 4] = ["pap", "peap_mschapv2", "eap_ttls_pap", "eap_tls"];
+const RADIUS_METHODS: [&str; 6] = [
+    "pap",
+    "peap_mschapv2",
+    "eap_ttls_pap",
+    "eap_ttls_mschapv2",
+    "eap_tls",
+    "mschapv2",
+];
+
+/// Realm rules of a RADIUS profile, as the API names them.
+const RADIUS_REALM_MODES: [&str; 3] = ["keep", "strip", "require"];
 
 /// MFA modes of a RADIUS profile, as the API names them.
 const RADIUS_MFA_MODES: [&str; 4] = [
@@ -135,6 +145,12 @@ pub enum Radius {
         /// Allowed method, in order of preference (repeat; default pap).
         #[arg(long = "method", value_parser = RADIUS_METHODS)]
         methods: Vec<String>,
+        /// How `user@realm` / `REALM\user` in User-Name is read.
+        #[arg(long, default_value = "keep", value_parser = RADIUS_REALM_MODES)]
+        realm_mode: String,
+        /// With `--realm-mode require`: an accepted realm (repeat; none: any realm).
+        #[arg(long = "realm")]
+        realms: Vec<String>,
     },
     List,
     /// Change a profile's MFA mode, networks or secret.
@@ -160,6 +176,12 @@ pub enum Radius {
         /// The RadSec client's certificate DNS name (else CN); an empty value removes it.
         #[arg(long)]
         radsec_client: Option<String>,
+        /// How `user@realm` / `REALM\user` in User-Name is read (the realm list is replaced too).
+        #[arg(long, value_parser = RADIUS_REALM_MODES)]
+        realm_mode: Option<String>,
+        /// With `--realm-mode require`: an accepted realm (repeat; none: any realm).
+        #[arg(long = "realm", requires = "realm_mode")]
+        realms: Vec<String>,
     },
     Delete {
         server: String,
@@ -501,6 +523,8 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
             mfa,
             otp_append,
             methods,
+            realm_mode,
+            realms,
         } => {
             let methods = if methods.is_empty() {
                 vec!["pap".to_string()]
@@ -508,7 +532,8 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
                 methods
             };
             let body = json!({"name": name, "networks": networks, "secret": secret, "mfa": mfa,
-                              "otp_append": otp_append, "methods": methods});
+                              "otp_append": otp_append, "methods": methods,
+                              "realm": {"mode": realm_mode, "realms": realms}});
             c.call(Method::POST, "/radius-servers", Some(body)).await?
         }
         Radius::List => {
@@ -534,6 +559,8 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
             dynamic_authorization,
             coa_port,
             radsec_client,
+            realm_mode,
+            realms,
         } => {
             let id = c.radius_id(&server).await?;
             let mut body = json!({});
@@ -564,6 +591,9 @@ async fn radius(c: &Client, cmd: Radius) -> Result<(), CliError> {
                 } else {
                     json!(r)
                 };
+            }
+            if let Some(mode) = realm_mode {
+                body["realm"] = json!({"mode": mode, "realms": realms});
             }
             c.call(Method::PATCH, &format!("/radius-servers/{id}"), Some(body))
                 .await?

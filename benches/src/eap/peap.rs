@@ -556,7 +556,7 @@ impl Conversation<'_> {
         out.extend_from_slice(self.user.as_bytes());
         let ms_len = (out.len() - 1) as u16;
         out[3..5].copy_from_slice(&ms_len.to_be_bytes());
-        self.inner = Inner::Success(expected);
+        self.inner = Inner::Success(expected.authenticator_response);
         Ok(out)
     }
 

@@ -104,6 +104,35 @@ fn validate_methods(methods: &[RadiusMethod]) -> Result<()> {
     Ok(())
 }
 
+/// A realm rule as stored: realms only with `require`, each a plain DNS-like or NT-domain label, in lower case.
+fn validate_realm(mut rule: RealmRule) -> Result<RealmRule> {
+    if rule.mode != RealmMode::Require && !rule.realms.is_empty() {
+        return Err(DirectoryError::invalid(
+            "realm",
+            "a list of realms applies only to the mode `require`",
+        ));
+    }
+    if rule.realms.len() > 100 {
+        return Err(DirectoryError::invalid("realm", "at most 100 realms"));
+    }
+    for r in &mut rule.realms {
+        let ok = !r.is_empty()
+            && r.len() <= 253
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !ok {
+            return Err(DirectoryError::invalid(
+                "realm",
+                format!("`{r}` is not a realm: 1–253 letters, digits, '.', '-' or '_'"),
+            ));
+        }
+        *r = r.to_ascii_lowercase();
+    }
+    rule.realms.sort();
+    rule.realms.dedup();
+    Ok(rule)
+}
+
 fn validate_acs(urls: &[String]) -> Result<()> {
     if urls.is_empty() {
         return Err(DirectoryError::invalid(
@@ -282,6 +311,7 @@ impl Directory {
         validate_methods(&input.methods)?;
         let radsec = radsec_client(input.radsec_client.as_deref())?;
         let coa_port = validate_coa_port(input.coa_port.unwrap_or(DEFAULT_COA_PORT))?;
+        let realm = validate_realm(input.realm)?;
         let actor = actor.clone();
         let id = Id::generate();
         let sealed = self
@@ -312,6 +342,7 @@ impl Directory {
                     dynamic_authorization: input.dynamic_authorization,
                     coa_port,
                     radsec_client: radsec,
+                    realm,
                     created_at: tx.now,
                     updated_at: tx.now,
                 };
@@ -404,6 +435,9 @@ impl Directory {
                 if let Some(c) = radsec {
                     unique_radsec_client(tx, &id, c.as_deref())?;
                     r.radsec_client = c;
+                }
+                if let Some(rule) = patch.realm {
+                    r.realm = validate_realm(rule)?;
                 }
                 r.updated_at = tx.now;
                 tx.batch.put_json(Kind::RadiusServer, r.id.as_str(), &r);

@@ -1,5 +1,5 @@
-//! EAP over RADIUS (RFC 3579): the conversations that carry PEAP-MSCHAPv2, EAP-TTLS/PAP and EAP-TLS for
-//! WPA2/WPA3-Enterprise.
+//! EAP over RADIUS (RFC 3579): the conversations that carry PEAP-MSCHAPv2, EAP-TTLS (PAP, MS-CHAPv2 or
+//! EAP-MSCHAPv2 inside) and EAP-TLS for WPA2/WPA3-Enterprise.
 //!
 //! A conversation starts with an EAP-Response/Identity and no State. Stratus proposes the first EAP method the
 //! NAS profile allows (in the profile's order); a NAK may pick another allowed one. From then on every
@@ -13,19 +13,26 @@
 //! an MS-CHAPv2 proof or a verified certificate). MFA per method, as decided for Stratus:
 //! - EAP-TTLS/PAP: when the profile's MFA mode is not off, the inner password may end in `,123456`; a user who
 //!   must give a code and did not is refused with an event saying how.
-//! - PEAP-MSCHAPv2 cannot carry a code: users who would be challenged are refused (`MfaNotPossible`); users the
-//!   mode lets through without a code (enrolment period, RequireEnrolledOnly without TOTP, Off) pass.
+//! - PEAP-MSCHAPv2 and EAP-TTLS/MSCHAPv2 (either form) cannot carry a code: users who would be challenged are refused
+//!   (`MfaNotPossible`); users the mode lets through without a code (enrolment period, RequireEnrolledOnly
+//!   without TOTP, Off) pass.
 //! - EAP-TLS: the certificate is the possession factor, so no code is asked.
+//!
+//! Inner identities (PEAP's inner Identity, TTLS's User-Name AVP) go through the profile's realm rule
+//! ([`core_directory::model::RealmRule`]) before the lookup; the outer identity is only a routing hint and is not
+//! looked up. MS-CHAPv2 hashes the name as sent without a `DOMAIN\` prefix, whatever the rule.
 //!
 //! # Layout
 //! [`packet`]: EAP packets in RADIUS; [`tls`]: rustls in memory and the EAP-TLS framing; [`peap`]: PEAPv0 and
-//! inner MSCHAPv2; [`ttls`]: Diameter AVPs of TTLS/PAP; [`certificate`]: client certificate to user name.
+//! inner MSCHAPv2; [`ttls`]: Diameter AVPs of TTLS; `ttls_login.rs`: TTLS's inner methods (PAP, MS-CHAPv2 as
+//! AVPs, EAP-MSCHAPv2 in EAP-Message AVPs); [`certificate`]: client certificate to user name.
 
 pub mod certificate;
 pub mod packet;
 pub mod peap;
 pub mod tls;
 pub mod ttls;
+mod ttls_login;
 
 use crate::clients::Client;
 use crate::Shared;
@@ -76,9 +83,9 @@ pub enum EapAnswer {
 /// The EAP methods Stratus offers, as profile settings and EAP types.
 fn eap_type(m: RadiusMethod) -> Option<u8> {
     match m {
-        RadiusMethod::Pap => None,
+        RadiusMethod::Pap | RadiusMethod::Mschapv2 => None,
         RadiusMethod::PeapMschapv2 => Some(method::PEAP),
-        RadiusMethod::EapTtlsPap => Some(method::TTLS),
+        RadiusMethod::EapTtlsPap | RadiusMethod::EapTtlsMschapv2 => Some(method::TTLS),
         RadiusMethod::EapTls => Some(method::TLS),
     }
 }
@@ -86,7 +93,7 @@ fn eap_type(m: RadiusMethod) -> Option<u8> {
 fn method_name(t: u8) -> &'static str {
     match t {
         method::PEAP => "PEAP-MSCHAPv2",
-        method::TTLS => "EAP-TTLS/PAP",
+        method::TTLS => "EAP-TTLS",
         method::TLS => "EAP-TLS",
         _ => "EAP",
     }
@@ -126,6 +133,18 @@ enum Inner {
     },
     /// MSCHAPv2 Failure sent; the peer acknowledges it, then EAP-Failure.
     PeapFailure,
+    /// TTLS: MS-CHAP2-Success sent in the tunnel; the peer's empty answer brings the Accept.
+    TtlsMsChapSuccess {
+        grant: Box<AuthGrant>,
+    },
+    /// TTLS with EAP-MSCHAPv2 inside: the Challenge went out in an EAP-Message AVP.
+    TtlsEapChallenge(Box<ttls_login::EapChallenge>),
+    /// TTLS with EAP-MSCHAPv2 inside: Success sent; the peer's acknowledgement brings the Accept.
+    TtlsEapSuccess {
+        grant: Box<AuthGrant>,
+    },
+    /// TTLS with EAP-MSCHAPv2 inside: Failure sent; whatever the peer answers, EAP-Failure follows.
+    TtlsEapFailure,
 }
 
 struct Conversation {
@@ -367,13 +386,13 @@ fn allowed(shared: &Shared, client: &Client) -> Vec<u8> {
         .eap
         .as_ref()
         .is_some_and(|t| t.client_certificates.is_some());
-    client
-        .profile
-        .methods
-        .iter()
-        .filter_map(|m| eap_type(*m))
-        .filter(|t| *t != method::TLS || has_client_ca)
-        .collect()
+    let mut out: Vec<u8> = Vec::new();
+    for t in client.profile.methods.iter().filter_map(|m| eap_type(*m)) {
+        if (t != method::TLS || has_client_ca) && !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
 }
 
 async fn advance(
@@ -524,6 +543,9 @@ fn acknowledged(stage: &mut TlsStage) -> Option<Step> {
         Inner::Established { grant: Some(grant) } if stage.method == method::TLS => {
             Some(Step::Accept(grant))
         }
+        Inner::TtlsMsChapSuccess { grant } if stage.method == method::TTLS => {
+            Some(Step::Accept(grant))
+        }
         Inner::Established { grant: None } if stage.method == method::PEAP => {
             if let Err(e) = stage.tunnel.write_plaintext(&peap::identity_request()) {
                 return Some(Step::Refuse(e.to_string()));
@@ -569,10 +591,14 @@ async fn after_message(ctx: &Context<'_>, stage: &mut TlsStage) -> Option<Step> 
     }
     let plain = stage.tunnel.read_plaintext();
     if plain.is_empty() {
+        // An acknowledgement sent as an empty TLS record rather than an empty EAP-TTLS message.
+        if matches!(stage.inner, Inner::TtlsMsChapSuccess { .. }) {
+            return acknowledged(stage);
+        }
         return None;
     }
     match stage.method {
-        method::TTLS => Some(ttls_login(ctx, stage, &plain).await),
+        method::TTLS => ttls_login::step(ctx, stage, &plain).await,
         method::PEAP => peap_step(ctx, stage, &plain).await,
         _ => Some(Step::Refuse("EAP-TLS peer sent application data".into())),
     }
@@ -626,27 +652,15 @@ async fn certificate_login(ctx: &Context<'_>, stage: &TlsStage) -> Result<Box<Au
     login(ctx, &username, Credential::Certificate { subject }, None).await
 }
 
-async fn ttls_login(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Step {
-    if !matches!(stage.inner, Inner::Established { .. }) {
-        return Step::Refuse("EAP-TTLS: credentials before the handshake finished".into());
-    }
-    let creds = match ttls::pap(plain) {
-        Ok(c) => c,
-        Err(e) => return Step::Refuse(format!("EAP-TTLS: {e}")),
-    };
-    let mfa_on = ctx.client.profile.mfa != core_directory::model::RadiusMfaMode::Off;
-    let (password, otp) = crate::access::split_otp(mfa_on, creds.password);
-    match login(
-        ctx,
-        peap::without_domain(&creds.username),
-        Credential::Password(password),
-        otp,
-    )
-    .await
-    {
-        Ok(g) => Step::Accept(g),
-        Err(step) => step,
-    }
+/// The name a profile's realm rule makes of an inner identity, or the refusal to record under the name sent.
+fn inner_user(ctx: &Context<'_>, sent: &str) -> Result<String, Step> {
+    ctx.shared
+        .dir
+        .radius_user_name(&ctx.client.profile.realm, sent)
+        .map_err(|why| Step::RefuseUser {
+            why: why.to_string(),
+            user: sent.to_string(),
+        })
 }
 
 async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Option<Step> {
@@ -681,7 +695,10 @@ async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Opt
                 Ok(p) => p,
                 Err(e) => return Some(Step::Refuse(format!("PEAP: {e}"))),
             };
-            let user = peap::without_domain(&identity).to_string();
+            let user = match inner_user(ctx, &identity) {
+                Ok(u) => u,
+                Err(step) => return Some(step),
+            };
             match login(ctx, &user, Credential::MsChapV2(proof), None).await {
                 Ok(grant) => {
                     let Some(s) = grant.authenticator_response.clone() else {
@@ -713,7 +730,12 @@ async fn peap_step(ctx: &Context<'_>, stage: &mut TlsStage, plain: &[u8]) -> Opt
                 Err(e) => Step::Refuse(format!("PEAP: {e}")),
             })
         }
-        Inner::Handshake | Inner::Established { .. } => {
+        Inner::Handshake
+        | Inner::Established { .. }
+        | Inner::TtlsMsChapSuccess { .. }
+        | Inner::TtlsEapChallenge(_)
+        | Inner::TtlsEapSuccess { .. }
+        | Inner::TtlsEapFailure => {
             return Some(Step::Refuse(
                 "PEAP: data in the tunnel before the inner method".into(),
             ))
@@ -776,7 +798,7 @@ mod tests {
             }
             let _ = crate::packet::Packet::decode(&data);
             let _ = packet::Eap::decode(&data);
-            let _ = ttls::pap(&data);
+            let _ = ttls::credentials(&data);
             let _ = peap::identity(&data);
             let _ = peap::response(&data, data.get(2).copied().unwrap_or(0), &[0; 16]);
             let _ = peap::result_response(&data);
@@ -785,6 +807,7 @@ mod tests {
                 let _ = p.vendor(311, 16);
                 let _ = crate::crypt::unhide_user_password(b"s", &[0; 16], &data);
                 let _ = crate::crypt::salt_decrypt(b"s", &[0; 16], &data);
+                let _ = crate::mschap::read(&p, "u");
             }
         }
     }

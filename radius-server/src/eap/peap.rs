@@ -79,11 +79,6 @@ pub fn identity(inner: &[u8]) -> Result<String, InnerError> {
     }
 }
 
-/// A user name as the directory knows it: `DOMAIN\user` loses its domain (as MSCHAPv2 does, RFC 2759 §4).
-pub fn without_domain(name: &str) -> &str {
-    name.rsplit_once('\\').map_or(name, |(_, u)| u)
-}
-
 fn ms_packet(opcode: u8, ms_id: u8, payload: &[u8]) -> Vec<u8> {
     let ms_len = (4 + payload.len()) as u16;
     let mut out = vec![method::MSCHAPV2, opcode, ms_id];
@@ -131,7 +126,7 @@ pub fn response(
         authenticator_challenge: *challenge,
         peer_challenge: [0; 16],
         nt_response: [0; 24],
-        peer_name: without_domain(&name).to_string(),
+        peer_name: core_directory::realm::mschap_name(&name).to_string(),
     };
     proof.peer_challenge.copy_from_slice(&value[..16]);
     proof.nt_response.copy_from_slice(&value[24..48]);
@@ -256,6 +251,5 @@ mod tests {
             strip_header(&[2, 5, 0, 8, 1, b'a', b'n', b'n']),
             &[1, b'a', b'n', b'n']
         );
-        assert_eq!(without_domain("CORP\\ann"), "ann");
     }
 }

@@ -214,6 +214,12 @@ impl Tunnel {
         Some(msk)
     }
 
+    /// `N` octets of TLS keying material with `label` and no context (RFC 5705; RFC 8446 §7.5 for TLS 1.3),
+    /// e.g. the implicit challenge of EAP-TTLS/MSCHAPv2.
+    pub fn export<const N: usize>(&self, label: &[u8]) -> Option<[u8; N]> {
+        self.conn.export_keying_material([0u8; N], label, None).ok()
+    }
+
     pub fn is_tls13(&self) -> bool {
         self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
     }

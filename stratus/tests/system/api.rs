@@ -419,6 +419,17 @@ async fn openapi_document_and_operational_endpoints() {
     ] {
         assert!(doc["paths"].get(p).is_some(), "OpenAPI documents {p}");
     }
+    // A RADIUS profile's realm rule and the MS-CHAPv2 methods are part of the documented shape.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["RealmMode"]["enum"],
+        serde_json::json!(["keep", "strip", "require"]),
+        "{schemas}"
+    );
+    let methods = schemas["RadiusMethod"]["enum"].as_array().unwrap();
+    for m in ["mschapv2", "eap_ttls_mschapv2"] {
+        assert!(methods.iter().any(|v| v == m), "{methods:?}");
+    }
     assert_eq!(
         s.http
             .get(format!("{}/healthz", s.url))

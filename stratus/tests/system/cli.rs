@@ -224,8 +224,34 @@ async fn cli_sets_up_a_radius_network_that_radclient_reaches() {
         "pap",
         "--method",
         "eap_ttls_pap",
+        "--realm-mode",
+        "strip",
     ]);
     assert!(run(&["radius", "list"]).contains("office-wifi"));
+    // With `strip`, rita@example.org is rita.
+    let (ok, out) = crate::radius::radclient(
+        &s.radius,
+        "auth",
+        secret,
+        "User-Name=rita@example.org,User-Password=Cli-Password-123,Message-Authenticator=0x00",
+    );
+    assert!(ok, "{out}");
+    run(&[
+        "radius",
+        "set",
+        "office-wifi",
+        "--realm-mode",
+        "require",
+        "--realm",
+        "corp.example",
+    ]);
+    let (ok, out) = crate::radius::radclient(
+        &s.radius,
+        "auth",
+        secret,
+        "User-Name=rita@example.org,User-Password=Cli-Password-123,Message-Authenticator=0x00",
+    );
+    assert!(!ok && out.contains("Access-Reject"), "{out}");
     run(&["groups", "unbind", "Staff", "radius:office-wifi"]);
     let (ok, out) = crate::radius::radclient(
         &s.radius,

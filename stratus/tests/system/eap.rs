@@ -175,6 +175,17 @@ fn ttls(f: &Fixture, user: &str, pw: &str) -> String {
     )
 }
 
+fn ttls_mschapv2(f: &Fixture, user: &str, pw: &str) -> String {
+    ttls(f, user, pw).replace("auth=PAP", "auth=MSCHAPV2")
+}
+
+async fn set_profile(f: &Fixture, patch: Value) {
+    let (st, v) =
+        f.s.patch(&format!("/radius-servers/{}", f.profile), patch)
+            .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
+
 /// Let the supplicant offer TLS 1.3 (wpa_supplicant keeps it off for EAP unless told).
 fn with_tls13(network: String, tls13: bool) -> String {
     format!(
@@ -374,6 +385,111 @@ async fn mfa_inside_eap_ttls_takes_an_appended_code_and_peap_is_refused_with_a_r
     // The certificate is the second factor: EAP-TLS is not asked for a code.
     let (ok, out) = eapol(&f, &tls(&f, "ann", false));
     assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn ttls_mschapv2_succeeds_with_mppe_keys_once_the_profile_allows_it() {
+    let f = fixture().await;
+    let (ok, out) = eapol(&f, &ttls_mschapv2(&f, "ann", PW));
+    assert!(!ok && out.contains("(Access-Reject)"), "{out}");
+    assert_eq!(
+        last_auth(&f, "ann").await["reason"],
+        "EAP-TTLS/MSCHAPv2 is not allowed on this RADIUS server"
+    );
+    set_profile(
+        &f,
+        json!({"methods": ["peap_mschapv2", "eap_ttls_pap", "eap_ttls_mschapv2", "eap_tls"]}),
+    )
+    .await;
+    // MS-CHAPv2 as AVPs (RFC 5281 §11.2.4) and EAP-MSCHAPv2 in EAP-Message AVPs (§11.2.1).
+    for (phase2, done) in [
+        (
+            "auth=MSCHAPV2",
+            "EAP-TTLS: Phase 2 MSCHAPV2 authentication succeeded",
+        ),
+        ("autheap=MSCHAPV2", "EAP-MSCHAPV2: Authentication succeeded"),
+    ] {
+        for tls13 in [false, true] {
+            let version = if tls13 { "TLSv1.3" } else { "TLSv1.2" };
+            let network = ttls_mschapv2(&f, "ann", PW).replace("auth=MSCHAPV2", phase2);
+            let (ok, out) = eapol(&f, &with_tls13(network, tls13));
+            assert!(
+                ok && out.contains(&format!("Using TLS version {version}")),
+                "{phase2}: {out}"
+            );
+            // wpa_supplicant checked the server's MSCHAPv2 Success (S=…) itself before it acknowledged it.
+            assert!(out.contains(done), "{phase2}: {out}");
+            assert_accepted_with_keys_and_vlan(&out);
+            let e = last_auth(&f, "ann").await;
+            assert_eq!(
+                (e["success"].as_bool(), e["details"]["method"].as_str()),
+                (Some(true), Some("mschapv2"))
+            );
+        }
+        let network = ttls_mschapv2(&f, "ann", "Wrong-Horse-99").replace("auth=MSCHAPV2", phase2);
+        let (ok, out) = eapol(&f, &network);
+        assert!(!ok && out.contains("(Access-Reject)"), "{phase2}: {out}");
+        assert_eq!(last_auth(&f, "ann").await["reason"], "wrong password");
+        // carl has no NT hash: refused with what to do, as with PEAP.
+        let network = ttls_mschapv2(&f, "carl", PW).replace("auth=MSCHAPV2", phase2);
+        let (ok, _) = eapol(&f, &network);
+        assert!(!ok);
+        assert!(last_auth(&f, "carl").await["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must set a new password"));
+    }
+}
+
+#[tokio::test]
+async fn realm_rules_apply_to_the_inner_identities_of_peap_and_ttls() {
+    let f = fixture().await;
+    set_profile(
+        &f,
+        json!({"methods": ["peap_mschapv2", "eap_ttls_pap", "eap_ttls_mschapv2", "eap_tls"]}),
+    )
+    .await;
+    // keep (the default): a Windows DOMAIN\ prefix is dropped, user@realm is a name of its own.
+    let (ok, out) = eapol(&f, &peap(&f, "CORP\\ann", PW));
+    assert!(ok, "{out}");
+    let (ok, _) = eapol(&f, &ttls(&f, "ann@corp.example", PW));
+    assert!(!ok);
+    assert_eq!(
+        last_auth(&f, "ann@corp.example").await["reason"],
+        "unknown user"
+    );
+
+    set_profile(&f, json!({"realm": {"mode": "strip"}})).await;
+    for network in [
+        ttls(&f, "ann@corp.example", PW),
+        peap(&f, "ann@corp.example", PW),
+        // The MS-CHAPv2 hash covers the name as sent, realm included, as wpa_supplicant computes it.
+        ttls_mschapv2(&f, "ann@corp.example", PW),
+    ] {
+        let (ok, out) = eapol(&f, &network);
+        assert!(ok, "{network}: {out}");
+        assert_accepted_with_keys_and_vlan(&out);
+    }
+
+    set_profile(
+        &f,
+        json!({"realm": {"mode": "require", "realms": ["corp.example"]}}),
+    )
+    .await;
+    let (ok, out) = eapol(&f, &ttls(&f, "ann@corp.example", PW));
+    assert!(ok, "{out}");
+    let (ok, _) = eapol(&f, &ttls(&f, "ann", PW));
+    assert!(!ok);
+    assert_eq!(
+        last_auth(&f, "ann").await["reason"],
+        "the user name has no realm and this RADIUS server requires one"
+    );
+    let (ok, _) = eapol(&f, &peap(&f, "CORP\\ann", PW));
+    assert!(!ok);
+    assert_eq!(
+        last_auth(&f, "CORP\\ann").await["reason"],
+        "realm `CORP` is not accepted by this RADIUS server"
+    );
 }
 
 #[tokio::test]

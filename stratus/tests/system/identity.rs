@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::process::Command;
 
 const PW: &str = "Correct-Horse-9";
+const DEE_PW: &str = "Other-Horse-8";
 const SECRET: &str = crate::radius::SECRET;
 
 async fn scim(
@@ -168,7 +169,7 @@ async fn e_mail_user_names_from_okta_and_entra_work_on_every_protocol() {
     let (st, _) = s
         .post(
             &format!("/users/{dee_id}/password"),
-            json!({"password": PW}),
+            json!({"password": DEE_PW}),
         )
         .await;
     assert_eq!(st, StatusCode::OK);
@@ -179,16 +180,40 @@ async fn e_mail_user_names_from_okta_and_entra_work_on_every_protocol() {
 
     // LDAP: the uid is the POSIX name.
     let suffix = suffix(&s).await;
-    for uid in ["jane.doe", "jane.doe2"] {
-        let (code, out) = whoami(&s, &suffix, uid, PW);
+    for (uid, pw) in [("jane.doe", PW), ("jane.doe2", DEE_PW)] {
+        let (code, out) = whoami(&s, &suffix, uid, pw);
         assert_eq!(code, Some(0), "{uid}: {out}");
         assert!(out.contains(&format!("dn:uid={uid},ou=Users,")), "{out}");
     }
     // RADIUS: the POSIX name or the login name.
     assert!(pap(&s, "jane.doe", PW));
-    assert!(pap(&s, "jane.doe2", PW));
+    assert!(pap(&s, "jane.doe2", DEE_PW));
     assert!(pap(&s, "Jane.Doe@Example.com", PW));
+    assert!(pap(&s, "jane.doe@contoso.onmicrosoft.com", DEE_PW));
     assert!(!pap(&s, "jane.doe", "Wrong-Horse-9"));
+    // A profile that strips realms still takes a login name as its own user, never as the user whose name the
+    // stripped local part happens to be; other names lose their realm.
+    let (_, profiles) = s.get("/radius-servers").await;
+    let profile = profiles[0]["id"]
+        .as_str()
+        .or(profiles["servers"][0]["id"].as_str())
+        .unwrap()
+        .to_string();
+    let (st, v) = s
+        .patch(
+            &format!("/radius-servers/{profile}"),
+            json!({"realm": {"mode": "strip", "realms": []}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(pap(&s, "jane.doe@contoso.onmicrosoft.com", DEE_PW));
+    assert!(!pap(&s, "jane.doe@contoso.onmicrosoft.com", PW));
+    assert!(pap(&s, "jane.doe2@corp.example", DEE_PW));
+    let back = json!({"realm": {"mode": "keep", "realms": []}});
+    assert_eq!(
+        s.patch(&format!("/radius-servers/{profile}"), back).await.0,
+        StatusCode::OK
+    );
     // SAML: the login page takes the login name as the IdP sent it, in any case.
     let out = crate::saml::sp(
         &s,

@@ -689,37 +689,259 @@ async fn proxy_state_comes_back_unmodified_and_in_order_in_every_reply() {
     assert_eq!(v["code"], 2, "{v}");
 }
 
+/// The fixed challenges of the MS-CHAPv2 requests below (what a VPN concentrator would have sent its client).
+const AUTH_CHALLENGE: [u8; 16] = *b"stratus-auth-chl";
+const PEER_CHALLENGE: [u8; 16] = *b"stratus-peer-chl";
+
+/// radclient attributes of an MS-CHAPv2 Access-Request for `user` (as sent) proving `password`, with ident 7.
+fn ms_chap_v2_attrs(user: &str, password: &str) -> String {
+    use crate::mschap::nt_response;
+    let hash_name = user.split_once('\\').map_or(user, |(_, u)| u);
+    let nt = nt_response(&AUTH_CHALLENGE, &PEER_CHALLENGE, hash_name, password);
+    let hex = |b: &[u8]| data_encoding::HEXLOWER.encode(b);
+    format!(
+        "User-Name=\"{}\",MS-CHAP-Challenge=0x{},MS-CHAP2-Response=0x0700{}{}{},Message-Authenticator=0x00",
+        user.replace('\\', "\\\\"),
+        hex(&AUTH_CHALLENGE),
+        hex(&PEER_CHALLENGE),
+        "00".repeat(8),
+        hex(&nt)
+    )
+}
+
+/// The value radclient printed for an attribute of the reply, e.g. `0x…` or `"…"`.
+fn printed<'a>(out: &'a str, attribute: &str) -> Option<&'a str> {
+    let reply = out.rsplit_once("Received Access-").map_or(out, |(_, r)| r);
+    reply
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{attribute} = ")))
+}
+
 #[tokio::test]
-async fn ms_chap_outside_peap_is_refused_with_a_reason_that_says_so() {
+async fn mschapv2_without_eap_accepts_with_the_authenticator_response_and_rfc3079_keys() {
     let f = fixture().await;
-    let nt_response = "11".repeat(48);
-    for attrs in [
-        format!(
-            "MS-CHAP-Challenge=0x{},MS-CHAP2-Response=0x0100{nt_response}",
-            "22".repeat(16)
+    // vera's password is set once she is in a group bound to an MS-CHAPv2 profile, so her NT hash is kept.
+    let vera = f.s.user("vera", None).await;
+    let (st, _) =
+        f.s.put(&format!("/groups/{}/members/{vera}", f.wifi), None)
+            .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+
+    // Not allowed on the profile yet: refused, with MS-CHAP-Error, and the event says why.
+    let (ok, out) = radclient(&f.s.radius, "auth", SECRET, &ms_chap_v2_attrs("vera", PW));
+    assert!(!ok && out.contains("Received Access-Reject"), "{out}");
+    assert!(out.contains("E=691 R=0"), "{out}");
+    assert_eq!(
+        last_auth_reason(&f, "vera").await,
+        (
+            false,
+            "MS-CHAPv2 is not allowed on this RADIUS server".into()
+        )
+    );
+
+    profile(&f, json!({"methods": ["pap", "mschapv2"]})).await;
+    let (st, v) =
+        f.s.post(&format!("/users/{vera}/password"), json!({"password": PW}))
+            .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let (ok, out) = radclient(&f.s.radius, "auth", SECRET, &ms_chap_v2_attrs("vera", PW));
+    assert!(ok && out.contains("Received Access-Accept"), "{out}");
+    let nt = crate::mschap::nt_response(&AUTH_CHALLENGE, &PEER_CHALLENGE, "vera", PW);
+    let s =
+        crate::mschap::authenticator_response(&AUTH_CHALLENGE, &PEER_CHALLENGE, "vera", PW, &nt);
+    let hex = |b: &[u8]| format!("0x{}", data_encoding::HEXLOWER.encode(b));
+    let mut success = vec![7u8];
+    success.extend_from_slice(s.as_bytes());
+    assert_eq!(
+        printed(&out, "MS-CHAP2-Success"),
+        Some(hex(&success).as_str()),
+        "{out}"
+    );
+    // radclient decrypts the salted keys with the secret (RFC 2548 §2.4.2–2.4.3).
+    let (send, recv) = crate::mschap::mppe_server_keys(PW, &nt);
+    assert_eq!(
+        printed(&out, "MS-MPPE-Send-Key"),
+        Some(hex(&send).as_str()),
+        "{out}"
+    );
+    assert_eq!(
+        printed(&out, "MS-MPPE-Recv-Key"),
+        Some(hex(&recv).as_str()),
+        "{out}"
+    );
+    assert_eq!(
+        printed(&out, "MS-MPPE-Encryption-Policy"),
+        Some("Encryption-Allowed"),
+        "{out}"
+    );
+    // RFC 2548 §2.4.1: bit 0x4 is 128-bit RC4 (the dictionaries' value names for this attribute disagree).
+    assert_eq!(
+        printed(&out, "MS-MPPE-Encryption-Types"),
+        Some("4"),
+        "{out}"
+    );
+    assert!(out.contains("Tunnel-Private-Group-Id:1 = \"42\""), "{out}");
+    let e = &f.s.events("radius_auth", "vera").await[0];
+    assert_eq!(
+        (e["success"].as_bool(), e["details"]["method"].as_str()),
+        (Some(true), Some("mschapv2"))
+    );
+
+    // A wrong password: Reject with MS-CHAP-Error 691, no retry.
+    let (ok, out) = radclient(
+        &f.s.radius,
+        "auth",
+        SECRET,
+        &ms_chap_v2_attrs("vera", "Wrong-Horse-1"),
+    );
+    assert!(!ok && out.contains("Received Access-Reject"), "{out}");
+    assert!(out.contains("E=691 R=0") && out.contains("V=3"), "{out}");
+    assert!(printed(&out, "MS-MPPE-Send-Key").is_none(), "{out}");
+    assert_eq!(last_auth_reason(&f, "vera").await.1, "wrong password");
+
+    // ann's password was set before her group was bound to an MS-CHAPv2 profile: no NT hash.
+    let (ok, out) = radclient(&f.s.radius, "auth", SECRET, &ms_chap_v2_attrs("ann", PW));
+    assert!(!ok && out.contains("E=691"), "{out}");
+    assert!(last_auth_reason(&f, "ann")
+        .await
+        .1
+        .contains("the user must set a new password"));
+
+    // A DOMAIN\ prefix stays out of the hash and, under the default rule, out of the lookup.
+    let (ok, out) = radclient(
+        &f.s.radius,
+        "auth",
+        SECRET,
+        &ms_chap_v2_attrs("CORP\\vera", PW),
+    );
+    assert!(ok, "{out}");
+    // With `strip`, user@realm finds vera while the hash covers the name as sent (as Windows computes it).
+    profile(&f, json!({"realm": {"mode": "strip"}})).await;
+    let (ok, out) = radclient(
+        &f.s.radius,
+        "auth",
+        SECRET,
+        &ms_chap_v2_attrs("vera@corp.example", PW),
+    );
+    assert!(ok, "{out}");
+
+    // MS-CHAPv2 cannot carry a TOTP code: a user the profile would challenge is refused, saying so.
+    f.s.enrol_totp(&vera).await;
+    profile(&f, json!({"mfa": "require_enrolled_only"})).await;
+    let (ok, out) = radclient(&f.s.radius, "auth", SECRET, &ms_chap_v2_attrs("vera", PW));
+    assert!(!ok && out.contains("E=691"), "{out}");
+    assert!(last_auth_reason(&f, "vera")
+        .await
+        .1
+        .contains("cannot carry a verification code"));
+
+    // MS-CHAP v1 stays refused with a reason.
+    let (ok, out) = radclient(
+        &f.s.radius,
+        "auth",
+        SECRET,
+        &format!(
+            "User-Name=vera,MS-CHAP-Challenge=0x{},MS-CHAP-Response=0x0101{},Message-Authenticator=0x00",
+            "22".repeat(8),
+            "11".repeat(48)
         ),
-        format!(
-            "MS-CHAP-Challenge=0x{},MS-CHAP-Response=0x0101{nt_response}",
-            "22".repeat(8)
-        ),
-    ] {
-        let (ok, out) = radclient(
-            &f.s.radius,
-            "auth",
-            SECRET,
-            &format!("User-Name=ann,{attrs},Message-Authenticator=0x00"),
-        );
-        assert!(!ok && out.contains("Received Access-Reject"), "{out}");
-        assert_eq!(
-            last_auth_reason(&f, "ann").await,
-            (
-                false,
-                "MS-CHAP outside PEAP is not supported; configure the NAS for PEAP-MSCHAPv2, EAP-TTLS or PAP"
-                    .to_string()
-            ),
-            "{attrs}"
-        );
-    }
+    );
+    assert!(!ok && out.contains("Received Access-Reject"), "{out}");
+    assert!(last_auth_reason(&f, "vera")
+        .await
+        .1
+        .starts_with("MS-CHAP v1 is not supported"));
+}
+
+#[tokio::test]
+async fn chap_is_refused_with_a_reason_that_says_so() {
+    let f = fixture().await;
+    let (ok, out) = radclient(
+        &f.s.radius,
+        "auth",
+        SECRET,
+        &format!("User-Name=ann,CHAP-Password=\"{PW}\",Message-Authenticator=0x00"),
+    );
+    assert!(!ok && out.contains("Received Access-Reject"), "{out}");
+    assert!(last_auth_reason(&f, "ann")
+        .await
+        .1
+        .starts_with("CHAP cannot be checked"));
+}
+
+#[tokio::test]
+async fn realm_rules_decide_which_user_pap_and_the_totp_answer_look_up() {
+    let f = fixture().await;
+    let login = |user: &str| pap(&f, &user.replace('\\', "\\\\"), PW);
+    // keep (the default): user@realm is a name of its own; a DOMAIN\ prefix is dropped as before.
+    assert!(login("ann").0);
+    assert!(!login("ann@corp.example").0);
+    assert_eq!(
+        last_auth_reason(&f, "ann@corp.example").await.1,
+        "unknown user"
+    );
+    assert!(login("CORP\\ann").0);
+
+    profile(&f, json!({"realm": {"mode": "strip"}})).await;
+    assert!(login("ann").0);
+    assert!(login("ann@corp.example").0);
+    assert!(login("CORP\\ann").0);
+    assert!(!login("ann@").0);
+    assert_eq!(
+        last_auth_reason(&f, "ann@").await.1,
+        "the user name has an empty user or realm part"
+    );
+
+    profile(
+        &f,
+        json!({"realm": {"mode": "require", "realms": ["Corp.Example", "CORP"]}}),
+    )
+    .await;
+    assert!(!login("ann").0);
+    assert_eq!(
+        last_auth_reason(&f, "ann").await.1,
+        "the user name has no realm and this RADIUS server requires one"
+    );
+    assert!(login("ann@corp.example").0);
+    assert!(login("corp\\ann").0);
+    assert!(!login("ann@evil.example").0);
+    assert_eq!(
+        last_auth_reason(&f, "ann@evil.example").await.1,
+        "realm `evil.example` is not accepted by this RADIUS server"
+    );
+    let (st, v) =
+        f.s.patch(
+            &format!("/radius-servers/{}", f.profile),
+            json!({"realm": {"mode": "keep", "realms": ["x"]}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, v) = f.s.get(&format!("/radius-servers/{}", f.profile)).await;
+    assert_eq!(
+        v["realm"],
+        json!({"mode": "require", "realms": ["corp", "corp.example"]})
+    );
+
+    // The answer to an Access-Challenge carries the same User-Name: the rule applies to it too.
+    let tina = f.s.user("tina", Some(PW)).await;
+    let secret = f.s.enrol_totp(&tina).await;
+    let (st, _) =
+        f.s.put(&format!("/groups/{}/members/{tina}", f.wifi), None)
+            .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    profile(
+        &f,
+        json!({"mfa": "require_all", "realm": {"mode": "strip"}}),
+    )
+    .await;
+    let (ok, v, text) = pyrad(&f, "login", &["tina@corp.example", PW, &secret]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        (v["first"].as_str(), v["final"].as_str()),
+        (Some("challenge"), Some("accept")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
