@@ -49,9 +49,9 @@ pub struct AppState {
 impl AppState {
     pub fn new(dir: Arc<Directory>) -> Self {
         AppState {
+            sessions: Arc::new(sessions::Sessions::for_directory("admin-api", &dir)),
+            portal_sessions: Arc::new(sessions::Sessions::for_directory("portal", &dir)),
             dir,
-            sessions: Arc::new(sessions::Sessions::default()),
-            portal_sessions: Arc::new(sessions::Sessions::default()),
             metrics: Arc::new(ops::Metrics::default()),
         }
     }

@@ -85,8 +85,8 @@ impl Console {
         ca_pem: Option<String>,
     ) -> Self {
         Console {
+            sessions: Arc::new(Sessions::for_directory("console", &dir)),
             dir,
-            sessions: Arc::new(Sessions::default()),
             pending: Arc::new(auth::Pending::default()),
             jobs: Arc::new(import::Jobs::default()),
             counts: Arc::new(dashboard::CountsCache::default()),

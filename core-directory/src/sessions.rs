@@ -1,49 +1,125 @@
 //! Browser sessions of the admin console, the admin API's cookie and the user portal: random tokens, kept only
-//! as SHA-256 in memory, with idle and absolute lifetimes from the org settings, and whether the core still
-//! accepts the session's owner checked on every use. Each session carries its own CSRF token for the forms of
-//! the pages it serves. Sessions do not survive a restart. This module owns no page and no cookie name.
+//! as SHA-256, with idle and absolute lifetimes from the org settings, and whether the core still accepts the
+//! session's owner checked on every use. Each session carries its own CSRF token for the forms of the pages it
+//! serves. On one node they are kept in memory and do not survive a restart; on a store shared by several nodes
+//! they are kept in the store's short-lived state, so any node serves them and an ending ends them everywhere.
+//! This module owns no page and no cookie name.
 
 use crate::crypto::{constant_time_eq, random_bytes, sha256_hex};
+use crate::store::Store;
 use crate::{Directory, Id};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
+#[derive(Clone, Serialize, Deserialize)]
 struct Session {
+    #[serde(rename = "owner")]
     admin: Id,
     /// For user (portal) sessions: the user's `auth_revision` at sign-in.
     revision: u64,
     /// The session's CSRF token, for hidden form fields.
     csrf: String,
-    created: Instant,
-    last_seen: Instant,
+    /// Unix milliseconds.
+    created: i64,
+    last_seen: i64,
 }
 
 /// Bound on live sessions; the oldest are dropped past it.
 const MAX_SESSIONS: usize = 10_000;
+/// How long a shared session record is kept at most (the org's lifetimes decide earlier ends).
+const SHARED_KEEP_HOURS: i64 = 24 * 7;
+/// A shared session's idle timer is written back at most this often (milliseconds), not on every request.
+const SHARED_TOUCH_EVERY_MS: i64 = 30_000;
 
-/// The session table.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The session table: in memory on one node; in the store's short-lived state when the store is shared by
+/// several nodes, so a session begun on one node goes on on another and ends everywhere at once.
 #[derive(Default)]
 pub struct Sessions {
     inner: Mutex<HashMap<String, Session>>,
+    shared: Option<(String, Arc<dyn Store>)>,
 }
 
 impl Sessions {
+    /// The `space` sessions of a directory (distinct names for distinct cookies: `console`, `portal`, …).
+    pub fn for_directory(space: &str, dir: &Directory) -> Self {
+        let store = dir.store();
+        Sessions {
+            inner: Mutex::default(),
+            shared: store
+                .is_shared()
+                .then(|| (format!("sessions:{space}"), Arc::clone(store))),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Session> {
+        match &self.shared {
+            Some((space, store)) => store
+                .ephemeral_get(space, key)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+            None => self
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(key)
+                .cloned(),
+        }
+    }
+
+    fn put(&self, key: String, session: Session) {
+        match &self.shared {
+            Some((space, store)) => {
+                let expires = chrono::DateTime::from_timestamp_millis(session.created)
+                    .unwrap_or_else(chrono::Utc::now)
+                    + chrono::Duration::hours(SHARED_KEEP_HOURS);
+                let bytes = serde_json::to_vec(&session).unwrap_or_default();
+                if let Err(e) = store.ephemeral_put(space, &key, &bytes, expires, false) {
+                    tracing::error!(error = %e, "a session could not be stored");
+                }
+            }
+            None => {
+                let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= MAX_SESSIONS && !map.contains_key(&key) {
+                    if let Some(oldest) = map
+                        .iter()
+                        .min_by_key(|(_, s)| s.created)
+                        .map(|(k, _)| k.clone())
+                    {
+                        map.remove(&oldest);
+                    }
+                }
+                map.insert(key, session);
+            }
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        match &self.shared {
+            Some((space, store)) => {
+                if let Err(e) = store.ephemeral_delete(space, key) {
+                    tracing::error!(error = %e, "a session could not be ended in the store");
+                }
+            }
+            None => {
+                self.inner
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(key);
+            }
+        }
+    }
+
     /// Start a user's session, remembering their `auth_revision` (see [`Sessions::touch_user`]).
     pub fn create_with_revision(&self, admin: Id, revision: u64) -> String {
         let token = data_encoding::BASE64URL_NOPAD.encode(&random_bytes(32));
-        let now = Instant::now();
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.created)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(
+        let now = now_ms();
+        self.put(
             sha256_hex(token.as_bytes()),
             Session {
                 admin,
@@ -56,25 +132,29 @@ impl Sessions {
         token
     }
 
-    /// The admin of a live session, refreshing its idle timer.
+    /// The owner of a live session, refreshing its idle timer.
     pub fn touch(&self, token: &str, dir: &Directory) -> Option<Id> {
+        self.touch_session(token, dir).map(|s| s.admin)
+    }
+
+    fn touch_session(&self, token: &str, dir: &Directory) -> Option<Session> {
         let (idle, absolute) = dir.org().map_or((30, 720), |o| {
             (o.session_idle_minutes, o.session_absolute_minutes)
         });
         let key = sha256_hex(token.as_bytes());
-        let now = Instant::now();
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let alive = map.get(&key).is_some_and(|s| {
-            now.duration_since(s.last_seen) < Duration::from_secs(u64::from(idle) * 60)
-                && now.duration_since(s.created) < Duration::from_secs(u64::from(absolute) * 60)
-        });
+        let now = now_ms();
+        let mut s = self.get(&key)?;
+        let alive = now - s.last_seen < i64::from(idle) * 60_000
+            && now - s.created < i64::from(absolute) * 60_000;
         if !alive {
-            map.remove(&key);
+            self.remove(&key);
             return None;
         }
-        let s = map.get_mut(&key)?;
-        s.last_seen = now;
-        Some(s.admin.clone())
+        if self.shared.is_none() || now - s.last_seen >= SHARED_TOUCH_EVERY_MS {
+            s.last_seen = now;
+            self.put(key, s.clone());
+        }
+        Some(s)
     }
 
     /// The admin of a live console session that the core still accepts (the admin exists, is not locked, and
@@ -96,13 +176,9 @@ impl Sessions {
         dir: &Directory,
         valid: impl Fn(&Id, u64) -> bool,
     ) -> Option<Id> {
-        let owner = self.touch(token, dir)?;
-        let revision = {
-            let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&sha256_hex(token.as_bytes()))?.revision
-        };
-        if valid(&owner, revision) {
-            Some(owner)
+        let s = self.touch_session(token, dir)?;
+        if valid(&s.admin, s.revision) {
+            Some(s.admin)
         } else {
             self.end(token);
             None
@@ -111,17 +187,16 @@ impl Sessions {
 
     /// Carry a user session over the user's own password change.
     pub fn set_revision(&self, token: &str, revision: u64) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = map.get_mut(&sha256_hex(token.as_bytes())) {
+        let key = sha256_hex(token.as_bytes());
+        if let Some(mut s) = self.get(&key) {
             s.revision = revision;
+            self.put(key, s);
         }
     }
 
     /// The session's CSRF token.
     pub fn csrf(&self, token: &str) -> Option<String> {
-        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&sha256_hex(token.as_bytes()))
-            .map(|s| s.csrf.clone())
+        self.get(&sha256_hex(token.as_bytes())).map(|s| s.csrf)
     }
 
     /// Whether a form's CSRF field is the session's (constant time).
@@ -132,7 +207,6 @@ impl Sessions {
 
     /// End a session.
     pub fn end(&self, token: &str) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&sha256_hex(token.as_bytes()));
+        self.remove(&sha256_hex(token.as_bytes()));
     }
 }

@@ -533,7 +533,7 @@ impl Directory {
     }
 
     /// The store, for short-lived shared state.
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 

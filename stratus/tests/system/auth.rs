@@ -143,6 +143,20 @@ async fn totp_code_is_accepted_once_and_refused_on_replay() {
         .iter()
         .any(|e| e["reason"] == "wrong or reused verification code"));
     assert!(!s.events("totp_enrol_confirm", "jack").await.is_empty());
+
+    // The guard is in the store: a restart does not make the code good again.
+    let (clean, dir, tmp) = s.terminate().await;
+    assert!(clean);
+    let s = Server::start_in(&dir, Default::default()).await;
+    let (st, replay) = s
+        .portal_login("jack", "Right-Password-1", Some(&code))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "replayed after a restart: {replay}"
+    );
+    drop(tmp);
 }
 
 #[tokio::test]

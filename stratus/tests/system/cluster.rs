@@ -340,3 +340,94 @@ async fn concurrent_writers_on_two_nodes_break_no_uniqueness_and_lose_nothing() 
     let (_, g) = b.get(&format!("/groups/{group}")).await;
     assert_eq!(g["member_count"].as_u64(), Some(rounds as u64), "{g}");
 }
+
+/// Portal sign-in over a node's own client; returns the status and the session cookie.
+async fn portal_login(s: &Server, user: &str, pw: &str, otp: &str) -> (StatusCode, Option<String>) {
+    let r = s
+        .http
+        .post(format!("{}/portal/api/login", s.url))
+        .json(&json!({"username": user, "password": pw, "otp": otp}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string);
+    (r.status(), cookie)
+}
+
+async fn portal_me(s: &Server, cookie: &str) -> StatusCode {
+    s.http
+        .get(format!("{}/portal/api/me", s.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn sessions_and_used_codes_are_the_same_on_every_node() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    let b = node(&pg, &b_dir).await;
+    let id = a.user("tess", Some("Node-Password-3")).await;
+    let secret = a.enrol_totp(&id).await;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let (_, u) = b.get(&format!("/users/{id}")).await;
+        if u["mfa"]["totp"] == "active" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node B did not see the enrolment: {u}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let code = crate::harness::oathtool(&secret, 0);
+    let (st, cookie) = portal_login(&a, "tess", "Node-Password-3", &code).await;
+    assert_eq!(st, StatusCode::OK);
+    let cookie = cookie.expect("a session cookie");
+    // The code used on A is refused on B.
+    let (st, _) = portal_login(&b, "tess", "Node-Password-3", &code).await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "a code is accepted once in the whole cluster"
+    );
+    // The session begun on A goes on on B, and a logout on B ends it on A.
+    assert_eq!(portal_me(&b, &cookie).await, StatusCode::OK);
+    let r = b
+        .http
+        .post(format!("{}/portal/api/logout", b.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(portal_me(&a, &cookie).await, StatusCode::UNAUTHORIZED);
+    // A revocation on one node ends a session on the other: a new session on A, the user suspended on B.
+    let code = crate::harness::oathtool(&secret, 30);
+    let (st, cookie) = portal_login(&a, "tess", "Node-Password-3", &code).await;
+    assert_eq!(st, StatusCode::OK);
+    let cookie = cookie.unwrap();
+    assert_eq!(
+        b.patch(&format!("/users/{id}"), json!({"state": "suspended"}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while portal_me(&a, &cookie).await == StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "the suspension did not end the session on A"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
