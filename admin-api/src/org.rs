@@ -30,6 +30,42 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_sp_metadata))
         .routes(routes!(get_policy, put_policy))
         .routes(routes!(get_org, patch_org))
+        .routes(routes!(backup))
+}
+
+/// An online backup of the whole directory as a redb file (`stratus backup FILE`; `stratus restore` brings it
+/// back). Writes go on while it is made. The checksum of its records is in `X-Stratus-Checksum`.
+#[utoipa::path(post, path = "/backup", tag = "settings",
+    responses((status = 200, description = "the backup, a redb store file", content_type = "application/octet-stream"),
+              (status = 403, body = ErrorBody)))]
+async fn backup(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let tmp = tempfile::tempdir().map_err(|e| DirectoryError::Internal(e.to_string()))?;
+    let path = tmp.path().join("backup.redb");
+    let report = s.dir.backup_to(&actor, path.clone()).await?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| DirectoryError::Internal(e.to_string()))?;
+    // The directory can go as soon as the file is open: the open handle keeps the data readable.
+    drop(tmp);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_string(),
+            ),
+            (
+                axum::http::header::HeaderName::from_static("x-stratus-checksum"),
+                report.checksum,
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 #[utoipa::path(post, path = "/radius-servers", tag = "radius", request_body = NewRadiusServer,

@@ -45,6 +45,12 @@ pub enum Admin {
         #[arg(long, default_value = "import-results.csv")]
         results: PathBuf,
     },
+    /// Make an online backup of the running directory (a redb file; writes go on meanwhile). `stratus restore`
+    /// brings it back.
+    Backup {
+        /// Where to write the backup.
+        file: PathBuf,
+    },
     /// Manage RADIUS server profiles (the NAS clients: access points, VPNs, switches).
     #[command(subcommand)]
     Radius(Radius),
@@ -508,6 +514,7 @@ pub async fn run(conn: &Connection, cmd: Admin) -> Result<(), CliError> {
             }
             (path, None) => import(&c, &PathBuf::from(path), &results).await,
         },
+        Admin::Backup { file } => backup(&c, &file).await,
         Admin::Radius(r) => radius(&c, r).await,
         Admin::Apps(a) => apps(&c, conn, a).await,
         Admin::Events(e) => events(&c, e).await,
@@ -1008,6 +1015,54 @@ async fn import(c: &Client, file: &PathBuf, results: &PathBuf) -> Result<(), Cli
     println!(
         "imported {imported}, failed {failed}; results in {}",
         results.display()
+    );
+    Ok(())
+}
+
+async fn backup(c: &Client, file: &PathBuf) -> Result<(), CliError> {
+    use tokio::io::AsyncWriteExt;
+    let resp = c
+        .http
+        .post(format!("{}/backup", c.base))
+        .bearer_auth(&c.key)
+        .send()
+        .await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        return Err(CliError::Api {
+            status,
+            message: v["error"]["message"]
+                .as_str()
+                .unwrap_or("backup failed")
+                .to_string(),
+        });
+    }
+    let checksum = resp
+        .headers()
+        .get("x-stratus-checksum")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let io = |source| CliError::Io {
+        path: file.display().to_string(),
+        source,
+    };
+    // Written beside the target and renamed at the end, so a failed download leaves no half file behind.
+    let partial = file.with_extension("partial");
+    let mut out = tokio::fs::File::create(&partial).await.map_err(io)?;
+    let mut resp = resp;
+    let mut size = 0usize;
+    while let Some(chunk) = resp.chunk().await? {
+        size += chunk.len();
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    out.sync_all().await.map_err(io)?;
+    drop(out);
+    tokio::fs::rename(&partial, file).await.map_err(io)?;
+    println!(
+        "backup written to {} ({size} bytes, records checksum {checksum})",
+        file.display()
     );
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! monotonically increasing change sequence and a schema version. Every [`WriteBatch`] is one transaction:
 //! its records, its events and the sequence bump land together or not at all.
 
+pub mod copy;
 pub mod postgres;
 pub mod redb_store;
 

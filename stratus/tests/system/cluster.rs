@@ -431,3 +431,191 @@ async fn sessions_and_used_codes_are_the_same_on_every_node() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+fn stratus(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run stratus");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn checksum_of(printed: &str) -> String {
+    printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("checksum "))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn online_backup_under_writes_restore_and_copies_between_redb_and_postgresql() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_in(&data, Start::default()).await;
+    let user = s.user("bea", Some("Backup-Password-1")).await;
+    let (st, g) = s.post("/groups", json!({"name": "staff"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let group = g["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.put(&format!("/groups/{group}/members/{user}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.put(&format!("/groups/{group}/bindings/ldap"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+
+    // Writes go on (a bounded loop) while the backup is made.
+    let (http, url) = (s.http.clone(), s.url.clone());
+    let writer = tokio::spawn(async move {
+        let mut made = 0;
+        for i in 0..60 {
+            let r = http
+                .post(format!("{url}/api/v1/users"))
+                .bearer_auth(crate::harness::API_KEY)
+                .json(&json!({"username": format!("w{i}"), "email": format!("w{i}@example.com")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            made += 1;
+        }
+        made
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let backup = tmp.path().join("backup.redb");
+    let env = [
+        ("STRATUS_URL", s.url.as_str()),
+        ("STRATUS_API_KEY", crate::harness::API_KEY),
+    ];
+    let ca = s.dir.join("certs/ca.pem");
+    let mut env = env.to_vec();
+    env.push(("STRATUS_CA_CERT", ca.to_str().unwrap()));
+    let (ok, printed) = stratus(&["backup", backup.to_str().unwrap()], &env);
+    assert!(ok, "{printed}");
+    assert_eq!(
+        writer.await.unwrap(),
+        60,
+        "every write during the backup was answered"
+    );
+    let (_, page) = s.get("/users?limit=1").await;
+    let total_after = page["total"].as_u64().unwrap();
+    let master_key = std::fs::read_to_string(data.join("master.key")).unwrap();
+    let (clean, _, _) = s.terminate().await;
+    assert!(clean);
+
+    // Restore into a fresh data directory: the users the backup saw, and bea signs in with her password.
+    let restored = tmp.path().join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::write(restored.join("master.key"), &master_key).unwrap();
+    let (ok, printed) = stratus(
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{printed}");
+    let backup_sum = checksum_of(&printed);
+    assert_eq!(backup_sum.len(), 64, "{printed}");
+    // Restoring over an existing store needs --force.
+    let (ok, printed) = stratus(
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok && printed.contains("--force"), "{printed}");
+    let r = Server::start_in(&restored, Start::default()).await;
+    let (_, page) = r.get("/users?limit=1").await;
+    let restored_total = page["total"].as_u64().unwrap();
+    assert!(
+        (2..=total_after).contains(&restored_total),
+        "{restored_total} of {total_after}"
+    );
+    let (_, org) = r.get("/settings/org").await;
+    let suffix = org["ldap_suffix"].as_str().unwrap().to_string();
+    assert_eq!(
+        crate::identity::whoami(&r, &suffix, "bea", "Backup-Password-1").0,
+        Some(0)
+    );
+    let (clean, _, _) = r.terminate().await;
+    assert!(clean);
+
+    // redb → PostgreSQL → redb: the same records, the same checksum, and a node on PostgreSQL serves them.
+    let pg = Postgres::start();
+    let redb = restored.join("stratus.redb");
+    let (ok, to_pg) = stratus(
+        &[
+            "store",
+            "copy",
+            "--from",
+            redb.to_str().unwrap(),
+            "--to",
+            &pg.url(),
+        ],
+        &[],
+    );
+    assert!(ok, "{to_pg}");
+    assert_eq!(checksum_of(&to_pg), backup_sum);
+    let back = tmp.path().join("back.redb");
+    let (ok, to_redb) = stratus(
+        &[
+            "store",
+            "copy",
+            "--from",
+            &pg.url(),
+            "--to",
+            back.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{to_redb}");
+    assert_eq!(checksum_of(&to_redb), backup_sum);
+    // Copying into a store that holds a directory is refused.
+    let (ok, printed) = stratus(
+        &[
+            "store",
+            "copy",
+            "--from",
+            redb.to_str().unwrap(),
+            "--to",
+            &pg.url(),
+        ],
+        &[],
+    );
+    assert!(!ok && printed.contains("empty"), "{printed}");
+    let node_dir = tmp.path().join("pg-node");
+    let n = Server::start_in(
+        &node_dir,
+        Start {
+            env: vec![
+                ("STRATUS_STORE".into(), pg.url()),
+                ("STRATUS_MASTER_KEY".into(), master_key.trim().to_string()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        crate::identity::whoami(&n, &suffix, "bea", "Backup-Password-1").0,
+        Some(0)
+    );
+    let (_, page) = n.get("/users?limit=1").await;
+    assert_eq!(page["total"].as_u64(), Some(restored_total));
+}
