@@ -99,6 +99,14 @@ impl From<DirectoryError> for ApiError {
                 "precondition_failed",
                 e.to_string(),
             ),
+            DirectoryError::Unavailable(_) => {
+                tracing::warn!(error = %e, "a change was refused: the store does not answer");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    e.to_string(),
+                )
+            }
             DirectoryError::Store(_) | DirectoryError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 ApiError::new(

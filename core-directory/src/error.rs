@@ -38,6 +38,10 @@ pub enum DirectoryError {
     /// The acting admin's role does not allow this.
     #[error("your role does not allow {0}")]
     Forbidden(&'static str),
+    /// The store does not answer (a shared database that is down or unreachable): reads go on from the
+    /// snapshot, changes are refused until it returns.
+    #[error("the directory cannot be changed right now: its store does not answer ({0}); reads go on, try the change again later")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

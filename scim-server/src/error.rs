@@ -57,6 +57,10 @@ impl From<DirectoryError> for ScimError {
             DirectoryError::PreconditionFailed { .. } => {
                 ScimError::new(StatusCode::PRECONDITION_FAILED, None, e.to_string())
             }
+            DirectoryError::Unavailable(_) => {
+                tracing::warn!(error = %e, "a SCIM change was refused: the store does not answer");
+                ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
+            }
             DirectoryError::Store(_) | DirectoryError::Internal(_) => {
                 tracing::error!(error = %e, "SCIM request failed inside the directory");
                 ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error")

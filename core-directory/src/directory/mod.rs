@@ -672,7 +672,10 @@ pub(crate) fn validate_new_identity(
     ))
 }
 
-/// A store failure as the caller sees it: the directory cannot write now.
+/// A store failure as the caller sees it: a backend that does not answer means the directory cannot write now.
 fn unavailable(e: crate::store::StoreError) -> DirectoryError {
-    DirectoryError::from(e)
+    match e {
+        crate::store::StoreError::Backend(m) => DirectoryError::Unavailable(m),
+        other => DirectoryError::from(other),
+    }
 }

@@ -91,8 +91,10 @@ impl PgStore {
         let pool = Pool::builder(manager)
             .max_size(16)
             .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(std::time::Duration::from_secs(10)))
-            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            // A database that does not answer must fail a write within seconds, not hang it.
+            .wait_timeout(Some(std::time::Duration::from_secs(3)))
+            .create_timeout(Some(std::time::Duration::from_secs(2)))
+            .recycle_timeout(Some(std::time::Duration::from_secs(2)))
             .build()
             .map_err(backend)?;
         let (tx, signal) = tokio::sync::watch::channel(0u64);

@@ -15,7 +15,7 @@ const MASTER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aa
 /// A PostgreSQL server for one test, stopped (and its files removed) when dropped.
 pub struct Postgres {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub port: u16,
 }
 
@@ -72,37 +72,12 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
-        let child = pg_command("postgres")
-            .args([
-                "-D",
-                data.to_str().unwrap(),
-                "-p",
-                &port.to_string(),
-                "-h",
-                "127.0.0.1",
-            ])
-            .args(["-k", dir.path().to_str().unwrap(), "-c", "fsync=off"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres starts");
-        let pg = Postgres {
-            child,
-            _dir: dir,
+        let mut pg = Postgres {
+            child: Command::new("true").spawn().expect("a placeholder process"),
+            dir,
             port,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = pg_command("pg_isready")
-                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ready {
-                break;
-            }
-            assert!(Instant::now() < deadline, "PostgreSQL did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        pg.run();
         let out = pg_command("createdb")
             .args([
                 "-h",
@@ -123,6 +98,64 @@ impl Postgres {
         pg
     }
 
+    /// Start the server on the cluster and wait until it answers.
+    fn run(&mut self) {
+        let _ = self.child.wait();
+        let data = self.dir.path().join("data");
+        self.child = pg_command("postgres")
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-p",
+                &self.port.to_string(),
+                "-h",
+                "127.0.0.1",
+            ])
+            .args(["-k", self.dir.path().to_str().unwrap(), "-c", "fsync=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = pg_command("pg_isready")
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stop the server (fast shutdown: open connections are cut), keeping the cluster.
+    pub fn stop(&mut self) {
+        // `pg_ctl` signals the postmaster itself: the child we hold may be the `runuser` around it.
+        let data = self.dir.path().join("data");
+        let _ = pg_command("pg_ctl")
+            .args([
+                "stop",
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "30",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Start the stopped server again on the same port.
+    pub fn restart(&mut self) {
+        self.run();
+    }
+
     pub fn url(&self) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{}/stratus?sslmode=disable",
@@ -133,8 +166,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -618,4 +650,163 @@ async fn online_backup_under_writes_restore_and_copies_between_redb_and_postgres
     );
     let (_, page) = n.get("/users?limit=1").await;
     assert_eq!(page["total"].as_u64(), Some(restored_total));
+}
+
+async fn ready(s: &Server) -> StatusCode {
+    s.http
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .map(|r| r.status())
+        .unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// Poll an async condition until it holds or `limit` passes.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn nodes_ride_out_a_database_outage_and_a_killed_node_loses_no_answered_write() {
+    let mut pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    let b = node(&pg, &b_dir).await;
+    let user = a.user("ola", Some("Node-Password-4")).await;
+    let (st, g) = a.post("/groups", json!({"name": "staff"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let group = g["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        a.put(&format!("/groups/{group}/members/{user}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        a.put(&format!("/groups/{group}/bindings/ldap"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, org) = a.get("/settings/org").await;
+    let suffix = org["ldap_suffix"].as_str().unwrap().to_string();
+    let bind = |s: &Server| crate::identity::whoami(s, &suffix, "ola", "Node-Password-4").0;
+    assert!(within(Duration::from_secs(1), || bind(&b) == Some(0))
+        .await
+        .is_some());
+
+    // The database goes away: reads go on from each node's snapshot, writes are refused with a clear error.
+    pg.stop();
+    assert_eq!(bind(&a), Some(0));
+    assert_eq!(bind(&b), Some(0));
+    let (st, e) = a
+        .post(
+            "/users",
+            json!({"username": "during", "email": "during@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("store_unavailable")),
+        "{e}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            ready(&a).await == StatusCode::SERVICE_UNAVAILABLE
+        })
+        .await
+    );
+
+    // It returns: writes work again and reach the other node; both are ready.
+    pg.restart();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            a.post(
+                "/users",
+                json!({"username": "after", "email": "after@example.com"}),
+            )
+            .await
+            .0 == StatusCode::CREATED
+        })
+        .await,
+        "writes did not resume"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            b.get("/users?search=after").await.1["total"] == 1
+        })
+        .await
+    );
+    for s in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                ready(s).await == StatusCode::OK
+            })
+            .await
+        );
+    }
+
+    // kill -9 node A in the middle of writes: every write A answered is on B.
+    let (http, url) = (a.http.clone(), a.url.clone());
+    let writer = tokio::spawn(async move {
+        let mut answered = Vec::new();
+        for i in 0..200 {
+            let r = http
+                .post(format!("{url}/api/v1/users"))
+                .bearer_auth(crate::harness::API_KEY)
+                .json(&json!({"username": format!("k{i}"), "email": format!("k{i}@example.com")}))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status() == StatusCode::CREATED => answered.push(format!("k{i}")),
+                _ => break,
+            }
+        }
+        answered
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.kill9();
+    let answered = writer.await.unwrap();
+    assert!(
+        !answered.is_empty() && answered.len() < 200,
+        "the kill came during the writes: {}",
+        answered.len()
+    );
+    let expected = answered.len() as u64;
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            b.get("/users?search=k&limit=1000").await.1["users"]
+                .as_array()
+                .map_or(0, |u| {
+                    u.iter()
+                        .filter(|u| answered.iter().any(|n| u["username"] == n.as_str()))
+                        .count()
+                }) as u64
+                == expected
+        })
+        .await,
+        "an answered write is missing on node B"
+    );
+    // B keeps serving and writing.
+    assert_eq!(bind(&b), Some(0));
+    assert_eq!(
+        b.post(
+            "/users",
+            json!({"username": "still", "email": "still@example.com"})
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
 }
