@@ -170,7 +170,7 @@ impl AuthGrant {
 
 /// The password step succeeded; a TOTP code is needed to finish. Listeners keep this (e.g. behind a RADIUS
 /// State) and pass it to [`Directory::complete_mfa`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MfaChallenge {
     pub user_id: Id,
     pub username: String,

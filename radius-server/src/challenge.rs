@@ -1,12 +1,15 @@
 //! Pending MFA challenges: the State of an Access-Challenge (RFC 2865 §4.4, §5.24) names one half-finished
 //! login. A State is 16 random octets, single-use, bound to the user, the NAS profile and the NAS address that
-//! received it, and lives for the challenge timeout. The table is bounded; when it is full of live challenges a
-//! new login is refused rather than an old one forgotten.
+//! received it, and lives for the challenge timeout. On one node the table is in memory and bounded; when it is
+//! full of live challenges a new login is refused rather than an old one forgotten. On a store shared by
+//! several nodes it is the store's short-lived state, so a NAS may send the answer to any node behind its load
+//! balancer, and exactly one node takes a State.
 
+use core_directory::store::Store;
 use core_directory::{Id, MfaChallenge};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Why a State did not lead to a pending login.
@@ -38,11 +41,22 @@ struct Pending {
     expires: Instant,
 }
 
+/// A pending challenge as the shared store keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedPending {
+    challenge: MfaChallenge,
+    profile: Id,
+    nas: IpAddr,
+}
+
+const SPACE: &str = "radius-challenge";
+
 /// The table of pending challenges.
 pub struct Challenges {
     timeout: Duration,
     max: usize,
     pending: Mutex<HashMap<[u8; 16], Pending>>,
+    shared: Option<Arc<dyn Store>>,
 }
 
 impl Challenges {
@@ -51,7 +65,14 @@ impl Challenges {
             timeout,
             max,
             pending: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Keep the challenges in `store`'s short-lived state (for a store shared by several nodes).
+    pub fn shared(mut self, store: Arc<dyn Store>) -> Self {
+        self.shared = Some(store);
+        self
     }
 
     pub fn timeout(&self) -> Duration {
@@ -62,6 +83,25 @@ impl Challenges {
     pub fn issue(&self, challenge: MfaChallenge, profile: &Id, nas: IpAddr) -> Option<[u8; 16]> {
         let mut state = [0u8; 16];
         aws_lc_rs::rand::fill(&mut state).ok()?;
+        if let Some(store) = &self.shared {
+            let record = SharedPending {
+                challenge,
+                profile: profile.clone(),
+                nas,
+            };
+            let bytes = serde_json::to_vec(&record).ok()?;
+            let expires = chrono::Utc::now()
+                + chrono::Duration::from_std(self.timeout).unwrap_or(chrono::Duration::seconds(60));
+            let key = data_encoding::HEXLOWER.encode(&state);
+            return match store.ephemeral_put(SPACE, &key, &bytes, expires, true) {
+                Ok(true) => Some(state),
+                Ok(false) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "a RADIUS challenge could not be stored");
+                    None
+                }
+            };
+        }
         let now = Instant::now();
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if p.len() >= self.max {
@@ -91,6 +131,22 @@ impl Challenges {
         username: &str,
     ) -> Result<MfaChallenge, StateError> {
         let key: [u8; 16] = state.try_into().map_err(|_| StateError::Unknown)?;
+        if let Some(store) = &self.shared {
+            // Expired entries are not returned: an expired State reads as unknown here.
+            let found: SharedPending = store
+                .ephemeral_take(SPACE, &data_encoding::HEXLOWER.encode(&key))
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or(StateError::Unknown)?;
+            if &found.profile != profile || found.nas != nas {
+                return Err(StateError::WrongClient);
+            }
+            if !found.challenge.username.eq_ignore_ascii_case(username) {
+                return Err(StateError::WrongUser);
+            }
+            return Ok(found.challenge);
+        }
         let found = self
             .pending
             .lock()

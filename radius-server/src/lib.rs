@@ -135,12 +135,16 @@ pub async fn serve(
     radsec: Option<radsec::RadSec>,
     shutdown: watch::Receiver<bool>,
 ) {
+    let mut challenges = Challenges::new(settings.challenge_timeout, settings.max_challenges);
+    if dir.store().is_shared() {
+        challenges = challenges.shared(Arc::clone(dir.store()));
+    }
     let shared = Arc::new(Shared {
         dir,
         dict: Dictionary::standard(),
         clients: Clients::default(),
         duplicates: Duplicates::new(settings.duplicate_window, 200_000),
-        challenges: Challenges::new(settings.challenge_timeout, settings.max_challenges),
+        challenges,
         eap,
         conversations: eap::Conversations::new(settings.max_conversations),
         notices: Notices::default(),

@@ -10,7 +10,8 @@
 //!   deleted;
 //! - with `group_push`, each bound group with its provisioned members, and a `DELETE` when it is unbound.
 //!
-//! A delivery that fails is retried by the outbox's backoff; a restart resumes from the store.
+//! A delivery that fails is retried by the outbox's backoff; a restart resumes from the store. With several
+//! nodes on one store, each delivery attempt is leased in the store, so exactly one node makes it.
 
 use crate::resource::{self, ENTERPRISE, USER};
 use core_directory::directory::Delivery;
@@ -270,7 +271,33 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// How long a node holds the right to make one delivery attempt (on a store shared by several nodes).
+const LEASE_SECONDS: i64 = 120;
+
+/// On a shared store: whether this node may make this attempt of this item. The lease is taken in the store
+/// (insert-if-absent), so of several nodes exactly one delivers each attempt; it is never handed back, but
+/// expires, so a node that dies mid-delivery is replaced by another after [`LEASE_SECONDS`], and the next attempt
+/// (after a failure) has a lease of its own.
+fn lease(dir: &Directory, item: &OutboxItem) -> bool {
+    let store = dir.store();
+    if !store.is_shared() {
+        return true;
+    }
+    let until = chrono::Utc::now() + chrono::Duration::seconds(LEASE_SECONDS);
+    let key = format!("{}:{}", item.id, item.attempts);
+    match store.ephemeral_put("scim-delivery", &key, b"", until, true) {
+        Ok(taken) => taken,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SCIM delivery lease: the store does not answer");
+            false
+        }
+    }
+}
+
 async fn deliver(dir: &Directory, http: &reqwest::Client, item: &OutboxItem) {
+    if !lease(dir, item) {
+        return;
+    }
     let snap = dir.snapshot();
     let username = snap.user(&item.subject).map(|u| u.username.clone());
     let Some(app) = snap.apps.get(&item.app).cloned() else {

@@ -191,6 +191,9 @@ pub trait Store: Send + Sync + 'static {
     /// An unexpired entry.
     fn ephemeral_get(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn ephemeral_delete(&self, space: &str, key: &str) -> Result<(), StoreError>;
+    /// Remove an entry and return it if it was unexpired, atomically: of several nodes taking the same entry,
+    /// exactly one gets it.
+    fn ephemeral_take(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Drop expired entries; returns how many went.
     fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 

@@ -596,6 +596,21 @@ impl Store for PgStore {
         })
     }
 
+    fn ephemeral_take(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.block(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            let row = client
+                .query_opt(
+                    "DELETE FROM stratus_ephemeral WHERE space = $1 AND key = $2
+                     RETURNING value, expires_at > now()",
+                    &[&space, &key],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(row.and_then(|r| r.get::<_, bool>(1).then(|| r.get(0))))
+        })
+    }
+
     fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.block(async {
             let client = self.pool.get().await.map_err(backend)?;

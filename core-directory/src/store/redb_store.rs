@@ -329,6 +329,24 @@ impl Store for RedbStore {
         txn.commit().map_err(backend)
     }
 
+    fn ephemeral_take(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = Utc::now().timestamp_millis();
+        let txn = self.db.begin_write().map_err(backend)?;
+        let found = {
+            let mut t = txn.open_table(EPHEMERAL).map_err(backend)?;
+            let removed = t
+                .remove(ephemeral_key(space, key).as_str())
+                .map_err(backend)?;
+            removed.and_then(|v| {
+                ephemeral_parts(v.value())
+                    .filter(|(exp, _)| *exp > now)
+                    .map(|(_, value)| value.to_vec())
+            })
+        };
+        txn.commit().map_err(backend)?;
+        Ok(found)
+    }
+
     fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let now = now.timestamp_millis();
         let txn = self.db.begin_write().map_err(backend)?;

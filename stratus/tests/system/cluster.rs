@@ -810,3 +810,62 @@ async fn nodes_ride_out_a_database_outage_and_a_killed_node_loses_no_answered_wr
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn a_radius_challenge_is_answered_on_the_other_node() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    let b = node(&pg, &b_dir).await;
+    let (st, p) = a
+        .post(
+            "/radius-servers",
+            json!({"name": "vpn", "networks": ["127.0.0.1/32"], "secret": crate::radius::SECRET, "mfa": "require_all"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let profile = p["id"].as_str().unwrap().to_string();
+    let id = a.user("ulla", Some("Node-Password-5")).await;
+    let secret = a.enrol_totp(&id).await;
+    crate::radius::group(
+        &a,
+        json!({"name": "vpn-users"}),
+        &[&id],
+        Some(&format!("radius:{profile}")),
+    )
+    .await;
+    let ask = |s: &Server, attrs: &str| {
+        crate::radius::radclient(
+            &s.radius,
+            "auth",
+            crate::radius::SECRET,
+            &format!("{attrs},Message-Authenticator=0x00"),
+        )
+        .1
+    };
+    // Node B has everything (TOTP included) before the test goes on.
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            ask(&b, "User-Name=ulla,User-Password=\"Node-Password-5\"").contains("Access-Challenge")
+        })
+        .await
+    );
+    let first = ask(&a, "User-Name=ulla,User-Password=\"Node-Password-5\"");
+    assert!(first.contains("Access-Challenge"), "{first}");
+    let state = first
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("State = 0x"))
+        .expect("a State in the challenge")
+        .trim()
+        .to_string();
+    let code = crate::harness::oathtool(&secret, 0);
+    let answer = format!("User-Name=ulla,User-Password=\"{code}\",State=0x{state}");
+    let second = ask(&b, &answer);
+    assert!(
+        second.contains("Access-Accept"),
+        "node B finishes the login node A began: {second}"
+    );
+    // A State is taken once in the whole cluster.
+    let again = ask(&a, &answer);
+    assert!(again.contains("Access-Reject"), "{again}");
+}
