@@ -122,6 +122,9 @@ pub struct State {
     sessions: Mutex<HashMap<String, IdpSession>>,
     logins: Mutex<HashMap<String, Login>>,
     seen: Mutex<HashMap<String, Instant>>,
+    /// A store shared by several nodes: the request ids seen are kept there, so a request replayed to another
+    /// node is refused too.
+    shared: Option<std::sync::Arc<dyn core_directory::store::Store>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -141,6 +144,12 @@ fn evict_oldest<V>(map: &mut HashMap<String, V>, max: usize, age: impl Fn(&V) ->
 }
 
 impl State {
+    /// Keep the request ids seen in `store` (for a store shared by several nodes).
+    pub fn shared(mut self, store: std::sync::Arc<dyn core_directory::store::Store>) -> Self {
+        self.shared = Some(store);
+        self
+    }
+
     /// Start an IdP session; returns the cookie token.
     pub fn create_session(&self, user: Id, revision: u64, mfa: bool) -> (String, IdpSession) {
         let t = token();
@@ -261,6 +270,17 @@ impl State {
     /// Record a request id; `false` when it was seen within `window` (a replay).
     pub fn first_sighting(&self, app: &Id, request_id: &str, window: Duration) -> bool {
         let key = format!("{app}/{request_id}");
+        if let Some(store) = &self.shared {
+            let until = Utc::now() + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(10));
+            return match store.ephemeral_put("saml-request-id", &key, b"", until, true) {
+                Ok(first) => first,
+                Err(e) => {
+                    // Without the shared record a replay cannot be told apart: refuse.
+                    tracing::warn!(error = %e, "the SAML request-id record is unreachable; the request is refused");
+                    false
+                }
+            };
+        }
         let now = Instant::now();
         let mut map = lock(&self.seen);
         if map.len() >= MAX_SEEN {

@@ -82,9 +82,13 @@ const MAX_SIGNERS: usize = 4_096;
 
 /// The IdP's routes, to be merged into the HTTPS listener.
 pub fn router(dir: Arc<Directory>, settings: Settings) -> Router {
+    let mut state = State::default();
+    if dir.store().is_shared() {
+        state = state.shared(Arc::clone(dir.store()));
+    }
     let idp = Idp {
         dir,
-        state: Arc::new(State::default()),
+        state: Arc::new(state),
         settings: Arc::new(settings),
         signers: Arc::default(),
     };
