@@ -36,6 +36,7 @@
 //! in process, and complete SP-initiated logins over HTTPS against the real `stratus` binary, with and without
 //! an existing IdP session (see [`saml`]).
 
+mod cluster;
 mod console;
 mod eap;
 mod ldap;
@@ -89,6 +90,8 @@ enum Command {
     Console(console::ConsoleArgs),
     /// Resident memory of the stratus binary before and after a password import and parallel binds, beside slapd.
     Memory(ldap::memory::MemoryArgs),
+    /// Two nodes on one PostgreSQL: propagation delay of a write, and write throughput against the embedded store.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(Args)]
@@ -275,6 +278,22 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench console: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Cluster(args) => {
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("stratus-bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(cluster::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench cluster: {e}");
                     ExitCode::FAILURE
                 }
             }

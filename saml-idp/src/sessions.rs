@@ -271,7 +271,8 @@ impl State {
     pub fn first_sighting(&self, app: &Id, request_id: &str, window: Duration) -> bool {
         let key = format!("{app}/{request_id}");
         if let Some(store) = &self.shared {
-            let until = Utc::now() + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(10));
+            let until = Utc::now()
+                + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(10));
             return match store.ephemeral_put("saml-request-id", &key, b"", until, true) {
                 Ok(first) => first,
                 Err(e) => {

@@ -18,7 +18,7 @@ pub(crate) mod dataset;
 mod load;
 pub(crate) mod memory;
 mod slapd;
-mod stratus;
+pub(crate) mod stratus;
 
 use crate::{format_duration, BoxError, Run, Stop, XorShift64};
 use clap::{Args, ValueEnum};

@@ -78,6 +78,21 @@ impl Stratus {
 
     /// Start `bin serve` on ephemeral loopback ports, LDAPS off, and wait for its HTTPS and LDAP listeners.
     pub fn start(bin: &Path) -> Result<Self, BoxError> {
+        Self::start_with(bin, &[], None)
+    }
+
+    /// The HTTPS base URL, the API key and a client that trusts the server's dev CA.
+    pub fn api(&self) -> (&str, &str, &reqwest::Client) {
+        (&self.api, &self.key, &self.http)
+    }
+
+    /// [`Stratus::start`] with extra `STRATUS_*` settings (such as a shared store) and, optionally, the API
+    /// key another node of the same directory bootstrapped.
+    pub fn start_with(
+        bin: &Path,
+        env: &[(&str, &str)],
+        api_key: Option<&str>,
+    ) -> Result<Self, BoxError> {
         if !bin.is_file() {
             return Err(format!(
                 "{} not found: build it with `cargo build --release -p stratus`, or pass --stratus-bin",
@@ -90,7 +105,10 @@ impl Stratus {
             .tempdir()?;
         let data = tmp.path().join("data");
         let log = tmp.path().join("stratus.log");
-        let key = random_key()?;
+        let key = match api_key {
+            Some(k) => k.to_string(),
+            None => random_key()?,
+        };
         let mut cmd = Command::new(bin);
         // Nothing from the caller's environment may point the server at real data, keys or listeners.
         for (name, _) in std::env::vars_os() {
@@ -110,6 +128,7 @@ impl Stratus {
             .env("STRATUS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("STRATUS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("STRATUS_LOG_LEVEL", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log)?));
