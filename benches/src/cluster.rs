@@ -218,6 +218,9 @@ pub async fn run(args: &ClusterArgs) -> Result<(), BoxError> {
     let env = [
         ("STRATUS_STORE", url.as_str()),
         ("STRATUS_MASTER_KEY", MASTER_KEY),
+        // Two nodes on one machine: RADIUS on ephemeral ports too.
+        ("STRATUS_RADIUS_ADDR", "127.0.0.1:0"),
+        ("STRATUS_RADIUS_ACCOUNTING_ADDR", "127.0.0.1:0"),
     ];
     let a = Stratus::start_with(&bin, &env, None)?;
     let key = a.api().1.to_string();

@@ -3,7 +3,8 @@
 use crate::harness::{Server, API_KEY};
 use std::process::Command;
 
-fn stratus(s: &Server, args: &[&str]) -> (bool, String, String) {
+/// Run the CLI against a server: (success, stdout, stderr).
+pub(crate) fn stratus(s: &Server, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
         .args(args)
         .env("STRATUS_URL", &s.url)

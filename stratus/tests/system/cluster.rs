@@ -491,21 +491,7 @@ async fn online_backup_under_writes_restore_and_copies_between_redb_and_postgres
     let data = tmp.path().join("data");
     let s = Server::start_in(&data, Start::default()).await;
     let user = s.user("bea", Some("Backup-Password-1")).await;
-    let (st, g) = s.post("/groups", json!({"name": "staff"})).await;
-    assert_eq!(st, StatusCode::CREATED);
-    let group = g["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        s.put(&format!("/groups/{group}/members/{user}"), None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        s.put(&format!("/groups/{group}/bindings/ldap"), None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    crate::radius::group(&s, json!({"name": "staff"}), &[&user], Some("ldap")).await;
 
     // Writes go on (a bounded loop) while the backup is made.
     let (http, url) = (s.http.clone(), s.url.clone());
@@ -684,21 +670,7 @@ async fn nodes_ride_out_a_database_outage_and_a_killed_node_loses_no_answered_wr
     let a = node(&pg, &a_dir).await;
     let b = node(&pg, &b_dir).await;
     let user = a.user("ola", Some("Node-Password-4")).await;
-    let (st, g) = a.post("/groups", json!({"name": "staff"})).await;
-    assert_eq!(st, StatusCode::CREATED);
-    let group = g["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        a.put(&format!("/groups/{group}/members/{user}"), None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        a.put(&format!("/groups/{group}/bindings/ldap"), None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    crate::radius::group(&a, json!({"name": "staff"}), &[&user], Some("ldap")).await;
     let (_, org) = a.get("/settings/org").await;
     let suffix = org["ldap_suffix"].as_str().unwrap().to_string();
     let bind = |s: &Server| crate::identity::whoami(s, &suffix, "ola", "Node-Password-4").0;

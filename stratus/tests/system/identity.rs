@@ -472,22 +472,18 @@ async fn an_openldap_dump_moves_in_with_its_password_hashes() {
     let file = tmp.path().join("dump.ldif");
     std::fs::write(&file, &dump).unwrap();
     let results = tmp.path().join("results.csv");
-    let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args([
+    let (ok, out, err) = crate::cli::stratus(
+        &s,
+        &[
             "import",
             "ldif",
             file.to_str().unwrap(),
             "--results",
             results.to_str().unwrap(),
-        ])
-        .env("STRATUS_URL", &s.url)
-        .env("STRATUS_API_KEY", crate::harness::API_KEY)
-        .env("STRATUS_CA_CERT", s.dir.join("certs/ca.pem"))
-        .output()
-        .unwrap();
-    let printed =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{printed}");
+        ],
+    );
+    let printed = out + &err;
+    assert!(ok, "{printed}");
     assert!(
         printed.contains("imported 3 users and 2 groups, failed 2"),
         "{printed}"
@@ -555,19 +551,15 @@ async fn an_openldap_dump_moves_in_with_its_password_hashes() {
     assert_eq!(ev[0]["details"]["from"], "ARGON2", "{ev:?}");
 
     // Importing the same dump again creates nothing twice.
-    let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args([
+    let (_, printed, _) = crate::cli::stratus(
+        &s,
+        &[
             "import",
             file.to_str().unwrap(),
             "--results",
             results.to_str().unwrap(),
-        ])
-        .env("STRATUS_URL", &s.url)
-        .env("STRATUS_API_KEY", crate::harness::API_KEY)
-        .env("STRATUS_CA_CERT", s.dir.join("certs/ca.pem"))
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        ],
+    );
     assert!(
         printed.contains("imported 0 users and 0 groups"),
         "{printed}"
