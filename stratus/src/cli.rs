@@ -940,6 +940,37 @@ fn records(body: &str) -> Vec<&str> {
     out
 }
 
+/// Send one piece of an import; the answer's JSON, or the API's refusal (the progress bar stops there).
+async fn post_piece(
+    c: &Client,
+    path: &str,
+    content_type: &str,
+    body: String,
+    bar: &ProgressBar,
+) -> Result<Value, CliError> {
+    let resp = c
+        .http
+        .post(format!("{}{path}", c.base))
+        .bearer_auth(&c.key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if !status.is_success() {
+        bar.abandon();
+        return Err(CliError::Api {
+            status,
+            message: v["error"]["message"]
+                .as_str()
+                .unwrap_or("import failed")
+                .to_string(),
+        });
+    }
+    Ok(v)
+}
+
 /// Rows sent per request, so the progress bar moves and no request is huge.
 const IMPORT_CHUNK: usize = 500;
 
@@ -964,26 +995,7 @@ async fn import(c: &Client, file: &PathBuf, results: &PathBuf) -> Result<(), Cli
     let (mut imported, mut failed) = (0u64, 0u64);
     for (n, chunk) in rows.chunks(IMPORT_CHUNK).enumerate() {
         let body = format!("{}{}", header, chunk.concat());
-        let resp = c
-            .http
-            .post(format!("{}/import/users", c.base))
-            .bearer_auth(&c.key)
-            .header("content-type", "text/csv")
-            .body(body)
-            .send()
-            .await?;
-        let status = resp.status();
-        let v: Value = resp.json().await?;
-        if !status.is_success() {
-            bar.abandon();
-            return Err(CliError::Api {
-                status,
-                message: v["error"]["message"]
-                    .as_str()
-                    .unwrap_or("import failed")
-                    .to_string(),
-            });
-        }
+        let v = post_piece(c, "/import/users", "text/csv", body, &bar).await?;
         let offset = n * IMPORT_CHUNK;
         for r in v["rows"].as_array().into_iter().flatten() {
             let line = r["line"].as_u64().unwrap_or(0) + offset as u64;
@@ -1121,26 +1133,9 @@ async fn import_ldif(c: &Client, file: &PathBuf, results: &PathBuf) -> Result<()
     for pass in passes {
         bar.set_message(pass);
         for (first_line, chunk) in &chunks {
-            let resp = c
-                .http
-                .post(format!("{}/import/ldif?pass={pass}", c.base))
-                .bearer_auth(&c.key)
-                .header("content-type", "text/plain; charset=utf-8")
-                .body(chunk.to_string())
-                .send()
-                .await?;
-            let status = resp.status();
-            let v: Value = resp.json().await?;
-            if !status.is_success() {
-                bar.abandon();
-                return Err(CliError::Api {
-                    status,
-                    message: v["error"]["message"]
-                        .as_str()
-                        .unwrap_or("import failed")
-                        .to_string(),
-                });
-            }
+            let path = format!("/import/ldif?pass={pass}");
+            let body = chunk.to_string();
+            let v = post_piece(c, &path, "text/plain; charset=utf-8", body, &bar).await?;
             for r in v["rows"].as_array().into_iter().flatten() {
                 let line = r["line"].as_u64().unwrap_or(0) + *first_line as u64 - 1;
                 let st = r["status"].as_str().unwrap_or("");
