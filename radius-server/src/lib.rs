@@ -356,6 +356,8 @@ fn admissible(client: &Client, req: &Packet, port: Port) -> Result<(), &'static 
                 || req.get(attr::EAP_MESSAGE).is_some()
                 || port == Port::RadSec
                 || !client.profile.allow_missing_message_authenticator
+                // The opt-in is for PAP from old NAS: every other method needs the attribute.
+                || req.get(attr::USER_PASSWORD).is_none()
             {
                 return Err("Access-Request without Message-Authenticator");
             }

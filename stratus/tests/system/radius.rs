@@ -852,6 +852,13 @@ async fn mschapv2_without_eap_accepts_with_the_authenticator_response_and_rfc307
         .await
         .1
         .starts_with("MS-CHAP v1 is not supported"));
+
+    // A profile that lets old NAS leave out Message-Authenticator does so for PAP only: an MS-CHAPv2 request
+    // without one gets no answer.
+    profile(&f, json!({"methods": ["pap", "mschapv2"], "mfa": "off", "allow_missing_message_authenticator": true})).await;
+    let without = ms_chap_v2_attrs("vera", PW).replace(",Message-Authenticator=0x00", "");
+    let (ok, out) = radclient(&f.s.radius, "auth", SECRET, &without);
+    assert!(!ok && !out.contains("Received Access-"), "{out}");
 }
 
 #[tokio::test]
