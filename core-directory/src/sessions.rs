@@ -105,6 +105,7 @@ impl Sessions {
                 if let Err(e) = store.ephemeral_delete(space, key) {
                     tracing::error!(error = %e, "a session could not be ended in the store");
                 }
+                let _ = store.ephemeral_delete(space, &format!("seen:{key}"));
             }
             None => {
                 self.inner
@@ -141,18 +142,42 @@ impl Sessions {
         let (idle, absolute) = dir.org().map_or((30, 720), |o| {
             (o.session_idle_minutes, o.session_absolute_minutes)
         });
+        let alive = |s: &Session, now: i64| {
+            now - s.last_seen < i64::from(idle) * 60_000
+                && now - s.created < i64::from(absolute) * 60_000
+        };
         let key = sha256_hex(token.as_bytes());
         let now = now_ms();
+        let Some((space, store)) = &self.shared else {
+            // One lock for the check and the refresh, so an ending in between cannot be undone by the refresh.
+            let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let s = map.get_mut(&key)?;
+            if !alive(s, now) {
+                map.remove(&key);
+                return None;
+            }
+            s.last_seen = now;
+            return Some(s.clone());
+        };
+        // Shared: the record itself is only written at sign-in (and by a revision change); the idle timer is a
+        // separate entry, so refreshing it can never bring back a session another node just ended.
         let mut s = self.get(&key)?;
-        let alive = now - s.last_seen < i64::from(idle) * 60_000
-            && now - s.created < i64::from(absolute) * 60_000;
-        if !alive {
+        let seen_key = format!("seen:{key}");
+        let seen = store
+            .ephemeral_get(space, &seen_key)
+            .ok()
+            .flatten()
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(i64::from_be_bytes);
+        s.last_seen = s.last_seen.max(seen.unwrap_or(0));
+        if !alive(&s, now) {
             self.remove(&key);
             return None;
         }
-        if self.shared.is_none() || now - s.last_seen >= SHARED_TOUCH_EVERY_MS {
+        if now - s.last_seen >= SHARED_TOUCH_EVERY_MS {
+            let until = chrono::Utc::now() + chrono::Duration::hours(SHARED_KEEP_HOURS);
+            let _ = store.ephemeral_put(space, &seen_key, &now.to_be_bytes(), until, false);
             s.last_seen = now;
-            self.put(key, s.clone());
         }
         Some(s)
     }
@@ -188,9 +213,25 @@ impl Sessions {
     /// Carry a user session over the user's own password change.
     pub fn set_revision(&self, token: &str, revision: u64) {
         let key = sha256_hex(token.as_bytes());
-        if let Some(mut s) = self.get(&key) {
-            s.revision = revision;
-            self.put(key, s);
+        match &self.shared {
+            None => {
+                let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(s) = map.get_mut(&key) {
+                    s.revision = revision;
+                }
+            }
+            Some((space, store)) => {
+                // Taken and put back, never read and rewritten: a session ended meanwhile stays ended.
+                let taken = store
+                    .ephemeral_take(space, &key)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| serde_json::from_slice::<Session>(&b).ok());
+                if let Some(mut s) = taken {
+                    s.revision = revision;
+                    self.put(key, s);
+                }
+            }
         }
     }
 
