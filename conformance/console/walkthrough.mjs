@@ -206,6 +206,16 @@ try {
   out.readonly_forged_text = (await forged.text()).match(/your role does not allow[^<]*/)?.[0] || "";
   const noCsrf = await ro.request.post(`${base}${action}`, { form: { do: "suspend" } });
   out.missing_csrf_status = noCsrf.status();
+  // An e-mail-shaped user name, as an IdP provisions it: kept as the sign-in name, the uid derived from it.
+  await page.goto(`${base}/console/users/new`);
+  await page.getByLabel("User name").fill("Jane.Doe@Example.com");
+  await page.getByLabel("E-mail").fill("jane.doe@example.com");
+  await page.getByLabel("First name").fill("Jane");
+  await page.getByLabel("Last name").fill("Doe");
+  await page.getByLabel("Password", { exact: true }).fill("Correct-Horse-Pass-9");
+  await page.getByRole("button", { name: "Create user" }).click();
+  out.login_name_summary = await page.locator("section.summary").first().innerText();
+  await shoot(page, "user-detail-login-name");
   out.ok = true;
 } catch (e) {
   out.ok = false;

@@ -102,6 +102,12 @@ async fn a_new_admin_does_the_walkthrough_in_the_browser() {
         "{v}"
     );
     assert_eq!(v["search_finds_ann"], true, "{v}");
+    // An e-mail-shaped user name shows as the sign-in name beside the uid derived from it.
+    let summary = v["login_name_summary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("Jane.Doe@Example.com") && summary.contains("jane.doe"),
+        "{v}"
+    );
     // The group bound to LDAP with both members, and the LDAP page's ldapsearch line finds the user.
     assert_eq!(v["bound"], true, "{v}");
     assert_eq!(v["suggested"], true, "{v}");
