@@ -324,6 +324,55 @@ def main():
         print(json.dumps({"status": r.status_code, "location": r.headers.get("location")}))
     elif scenario == "refused":
         print(json.dumps(refused(base, ca, a)))
+    elif scenario == "cluster":
+        print(json.dumps(cluster(base, ca, a)))
+
+
+def cluster(base, ca, a):
+    """Two nodes behind a load balancer without affinity: the request reaches node A (base), each form post
+    goes to the other node in turn, the same request is then replayed to node B, and a signed single logout
+    sent to node B by another client ends the session that node A's portal sees."""
+    other = a["other"]
+    s, md = settings(base, ca, a)
+    auth = OneLogin_Saml2_Auth({"https": "on", "http_host": "sp.test", "script_name": "/", "get_data": {},
+                                "post_data": {}}, s)
+    url = auth.login(return_to="https://sp.test/after")
+    request_id = auth.get_last_request_id()
+    http = browser(ca)
+    trail = []
+    page = http.get(url)
+    nodes = [other, base]
+    for i in range(4):
+        at = nodes[i % 2]
+        if 'action="/login"' in page.text:
+            f = form_fields(page.text)
+            trail.append("password@" + ("B" if at == other else "A"))
+            page = http.post(f"{at}/login", data={"login": unescape(f["login"]), "csrf": unescape(f["csrf"]),
+                                                   "username": a["username"], "password": a["password"]})
+        elif 'action="/login/totp"' in page.text:
+            f = form_fields(page.text)
+            trail.append("totp@" + ("B" if at == other else "A"))
+            page = http.post(f"{at}/login/totp", data={"login": unescape(f["login"]), "csrf": unescape(f["csrf"]),
+                                                        "code": totp(a["totp_secret"])})
+        else:
+            break
+    action, resp, relay = sp_post(page)
+    if action is None:
+        return {"page_status": page.status_code, "page": page.text[-600:], "trail": trail}
+    out = consume(s, action, resp, relay, request_id, idp_cert(md))
+    out["trail"] = trail
+    replay = http.get(url.replace(base, other, 1), allow_redirects=False)
+    out["replay_status"] = replay.status_code
+    out["replay_said"] = "replayed request ID" in replay.text
+    out["portal_a"] = http.get(f"{base}/portal", allow_redirects=False).status_code
+    out["portal_b"] = http.get(f"{other}/portal", allow_redirects=False).status_code
+    logout = auth.logout(name_id=out["nameid"], session_index=out["session_index"],
+                         name_id_format=out["nameid_format"], return_to="https://sp.test/bye")
+    r = browser(ca).get(logout.replace(base, other, 1), allow_redirects=False)
+    out["slo_status"] = r.status_code
+    out["slo_location"] = r.headers.get("location", "").split("?")[0]
+    out["portal_a_after"] = http.get(f"{base}/portal", allow_redirects=False).status_code
+    return out
 
 
 def refused(base, ca, a):

@@ -8,9 +8,10 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Form;
-use core_directory::crypto::random_bytes;
+use core_directory::crypto::{random_bytes, sha256_hex, Sealed};
 use core_directory::directory::AdminLogin;
 use core_directory::model::TotpEnrolment;
+use core_directory::Directory;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -22,15 +23,43 @@ const PENDING_FOR: Duration = Duration::from_secs(300);
 const MAX_PENDING: usize = 1_000;
 
 /// Sign-ins whose password was right and which wait for a TOTP code, by a random nonce the TOTP form carries.
-/// The password is kept in memory only for those five minutes, so that the core checks both factors together.
+/// The password is kept only for those five minutes, so that the core checks both factors together: in memory
+/// on one node; on a store shared by several nodes (the code may be posted to another node), sealed with the
+/// master key in the store's short-lived state, under the nonce's SHA-256, and taken exactly once.
 #[derive(Default)]
 pub struct Pending {
     inner: Mutex<HashMap<String, (String, String, Instant, String)>>,
 }
 
+/// The store space of sign-ins waiting for a code on a shared store.
+const PENDING_SPACE: &str = "console-pending";
+
 impl Pending {
-    fn put(&self, email: &str, password: &str, next: &str) -> String {
+    fn put(&self, dir: &Directory, email: &str, password: &str, next: &str) -> String {
         let nonce = data_encoding::BASE64URL_NOPAD.encode(&random_bytes(24));
+        if dir.store().is_shared() {
+            let sealed = dir.master_key().seal(
+                &format!("{PENDING_SPACE}:{nonce}"),
+                &serde_json::to_vec(&(email, password, next)).unwrap_or_default(),
+            );
+            let until =
+                chrono::Utc::now() + chrono::Duration::from_std(PENDING_FOR).unwrap_or_default();
+            let key = sha256_hex(nonce.as_bytes());
+            return match dir.store().ephemeral_put(
+                PENDING_SPACE,
+                &key,
+                &serde_json::to_vec(&sealed).unwrap_or_default(),
+                until,
+                true,
+            ) {
+                Ok(true) => nonce,
+                Ok(false) => String::new(),
+                Err(e) => {
+                    tracing::error!(error = %e, "a sign-in waiting for its code could not be stored");
+                    String::new()
+                }
+            };
+        }
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         m.retain(|_, v| v.2.elapsed() < PENDING_FOR);
         if m.len() >= MAX_PENDING {
@@ -48,7 +77,20 @@ impl Pending {
         nonce
     }
 
-    fn take(&self, nonce: &str) -> Option<(String, String, String)> {
+    fn take(&self, dir: &Directory, nonce: &str) -> Option<(String, String, String)> {
+        if dir.store().is_shared() {
+            let bytes = dir
+                .store()
+                .ephemeral_take(PENDING_SPACE, &sha256_hex(nonce.as_bytes()))
+                .ok()
+                .flatten()?;
+            let sealed: Sealed = serde_json::from_slice(&bytes).ok()?;
+            let plain = dir
+                .master_key()
+                .open(&format!("{PENDING_SPACE}:{nonce}"), &sealed)
+                .ok()?;
+            return serde_json::from_slice(&plain).ok();
+        }
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (email, password, at, next) = m.remove(nonce)?;
         (at.elapsed() < PENDING_FOR).then_some((email, password, next))
@@ -141,7 +183,7 @@ pub async fn login(
             None => login_form(email, next, DENIED),
         },
         Ok(AdminLogin::NeedOtp) => {
-            let nonce = c.pending.put(email, password, next);
+            let nonce = c.pending.put(&c.dir, email, password, next);
             if nonce.is_empty() {
                 return login_form(
                     email,
@@ -184,7 +226,7 @@ pub async fn login_totp(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let Some((email, password, next)) = c.pending.take(field(&fields, "nonce")) else {
+    let Some((email, password, next)) = c.pending.take(&c.dir, field(&fields, "nonce")) else {
         return login_form("", "/console", "The sign-in took too long; start again.");
     };
     match c

@@ -31,6 +31,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use core_directory::crypto::sha256_hex;
 use core_directory::{Actor, Directory};
 use error::{ScimError, SCIM_JSON};
 use filter::AttrPath;
@@ -158,8 +159,12 @@ async fn authenticate(State(s): State<Arc<ScimState>>, mut req: Request, next: N
 }
 
 impl ScimState {
-    /// Take one request from the token's bucket; `Some(seconds)` to wait when it is empty.
+    /// Take one request from the token's bucket; `Some(seconds)` to wait when it is empty. On a store shared by
+    /// several nodes the bucket is shared too: see [`ScimState::take_shared`].
     fn take_token(&self, key: &str) -> Option<u64> {
+        if self.dir.store().is_shared() {
+            return self.take_shared(key);
+        }
         let now = Instant::now();
         let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if b.len() > 10_000 {
@@ -177,6 +182,33 @@ impl ScimState {
             None
         } else {
             Some(((1.0 - *tokens) / rate.max(0.001)).ceil().max(1.0) as u64)
+        }
+    }
+
+    /// The shared limit: `burst` requests per window of `burst / rate` seconds (at least one), counted in the
+    /// store by every node, which allows the same sustained rate as the bucket. When the store cannot count, the
+    /// request goes through (the store's own errors then answer the request).
+    fn take_shared(&self, key: &str) -> Option<u64> {
+        let rate = self.settings.rate_per_second.max(0.001);
+        let burst = self.settings.rate_burst.max(1.0);
+        let window_ms = ((burst / rate) * 1000.0).clamp(1000.0, 3_600_000.0) as i64;
+        let now = chrono::Utc::now().timestamp_millis();
+        let window = now / window_ms;
+        let end = (window + 1) * window_ms;
+        let expires =
+            chrono::DateTime::from_timestamp_millis(end + 1000).unwrap_or_else(chrono::Utc::now);
+        let counted = self.dir.store().ephemeral_count(
+            "scim-rate",
+            &format!("{}/{window}", sha256_hex(key.as_bytes())),
+            expires,
+        );
+        match counted {
+            Ok(n) if n as f64 > burst => Some(((end - now + 999) / 1000).max(1) as u64),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared SCIM rate limit could not be counted");
+                None
+            }
         }
     }
 

@@ -194,6 +194,21 @@ pub trait Store: Send + Sync + 'static {
     /// Remove an entry and return it if it was unexpired, atomically: of several nodes taking the same entry,
     /// exactly one gets it.
     fn ephemeral_take(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Count one more under (`space`, `key`), atomically across nodes: an unexpired counter goes up by one, an
+    /// absent or expired one starts at 1 and lasts until `expires`. Returns the new count.
+    fn ephemeral_count(
+        &self,
+        space: &str,
+        key: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+    /// The unexpired entries of `space` whose key begins with `prefix`, as (key, value), at most `limit`.
+    fn ephemeral_scan(
+        &self,
+        space: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Drop expired entries; returns how many went.
     fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 

@@ -611,6 +611,56 @@ impl Store for PgStore {
         })
     }
 
+    fn ephemeral_count(
+        &self,
+        space: &str,
+        key: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.block(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            // The counter is kept as 8 big-endian bytes, like the embedded store's.
+            let row = client
+                .query_one(
+                    "INSERT INTO stratus_ephemeral (space, key, value, expires_at)
+                     VALUES ($1, $2, int8send(1::bigint), $3)
+                     ON CONFLICT (space, key) DO UPDATE SET
+                       value = CASE WHEN stratus_ephemeral.expires_at <= now() OR length(stratus_ephemeral.value) <> 8
+                               THEN int8send(1::bigint)
+                               ELSE int8send(('x' || encode(stratus_ephemeral.value, 'hex'))::bit(64)::bigint + 1) END,
+                       expires_at = CASE WHEN stratus_ephemeral.expires_at <= now() OR length(stratus_ephemeral.value) <> 8
+                                    THEN EXCLUDED.expires_at ELSE stratus_ephemeral.expires_at END
+                     RETURNING ('x' || encode(value, 'hex'))::bit(64)::bigint",
+                    &[&space, &key, &expires],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+    }
+
+    fn ephemeral_scan(
+        &self,
+        space: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.block(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            let rows = client
+                .query(
+                    "SELECT key, value FROM stratus_ephemeral
+                     WHERE space = $1 AND starts_with(key, $2) AND expires_at > now()
+                     ORDER BY key LIMIT $3",
+                    &[&space, &prefix, &limit],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
     fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.block(async {
             let client = self.pool.get().await.map_err(backend)?;

@@ -347,6 +347,62 @@ impl Store for RedbStore {
         Ok(found)
     }
 
+    fn ephemeral_count(
+        &self,
+        space: &str,
+        key: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let k = ephemeral_key(space, key);
+        let now = Utc::now().timestamp_millis();
+        let txn = self.db.begin_write().map_err(backend)?;
+        let count = {
+            let mut t = txn.open_table(EPHEMERAL).map_err(backend)?;
+            let current = t.get(k.as_str()).map_err(backend)?.and_then(|v| {
+                let (exp, value) = ephemeral_parts(v.value())?;
+                let n = u64::from_be_bytes(value.try_into().ok()?);
+                (exp > now).then_some((exp, n))
+            });
+            let (exp, n) = match current {
+                Some((exp, n)) => (exp, n.saturating_add(1)),
+                None => (expires.timestamp_millis(), 1),
+            };
+            let mut bytes = exp.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&n.to_be_bytes());
+            t.insert(k.as_str(), bytes.as_slice()).map_err(backend)?;
+            n
+        };
+        txn.commit().map_err(backend)?;
+        Ok(count)
+    }
+
+    fn ephemeral_scan(
+        &self,
+        space: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(EPHEMERAL).map_err(backend)?;
+        let now = Utc::now().timestamp_millis();
+        let start = ephemeral_key(space, prefix);
+        let head = ephemeral_key(space, "");
+        let mut out = Vec::new();
+        for row in t.range(start.as_str()..).map_err(backend)? {
+            let (k, v) = row.map_err(backend)?;
+            let k = k.value();
+            if !k.starts_with(start.as_str()) || out.len() >= limit {
+                break;
+            }
+            if let Some((exp, value)) = ephemeral_parts(v.value()) {
+                if exp > now {
+                    out.push((k[head.len()..].to_string(), value.to_vec()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn ephemeral_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let now = now.timestamp_millis();
         let txn = self.db.begin_write().map_err(backend)?;
@@ -385,6 +441,40 @@ impl Store for RedbStore {
 mod tests {
     use super::*;
     use crate::events::Service;
+
+    #[test]
+    fn short_lived_counters_and_prefix_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let later = Utc::now() + chrono::Duration::minutes(5);
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        assert_eq!(store.ephemeral_count("n", "k", later).unwrap(), 1);
+        assert_eq!(store.ephemeral_count("n", "k", later).unwrap(), 2);
+        assert_eq!(store.ephemeral_count("n", "other", later).unwrap(), 1);
+        // An expired counter starts again.
+        assert_eq!(store.ephemeral_count("n", "old", past).unwrap(), 1);
+        assert_eq!(store.ephemeral_count("n", "old", later).unwrap(), 1);
+        for (k, exp) in [("a/1", later), ("a/2", later), ("a/3", past), ("ab", later)] {
+            store
+                .ephemeral_put("s", k, k.as_bytes(), exp, false)
+                .unwrap();
+        }
+        store.ephemeral_put("t", "a/9", b"", later, false).unwrap();
+        let keys = |limit| -> Vec<String> {
+            store
+                .ephemeral_scan("s", "a/", limit)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(
+            keys(10),
+            ["a/1", "a/2"],
+            "unexpired, this space, this prefix"
+        );
+        assert_eq!(keys(1), ["a/1"]);
+    }
 
     #[test]
     fn batch_commits_records_events_and_sequence_together() {

@@ -172,13 +172,20 @@ impl Drop for Postgres {
 
 /// A Stratus node on the shared database, with its own data directory (certificates, logs).
 async fn node(pg: &Postgres, dir: &Path) -> Server {
+    node_with(pg, dir, &[]).await
+}
+
+/// A node with more settings (`STRATUS_*` variables).
+async fn node_with(pg: &Postgres, dir: &Path, env: &[(&str, &str)]) -> Server {
+    let mut all = vec![
+        ("STRATUS_STORE".to_string(), pg.url()),
+        ("STRATUS_MASTER_KEY".to_string(), MASTER_KEY.to_string()),
+    ];
+    all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Server::start_in(
         dir,
         Start {
-            env: vec![
-                ("STRATUS_STORE".into(), pg.url()),
-                ("STRATUS_MASTER_KEY".into(), MASTER_KEY.into()),
-            ],
+            env: all,
             ..Default::default()
         },
     )
@@ -840,4 +847,234 @@ async fn a_radius_challenge_is_answered_on_the_other_node() {
     // A State is taken once in the whole cluster.
     let again = ask(&a, &answer);
     assert!(again.contains("Access-Reject"), "{again}");
+}
+
+/// The SAML IdP behind a load balancer without affinity, driven by python3-saml: the AuthnRequest reaches
+/// node A, the password form is posted to B and the TOTP form to A, the assertion verifies against A's metadata;
+/// the same request replayed to B is refused; the session is seen by both portals; a signed single logout sent
+/// to B by another client ends the session on A.
+#[tokio::test]
+async fn an_sso_login_moves_between_nodes_and_a_logout_on_one_ends_it_on_all() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    // One public URL for the cluster (the load balancer's): here node A's; one TLS certificate for both.
+    std::fs::create_dir_all(b_dir.join("certs")).unwrap();
+    for f in std::fs::read_dir(a.dir.join("certs")).unwrap().flatten() {
+        std::fs::copy(f.path(), b_dir.join("certs").join(f.file_name())).unwrap();
+    }
+    let b = node_with(&pg, &b_dir, &[("STRATUS_PUBLIC_BASE_URL", &a.url)]).await;
+    let keys = crate::saml::sp(&a, "keys", json!({}));
+    let (key, cert) = (
+        keys["key"].as_str().unwrap(),
+        keys["cert"].as_str().unwrap(),
+    );
+    let user = a.user("sam", Some("Cluster-Sso-Pass-4")).await;
+    let secret = a.enrol_totp(&user).await;
+    let (st, g) = a.post("/groups", json!({"name": "sso"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    let g = g["id"].as_str().unwrap().to_string();
+    a.put(&format!("/groups/{g}/members/{user}"), None).await;
+    let (st, app) = a
+        .post(
+            "/apps",
+            json!({"name": "Cluster SP", "sp_entity_id": "https://sp.test/metadata",
+                   "acs_urls": ["https://sp.test/acs"], "sp_slo_url": "https://sp.test/sls",
+                   "sp_certificate": cert, "sign": "both"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{app}");
+    let app = app["id"].as_str().unwrap().to_string();
+    let (st, _) = a
+        .put(&format!("/groups/{g}/bindings/app:{app}"), None)
+        .await;
+    assert!(st.is_success());
+    // B has the binding before the browser arrives.
+    let mut bound = false;
+    for _ in 0..50 {
+        let (_, v) = b.get(&format!("/groups/{g}")).await;
+        if v.to_string().contains(&app) {
+            bound = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(bound, "node B did not see the binding within 1 s");
+    let args = json!({"app": app, "username": "sam", "password": "Cluster-Sso-Pass-4",
+                      "totp_secret": secret, "other": b.url, "sign_requests": true,
+                      "sp_key": key, "sp_cert": cert, "want_response_signed": true});
+    let out = Command::new("/usr/bin/python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../conformance/saml/sp.py"
+        ))
+        .arg(&a.url)
+        .arg(a.dir.join("certs/ca.pem"))
+        .arg("cluster")
+        .arg(args.to_string())
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let out: serde_json::Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "sp.py printed no JSON: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert_eq!(out["trail"], json!(["password@B", "totp@A"]), "{out}");
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["authenticated"], true, "{out}");
+    assert_eq!(out["nameid"], "sam@example.com", "{out}");
+    assert_eq!(out["replay_status"], 400, "{out}");
+    assert_eq!(out["replay_said"], true, "{out}");
+    assert_eq!(
+        (out["portal_a"].as_u64(), out["portal_b"].as_u64()),
+        (Some(200), Some(200)),
+        "{out}"
+    );
+    assert_eq!(out["slo_status"], 303, "{out}");
+    assert_eq!(out["slo_location"], "https://sp.test/sls", "{out}");
+    assert_eq!(
+        out["portal_a_after"], 303,
+        "the logout on B ended the session on A: {out}"
+    );
+    let logouts = b.get("/events?type=sso_logout&limit=10").await.1;
+    assert!(
+        logouts.to_string().contains("1 IdP session(s) ended"),
+        "{logouts}"
+    );
+}
+
+/// An admin's console sign-in: the password on node A, the TOTP code on node B; the waiting sign-in is taken
+/// once in the whole cluster.
+#[tokio::test]
+async fn a_console_sign_in_gives_its_code_to_the_other_node() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    let b = node(&pg, &b_dir).await;
+    let (st, t) = a.post("/me/mfa/totp", json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    let secret = t["secret"].as_str().unwrap().to_string();
+    let code = crate::harness::oathtool(&secret, -30);
+    let (st, v) = a.post("/me/mfa/totp/confirm", json!({"code": code})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let no_redirects = |s: &Server| {
+        let ca = std::fs::read(s.dir.join("certs/ca.pem")).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let (ha, hb) = (no_redirects(&a), no_redirects(&b));
+    let page = ha
+        .post(format!("{}/console/login", a.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("email", crate::harness::ADMIN_EMAIL),
+            ("password", crate::harness::ADMIN_PASSWORD),
+            ("next", "/console"),
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let nonce = page
+        .split("name=\"nonce\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("a code form: {page}"))
+        .to_string();
+    let code = crate::harness::oathtool(&secret, 0);
+    let r = hb
+        .post(format!("{}/console/login/totp", b.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("nonce", nonce.as_str()),
+            ("code", code.as_str()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
+    assert!(r.headers().get("set-cookie").is_some());
+    // The same waiting sign-in cannot be finished again, on either node.
+    for (h, s) in [(&ha, &a), (&hb, &b)] {
+        let r = h
+            .post(format!("{}/console/login/totp", s.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("nonce", nonce.as_str()),
+                ("code", code.as_str()),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), StatusCode::SEE_OTHER);
+        assert!(r.headers().get("set-cookie").is_none());
+    }
+}
+
+/// A SCIM token's rate limit is the cluster's, not each node's: four requests on each node pass each node's
+/// own bucket of five, but not a shared one.
+#[tokio::test]
+async fn a_scim_token_rate_limit_counts_requests_on_every_node() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    // Five requests, then (practically) none: the window is long enough that no test straddles two.
+    let env = [
+        ("STRATUS_SCIM_RATE_PER_SECOND", "0.01"),
+        ("STRATUS_SCIM_RATE_BURST", "5"),
+    ];
+    let a = node_with(&pg, &a_dir, &env).await;
+    let b = node_with(&pg, &b_dir, &env).await;
+    let (st, t) = a.post("/scim-tokens", json!({"name": "hr"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let token = t["token"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let r = s
+            .http
+            .get(format!("{}/scim/v2/Users", s.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers().get("retry-after").is_some());
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 429, 429, 429],
+        "the limit is counted across the nodes"
+    );
+}
+
+/// An `application/x-www-form-urlencoded` body.
+fn form_body(fields: &[(&str, &str)]) -> String {
+    let enc = |v: &str| {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
