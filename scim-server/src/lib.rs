@@ -71,7 +71,22 @@ pub struct ScimState {
     pub dir: Arc<Directory>,
     pub settings: ScimSettings,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// On a shared store: what this node knows of each token's shared count (see [`ScimState::take_shared`]).
+    shared_counts: Mutex<HashMap<String, SharedCount>>,
 }
+
+/// One token's shared rate-limit window as this node sees it.
+struct SharedCount {
+    window: i64,
+    /// The window's count across nodes at the last flush.
+    known: u64,
+    /// This node's requests not yet added to the shared count.
+    unflushed: u64,
+    flushed_at: Instant,
+}
+
+/// A node adds its requests to a token's shared count at least this often.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The SCIM routes, to be merged into the HTTPS listener's router.
 pub fn router(dir: Arc<Directory>, settings: ScimSettings) -> Router {
@@ -79,6 +94,7 @@ pub fn router(dir: Arc<Directory>, settings: ScimSettings) -> Router {
         dir,
         settings,
         buckets: Mutex::new(HashMap::new()),
+        shared_counts: Mutex::new(HashMap::new()),
     });
     let api = Router::new()
         .merge(resource_routes("/Users", ops::Kind::Users))
@@ -186,25 +202,65 @@ impl ScimState {
     }
 
     /// The shared limit: `burst` requests per window of `burst / rate` seconds (at least one), counted in the
-    /// store by every node, which allows the same sustained rate as the bucket. When the store cannot count, the
-    /// request goes through (the store's own errors then answer the request).
+    /// store by every node — the same sustained rate as the bucket. Each node adds its requests to the shared
+    /// count in batches (every `burst / 20` requests, at least every request for a small burst, and at least every
+    /// [`FLUSH_EVERY`]), so a busy token costs the store a few writes a second, and refuses once what it knows of
+    /// the window's count reaches `burst`. When the store cannot count, the request goes through (the store's own
+    /// errors then answer the request).
     fn take_shared(&self, key: &str) -> Option<u64> {
         let rate = self.settings.rate_per_second.max(0.001);
-        let burst = self.settings.rate_burst.max(1.0);
-        let window_ms = ((burst / rate) * 1000.0).clamp(1000.0, 3_600_000.0) as i64;
+        let burst = self.settings.rate_burst.max(1.0) as u64;
+        let window_ms = ((burst as f64 / rate) * 1000.0).clamp(1000.0, 3_600_000.0) as i64;
         let now = chrono::Utc::now().timestamp_millis();
         let window = now / window_ms;
         let end = (window + 1) * window_ms;
+        let wait = ((end - now + 999) / 1000).max(1) as u64;
+        let batch = (burst / 20).max(1);
+        let add = {
+            let mut counts = self.shared_counts.lock().unwrap_or_else(|e| e.into_inner());
+            if counts.len() > 10_000 {
+                counts.retain(|_, c| c.window == window);
+            }
+            let c = counts.entry(key.to_string()).or_insert(SharedCount {
+                window,
+                known: 0,
+                unflushed: 0,
+                flushed_at: Instant::now(),
+            });
+            if c.window != window {
+                *c = SharedCount {
+                    window,
+                    known: 0,
+                    unflushed: 0,
+                    flushed_at: Instant::now(),
+                };
+            }
+            if c.known + c.unflushed >= burst {
+                return Some(wait);
+            }
+            c.unflushed += 1;
+            if c.unflushed < batch && c.flushed_at.elapsed() < FLUSH_EVERY {
+                return None;
+            }
+            c.flushed_at = Instant::now();
+            std::mem::take(&mut c.unflushed)
+        };
         let expires =
             chrono::DateTime::from_timestamp_millis(end + 1000).unwrap_or_else(chrono::Utc::now);
         let counted = self.dir.store().ephemeral_count(
             "scim-rate",
             &format!("{}/{window}", sha256_hex(key.as_bytes())),
+            add,
             expires,
         );
         match counted {
-            Ok(n) if n as f64 > burst => Some(((end - now + 999) / 1000).max(1) as u64),
-            Ok(_) => None,
+            Ok(total) => {
+                let mut counts = self.shared_counts.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(c) = counts.get_mut(key).filter(|c| c.window == window) {
+                    c.known = c.known.max(total);
+                }
+                (total > burst).then_some(wait)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "the shared SCIM rate limit could not be counted");
                 None

@@ -194,12 +194,13 @@ pub trait Store: Send + Sync + 'static {
     /// Remove an entry and return it if it was unexpired, atomically: of several nodes taking the same entry,
     /// exactly one gets it.
     fn ephemeral_take(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Count one more under (`space`, `key`), atomically across nodes: an unexpired counter goes up by one, an
-    /// absent or expired one starts at 1 and lasts until `expires`. Returns the new count.
+    /// Count `add` more under (`space`, `key`), atomically across nodes: an unexpired counter goes up by `add`,
+    /// an absent or expired one starts at `add` and lasts until `expires`. Returns the new count.
     fn ephemeral_count(
         &self,
         space: &str,
         key: &str,
+        add: u64,
         expires: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
     /// The unexpired entries of `space` whose key begins with `prefix`, as (key, value), at most `limit`.

@@ -615,23 +615,25 @@ impl Store for PgStore {
         &self,
         space: &str,
         key: &str,
+        add: u64,
         expires: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         self.block(async {
             let client = self.pool.get().await.map_err(backend)?;
             // The counter is kept as 8 big-endian bytes, like the embedded store's.
+            let add = i64::try_from(add).unwrap_or(i64::MAX);
             let row = client
                 .query_one(
                     "INSERT INTO stratus_ephemeral (space, key, value, expires_at)
-                     VALUES ($1, $2, int8send(1::bigint), $3)
+                     VALUES ($1, $2, int8send($4::bigint), $3)
                      ON CONFLICT (space, key) DO UPDATE SET
                        value = CASE WHEN stratus_ephemeral.expires_at <= now() OR length(stratus_ephemeral.value) <> 8
-                               THEN int8send(1::bigint)
-                               ELSE int8send(('x' || encode(stratus_ephemeral.value, 'hex'))::bit(64)::bigint + 1) END,
+                               THEN int8send($4::bigint)
+                               ELSE int8send(('x' || encode(stratus_ephemeral.value, 'hex'))::bit(64)::bigint + $4) END,
                        expires_at = CASE WHEN stratus_ephemeral.expires_at <= now() OR length(stratus_ephemeral.value) <> 8
                                     THEN EXCLUDED.expires_at ELSE stratus_ephemeral.expires_at END
                      RETURNING ('x' || encode(value, 'hex'))::bit(64)::bigint",
-                    &[&space, &key, &expires],
+                    &[&space, &key, &expires, &add],
                 )
                 .await
                 .map_err(backend)?;

@@ -351,6 +351,7 @@ impl Store for RedbStore {
         &self,
         space: &str,
         key: &str,
+        add: u64,
         expires: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let k = ephemeral_key(space, key);
@@ -364,8 +365,8 @@ impl Store for RedbStore {
                 (exp > now).then_some((exp, n))
             });
             let (exp, n) = match current {
-                Some((exp, n)) => (exp, n.saturating_add(1)),
-                None => (expires.timestamp_millis(), 1),
+                Some((exp, n)) => (exp, n.saturating_add(add)),
+                None => (expires.timestamp_millis(), add),
             };
             let mut bytes = exp.to_be_bytes().to_vec();
             bytes.extend_from_slice(&n.to_be_bytes());
@@ -448,12 +449,12 @@ mod tests {
         let store = RedbStore::open(&dir.path().join("s.redb")).unwrap();
         let later = Utc::now() + chrono::Duration::minutes(5);
         let past = Utc::now() - chrono::Duration::seconds(1);
-        assert_eq!(store.ephemeral_count("n", "k", later).unwrap(), 1);
-        assert_eq!(store.ephemeral_count("n", "k", later).unwrap(), 2);
-        assert_eq!(store.ephemeral_count("n", "other", later).unwrap(), 1);
+        assert_eq!(store.ephemeral_count("n", "k", 1, later).unwrap(), 1);
+        assert_eq!(store.ephemeral_count("n", "k", 2, later).unwrap(), 3);
+        assert_eq!(store.ephemeral_count("n", "other", 1, later).unwrap(), 1);
         // An expired counter starts again.
-        assert_eq!(store.ephemeral_count("n", "old", past).unwrap(), 1);
-        assert_eq!(store.ephemeral_count("n", "old", later).unwrap(), 1);
+        assert_eq!(store.ephemeral_count("n", "old", 1, past).unwrap(), 1);
+        assert_eq!(store.ephemeral_count("n", "old", 1, later).unwrap(), 1);
         for (k, exp) in [("a/1", later), ("a/2", later), ("a/3", past), ("ab", later)] {
             store
                 .ephemeral_put("s", k, k.as_bytes(), exp, false)
