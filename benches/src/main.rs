@@ -40,6 +40,7 @@ mod cluster;
 mod console;
 mod eap;
 mod ldap;
+mod postgres;
 mod radius;
 mod saml;
 mod scim;

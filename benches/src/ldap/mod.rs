@@ -36,6 +36,8 @@ const LARGE_USERS: usize = 100_000;
 pub enum Server {
     Slapd,
     Stratus,
+    /// Stratus on a throwaway PostgreSQL instead of its embedded store.
+    StratusPostgres,
 }
 
 #[derive(Args)]
@@ -143,7 +145,7 @@ pub async fn run(args: &LdapArgs) -> Result<(), BoxError> {
     if let Some(v) = &slapd_version {
         println!("slapd: {v}");
     }
-    if args.servers.contains(&Server::Stratus) {
+    if args.servers.contains(&Server::Stratus) || args.servers.contains(&Server::StratusPostgres) {
         println!("stratus: {}", stratus_bin.display());
     }
 
@@ -155,7 +157,10 @@ pub async fn run(args: &LdapArgs) -> Result<(), BoxError> {
         for &server in &args.servers {
             let runs = match server {
                 Server::Slapd => measure_slapd(&script, data, args, limit).await,
-                Server::Stratus => measure_stratus(&stratus_bin, data, args, limit).await,
+                Server::Stratus => measure_stratus(&stratus_bin, data, args, limit, false).await,
+                Server::StratusPostgres => {
+                    measure_stratus(&stratus_bin, data, args, limit, true).await
+                }
             };
             if let Err(e) = &runs {
                 eprintln!("{}: not measured: {e}", name(server));
@@ -182,6 +187,7 @@ fn name(server: Server) -> &'static str {
     match server {
         Server::Slapd => "slapd",
         Server::Stratus => "stratus",
+        Server::StratusPostgres => "stratus/pg",
     }
 }
 
@@ -202,8 +208,21 @@ async fn measure_stratus(
     data: Dataset,
     args: &LdapArgs,
     limit: Duration,
+    on_postgres: bool,
 ) -> Result<Vec<Run>, BoxError> {
-    let server = tokio::task::block_in_place(|| stratus::Stratus::start(bin))?;
+    // The PostgreSQL cluster outlives the server (dropped after it).
+    let pg = if on_postgres {
+        Some(tokio::task::block_in_place(
+            crate::postgres::Postgres::start,
+        )?)
+    } else {
+        None
+    };
+    let url = pg.as_ref().map(crate::postgres::Postgres::url);
+    let env = url.as_deref().map(crate::postgres::node_env);
+    let server = tokio::task::block_in_place(|| {
+        stratus::Stratus::start_with(bin, env.as_ref().map_or(&[][..], |e| &e[..]), None)
+    })?;
     let result = match server.populate(data).await {
         Ok(target) => phases(target, data, args, limit).await,
         Err(e) => Err(e),
@@ -301,36 +320,44 @@ fn table(users: usize, args: &LdapArgs, measured: &[Measured]) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<14} {:<8} {:>8} {:>7} {:>10} {:>10} {:>10}  {:<5} {:>9}",
-        "phase", "server", "count", "secs", "ops/s", "p50", "p99", "stop", "vs slapd"
+        "{:<14} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}  {:<5} {:>9} {:>9}",
+        "phase", "server", "count", "secs", "ops/s", "p50", "p99", "stop", "vs slapd", "vs redb"
     );
-    let slapd_runs = measured
-        .iter()
-        .find(|m| m.server == Server::Slapd)
-        .and_then(|m| m.runs.as_ref().ok());
+    let runs_of = |server| {
+        measured
+            .iter()
+            .find(|m| m.server == server)
+            .and_then(|m| m.runs.as_ref().ok())
+    };
+    let (slapd_runs, redb_runs) = (runs_of(Server::Slapd), runs_of(Server::Stratus));
+    let against = |base: Option<&Vec<Run>>, phase: &str, r: &Run| {
+        base.and_then(|b| b.iter().find(|s| s.name == phase))
+            .map(Run::per_second)
+            .filter(|&v| v > 0.0)
+            .map_or("-".into(), |v| ratio(r.per_second() / v))
+    };
     let phase_names = ["search uid=", "bind, first", "bind, repeat"];
     for phase in phase_names {
         for m in measured {
             let server = name(m.server);
             let Ok(runs) = &m.runs else {
-                let _ = writeln!(out, "{phase:<14} {server:<8} {:>8}  not measured", "-");
+                let _ = writeln!(out, "{phase:<14} {server:<10} {:>8}  not measured", "-");
                 continue;
             };
             let Some(r) = runs.iter().find(|r| r.name == phase) else {
                 continue;
             };
             let pct = |p| r.percentile(p).map_or("-".into(), format_duration);
-            let vs = match (m.server, slapd_runs) {
-                (Server::Stratus, Some(s)) => s
-                    .iter()
-                    .find(|s| s.name == phase)
-                    .map(Run::per_second)
-                    .filter(|&v| v > 0.0)
-                    .map_or("-".into(), |v| ratio(r.per_second() / v)),
+            let vs = match m.server {
+                Server::Slapd => String::new(),
+                _ => against(slapd_runs, phase, r),
+            };
+            let vs_redb = match m.server {
+                Server::StratusPostgres => against(redb_runs, phase, r),
                 _ => String::new(),
             };
             let line = format!(
-                "{phase:<14} {server:<8} {:>8} {:>7.2} {:>10.1} {:>10} {:>10}  {:<5} {vs:>9}",
+                "{phase:<14} {server:<10} {:>8} {:>7.2} {:>10.1} {:>10} {:>10}  {:<5} {vs:>9} {vs_redb:>9}",
                 r.done,
                 r.elapsed.as_secs_f64(),
                 r.per_second(),

@@ -45,6 +45,8 @@ const CACHE_TTL: Duration = Duration::from_secs(300);
 pub enum Server {
     Freeradius,
     Stratus,
+    /// Stratus on a throwaway PostgreSQL instead of its embedded store (cache on, warm run only).
+    StratusPostgres,
 }
 
 #[derive(Args)]
@@ -160,6 +162,7 @@ struct Row {
 const WARM: &str = "stratus, cache on (warm)";
 const COLD: &str = "stratus, cache off (cold)";
 const FREERADIUS: &str = "freeradius";
+const PG_WARM: &str = "stratus/pg, cache on (warm)";
 
 pub async fn run(args: &RadiusArgs) -> Result<(), BoxError> {
     let plan = Plan::new(args)?;
@@ -236,9 +239,32 @@ pub async fn run(args: &RadiusArgs) -> Result<(), BoxError> {
                     rows.push(Row { label, outcome });
                 }
             }
+            Server::StratusPostgres => {
+                let outcome = measure_stratus_on_postgres(
+                    &stratus_bin,
+                    data,
+                    &plan,
+                    &secret,
+                    &secret_bytes,
+                    &names,
+                )
+                .await
+                .map_err(|e| e.to_string());
+                if let Err(e) = &outcome {
+                    eprintln!("{PG_WARM}: not measured: {e}");
+                }
+                rows.push(Row {
+                    label: PG_WARM,
+                    outcome,
+                });
+            }
         }
     }
-    let order = |r: &Row| [WARM, COLD, FREERADIUS].iter().position(|l| *l == r.label);
+    let order = |r: &Row| {
+        [WARM, PG_WARM, COLD, FREERADIUS]
+            .iter()
+            .position(|l| *l == r.label)
+    };
     rows.sort_by_key(order);
     println!("{}", table(&plan, &rows));
     Ok(())
@@ -429,6 +455,46 @@ async fn measure_stratus(
     (warm, cold.map_err(|e| e.to_string()))
 }
 
+/// The warm run on a node whose store is a throwaway PostgreSQL (the same data, the same checks).
+async fn measure_stratus_on_postgres(
+    bin: &Path,
+    data: Dataset,
+    plan: &Plan,
+    secret: &str,
+    secret_bytes: &Arc<[u8]>,
+    names: &Arc<Vec<String>>,
+) -> Result<Outcome, BoxError> {
+    let pg = tokio::task::block_in_place(crate::postgres::Postgres::start)?;
+    let url = pg.url();
+    let env = crate::postgres::node_env(&url);
+    let store = stratus::Data::with_prefix("stratus-bench-radius-pg")?;
+    let server = tokio::task::block_in_place(|| {
+        stratus::Server::start_with(
+            bin,
+            &store,
+            &stratus::Options {
+                credential_cache: true,
+                radius: true,
+                env: &env,
+                log_name: "stratus-postgres.log",
+            },
+        )
+    })?;
+    let r = async {
+        server.populate(data, secret).await?;
+        tokio::task::block_in_place(|| warm_run(&server, data, plan, secret_bytes, names))
+    }
+    .await;
+    let r = r.map_err(|e| -> BoxError {
+        format!("{e}\nstratus log (last lines):\n{}", server.log_tail()).into()
+    });
+    let log = server.log_path();
+    tokio::task::block_in_place(|| drop(server));
+    println!("stratus (PostgreSQL) log: {}", stratus::warnings(&log));
+    drop(pg);
+    r
+}
+
 /// Check, prime every active user once (each a first verification: argon2id), then measure.
 fn warm_run(
     server: &stratus::Server,
@@ -569,8 +635,11 @@ fn table(plan: &Plan, rows: &[Row]) -> String {
             .map(|o| o.run.per_second())
             .filter(|&v| v > 0.0)
     };
+    if let (Some(pg), Some(redb)) = (rate(PG_WARM), rate(WARM)) {
+        let _ = writeln!(out, "{PG_WARM} / {WARM}: {}", ratio(pg / redb));
+    }
     if let Some(fr) = rate(FREERADIUS) {
-        for label in [WARM, COLD] {
+        for label in [WARM, PG_WARM, COLD] {
             if let Some(s) = rate(label) {
                 let _ = writeln!(out, "{label} / freeradius: {}", ratio(s / fr));
             }

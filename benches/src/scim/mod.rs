@@ -80,6 +80,25 @@ pub struct ScimArgs {
     /// The stratus binary [default: `stratus` next to this executable, else target/release/stratus].
     #[arg(long)]
     stratus_bin: Option<PathBuf>,
+    /// Stores to measure the server on, in this order: its embedded store and a throwaway PostgreSQL.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [StoreKind::Redb])]
+    stores: Vec<StoreKind>,
+}
+
+/// Where the measured server keeps its directory.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Redb,
+    Postgres,
+}
+
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKind::Redb => "its embedded store (redb)",
+            StoreKind::Postgres => "PostgreSQL",
+        }
+    }
 }
 
 /// The bounds of one `scim` invocation.
@@ -174,6 +193,28 @@ pub async fn run(args: &ScimArgs) -> Result<(), BoxError> {
          limit (by default 100/s, burst 200) is lifted so that it does not cap the figures",
         bin.display()
     );
+    if args.stores.is_empty() {
+        return Err("--stores names no store".into());
+    }
+    let mut measured = Vec::new();
+    for &store in &args.stores {
+        println!("\n== stratus on {} ==", store.name());
+        let rows = measure_on(&bin, &plan, store).await?;
+        measured.push((store, rows));
+    }
+    let rows_of = |kind| measured.iter().find(|(s, _)| *s == kind).map(|(_, r)| r);
+    if let (Some(redb), Some(pg)) = (rows_of(StoreKind::Redb), rows_of(StoreKind::Postgres)) {
+        println!("\nPostgreSQL / embedded store, answers per second:");
+        for (a, b) in redb.iter().zip(pg) {
+            let r = b.run.per_second() / a.run.per_second().max(f64::MIN_POSITIVE);
+            println!("  {:<28} {r:.2}x", a.run.name);
+        }
+    }
+    Ok(())
+}
+
+/// One server on one store: start, measure, print the table; the rows.
+async fn measure_on(bin: &Path, plan: &Plan, store: StoreKind) -> Result<Vec<Outcome>, BoxError> {
     let data = stratus::Data::with_prefix("stratus-bench-scim")?;
     println!(
         "stratus: data directory {} ({})",
@@ -183,13 +224,23 @@ pub async fn run(args: &ScimArgs) -> Result<(), BoxError> {
             .display(),
         filesystem(&data.certs_dir()).unwrap_or_else(|| "filesystem unknown".into())
     );
-    let env = [
+    let pg = match store {
+        StoreKind::Postgres => Some(tokio::task::block_in_place(
+            crate::postgres::Postgres::start,
+        )?),
+        StoreKind::Redb => None,
+    };
+    let url = pg.as_ref().map(crate::postgres::Postgres::url);
+    let mut env = vec![
         ("STRATUS_SCIM_RATE_PER_SECOND", RATE),
         ("STRATUS_SCIM_RATE_BURST", RATE),
     ];
+    if let Some(url) = &url {
+        env.extend(crate::postgres::node_env(url));
+    }
     let server = tokio::task::block_in_place(|| {
         stratus::Server::start_with(
-            &bin,
+            bin,
             &data,
             &stratus::Options {
                 credential_cache: true,
@@ -199,15 +250,16 @@ pub async fn run(args: &ScimArgs) -> Result<(), BoxError> {
             },
         )
     })?;
-    let result = measure(&server, &data, &plan).await;
+    let result = measure(&server, &data, plan).await;
     let result =
         result.map_err(|e| format!("{e}\nstratus log (last lines):\n{}", server.log_tail()));
     let log = server.log_path();
     tokio::task::block_in_place(|| drop(server));
+    drop(pg);
     println!("stratus log: {}", stratus::warnings(&log));
     let (setup, rows) = result?;
-    println!("{}", table(&plan, &setup, &rows));
-    Ok(())
+    println!("{}", table(plan, &setup, &rows));
+    Ok(rows)
 }
 
 /// Import, token, check, then the three runs; the rows in table order.

@@ -153,15 +153,15 @@ impl PgStore {
     ) -> Result<Vec<Change>, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         // One statement, one snapshot: the values are those of the newest commit it sees, and so is the sequence.
-        let rows = client
-            .query(
+        let stmt = client
+            .prepare_cached(
                 "SELECT c.seq, c.kind, c.key, r.value FROM stratus_changes c
                  LEFT JOIN stratus_records r ON r.kind = c.kind AND r.key = c.key
                  WHERE c.seq > $1 ORDER BY c.seq, c.id",
-                &[&after],
             )
             .await
             .map_err(backend)?;
+        let rows = client.query(&stmt, &[&after]).await.map_err(backend)?;
         let mut out: Vec<Change> = Vec::new();
         for row in rows {
             let seq: i64 = row.get(0);
@@ -193,75 +193,182 @@ impl PgStore {
         client: &impl deadpool_postgres::GenericClient,
         events: Vec<Event>,
     ) -> Result<(), StoreError> {
-        for mut event in events {
-            let id: i64 = client
-                .query_one("SELECT nextval('stratus_event_ids')", &[])
-                .await
-                .map_err(backend)?
-                .get(0);
-            event.id = u64::try_from(id).unwrap_or(0);
-            let body = serde_json::to_vec(&event).map_err(backend)?;
-            client
-                .execute(
-                    "INSERT INTO stratus_events (id, at, body) VALUES ($1, $2, $3)",
-                    &[&id, &event.time, &body],
-                )
-                .await
-                .map_err(backend)?;
+        if events.is_empty() {
+            return Ok(());
         }
+        let ids = Self::event_ids(client, events.len()).await?;
+        Self::insert_events(client, events, &ids).await
+    }
+
+    /// `n` new event ids, in order.
+    async fn event_ids(
+        client: &impl deadpool_postgres::GenericClient,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let stmt = client
+            .prepare_cached(
+                "SELECT nextval('stratus_event_ids') FROM generate_series(1, $1::bigint) ORDER BY 1",
+            )
+            .await
+            .map_err(backend)?;
+        let rows = client.query(&stmt, &[&n]).await.map_err(backend)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Insert events under the given ids, in one statement.
+    async fn insert_events(
+        client: &impl deadpool_postgres::GenericClient,
+        events: Vec<Event>,
+        ids: &[i64],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut at = Vec::with_capacity(events.len());
+        let mut bodies = Vec::with_capacity(events.len());
+        for (mut event, id) in events.into_iter().zip(ids) {
+            event.id = u64::try_from(*id).unwrap_or(0);
+            at.push(event.time);
+            bodies.push(serde_json::to_vec(&event).map_err(backend)?);
+        }
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO stratus_events (id, at, body)
+                 SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bytea[])",
+            )
+            .await
+            .map_err(backend)?;
+        client
+            .execute(&stmt, &[&ids, &at, &bodies])
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
-    /// Apply a batch inside an open transaction that holds the write lock; returns the new sequence.
+    /// Apply a batch inside an open transaction that holds the write lock; returns the new sequence. The
+    /// statements are prepared once per connection and sent in two pipelined rounds: the sequence and event
+    /// ids, then the records (each key's last operation in the batch), the change rows, the events and the
+    /// notification.
     async fn apply(
         client: &impl deadpool_postgres::GenericClient,
         batch: WriteBatch,
     ) -> Result<u64, StoreError> {
-        let seq: i64 = client
-            .query_one(
+        let seq_stmt = client
+            .prepare_cached(
                 "UPDATE stratus_meta SET value = value + 1 WHERE key = 'change_sequence' RETURNING value",
-                &[],
             )
             .await
-            .map_err(backend)?
-            .get(0);
-        for op in &batch.ops {
+            .map_err(backend)?;
+        let (seq_row, event_ids) = futures_util::try_join!(
+            async { client.query_one(&seq_stmt, &[]).await.map_err(backend) },
+            Self::event_ids(client, batch.events.len()),
+        )?;
+        let seq: i64 = seq_row.get(0);
+        // The last operation on each key, in the order keys were first touched.
+        let mut last: std::collections::HashMap<(&'static str, &str), usize> =
+            std::collections::HashMap::new();
+        let mut touched: Vec<(&'static str, &str)> = Vec::new();
+        for (i, op) in batch.ops.iter().enumerate() {
             let (kind, key) = match op {
-                Op::Put { kind, key, value } => {
-                    client
-                        .execute(
-                            "INSERT INTO stratus_records (kind, key, value) VALUES ($1, $2, $3)
-                             ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value",
-                            &[&kind.table_name(), key, value],
-                        )
-                        .await
-                        .map_err(backend)?;
-                    (kind, key)
-                }
-                Op::Delete { kind, key } => {
-                    client
-                        .execute(
-                            "DELETE FROM stratus_records WHERE kind = $1 AND key = $2",
-                            &[&kind.table_name(), key],
-                        )
-                        .await
-                        .map_err(backend)?;
-                    (kind, key)
+                Op::Put { kind, key, .. } | Op::Delete { kind, key } => {
+                    (kind.table_name(), key.as_str())
                 }
             };
-            client
-                .execute(
-                    "INSERT INTO stratus_changes (seq, kind, key) VALUES ($1, $2, $3)",
-                    &[&seq, &kind.table_name(), key],
+            if last.insert((kind, key), i).is_none() {
+                touched.push((kind, key));
+            }
+        }
+        let (mut put_kinds, mut put_keys, mut put_values) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut del_kinds, mut del_keys) = (Vec::new(), Vec::new());
+        for k in &touched {
+            match &batch.ops[last[k]] {
+                Op::Put { value, .. } => {
+                    put_kinds.push(k.0);
+                    put_keys.push(k.1);
+                    put_values.push(value.as_slice());
+                }
+                Op::Delete { .. } => {
+                    del_kinds.push(k.0);
+                    del_keys.push(k.1);
+                }
+            }
+        }
+        let change_kinds: Vec<&str> = touched.iter().map(|k| k.0).collect();
+        let change_keys: Vec<&str> = touched.iter().map(|k| k.1).collect();
+        let puts = async {
+            if put_keys.is_empty() {
+                return Ok(());
+            }
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO stratus_records (kind, key, value)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
+                     ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value",
                 )
                 .await
                 .map_err(backend)?;
-        }
-        Self::write_events(client, batch.events).await?;
-        client
-            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])
-            .await
-            .map_err(backend)?;
+            client
+                .execute(&stmt, &[&put_kinds, &put_keys, &put_values])
+                .await
+                .map(|_| ())
+                .map_err(backend)
+        };
+        let deletes = async {
+            if del_keys.is_empty() {
+                return Ok(());
+            }
+            let stmt = client
+                .prepare_cached(
+                    "DELETE FROM stratus_records r USING unnest($1::text[], $2::text[]) AS d(kind, key)
+                     WHERE r.kind = d.kind AND r.key = d.key",
+                )
+                .await
+                .map_err(backend)?;
+            client
+                .execute(&stmt, &[&del_kinds, &del_keys])
+                .await
+                .map(|_| ())
+                .map_err(backend)
+        };
+        let changes = async {
+            if change_keys.is_empty() {
+                return Ok(());
+            }
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO stratus_changes (seq, kind, key)
+                     SELECT $1::bigint, * FROM unnest($2::text[], $3::text[])",
+                )
+                .await
+                .map_err(backend)?;
+            client
+                .execute(&stmt, &[&seq, &change_kinds, &change_keys])
+                .await
+                .map(|_| ())
+                .map_err(backend)
+        };
+        let notify = async {
+            let stmt = client
+                .prepare_cached("SELECT pg_notify($1, $2)")
+                .await
+                .map_err(backend)?;
+            client
+                .execute(&stmt, &[&CHANNEL, &seq.to_string()])
+                .await
+                .map(|_| ())
+                .map_err(backend)
+        };
+        futures_util::try_join!(
+            puts,
+            deletes,
+            changes,
+            Self::insert_events(client, batch.events, &event_ids),
+            notify
+        )?;
         Ok(u64::try_from(seq).unwrap_or(0))
     }
 }
@@ -687,9 +794,11 @@ impl Store for PgStore {
         self.block(async {
             let client = self.pool.get().await.map_err(backend)?;
             let begun = async {
-                client.batch_execute("BEGIN").await.map_err(backend)?;
+                // One round trip for both.
                 client
-                    .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+                    .batch_execute(&format!(
+                        "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+                    ))
                     .await
                     .map_err(backend)?;
                 if after == u64::MAX {

@@ -302,8 +302,20 @@ async fn a_user_created_on_one_node_signs_in_on_the_other() {
     // Events from both nodes are in the one log.
     let ev = a.events("user_update", "nora").await;
     assert!(!ev.is_empty(), "{ev:?}");
-    let (_, ready) = b.get("/users?limit=1").await;
-    assert!(ready["total"].as_u64().is_some());
+    // A deletion on B: the user is gone from A, and her name is free again on both.
+    let (st, _) = b.delete(&format!("/users/{olga}")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let mut gone = false;
+    for _ in 0..50 {
+        if a.get(&format!("/users/{olga}")).await.0 == StatusCode::NOT_FOUND {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "node A still has the user deleted on B");
+    assert_eq!(olga_in(&a), Some(49));
+    a.user("olga", None).await;
 }
 
 #[tokio::test]
