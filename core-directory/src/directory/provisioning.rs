@@ -394,6 +394,7 @@ impl Directory {
                 serde_json::to_value(item.action).unwrap_or_default(),
             )
             .detail("attempt", item.attempts + 1)
+            .detail("item", item.id.to_string())
     }
 
     /// A delivery succeeded: the entry goes, what the app holds is recorded, in one transaction.

@@ -1090,3 +1090,128 @@ fn form_body(fields: &[(&str, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// Outbound SCIM from two nodes: every outbox item is delivered by exactly one of them (a lease per item and
+/// attempt in the store), users created on either node all arrive once, and no delivery is made twice.
+#[tokio::test]
+async fn each_outbound_scim_delivery_is_made_by_exactly_one_node() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    let b = node(&pg, &b_dir).await;
+    let port = crate::scim::free_port();
+    let (st, app) = a
+        .post("/apps", json!({"name": "vault", "sp_entity_id": "https://vault.example", "acs_urls": ["https://vault.example/acs"]}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{app}");
+    let app = app["id"].as_str().unwrap().to_string();
+    let (st, c) = a
+        .put(
+            &format!("/apps/{app}/scim-connector"),
+            Some(
+                json!({"base_url": format!("http://127.0.0.1:{port}"), "token": "app-token-1",
+                        "group_push": false, "allow_insecure_http": true}),
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    let (st, g) = a.post("/groups", json!({"name": "vault-users"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let g = g["id"].as_str().unwrap().to_string();
+    a.put(&format!("/groups/{g}/bindings/app:{app}"), None)
+        .await;
+    // At first the app answers slowly and with an error (a second per request, then 503): a delivery is in
+    // flight on one node while the other node's poller finds the same item due, which is when a second
+    // delivery of it would happen without the lease.
+    let slow = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let slow_app = tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = slow.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let users = 4;
+    for i in 0..users {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let id = s.user(&format!("vault{i:02}"), None).await;
+        let (st, _) = s.put(&format!("/groups/{g}/members/{id}"), None).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+    let mut failed = false;
+    for _ in 0..120 {
+        let (_, c) = a.get(&format!("/apps/{app}/scim-connector")).await;
+        if c["outbox"]
+            .as_array()
+            .is_some_and(|o| o.len() == users && o.iter().all(|i| i["last_error"].is_string()))
+        {
+            failed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(failed, "every item failed once while the app was failing");
+    slow_app.abort();
+    let _ = slow_app.await;
+    let _target = crate::scim::Target::start(port);
+    crate::scim::eventually(port, "/Users", |v| v["totalResults"] == users).await;
+    let mut outbox_empty = false;
+    for _ in 0..120 {
+        let (_, c) = b.get(&format!("/apps/{app}/scim-connector")).await;
+        if c["outbox"].as_array().is_some_and(Vec::is_empty) {
+            outbox_empty = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(outbox_empty);
+    let (_, ev) = a.get("/events?type=scim_push&limit=1000").await;
+    let ev = ev["events"].as_array().cloned().unwrap_or_default();
+    let delivered: Vec<String> = ev
+        .iter()
+        .filter(|e| e["success"] == true)
+        .map(|e| {
+            e["details"]["item"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = delivered.iter().collect();
+    assert_eq!(
+        delivered.len(),
+        users,
+        "one successful delivery per user: {ev:?}"
+    );
+    assert_eq!(distinct.len(), delivered.len(), "no item delivered twice");
+    // No attempt was made twice either: (item, attempt) is unique among all pushes, failed or not.
+    let attempts: Vec<(String, String)> = ev
+        .iter()
+        .map(|e| {
+            (
+                e["details"]["item"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["details"]["attempt"].to_string(),
+            )
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<&(String, String)> = attempts.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        attempts.len(),
+        "an attempt made by two nodes: {attempts:?}"
+    );
+}

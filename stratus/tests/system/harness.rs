@@ -28,7 +28,12 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub http: reqwest::Client,
+    /// With `STRATUS_TEST_STORE=postgres`: the server's own PostgreSQL, stopped after the server.
+    _pg: Option<crate::cluster::Postgres>,
 }
+
+/// The master key of servers started on PostgreSQL by [`Server::start_in`].
+const PG_MASTER_KEY: &str = "8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677";
 
 /// How to start.
 #[derive(Default, Clone)]
@@ -65,8 +70,18 @@ impl Server {
         s
     }
 
-    pub async fn start_in(dir: &Path, opts: Start) -> Server {
+    /// With `STRATUS_TEST_STORE=postgres` in the test's environment (scripts/test runs chosen tests so), a server
+    /// given no store of its own runs on a PostgreSQL of its own instead of the embedded store.
+    pub async fn start_in(dir: &Path, mut opts: Start) -> Server {
         let bin = env!("CARGO_BIN_EXE_stratus");
+        let pg = (std::env::var("STRATUS_TEST_STORE").as_deref() == Ok("postgres")
+            && !opts.env.iter().any(|(k, _)| k == "STRATUS_STORE"))
+        .then(crate::cluster::Postgres::start);
+        if let Some(pg) = &pg {
+            opts.env.push(("STRATUS_STORE".into(), pg.url()));
+            opts.env
+                .push(("STRATUS_MASTER_KEY".into(), PG_MASTER_KEY.into()));
+        }
         // The clock is moved by preloading libfaketime into the server itself (not through the `faketime`
         // wrapper, which would leave the server a grandchild that a test cannot kill).
         let mut cmd = Command::new(bin);
@@ -145,6 +160,10 @@ impl Server {
             .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA parses")])
             .build()
             .expect("client");
+        assert!(
+            pg.is_none() || !dir.join("stratus.redb").exists(),
+            "a server given PostgreSQL made an embedded store"
+        );
         Server {
             child,
             url,
@@ -154,6 +173,7 @@ impl Server {
             radius_accounting,
             dir: dir.to_path_buf(),
             _tmp: None,
+            _pg: pg,
             stdout: lines,
             http,
         }

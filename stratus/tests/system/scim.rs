@@ -569,7 +569,7 @@ async fn bad_requests_get_scim_errors_and_only_scim_tokens_get_in() {
 }
 
 /// A free loopback port (bound and released: the target starts on it later).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -578,10 +578,10 @@ fn free_port() -> u16 {
 }
 
 /// scim2-server (PyPI) on `port`, killed when dropped.
-struct Target(std::process::Child);
+pub(crate) struct Target(std::process::Child);
 
 impl Target {
-    fn start(port: u16) -> Target {
+    pub(crate) fn start(port: u16) -> Target {
         let python = crate::radius::conformance_python();
         let bin = std::path::Path::new(&python).with_file_name("scim2-server");
         let child = std::process::Command::new(bin)
@@ -602,7 +602,7 @@ impl Drop for Target {
 }
 
 /// Poll the target until `check` holds (bounded: 60 s).
-async fn eventually(port: u16, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn eventually(port: u16, path: &str, check: impl Fn(&Value) -> bool) -> Value {
     let http = reqwest::Client::new();
     let mut last = Value::Null;
     for _ in 0..240 {
