@@ -36,6 +36,43 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// A shared session's last use (Unix milliseconds): the later of `recorded` (in the session record) and its
+/// separate idle entry in `space`. The idle timer is kept apart from the record so that refreshing it can never
+/// bring back a session another node just ended.
+pub fn shared_last_seen(store: &dyn Store, space: &str, key: &str, recorded: i64) -> i64 {
+    let seen = store
+        .ephemeral_get(space, &format!("seen:{key}"))
+        .ok()
+        .flatten()
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(i64::from_be_bytes);
+    recorded.max(seen.unwrap_or(0))
+}
+
+/// Refresh a live shared session's idle entry when it is older than the write-back interval; returns the last
+/// use now recorded.
+pub fn shared_touch(
+    store: &dyn Store,
+    space: &str,
+    key: &str,
+    last_seen: i64,
+    keep: chrono::Duration,
+) -> i64 {
+    let now = now_ms();
+    if now - last_seen < SHARED_TOUCH_EVERY_MS {
+        return last_seen;
+    }
+    let until = chrono::Utc::now() + keep;
+    let _ = store.ephemeral_put(
+        space,
+        &format!("seen:{key}"),
+        &now.to_be_bytes(),
+        until,
+        false,
+    );
+    now
+}
+
 /// The session table: in memory on one node; in the store's short-lived state when the store is shared by
 /// several nodes, so a session begun on one node goes on on another and ends everywhere at once.
 #[derive(Default)]
@@ -162,23 +199,18 @@ impl Sessions {
         // Shared: the record itself is only written at sign-in (and by a revision change); the idle timer is a
         // separate entry, so refreshing it can never bring back a session another node just ended.
         let mut s = self.get(&key)?;
-        let seen_key = format!("seen:{key}");
-        let seen = store
-            .ephemeral_get(space, &seen_key)
-            .ok()
-            .flatten()
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map(i64::from_be_bytes);
-        s.last_seen = s.last_seen.max(seen.unwrap_or(0));
+        s.last_seen = shared_last_seen(store.as_ref(), space, &key, s.last_seen);
         if !alive(&s, now) {
             self.remove(&key);
             return None;
         }
-        if now - s.last_seen >= SHARED_TOUCH_EVERY_MS {
-            let until = chrono::Utc::now() + chrono::Duration::hours(SHARED_KEEP_HOURS);
-            let _ = store.ephemeral_put(space, &seen_key, &now.to_be_bytes(), until, false);
-            s.last_seen = now;
-        }
+        s.last_seen = shared_touch(
+            store.as_ref(),
+            space,
+            &key,
+            s.last_seen,
+            chrono::Duration::hours(SHARED_KEEP_HOURS),
+        );
         Some(s)
     }
 

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use core_directory::crypto::{random_bytes, sha256_hex};
+use core_directory::sessions;
 use core_directory::store::Store;
 use core_directory::{Id, MfaChallenge};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -164,8 +165,6 @@ pub struct Lifetimes {
 
 /// How long a shared session record is kept at most (the org's lifetimes decide earlier ends).
 const SHARED_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
-/// A shared session's idle timer is written back at most this often, not on every request.
-const SHARED_TOUCH_EVERY_MS: i64 = 30_000;
 /// Bound on the sessions one single logout looks at.
 const MAX_SLO_MATCHES: usize = 1_000;
 
@@ -355,23 +354,18 @@ impl State {
         // Shared: the idle timer is a separate entry, so refreshing it can never bring back a session another
         // node just ended.
         let mut s = self.sessions.get(&key)?;
-        let seen_key = format!("seen:{key}");
-        let seen = store
-            .ephemeral_get(space, &seen_key)
-            .ok()
-            .flatten()
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map(i64::from_be_bytes);
-        s.last_seen = s.last_seen.max(seen.unwrap_or(0));
+        s.last_seen = sessions::shared_last_seen(store.as_ref(), space, &key, s.last_seen);
         if !alive(&s) {
             self.remove_session(&key);
             return None;
         }
-        if now - s.last_seen >= SHARED_TOUCH_EVERY_MS {
-            let until = Utc::now() + chrono::Duration::from_std(SHARED_KEEP).unwrap_or_default();
-            let _ = store.ephemeral_put(space, &seen_key, &now.to_be_bytes(), until, false);
-            s.last_seen = now;
-        }
+        s.last_seen = sessions::shared_touch(
+            store.as_ref(),
+            space,
+            &key,
+            s.last_seen,
+            chrono::Duration::from_std(SHARED_KEEP).unwrap_or_default(),
+        );
         Some(s)
     }
 
