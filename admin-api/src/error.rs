@@ -107,7 +107,9 @@ impl From<DirectoryError> for ApiError {
                     e.to_string(),
                 )
             }
-            DirectoryError::Store(_) | DirectoryError::Internal(_) => {
+            DirectoryError::Store(_)
+            | DirectoryError::Internal(_)
+            | DirectoryError::WrongMasterKey(_) => {
                 tracing::error!(error = %e, "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

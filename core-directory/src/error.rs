@@ -42,6 +42,9 @@ pub enum DirectoryError {
     /// snapshot, changes are refused until it returns.
     #[error("the directory cannot be changed right now: its store does not answer ({0}); reads go on, try the change again later")]
     Unavailable(String),
+    /// The master key does not open the directory's secrets.
+    #[error("{0}")]
+    WrongMasterKey(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

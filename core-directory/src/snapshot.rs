@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub const META_ORG: &str = "org";
 pub const META_POLICY: &str = "password_policy";
 pub const META_ALLOCATORS: &str = "allocators";
+/// A value sealed under the master key, which proves at start that the key is the directory's.
+pub const META_KEY_CHECK: &str = "master_key_check";
 
 /// One consistent state of the directory.
 #[derive(Clone)]
@@ -21,6 +23,8 @@ pub struct Snapshot {
     pub org: Option<Arc<OrgSettings>>,
     pub policy: Arc<PasswordPolicy>,
     pub allocators: Allocators,
+    /// The master key's check value ([`META_KEY_CHECK`]); `None` in a directory made before it existed.
+    pub key_check: Option<crate::crypto::Sealed>,
     pub users: HashMap<Id, Arc<User>>,
     pub user_by_name: HashMap<String, Id>,
     /// Users in user-name order (folded names), for lists shown a page at a time.
@@ -83,6 +87,7 @@ impl Snapshot {
             org: None,
             policy: Arc::new(PasswordPolicy::default()),
             allocators: Allocators::default(),
+            key_check: None,
             users: HashMap::new(),
             user_by_name: HashMap::new(),
             user_order: OrdMap::new(),
@@ -152,6 +157,7 @@ impl Snapshot {
                 META_ORG => self.org = Some(Arc::new(parse(kind, key, bytes)?)),
                 META_POLICY => self.policy = Arc::new(parse(kind, key, bytes)?),
                 META_ALLOCATORS => self.allocators = parse(kind, key, bytes)?,
+                META_KEY_CHECK => self.key_check = Some(parse(kind, key, bytes)?),
                 _ => {}
             },
             Kind::User => self.put_user(Arc::new(parse(kind, key, bytes)?)),

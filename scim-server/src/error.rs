@@ -61,7 +61,9 @@ impl From<DirectoryError> for ScimError {
                 tracing::warn!(error = %e, "a SCIM change was refused: the store does not answer");
                 ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
             }
-            DirectoryError::Store(_) | DirectoryError::Internal(_) => {
+            DirectoryError::Store(_)
+            | DirectoryError::Internal(_)
+            | DirectoryError::WrongMasterKey(_) => {
                 tracing::error!(error = %e, "SCIM request failed inside the directory");
                 ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error")
             }

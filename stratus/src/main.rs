@@ -61,8 +61,28 @@ enum Command {
     /// Move a directory between stores.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// The master key that seals the directory's secrets.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
     #[command(flatten)]
     Admin(cli::Admin),
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Re-seal every secret (TOTP seeds, NT hashes, RADIUS secrets, IdP keys, SCIM tokens) under a new key in one
+    /// transaction. Stop every server of the directory first.
+    Rotate {
+        /// Configuration file (default: ./stratus.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the config and STRATUS_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The store, a `postgres://…` URL (overrides the config and STRATUS_STORE).
+        #[arg(long)]
+        store: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,6 +241,35 @@ fn main() -> ExitCode {
                 Ok(r) => {
                     print_report(&r);
                     println!("restored");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("stratus: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::MasterKey(MasterKeyCommand::Rotate {
+            config,
+            data_dir,
+            store,
+        }) => {
+            let mut cfg = match config::Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("stratus: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(s) = store {
+                cfg.store = s;
+            }
+            match runtime.block_on(serve::rotate_master_key(&cfg)) {
+                Ok(said) => {
+                    println!("stratus: {said}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

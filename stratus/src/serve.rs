@@ -126,8 +126,10 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Open the directory in the data dir, initialising it on first start.
-pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> {
+/// Open the directory of `cfg` (its store and master key) without initialising it. A master key that does not
+/// open the directory's secrets is refused; a key file made just now for it is removed again, so that putting
+/// the right key back is all it takes.
+pub async fn open_existing(cfg: &Config) -> Result<Arc<Directory>, ServeError> {
     let dir_err = |source| ServeError::DataDir {
         path: cfg.data_dir.display().to_string(),
         source,
@@ -139,10 +141,10 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
         std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(dir_err)?;
     }
-    let master = MasterKey::load_or_create(
-        std::env::var("STRATUS_MASTER_KEY").ok().as_deref(),
-        &cfg.data_dir,
-    )?;
+    let from_env = std::env::var("STRATUS_MASTER_KEY").ok();
+    let key_file = cfg.data_dir.join("master.key");
+    let new_key_file = from_env.is_none() && !key_file.exists();
+    let master = MasterKey::load_or_create(from_env.as_deref(), &cfg.data_dir)?;
     let store: Arc<dyn Store> = if cfg.store.is_empty() {
         Arc::new(
             RedbStore::open(&cfg.data_dir.join("stratus.redb"))
@@ -180,7 +182,31 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
             ))),
             radius_sessions: cfg.radius.session_limits(),
         },
-    )?;
+    );
+    match dir {
+        Err(core_directory::DirectoryError::WrongMasterKey(why)) => {
+            if new_key_file {
+                let _ = std::fs::remove_file(&key_file);
+            }
+            let rotated = cfg.data_dir.join("master.key.new");
+            let hint = if rotated.exists() {
+                format!(
+                    "; {} exists: a key rotation may have stopped half-way, and that file may hold the key",
+                    rotated.display()
+                )
+            } else {
+                String::new()
+            };
+            Err(core_directory::DirectoryError::WrongMasterKey(format!("{why}{hint}")).into())
+        }
+        Err(e) => Err(e.into()),
+        Ok(dir) => Ok(dir),
+    }
+}
+
+/// Open the directory in the data dir, initialising it on first start.
+pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> {
+    let dir = open_existing(cfg).await?;
     let boot = dir
         .initialise(BootstrapRequest {
             org_name: cfg.org_name.clone(),
@@ -201,8 +227,68 @@ pub async fn open_directory(cfg: &Config) -> Result<Arc<Directory>, ServeError> 
         }
         println!("stratus: these are shown only now; change the password after your first login");
     }
+    dir.record_key_check().await?;
     dir.follow_changes();
     Ok(dir)
+}
+
+/// `stratus master-key rotate`: re-seal every secret under a new key (every server of the directory stopped).
+/// The new key is written to `master.key.new` before the store changes; once the store is sealed under it, it
+/// replaces `master.key` (the old one is kept as `master.key.previous`: backups made before need it). With
+/// `STRATUS_MASTER_KEY`, the new key is left in `master.key.new` for the operator to set on every node.
+pub async fn rotate_master_key(cfg: &Config) -> Result<String, ServeError> {
+    let dir = open_existing(cfg).await?;
+    if dir.org().is_none() {
+        return Err(ServeError::Config(
+            "this directory has not been started yet: there is nothing to rotate".into(),
+        ));
+    }
+    let io = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| ServeError::DataDir { path, source }
+    };
+    let text = data_encoding::HEXLOWER.encode(&core_directory::crypto::random_bytes(32));
+    let new = MasterKey::from_text(&text)?;
+    let new_path = cfg.data_dir.join("master.key.new");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&new_path).map_err(io(&new_path))?;
+        f.write_all(text.as_bytes()).map_err(io(&new_path))?;
+        f.sync_all().map_err(io(&new_path))?;
+    }
+    let rotated = dir.rotate_master_key(&new).await?;
+    dir.flush_events().await;
+    let mut said = format!(
+        "{} secrets re-sealed under a new master key",
+        rotated.secrets
+    );
+    if std::env::var("STRATUS_MASTER_KEY").is_ok() {
+        said.push_str(&format!(
+            "; set STRATUS_MASTER_KEY on every node to the contents of {}, then delete that file",
+            new_path.display()
+        ));
+    } else {
+        let key_path = cfg.data_dir.join("master.key");
+        let previous = cfg.data_dir.join("master.key.previous");
+        std::fs::rename(&key_path, &previous).map_err(io(&key_path))?;
+        std::fs::rename(&new_path, &key_path).map_err(io(&new_path))?;
+        if let Ok(d) = std::fs::File::open(&cfg.data_dir) {
+            let _ = d.sync_all();
+        }
+        said.push_str(&format!(
+            "; {} replaced, the previous key kept as {} (backups made before today need it)",
+            key_path.display(),
+            previous.display()
+        ));
+    }
+    Ok(said)
 }
 
 /// The certificate and key every TLS listener uses: the configured files, or the generated dev set.

@@ -27,7 +27,7 @@ pub fn generate_api_token() -> String {
     )
 }
 
-fn admin_totp_purpose(id: &Id) -> String {
+pub(crate) fn admin_totp_purpose(id: &Id) -> String {
     format!("admin-totp:{id}")
 }
 

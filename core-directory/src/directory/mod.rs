@@ -5,6 +5,7 @@
 mod accounting;
 mod admins;
 mod groups;
+pub mod master_key;
 mod provisioning;
 mod resources;
 mod scim_scope;
@@ -263,6 +264,7 @@ impl Directory {
     ) -> Result<Arc<Self>> {
         let loaded = store.load()?;
         let snapshot = Snapshot::from_records(loaded)?;
+        master_key::verify(&snapshot, &master_key)?;
         let hasher = Arc::new(
             PasswordHasherPool::new(config.hash_params, config.hash_concurrency)
                 .map_err(|e| DirectoryError::Internal(e.to_string()))?,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
-fn token_purpose(app: &Id) -> String {
+pub(crate) fn token_purpose(app: &Id) -> String {
     format!("scim-connector:{app}")
 }
 

@@ -12,7 +12,7 @@ use crate::views::{
 };
 use std::sync::Arc;
 
-fn radius_purpose(id: &Id) -> String {
+pub(crate) fn radius_purpose(id: &Id) -> String {
     format!("radius-secret:{id}")
 }
 
@@ -235,7 +235,7 @@ fn check_require_signed_metadata(a: &SsoApp) -> Result<()> {
     Ok(())
 }
 
-fn key_purpose(app: &Id) -> String {
+pub(crate) fn key_purpose(app: &Id) -> String {
     format!("saml-key:{app}")
 }
 

@@ -48,11 +48,11 @@ pub fn nt_hash(password: &str) -> Vec<u8> {
     Md4::digest(&utf16).to_vec()
 }
 
-fn nt_purpose(user: &Id) -> String {
+pub(crate) fn nt_purpose(user: &Id) -> String {
     format!("nt-hash:{user}")
 }
 
-fn totp_purpose(user: &Id) -> String {
+pub(crate) fn totp_purpose(user: &Id) -> String {
     format!("totp:{user}")
 }
 

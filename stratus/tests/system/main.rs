@@ -16,6 +16,7 @@ mod identity;
 mod import;
 mod integrity;
 mod ldap;
+mod master_key;
 mod mschap;
 mod passwords;
 mod public_url;
