@@ -313,6 +313,31 @@ async fn bind(addr: &str) -> Result<Option<(TcpListener, SocketAddr)>, ServeErro
         })
 }
 
+/// Headers every HTTPS answer gets: `Strict-Transport-Security` (over TLS), and `Cache-Control: no-store` unless
+/// the answer says otherwise — API and SCIM answers carry tokens, keys, TOTP secrets and personal data that no
+/// cache may keep. Published metadata and the console's assets keep their own rules.
+async fn transport_headers(
+    axum::extract::State(tls): axum::extract::State<bool>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let path = req.uri().path();
+    let cacheable = path.ends_with("/metadata") || path.contains("/assets/");
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    if tls && !h.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if !cacheable && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
 /// Run the suite until SIGINT/SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let configured_base_url = cfg
@@ -441,6 +466,10 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
                 rate_per_second: cfg.scim.rate_per_second,
                 rate_burst: cfg.scim.rate_burst,
             },
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            cfg.http.tls,
+            transport_headers,
         ))
         .into_make_service_with_connect_info::<SocketAddr>();
     let result = if cfg.http.tls {

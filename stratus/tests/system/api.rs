@@ -530,3 +530,52 @@ async fn first_start_prints_generated_bootstrap_credentials_once() {
     drop(again);
     drop(tmp);
 }
+
+/// Every HTTPS answer carries Strict-Transport-Security; answers that carry a secret (a new API key, a SCIM token,
+/// a TOTP secret) and every page and API answer forbid caching; published metadata stays cacheable.
+#[tokio::test]
+async fn https_answers_carry_hsts_and_secrets_are_never_cached() {
+    let s = Server::start().await;
+    let user = s.user("hsts", Some("Cache-Password-12")).await;
+    let secret_bearing = [
+        ("/api/v1/api-keys", json!({"name": "ci"})),
+        ("/api/v1/scim-tokens", json!({"name": "hr"})),
+        (&*format!("/api/v1/users/{user}/mfa/totp"), json!(null)),
+    ];
+    for (path, body) in secret_bearing {
+        let r = s
+            .http
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(crate::harness::API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        let h = r.headers();
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["strict-transport-security"], "max-age=31536000", "{path}");
+    }
+    for path in [
+        "/login",
+        "/portal",
+        "/saml/nope/sso",
+        "/console/login",
+        "/scim/v2/Users",
+        "/healthz",
+    ] {
+        let r = s.http.get(format!("{}{path}", s.url)).send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(
+            h.get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+        assert_eq!(
+            h.get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+}
