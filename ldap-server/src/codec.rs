@@ -41,11 +41,21 @@ pub struct GuardedCodec {
 }
 
 impl GuardedCodec {
-    pub fn new(max_pdu_bytes: usize) -> Self {
+    /// A codec that accepts messages of at most `limit` bytes now, and never more than `max_pdu_bytes`.
+    pub fn new(max_pdu_bytes: usize, limit: usize) -> Self {
         GuardedCodec {
             inner: LdapCodec::new(Some(max_pdu_bytes), None),
-            max: max_pdu_bytes,
+            max: limit.min(max_pdu_bytes),
         }
+    }
+
+    /// Change the largest message accepted from now on (a bind succeeded: the connection's full limit).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.max = limit;
+    }
+
+    pub fn limit(&self) -> usize {
+        self.max
     }
 }
 
@@ -328,7 +338,10 @@ mod tests {
         let mut controls = vec![0xa0, list.len() as u8];
         controls.extend_from_slice(&list);
         let mut buf = unbind_with(&controls);
-        let req = GuardedCodec::new(1024).decode(&mut buf).unwrap().unwrap();
+        let req = GuardedCodec::new(1024, 1024)
+            .decode(&mut buf)
+            .unwrap()
+            .unwrap();
         assert!(buf.is_empty());
         assert_eq!(req.msg.msgid, 1);
         assert!(matches!(req.msg.op, LdapOp::UnbindRequest));
@@ -353,7 +366,7 @@ mod tests {
         let one = unbind_with(&[]);
         let mut buf = BytesMut::new();
         buf.extend_from_slice(&one[..4]);
-        let mut codec = GuardedCodec::new(1024);
+        let mut codec = GuardedCodec::new(1024, 1024);
         assert!(codec.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&one[4..]);
         buf.extend_from_slice(&one[..3]);
@@ -373,7 +386,7 @@ mod tests {
         ] {
             let mut buf = unbind_with(controls);
             assert!(
-                GuardedCodec::new(1024).decode(&mut buf).is_err(),
+                GuardedCodec::new(1024, 1024).decode(&mut buf).is_err(),
                 "{controls:02x?}"
             );
         }

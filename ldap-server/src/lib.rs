@@ -41,7 +41,21 @@ pub struct LdapSettings {
     pub idle_timeout: Duration,
     /// Concurrent connections; further ones are closed at once.
     pub max_connections: usize,
+    /// Concurrent connections from one source address (never more than half of `max_connections`), so one
+    /// source cannot shut the others out.
+    pub max_connections_per_source: usize,
+    /// Largest request accepted before a bind succeeds (a bind, StartTLS or a whoami fit in a few KiB).
+    pub max_unbound_pdu_bytes: usize,
     pub limits: search::Limits,
+}
+
+impl LdapSettings {
+    /// The per-source limit in force: the setting, at most half the listener's connections, at least one.
+    pub fn per_source_limit(&self) -> usize {
+        self.max_connections_per_source
+            .min(self.max_connections / 2)
+            .max(1)
+    }
 }
 
 impl Default for LdapSettings {
@@ -50,6 +64,8 @@ impl Default for LdapSettings {
             max_pdu_bytes: 1024 * 1024,
             idle_timeout: Duration::from_secs(900),
             max_connections: 4096,
+            max_connections_per_source: 256,
+            max_unbound_pdu_bytes: 16 * 1024,
             limits: search::Limits::default(),
         }
     }
@@ -62,6 +78,83 @@ pub struct Shared {
     pub tls: Option<TlsAcceptor>,
     pub shutdown: watch::Receiver<bool>,
     permits: Arc<Semaphore>,
+    /// Open connections per source address.
+    per_source: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    /// When a refusal was last recorded as an event, per source (one event per source per minute at most).
+    refusals_noted:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
+}
+
+/// One connection counted against its source; uncounted when dropped.
+struct SourceSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .shared
+            .per_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Count a new connection from `ip`, or `None` when the source already holds its share.
+    fn take_source_slot(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<SourceSlot> {
+        let mut m = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.settings.per_source_limit() {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            shared: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// A refused connection: logged and recorded as an event naming the source, at most once a minute per source.
+    fn note_refusal(self: &Arc<Self>, ip: std::net::IpAddr, why: &'static str) {
+        {
+            let mut m = self
+                .refusals_noted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            if m.get(&ip)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+            {
+                return;
+            }
+            if m.len() >= 10_000 {
+                m.retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
+            }
+            m.insert(ip, now);
+        }
+        tracing::warn!(source = %ip, "{why}; closing new connections from this source");
+        let dir = Arc::clone(&self.dir);
+        tokio::spawn(async move {
+            dir.record(
+                core_directory::Event::new(
+                    core_directory::Service::Ldap,
+                    "ldap_connection_refused",
+                    false,
+                )
+                .client(Some(ip))
+                .reason(why),
+            )
+            .await;
+        });
+    }
 }
 
 /// Run the plain (StartTLS-capable) and LDAPS listeners until `shutdown` turns true.
@@ -80,6 +173,8 @@ pub async fn serve(
         tls: tls.map(TlsAcceptor::from),
         shutdown,
         permits,
+        per_source: Default::default(),
+        refusals_noted: Default::default(),
     });
     let mut tasks = Vec::new();
     if let Some(l) = plain {
@@ -95,26 +190,37 @@ pub async fn serve(
 
 async fn accept_loop(listener: TcpListener, ldaps: bool, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
+    // Accept failures (out of descriptors, mostly) are logged at most every 10 s, with how many there were.
+    let mut failures: (Option<std::time::Instant>, u64) = (None, 0);
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, "LDAP accept failed");
+                    failures.1 += 1;
+                    if failures.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        tracing::warn!(error = %e, failures = failures.1, "LDAP accept failed");
+                        failures = (Some(std::time::Instant::now()), 0);
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = shutdown.changed() => return,
         };
+        let Some(slot) = shared.take_source_slot(peer.ip()) else {
+            shared.note_refusal(peer.ip(), "this source holds its share of LDAP connections");
+            continue;
+        };
         let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-            tracing::warn!(%peer, "LDAP connection limit reached; closing a new connection");
+            shared.note_refusal(peer.ip(), "the LDAP connection limit is reached");
             continue;
         };
         let _ = tcp.set_nodelay(true);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _permit = permit;
+            let _slot = slot;
             if ldaps {
                 let Some(acceptor) = shared.tls.clone() else {
                     return;

@@ -106,7 +106,11 @@ struct Session {
 /// Serve one connection until it closes, idles out, or the server stops.
 pub async fn serve(stream: Transport, peer: SocketAddr, shared: Arc<Shared>) {
     let tls = matches!(stream, Either::Right(_));
-    let mut framed = Framed::new(stream, GuardedCodec::new(shared.settings.max_pdu_bytes));
+    let unbound_limit = shared.settings.max_unbound_pdu_bytes;
+    let mut framed = Framed::new(
+        stream,
+        GuardedCodec::new(shared.settings.max_pdu_bytes, unbound_limit),
+    );
     let mut shutdown = shared.shutdown.clone();
     let mut s = Session {
         shared: Arc::clone(&shared),
@@ -118,11 +122,16 @@ pub async fn serve(stream: Transport, peer: SocketAddr, shared: Arc<Shared>) {
         paged: PagedState::default(),
     };
     loop {
-        let idle = if s.reader == Reader::Anonymous {
-            ANONYMOUS_IDLE.min(shared.settings.idle_timeout)
+        // Before a bind succeeds only small requests are read (and so buffered); a bound session gets the full limit.
+        let (idle, limit) = if s.reader == Reader::Anonymous {
+            (
+                ANONYMOUS_IDLE.min(shared.settings.idle_timeout),
+                unbound_limit,
+            )
         } else {
-            shared.settings.idle_timeout
+            (shared.settings.idle_timeout, shared.settings.max_pdu_bytes)
         };
+        framed.codec_mut().set_limit(limit);
         let next = tokio::select! {
             n = tokio::time::timeout(idle, framed.next()) => n,
             _ = shutdown.changed() => break,
@@ -179,7 +188,7 @@ pub async fn serve(stream: Transport, peer: SocketAddr, shared: Arc<Shared>) {
                         s.tls = true;
                         framed = Framed::new(
                             Either::Right(t),
-                            GuardedCodec::new(shared.settings.max_pdu_bytes),
+                            GuardedCodec::new(shared.settings.max_pdu_bytes, unbound_limit),
                         );
                     }
                     _ => return,

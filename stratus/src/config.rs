@@ -65,6 +65,10 @@ pub struct LdapConfig {
     pub idle_timeout_seconds: u64,
     /// Concurrent connections.
     pub max_connections: usize,
+    /// Concurrent connections from one source address (at most half of `max_connections`).
+    pub max_connections_per_source: usize,
+    /// Largest request accepted before a bind succeeds, in bytes.
+    pub max_unbound_pdu_bytes: usize,
     /// Entries one non-paged search returns at most (0 = no limit).
     pub size_limit: usize,
     /// Seconds one search may run at most.
@@ -78,6 +82,10 @@ impl LdapConfig {
             max_pdu_bytes: self.max_pdu_bytes,
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_seconds.max(1)),
             max_connections: self.max_connections.max(1),
+            max_connections_per_source: self.max_connections_per_source.max(1),
+            max_unbound_pdu_bytes: self
+                .max_unbound_pdu_bytes
+                .clamp(1024, self.max_pdu_bytes.max(1024)),
             ..Default::default()
         };
         s.limits.size_limit = self.size_limit;
@@ -95,6 +103,8 @@ impl Default for LdapConfig {
             max_pdu_bytes: d.max_pdu_bytes,
             idle_timeout_seconds: d.idle_timeout.as_secs(),
             max_connections: d.max_connections,
+            max_connections_per_source: d.max_connections_per_source,
+            max_unbound_pdu_bytes: d.max_unbound_pdu_bytes,
             size_limit: d.limits.size_limit,
             time_limit_seconds: d.limits.time_limit.as_secs(),
         }
@@ -373,6 +383,14 @@ impl Config {
         env_parse("STRATUS_TLS_KEY", &mut self.tls.key)?;
         env_parse("STRATUS_LDAP_ADDR", &mut self.ldap.addr)?;
         env_parse("STRATUS_LDAPS_ADDR", &mut self.ldap.ldaps_addr)?;
+        env_parse(
+            "STRATUS_LDAP_MAX_CONNECTIONS",
+            &mut self.ldap.max_connections,
+        )?;
+        env_parse(
+            "STRATUS_LDAP_MAX_CONNECTIONS_PER_SOURCE",
+            &mut self.ldap.max_connections_per_source,
+        )?;
         env_parse("STRATUS_RADIUS_ADDR", &mut self.radius.addr)?;
         env_parse(
             "STRATUS_RADIUS_ACCOUNTING_ADDR",

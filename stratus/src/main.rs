@@ -177,8 +177,12 @@ fn init_logging(cfg: &config::Config) {
             filter = filter.add_directive(quiet);
         }
     }
+    // Colour only on a terminal (and not with NO_COLOR): a log file or journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if cfg.log.format == "json" {
         builder.json().init();

@@ -12,6 +12,7 @@ mod console_settings;
 mod crash;
 mod eap;
 mod harness;
+mod hostile;
 mod identity;
 mod import;
 mod integrity;

@@ -1,0 +1,153 @@
+//! Hostile clients: what one source can hold (LDAP connections, half-sent requests), bounded in count and time,
+//! while real clients from another source are still served.
+
+use crate::harness::Server;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A TCP connection to `to` from the loopback address `from` (another source than the tests' 127.0.0.1).
+async fn connect_from(from: [u8; 4], to: &str) -> Option<TcpStream> {
+    let to: SocketAddr = to.parse().unwrap();
+    let socket = TcpSocket::new_v4().ok()?;
+    socket.bind(SocketAddr::from((from, 0))).ok()?;
+    tokio::time::timeout(Duration::from_secs(5), socket.connect(to))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Whether the server has closed `c` (a read returns end of stream) within a short wait.
+async fn closed_by_server(c: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn ldap_ready_user(s: &Server) -> String {
+    let user = s.user("lena", Some("Ldap-Password-51")).await;
+    let (st, g) = s.post("/groups", json!({"name": "ldap-users"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    let g = g["id"].as_str().unwrap().to_string();
+    s.put(&format!("/groups/{g}/members/{user}"), None).await;
+    s.put(&format!("/groups/{g}/bindings/ldap"), None).await;
+    let (_, org) = s.get("/settings/org").await;
+    org["ldap_suffix"].as_str().unwrap().to_string()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn one_source_holding_ldap_connections_leaves_room_for_the_others() {
+    let s = Server::start_with_env(&[
+        ("STRATUS_LDAP_MAX_CONNECTIONS", "200"),
+        ("STRATUS_LDAP_MAX_CONNECTIONS_PER_SOURCE", "40"),
+    ])
+    .await;
+    let suffix = ldap_ready_user(&s).await;
+    // 127.0.0.2 opens 150 idle connections (bounded): only its share stays open.
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        if let Some(c) = connect_from([127, 0, 0, 2], &s.ldap).await {
+            held.push(c);
+        }
+    }
+    assert_eq!(held.len(), 150, "the kernel accepted every connection");
+    let mut open = 0;
+    for c in &mut held {
+        if !closed_by_server(c).await {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 40, "one source keeps exactly its share");
+    // A real client from another source is served meanwhile.
+    let (code, out) = crate::identity::whoami(&s, &suffix, "lena", "Ldap-Password-51");
+    assert_eq!(code, Some(0), "{out}");
+    // The refusal names the source, once, not once per connection.
+    let (_, ev) = s
+        .get("/events?type=ldap_connection_refused&limit=100")
+        .await;
+    let ev = ev["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["client_ip"], "127.0.0.2", "{ev:?}");
+}
+
+#[tokio::test]
+async fn before_a_bind_only_small_requests_are_read_and_memory_stays_bounded() {
+    let s = Server::start().await;
+    let suffix = ldap_ready_user(&s).await;
+    // A request announcing 1 MiB before any bind: closed at once.
+    let mut c = connect_from([127, 0, 0, 3], &s.ldap).await.unwrap();
+    c.write_all(&[0x30, 0x84, 0x00, 0x10, 0x00, 0x00, 0x02, 0x01, 0x01])
+        .await
+        .unwrap();
+    assert!(closed_by_server(&mut c).await);
+    // 200 unbound connections each sending half of a 1 MiB request: the server reads none of it into memory.
+    let before = rss_kib(s.pid());
+    let chunk = vec![0x04u8; 64 * 1024];
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let Some(mut c) = connect_from([127, 0, 0, 4], &s.ldap).await else {
+            continue;
+        };
+        let _ = c
+            .write_all(&[
+                0x30, 0x84, 0x00, 0x10, 0x00, 0x00, 0x02, 0x01, 0x01, 0x63, 0x84, 0x00, 0x0f, 0xff,
+                0xf0,
+            ])
+            .await;
+        for _ in 0..8 {
+            if c.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        held.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = rss_kib(s.pid()).saturating_sub(before);
+    assert!(
+        grown < 50 * 1024,
+        "200 half-sent requests grew the server by {grown} KiB"
+    );
+    drop(held);
+    // A bound session still sends large requests: a 40 KB filter is answered.
+    let filter = format!(
+        "(|{})",
+        (0..3000)
+            .map(|i| format!("(uid=u{i:05})"))
+            .collect::<String>()
+    );
+    assert!(filter.len() > 30_000);
+    let out = std::process::Command::new("ldapsearch")
+        .args(["-x", "-LLL", "-H", &format!("ldap://{}", s.ldap)])
+        .args([
+            "-D",
+            &format!("uid=lena,ou=Users,{suffix}"),
+            "-w",
+            "Ldap-Password-51",
+        ])
+        .args(["-b", &suffix, &filter, "uid"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
