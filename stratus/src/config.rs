@@ -37,6 +37,16 @@ pub struct HttpConfig {
     pub addr: String,
     /// Serve HTTPS with the `[tls]` certificate. Turn off only behind a TLS-terminating proxy.
     pub tls: bool,
+    /// Concurrent connections.
+    pub max_connections: usize,
+    /// Concurrent connections from one source address (at most half of `max_connections`).
+    pub max_connections_per_source: usize,
+    /// Seconds a client has to send a request's headers (HTTP/1.1).
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's whole body.
+    pub body_timeout_seconds: u64,
+    /// Seconds a connection may stay silent with no request in progress (after TLS, between keep-alive requests).
+    pub idle_timeout_seconds: u64,
 }
 
 /// The certificate every TLS listener (HTTPS, LDAPS, StartTLS, later EAP) presents.
@@ -285,6 +295,11 @@ impl Default for HttpConfig {
         HttpConfig {
             addr: "127.0.0.1:8443".into(),
             tls: true,
+            max_connections: 4096,
+            max_connections_per_source: 256,
+            header_timeout_seconds: 20,
+            body_timeout_seconds: 60,
+            idle_timeout_seconds: 120,
         }
     }
 }
@@ -379,6 +394,26 @@ impl Config {
         env_parse("STRATUS_PUBLIC_BASE_URL", &mut self.public_base_url)?;
         env_parse("STRATUS_HTTP_ADDR", &mut self.http.addr)?;
         env_parse("STRATUS_HTTP_TLS", &mut self.http.tls)?;
+        env_parse(
+            "STRATUS_HTTP_MAX_CONNECTIONS",
+            &mut self.http.max_connections,
+        )?;
+        env_parse(
+            "STRATUS_HTTP_MAX_CONNECTIONS_PER_SOURCE",
+            &mut self.http.max_connections_per_source,
+        )?;
+        env_parse(
+            "STRATUS_HTTP_HEADER_TIMEOUT_SECONDS",
+            &mut self.http.header_timeout_seconds,
+        )?;
+        env_parse(
+            "STRATUS_HTTP_BODY_TIMEOUT_SECONDS",
+            &mut self.http.body_timeout_seconds,
+        )?;
+        env_parse(
+            "STRATUS_HTTP_IDLE_TIMEOUT_SECONDS",
+            &mut self.http.idle_timeout_seconds,
+        )?;
         env_parse("STRATUS_TLS_CERT", &mut self.tls.cert)?;
         env_parse("STRATUS_TLS_KEY", &mut self.tls.key)?;
         env_parse("STRATUS_LDAP_ADDR", &mut self.ldap.addr)?;

@@ -8,6 +8,7 @@
 mod certs;
 mod cli;
 mod config;
+mod https;
 mod serve;
 
 use clap::{Parser, Subcommand};

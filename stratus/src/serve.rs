@@ -2,7 +2,6 @@
 
 use crate::certs;
 use crate::config::Config;
-use axum::serve::ListenerExt;
 use core_directory::crypto::MasterKey;
 use core_directory::directory::BootstrapRequest;
 use core_directory::password::HashParams;
@@ -11,9 +10,8 @@ use core_directory::{Directory, DirectoryConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
-use tokio_rustls::server::TlsStream;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// Everything that can stop the server from starting.
@@ -37,71 +35,6 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
-}
-
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A TLS listener for axum: handshakes run concurrently in their own tasks, finished streams are handed over.
-struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    fn start(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(256);
-        tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // Small TLS and HTTP/2 writes must not wait for the peer's delayed ACK (Nagle): without this a new
-                // connection's first answer waits about 40 ms.
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
-                }
-                let acceptor = acceptor.clone();
-                let handoff = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = handoff.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-                if tx.is_closed() {
-                    break;
-                }
-            }
-        });
-        Ok(TlsListener { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The acceptor task only ends when this listener is dropped; park forever otherwise.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
 
 async fn shutdown_signal() {
@@ -338,11 +271,45 @@ async fn transport_headers(
     r
 }
 
+/// Raise the soft limit on open files to the hard limit: every LDAP, RADIUS-over-TLS and HTTPS connection is a
+/// descriptor, and the usual soft limit of 1,024 would let a few hundred held connections stop every listener.
+/// Returns the limit in force.
+fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let current = getrlimit(Resource::Nofile);
+    let wanted = Rlimit {
+        current: current.maximum,
+        maximum: current.maximum,
+    };
+    match setrlimit(Resource::Nofile, wanted) {
+        Ok(()) => current.maximum.or(Some(u64::MAX)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the open-files limit could not be raised");
+            current.current
+        }
+    }
+}
+
 /// Run the suite until SIGINT/SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let configured_base_url = cfg
         .configured_public_base_url()
         .map_err(ServeError::Config)?;
+    if let Some(limit) = raise_open_files_limit() {
+        // Descriptors kept for the store, its files and logs, beyond the listeners' own limits.
+        const RESERVED: u64 = 256;
+        let listeners = (cfg.ldap.max_connections + cfg.http.max_connections) as u64;
+        if limit < listeners + RESERVED {
+            tracing::warn!(
+                limit,
+                listeners,
+                "the open-files limit is below the listeners' connection limits plus a reserve; lower \
+                 ldap.max_connections and http.max_connections or raise the hard limit (ulimit -Hn)"
+            );
+        } else {
+            tracing::debug!(limit, "open-files limit");
+        }
+    }
     let dir = open_directory(&cfg).await?;
     let (cert, key) = tls_files(&cfg)?;
     let (stop_tx, stop) = watch::channel(false);
@@ -470,29 +437,27 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         .layer(axum::middleware::from_fn_with_state(
             cfg.http.tls,
             transport_headers,
-        ))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let result = if cfg.http.tls {
-        let acceptor = TlsAcceptor::from(Arc::new(certs::server_config(&cert, &key)?));
-        let listener = TlsListener::start(tcp, acceptor).map_err(|source| ServeError::Bind {
-            addr: cfg.http.addr.clone(),
-            source,
-        })?;
-        announce("http", &scheme_addr);
-        let server =
-            axum::serve(listener.tap_io(|_| ()), app).with_graceful_shutdown(stopped(stop.clone()));
-        drain(server, stop.clone()).await
-    } else {
-        announce("http", &scheme_addr);
-        let server = axum::serve(
-            tcp.tap_io(|s| {
-                let _ = s.set_nodelay(true);
-            }),
-            app,
-        )
-        .with_graceful_shutdown(stopped(stop.clone()));
-        drain(server, stop.clone()).await
+        ));
+    let limits = crate::https::Limits {
+        max_connections: cfg.http.max_connections.max(1),
+        max_per_source: cfg.http.max_connections_per_source.max(1),
+        header_timeout: Duration::from_secs(cfg.http.header_timeout_seconds.max(1)),
+        body_timeout: Duration::from_secs(cfg.http.body_timeout_seconds.max(1)),
+        idle_timeout: Duration::from_secs(cfg.http.idle_timeout_seconds.max(1)),
     };
+    let acceptor = if cfg.http.tls {
+        Some(TlsAcceptor::from(Arc::new(certs::server_config(
+            &cert, &key,
+        )?)))
+    } else {
+        None
+    };
+    announce("http", &scheme_addr);
+    let result = drain(
+        crate::https::serve(tcp, acceptor, app, limits, stop.clone()),
+        stop.clone(),
+    )
+    .await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, ldap).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, radius).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, provisioner).await;

@@ -151,3 +151,64 @@ async fn before_a_bind_only_small_requests_are_read_and_memory_stays_bounded() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Slow and silent HTTPS clients (headers a byte at a time, a body a byte at a time, nothing after the handshake,
+/// nothing after a keep-alive answer) are closed within their configured times, one source holds at most its
+/// share of connections, and a real client is served meanwhile.
+#[tokio::test]
+async fn slow_and_silent_https_clients_are_closed_in_time() {
+    let s = Server::start_with_env(&[
+        ("STRATUS_HTTP_HEADER_TIMEOUT_SECONDS", "2"),
+        ("STRATUS_HTTP_BODY_TIMEOUT_SECONDS", "2"),
+        ("STRATUS_HTTP_IDLE_TIMEOUT_SECONDS", "2"),
+        ("STRATUS_HTTP_MAX_CONNECTIONS", "200"),
+        ("STRATUS_HTTP_MAX_CONNECTIONS_PER_SOURCE", "20"),
+    ])
+    .await;
+    let addr = s.url.trim_start_matches("https://").to_string();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    // One source holds 60 plain TCP connections: only its share stays open, and a real client is served.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        if let Some(c) = connect_from([127, 0, 0, 5], &addr).await {
+            held.push(c);
+        }
+    }
+    let mut open = 0;
+    for c in &mut held {
+        if !closed_by_server(c).await {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 20, "one source keeps exactly its share");
+    assert_eq!(s.get("/users?limit=1").await.0, StatusCode::OK);
+    drop(held);
+    // Each slow client is watched for at most 20 s; the configured times are 2 s.
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../conformance/http/slow.py"
+        ))
+        .args([host, port])
+        .arg(s.dir.join("certs/ca.pem"))
+        .arg("20")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)));
+    eprintln!("slow clients: {v}");
+    for kind in [
+        "slow_headers",
+        "slow_body",
+        "idle_after_tls",
+        "idle_keep_alive",
+    ] {
+        let after = v[kind]["closed_after"].as_f64();
+        assert!(
+            after.is_some_and(|t| t < 10.0),
+            "{kind} was not closed by the server: {v}"
+        );
+    }
+    assert_eq!(v["idle_keep_alive"]["status"], "HTTP/1.1 200 OK", "{v}");
+}
