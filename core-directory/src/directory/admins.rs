@@ -48,7 +48,7 @@ pub(crate) fn new_admin_record(
     Ok(Admin {
         id: Id::generate(),
         email,
-        name: name.trim().to_string(),
+        name: super::text("name", name, 256)?,
         role,
         password_hash,
         totp: None,
@@ -172,7 +172,7 @@ impl Directory {
                     .ok_or_else(|| DirectoryError::not_found("admin", &id))?)
                 .clone();
                 if let Some(n) = patch.name {
-                    a.name = n.trim().to_string();
+                    a.name = super::text("name", &n, 256)?;
                 }
                 if let Some(r) = patch.role {
                     if a.role == AdminRole::Administrator

@@ -185,7 +185,7 @@ impl Directory {
                 let g = Group {
                     id,
                     name,
-                    description: input.description.trim().to_string(),
+                    description: super::text("description", &input.description, 1024)?,
                     linux_group: lg,
                     samba: input.samba,
                     attributes: input.attributes,
@@ -252,7 +252,7 @@ impl Directory {
                     }
                 }
                 if let Some(v) = patch.description {
-                    g.description = v.trim().to_string();
+                    g.description = super::text("description", &v, 1024)?;
                     changed.push("description");
                 }
                 if let Some(lg) = patch.linux_group {

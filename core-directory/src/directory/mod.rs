@@ -634,6 +634,25 @@ pub(crate) fn required(field: &'static str, value: &str) -> Result<String> {
     Ok(v.to_string())
 }
 
+/// Trim a free-text value that may be empty: no control characters (CR, LF, ESC, … would reach LDAP, SAML and
+/// SCIM clients and logs as they are), at most `max` characters.
+pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.chars().any(char::is_control) {
+        return Err(DirectoryError::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    if v.chars().count() > max {
+        return Err(DirectoryError::invalid(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
 /// Trim an optional free-text value; empty means absent.
 pub(crate) fn optional(field: &'static str, value: Option<&str>) -> Result<Option<String>> {
     match value.map(str::trim) {

@@ -193,6 +193,17 @@ pub(crate) fn validate_email(text: &str) -> Result<String> {
     Ok(v)
 }
 
+/// Employment fields are free text without control characters.
+fn validate_employment(e: crate::model::Employment) -> Result<crate::model::Employment> {
+    Ok(crate::model::Employment {
+        title: optional("employment.title", e.title.as_deref())?,
+        department: optional("employment.department", e.department.as_deref())?,
+        company: optional("employment.company", e.company.as_deref())?,
+        employee_id: optional("employment.employee_id", e.employee_id.as_deref())?,
+        manager: optional("employment.manager", e.manager.as_deref())?,
+    })
+}
+
 fn validate_attributes(attrs: &std::collections::BTreeMap<String, String>) -> Result<()> {
     for (k, v) in attrs {
         let ok = !k.is_empty()
@@ -210,6 +221,12 @@ fn validate_attributes(attrs: &std::collections::BTreeMap<String, String>) -> Re
             return Err(DirectoryError::invalid(
                 "attributes",
                 format!("attribute `{k}` is longer than 1024 characters"),
+            ));
+        }
+        if v.chars().any(char::is_control) {
+            return Err(DirectoryError::invalid(
+                "attributes",
+                format!("attribute `{k}` must not contain control characters"),
             ));
         }
     }
@@ -494,8 +511,8 @@ impl Directory {
             username: username.clone(),
             login_name,
             email,
-            firstname: input.firstname.trim().to_string(),
-            lastname: input.lastname.trim().to_string(),
+            firstname: super::text("firstname", &input.firstname, 256)?,
+            lastname: super::text("lastname", &input.lastname, 256)?,
             display_name: optional("display_name", input.display_name.as_deref())?,
             state: input.state.unwrap_or(UserState::Active),
             password_hash: None,
@@ -514,7 +531,7 @@ impl Directory {
                 .unwrap_or_else(|| format!("/home/{username}")),
             login_shell: optional("login_shell", input.login_shell.as_deref())?
                 .unwrap_or_else(|| "/bin/bash".into()),
-            employment: input.employment.unwrap_or_default(),
+            employment: validate_employment(input.employment.unwrap_or_default())?,
             phone: optional("phone", input.phone.as_deref())?,
             external_id: optional("external_id", input.external_id.as_deref())?,
             attributes: input.attributes,
@@ -654,11 +671,11 @@ impl Directory {
             changed.push("email");
         }
         if let Some(v) = patch.firstname {
-            u.firstname = v.trim().to_string();
+            u.firstname = super::text("firstname", &v, 256)?;
             changed.push("firstname");
         }
         if let Some(v) = patch.lastname {
-            u.lastname = v.trim().to_string();
+            u.lastname = super::text("lastname", &v, 256)?;
             changed.push("lastname");
         }
         if let Some(v) = patch.display_name {
@@ -711,7 +728,7 @@ impl Directory {
             changed.push("login_shell");
         }
         if let Some(v) = patch.employment {
-            u.employment = v;
+            u.employment = validate_employment(v)?;
             changed.push("employment");
         }
         if let Some(v) = patch.phone {

@@ -162,3 +162,74 @@ async fn duplicates_and_out_of_range_ids_are_refused() {
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 }
+
+/// Control characters (CR, LF, ESC, …) are refused in every text field, with a field error, through the admin
+/// API and SCIM alike; nothing is stored.
+#[tokio::test]
+async fn control_characters_are_refused_in_text_fields() {
+    let s = Server::start().await;
+    for (field, value) in [
+        ("firstname", "Ann\r\nInjected: yes"),
+        ("lastname", "Lee\u{1b}[31m"),
+        ("display_name", "A\u{7}B"),
+    ] {
+        let mut body = json!({"username": "ctl", "email": "ctl@example.com"});
+        body[field] = json!(value);
+        let (st, e) = s.post("/users", body).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {e}");
+        assert_eq!(e["error"]["field"], field, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("control characters"),
+            "{e}"
+        );
+    }
+    let (st, e) = s
+        .post(
+            "/users",
+            json!({"username": "ctl", "email": "ctl@example.com",
+                               "employment": {"title": "Boss\nof all"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let id = s.user("ctl", None).await;
+    let (st, e) = s
+        .patch(&format!("/users/{id}"), json!({"lastname": "x\u{0}y"}))
+        .await;
+    assert_eq!(
+        (st, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("lastname")),
+        "{e}"
+    );
+    let (st, e) = s
+        .post(
+            "/groups",
+            json!({"name": "g", "description": "line\r\nbreak"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (_, u) = s.get(&format!("/users/{id}")).await;
+    assert_eq!(u["lastname"], "ctl", "unchanged: {u}");
+    // SCIM: the same rule, as a SCIM error.
+    let (st, t) = s.post("/scim-tokens", json!({"name": "hr"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let r = s
+        .http
+        .post(format!("{}/scim/v2/Users", s.url))
+        .bearer_auth(t["token"].as_str().unwrap())
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "scimctl",
+                   "name": {"givenName": "Eve\r\nX", "familyName": "Ok"},
+                   "emails": [{"value": "scimctl@example.com", "primary": true}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["scimType"], "invalidValue", "{e}");
+}
