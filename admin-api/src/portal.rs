@@ -131,8 +131,27 @@ fn signed_in(s: &AppState, headers: &HeaderMap) -> ApiResult<Id> {
         .ok_or_else(ApiError::unauthorized)
 }
 
-#[utoipa::path(post, path = "/logout", tag = "portal", responses((status = 204)))]
+/// Signing out changes state, so it takes what a cross-site form cannot send: a JSON body (its content type needs
+/// a CORS preflight, which this API never grants). Anything else is refused and the session stays.
+#[utoipa::path(post, path = "/logout", tag = "portal",
+    responses((status = 204), (status = 403, body = ErrorBody)))]
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "sign out with a JSON request (Content-Type: application/json)",
+        )
+        .into_response();
+    }
     if let Some(t) = session_cookie_named(&headers, PORTAL_COOKIE) {
         s.portal_sessions.end(&t);
     }

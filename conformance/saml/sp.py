@@ -322,6 +322,16 @@ def main():
             http.cookies.update(pickle.load(fh))
         r = http.get(f"{base}/portal", allow_redirects=False)
         print(json.dumps({"status": r.status_code, "location": r.headers.get("location")}))
+    elif scenario == "logout_without_csrf":
+        # A page elsewhere posts the sign-out form without the session's token: refused, the session stays.
+        import pickle
+        http = browser(ca)
+        with open(a["jar"], "rb") as fh:
+            http.cookies.update(pickle.load(fh))
+        r = http.post(f"{base}/portal/logout", data={"csrf": "forged"}, allow_redirects=False)
+        after = http.get(f"{base}/portal", allow_redirects=False)
+        print(json.dumps({"status": r.status_code, "cleared": "Max-Age=0" in r.headers.get("set-cookie", ""),
+                          "portal_after": after.status_code}))
     elif scenario == "refused":
         print(json.dumps(refused(base, ca, a)))
     elif scenario == "cluster":

@@ -236,7 +236,15 @@ pub(super) async fn portal_logout(
     c: ConnectInfo<SocketAddr>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) {
+    let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) else {
+        // No valid form token: a page elsewhere cannot sign the user out, and the session cookie stays.
+        return pages::error_page(
+            axum::http::StatusCode::FORBIDDEN,
+            "Sign-out refused",
+            "This sign-out form is no longer valid. Open your apps page again and sign out from there.",
+        );
+    };
+    {
         idp.state.end_session(&t);
         let username = idp
             .dir

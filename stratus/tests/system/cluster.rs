@@ -457,6 +457,7 @@ async fn sessions_and_used_codes_are_the_same_on_every_node() {
         .http
         .post(format!("{}/portal/api/logout", b.url))
         .header("cookie", &cookie)
+        .json(&json!({}))
         .send()
         .await
         .unwrap();

@@ -212,3 +212,74 @@ async fn slow_and_silent_https_clients_are_closed_in_time() {
     }
     assert_eq!(v["idle_keep_alive"]["status"], "HTTP/1.1 200 OK", "{v}");
 }
+
+/// Signing out takes the session's own proof: the portal page's form token, or a JSON request to the portal
+/// API; a page elsewhere cannot sign a user out.
+#[tokio::test]
+async fn signing_out_needs_the_form_token_or_a_json_request() {
+    let s = Server::start().await;
+    s.user("otto", Some("Signout-Pass-81")).await;
+    // The portal API.
+    let r = s
+        .http
+        .post(format!("{}/portal/api/login", s.url))
+        .json(&json!({"username": "otto", "password": "Signout-Pass-81"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let me = |c: String| {
+        let s = &s;
+        async move {
+            s.http
+                .get(format!("{}/portal/api/me", s.url))
+                .header("cookie", c)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let forged = s
+        .http
+        .post(format!("{}/portal/api/logout", s.url))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(forged.headers().get("set-cookie").is_none());
+    assert_eq!(
+        me(cookie.clone()).await,
+        StatusCode::OK,
+        "the session stays"
+    );
+    let real = s
+        .http
+        .post(format!("{}/portal/api/logout", s.url))
+        .header("cookie", &cookie)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(real.status(), StatusCode::NO_CONTENT);
+    assert_eq!(me(cookie).await, StatusCode::UNAUTHORIZED);
+    // The portal pages: a sign-out form without the session's token is refused and the session stays.
+    let jar = s.dir.join("otto.jar");
+    let args = json!({"username": "otto", "password": "Signout-Pass-81", "jar": jar});
+    let v = crate::saml::sp(&s, "portal_login", args.clone());
+    assert_eq!(v["portal"], true, "{v}");
+    let v = crate::saml::sp(&s, "logout_without_csrf", args);
+    assert_eq!(v["status"], 403, "{v}");
+    assert_eq!(v["cleared"], false, "{v}");
+    assert_eq!(v["portal_after"], 200, "{v}");
+}
