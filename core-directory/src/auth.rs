@@ -655,11 +655,13 @@ impl Directory {
         }
     }
 
-    fn auth_event(req: &AuthRequest, user: Option<&User>, success: bool) -> Event {
+    /// The event of an authentication. A name that matches no account is not recorded as given (it may be a
+    /// password typed into the name field): the event names `unknown name #<keyed digest>` instead.
+    fn auth_event(&self, req: &AuthRequest, user: Option<&User>, success: bool) -> Event {
         let mut e = Event::new(req.service, event_type(req.service), success)
             .client(req.client_ip)
             .user(user.map_or_else(
-                || req.username.chars().take(256).collect::<String>(),
+                || crate::crypto::unknown_name(&self.master_key, &req.username),
                 |u| u.username.clone(),
             ));
         e.actor = e.username.clone();
@@ -685,7 +687,8 @@ impl Directory {
         user: Option<&User>,
         reason: DenyReason,
     ) -> Result<AuthOutcome> {
-        let e = Self::auth_event(req, user, false)
+        let e = self
+            .auth_event(req, user, false)
             .reason(reason.describe())
             .detail("deny", serde_json::to_value(reason).unwrap_or_default());
         self.record(e).await;
@@ -700,10 +703,11 @@ impl Directory {
         reason: DenyReason,
     ) -> Result<AuthOutcome> {
         let id = user.id.clone();
-        let event = Self::auth_event(req, Some(user), false)
+        let event = self
+            .auth_event(req, Some(user), false)
             .reason(reason.describe())
             .detail("deny", serde_json::to_value(reason).unwrap_or_default());
-        let lock_event = Self::auth_event(req, Some(user), true);
+        let lock_event = self.auth_event(req, Some(user), true);
         self.write(move |tx| {
             let Some(u) = tx.snap.user(&id).cloned() else {
                 tx.event(event);
@@ -744,7 +748,9 @@ impl Directory {
     }
 
     async fn succeed(&self, req: &AuthRequest, user: &User, grant: &AuthGrant) -> Result<()> {
-        let mut e = Self::auth_event(req, Some(user), true).detail("mfa", grant.mfa_used);
+        let mut e = self
+            .auth_event(req, Some(user), true)
+            .detail("mfa", grant.mfa_used);
         if let Some(d) = grant.mfa_enrolment_deadline {
             e = e.detail("mfa_enrolment_deadline", d.to_rfc3339());
         }

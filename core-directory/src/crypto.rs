@@ -85,6 +85,9 @@ pub enum SealError {
 /// The AEAD key protecting secrets at rest.
 pub struct MasterKey {
     key: LessSafeKey,
+    /// A key derived from the master key for digests of names that must not be kept as given (see
+    /// [`MasterKey::name_digest`]).
+    names: hmac::Key,
 }
 
 impl fmt::Debug for MasterKey {
@@ -97,8 +100,13 @@ impl MasterKey {
     fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
         let unbound =
             UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadKeyEncoding)?;
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, bytes),
+            b"stratus: digests of names in events",
+        );
         Ok(MasterKey {
             key: LessSafeKey::new(unbound),
+            names: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
         })
     }
 
@@ -152,6 +160,14 @@ impl MasterKey {
         Self::from_bytes(&random_bytes(32)).expect("32-byte key")
     }
 
+    /// A short keyed digest of a name (case-folded): the same name gives the same digest on every node and
+    /// across restarts, so repeated attempts can be told apart, but the name cannot be read back (it may be a
+    /// password typed into the wrong field).
+    pub fn name_digest(&self, name: &str) -> String {
+        let tag = hmac::sign(&self.names, name.trim().to_lowercase().as_bytes());
+        data_encoding::HEXLOWER.encode(&tag.as_ref()[..6])
+    }
+
     /// Seal `plaintext` for `purpose` (e.g. `totp:<user id>`).
     pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> Sealed {
         let mut nonce_bytes = [0u8; NONCE_LEN];
@@ -187,6 +203,11 @@ impl MasterKey {
             .map_err(|_| SealError::Open)?;
         Ok(plain.to_vec())
     }
+}
+
+/// How an event names an attempted name that matches no account: `unknown name #<keyed digest>`.
+pub fn unknown_name(key: &MasterKey, name: &str) -> String {
+    format!("unknown name #{}", key.name_digest(name))
 }
 
 #[cfg(test)]

@@ -437,9 +437,16 @@ impl Directory {
     ) -> Result<AdminLogin> {
         let snap = self.snapshot();
         let now = Utc::now();
+        // An e-mail that matches no administrator is recorded only as a keyed digest: it may be a password.
+        let known = snap.admin_by_mail(email).is_some();
+        let who = if known {
+            email.to_string()
+        } else {
+            crate::crypto::unknown_name(&self.master_key, email)
+        };
         let event = |ok: bool, reason: Option<&str>| {
             let mut e = Event::new(Service::Admin, "admin_login", ok)
-                .actor(email.to_string())
+                .actor(who.clone())
                 .client(ip);
             if let Some(r) = reason {
                 e = e.reason(r);

@@ -504,14 +504,35 @@ impl Directory {
     }
 
     /// Events, newest first.
+    /// A `user` filter naming no account also finds the attempts made with that name, which events record only
+    /// as a keyed digest (see [`crate::crypto::unknown_name`]); a former account's own events are found as before.
     pub async fn query_events(&self, query: EventQuery) -> Result<Vec<Event>> {
         self.flush_events().await;
+        let digest_query = query.user.as_deref().and_then(|name| {
+            let snap = self.snapshot();
+            let known = snap.user_by_username(name).is_some()
+                || snap.user_by_login_name(name).is_some()
+                || snap.user_by_mail(name).is_some()
+                || snap.admin_by_mail(name).is_some();
+            (!known && !name.starts_with("unknown name #")).then(|| EventQuery {
+                user: Some(crate::crypto::unknown_name(&self.master_key, name)),
+                ..query.clone()
+            })
+        });
         let store = Arc::clone(&self.store);
-        Ok(
-            tokio::task::spawn_blocking(move || store.query_events(&query))
-                .await
-                .map_err(|e| DirectoryError::Internal(e.to_string()))??,
-        )
+        let limit = query.limit;
+        Ok(tokio::task::spawn_blocking(move || {
+            let mut found = store.query_events(&query)?;
+            if let Some(q) = digest_query {
+                found.extend(store.query_events(&q)?);
+                found.sort_by(|a, b| b.id.cmp(&a.id));
+                found.dedup_by_key(|e| e.id);
+                found.truncate(limit);
+            }
+            Ok::<_, crate::store::StoreError>(found)
+        })
+        .await
+        .map_err(|e| DirectoryError::Internal(e.to_string()))??)
     }
 
     /// Delete events older than the org's retention; returns how many went.
