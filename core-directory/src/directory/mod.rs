@@ -525,7 +525,7 @@ impl Directory {
             let mut found = store.query_events(&query)?;
             if let Some(q) = digest_query {
                 found.extend(store.query_events(&q)?);
-                found.sort_by(|a, b| b.id.cmp(&a.id));
+                found.sort_by_key(|e| std::cmp::Reverse(e.id));
                 found.dedup_by_key(|e| e.id);
                 found.truncate(limit);
             }
