@@ -308,6 +308,8 @@ impl Directory {
                     self.cache.remember(&user.id, user.auth_revision, password);
                     if user.legacy_hash_scheme().is_some() {
                         self.rehash_legacy(&user, hash, password).await;
+                    } else {
+                        self.rehash_if_weaker(&user, hash, password).await;
                     }
                 }
             }

@@ -38,6 +38,64 @@ impl Default for HashParams {
     }
 }
 
+impl HashParams {
+    /// The weakest cost Stratus accepts for new hashes: OWASP's argon2id baseline, m = 19 MiB with t = 2, or
+    /// the same memory × passes with at least 7 MiB (m = 9 MiB, t = 4; m = 7 MiB, t = 5 …).
+    pub const FLOOR_MEMORY_KIB: u32 = 7_168;
+    pub const FLOOR_MEMORY_PASSES: u64 = 19_456 * 2;
+
+    /// `Err` with a message naming the floor when these parameters are below it.
+    pub fn check_floor(&self) -> Result<(), String> {
+        let work = u64::from(self.memory_kib) * u64::from(self.iterations);
+        if self.memory_kib < Self::FLOOR_MEMORY_KIB || work < Self::FLOOR_MEMORY_PASSES {
+            return Err(format!(
+                "argon2id m={} KiB, t={} is below the minimum cost: at least {} KiB, and memory × passes at least \
+                 {} (the default is m=19456, t=2)",
+                self.memory_kib,
+                self.iterations,
+                Self::FLOOR_MEMORY_KIB,
+                Self::FLOOR_MEMORY_PASSES
+            ));
+        }
+        Ok(())
+    }
+
+    /// The parameters of a stored argon2 PHC string (`$argon2id$v=19$m=…,t=…,p=…$…`).
+    pub fn of_hash(phc: &str) -> Option<HashParams> {
+        let mut parts = phc.split('$');
+        let _ = parts.next();
+        if !parts.next()?.starts_with("argon2") {
+            return None;
+        }
+        let mut rest = parts.next()?;
+        if rest.starts_with("v=") {
+            rest = parts.next()?;
+        }
+        let mut p = HashParams {
+            memory_kib: 0,
+            iterations: 0,
+            parallelism: 0,
+        };
+        for kv in rest.split(',') {
+            let (k, v) = kv.split_once('=')?;
+            let v: u32 = v.parse().ok()?;
+            match k {
+                "m" => p.memory_kib = v,
+                "t" => p.iterations = v,
+                "p" => p.parallelism = v,
+                _ => {}
+            }
+        }
+        (p.memory_kib > 0 && p.iterations > 0).then_some(p)
+    }
+
+    /// Whether a hash made with `stored` costs less than these parameters (then it is re-made at the next
+    /// successful login).
+    pub fn stronger_than(&self, stored: &HashParams) -> bool {
+        self.memory_kib > stored.memory_kib || self.iterations > stored.iterations
+    }
+}
+
 /// Why a hash could not be computed.
 #[derive(Debug, thiserror::Error)]
 #[error("argon2id: {0}")]
@@ -53,6 +111,7 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 /// Computes and verifies argon2id hashes on dedicated threads that reuse their memory.
 pub struct PasswordHasherPool {
     argon: Argon2<'static>,
+    params: HashParams,
     jobs: Mutex<mpsc::Sender<Job>>,
     threads: usize,
 }
@@ -98,6 +157,7 @@ impl PasswordHasherPool {
         }
         Ok(PasswordHasherPool {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, p),
+            params,
             jobs: Mutex::new(tx),
             threads,
         })
@@ -149,6 +209,11 @@ impl PasswordHasherPool {
     }
 
     /// Hash synchronously (for callers outside the async reactors, such as start-up).
+    /// The parameters new hashes are made with.
+    pub fn params(&self) -> HashParams {
+        self.params
+    }
+
     pub fn hash_blocking(&self, password: &str) -> Result<String, HashError> {
         let (argon, password) = (self.argon.clone(), password.to_string());
         self.run_blocking(move |memory| new_hash(&argon, &password, memory))

@@ -95,15 +95,19 @@ pub async fn open_existing(cfg: &Config) -> Result<Arc<Directory>, ServeError> {
         .into());
     };
     let p = &cfg.passwords;
+    let hash_params = HashParams {
+        memory_kib: p.argon2_memory_kib,
+        iterations: p.argon2_iterations,
+        parallelism: p.argon2_parallelism,
+    };
+    hash_params
+        .check_floor()
+        .map_err(|e| ServeError::Config(format!("passwords: {e}")))?;
     let dir = Directory::open(
         store,
         master,
         DirectoryConfig {
-            hash_params: HashParams {
-                memory_kib: p.argon2_memory_kib,
-                iterations: p.argon2_iterations,
-                parallelism: p.argon2_parallelism,
-            },
+            hash_params,
             hash_concurrency: p.hash_concurrency,
             credential_cache: p.credential_cache,
             credential_cache_ttl: Duration::from_secs(p.credential_cache_ttl_seconds),

@@ -377,6 +377,25 @@ impl Directory {
         let Some(scheme) = crate::legacy_hash::scheme(old) else {
             return;
         };
+        self.rehash(user, old, password, scheme.name().to_string())
+            .await;
+    }
+
+    /// After a successful login with an argon2 hash made at a lower cost than the configured one: the same
+    /// password hashed again at the configured cost.
+    pub(crate) async fn rehash_if_weaker(&self, user: &User, old: &str, password: &str) {
+        let configured = self.hasher.params();
+        let Some(stored) = crate::password::HashParams::of_hash(old) else {
+            return;
+        };
+        if configured.stronger_than(&stored) {
+            let from = format!("argon2id m={},t={}", stored.memory_kib, stored.iterations);
+            self.rehash(user, old, password, from).await;
+        }
+    }
+
+    /// Replace `old` (still the user's hash) with a new argon2id hash of `password`, recording where from.
+    async fn rehash(&self, user: &User, old: &str, password: &str, from: String) {
         let Ok(new) = self.hasher.hash(password).await else {
             return;
         };
@@ -404,7 +423,7 @@ impl Directory {
                     crate::events::Event::new(Service::Directory, "password_rehashed", true)
                         .user(&u.username)
                         .target("user", &u.id)
-                        .detail("from", scheme.name())
+                        .detail("from", from)
                         .detail("to", "argon2id"),
                 );
                 tx.put_user(u);

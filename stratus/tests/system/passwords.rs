@@ -165,3 +165,72 @@ async fn passwords_and_secrets_never_appear_in_logs_or_store_in_clear() {
         "password hashes are argon2id PHC strings"
     );
 }
+
+/// argon2id below the minimum cost is refused at start; hashes made at a lower cost than the configured one are
+/// made again at the next successful login, and the password keeps working.
+#[tokio::test]
+async fn argon2_cost_has_a_floor_and_weaker_hashes_are_upgraded_at_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_stratus"))
+        .args(["serve", "--data-dir"])
+        .arg(&dir)
+        .env("STRATUS_HTTP_ADDR", "127.0.0.1:0")
+        .env("STRATUS_LDAP_ADDR", "127.0.0.1:0")
+        .env("STRATUS_LDAPS_ADDR", "")
+        .env("STRATUS_RADIUS_ADDR", "")
+        .env("STRATUS_RADIUS_ACCOUNTING_ADDR", "")
+        .env("STRATUS_ARGON2_MEMORY_KIB", "1024")
+        .env("STRATUS_ARGON2_ITERATIONS", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("below the minimum cost"), "{said}");
+
+    // A cheaper (but allowed) cost first, then the default: the next login re-hashes.
+    let cheap = [
+        ("STRATUS_ARGON2_MEMORY_KIB", "7168"),
+        ("STRATUS_ARGON2_ITERATIONS", "6"),
+    ];
+    let s = Server::start_in(
+        &dir,
+        crate::harness::Start {
+            env: cheap
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        },
+    )
+    .await;
+    s.user("una", Some("Upgrade-Pass-77")).await;
+    let (ok, _, _) = s.terminate().await;
+    assert!(ok);
+    let s = Server::start_in(&dir, crate::harness::Start::default()).await;
+    let login = || async {
+        s.http
+            .post(format!("{}/portal/api/login", s.url))
+            .json(&json!({"username": "una", "password": "Upgrade-Pass-77"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(login().await, StatusCode::OK);
+    let ev = s.events("password_rehashed", "una").await;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["details"]["from"], "argon2id m=7168,t=6", "{ev:?}");
+    assert_eq!(
+        login().await,
+        StatusCode::OK,
+        "the re-made hash opens with the same password"
+    );
+    assert_eq!(
+        s.events("password_rehashed", "una").await.len(),
+        1,
+        "once only"
+    );
+}
