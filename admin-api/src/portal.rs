@@ -97,6 +97,7 @@ async fn login(
             resource: None,
             client_ip: ip,
             session: None,
+            station: None,
         })
         .await?;
     match outcome {
@@ -190,6 +191,7 @@ async fn change_password(
             resource: None,
             client_ip: ip,
             session: None,
+            station: None,
         })
         .await?;
     match check {

@@ -500,6 +500,7 @@ fn ldap_request(c: &Credential) -> AuthRequest {
         resource: Some(Resource::Ldap),
         client_ip: None,
         session: None,
+        station: None,
     }
 }
 

@@ -56,12 +56,16 @@ pub struct AuthRequest {
     /// An id the protocol gives this login (the RADIUS Class), recorded with its event so later records —
     /// accounting — can be tied to it.
     pub session: Option<String>,
+    /// The RADIUS Calling-Station-Id: with the NAS's address, the source a failure is counted against.
+    pub station: Option<String>,
 }
 
 /// Why a login was refused. Logged and recorded; never sent to a peer beyond what its protocol allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyReason {
+    /// Too many failed logins from this source: refused before any account is looked at.
+    Throttled,
     UnknownUser,
     Staged,
     Suspended,
@@ -93,6 +97,7 @@ pub const MFA_CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::minutes(1
 impl DenyReason {
     pub fn describe(self) -> &'static str {
         match self {
+            DenyReason::Throttled => "too many failed logins from this source; try again later",
             DenyReason::UnknownUser => "unknown user",
             DenyReason::Staged => "user is staged, not yet active",
             DenyReason::Suspended => "user is suspended",
@@ -178,6 +183,9 @@ pub struct MfaChallenge {
     pub resource: Option<Resource>,
     /// The [`AuthRequest::session`] of the first step, carried to the second.
     pub session: Option<String>,
+    /// The [`AuthRequest::station`] of the first step.
+    #[serde(default)]
+    pub station: Option<String>,
     pub issued_at: DateTime<Utc>,
 }
 
@@ -274,6 +282,9 @@ impl Directory {
     }
 
     pub async fn authenticate(&self, req: AuthRequest) -> Result<AuthOutcome> {
+        if let Some(refused) = self.throttled(&req).await {
+            return Ok(refused);
+        }
         let snap = self.snapshot();
         let now = Utc::now();
         let Some(user) = snap.user_by_login_name(&req.username).cloned() else {
@@ -381,6 +392,7 @@ impl Directory {
                         service: req.service,
                         resource: req.resource.clone(),
                         session: req.session.clone(),
+                        station: req.station.clone(),
                         issued_at: now,
                     }))
                 }
@@ -414,6 +426,7 @@ impl Directory {
             resource: challenge.resource.clone(),
             client_ip,
             session: challenge.session.clone(),
+            station: challenge.station.clone(),
         };
         let Some(user) = snap.user(&challenge.user_id).cloned() else {
             return self.deny(&req, None, DenyReason::UnknownUser).await;
@@ -524,6 +537,7 @@ impl Directory {
             resource: resource.clone(),
             client_ip,
             session: None,
+            station: None,
         };
         let Some(user) = user else {
             return self.deny(&req, None, DenyReason::UnknownUser).await;
@@ -561,6 +575,7 @@ impl Directory {
                     service,
                     resource,
                     session: None,
+                    station: None,
                     issued_at: now,
                 }))
             }
@@ -683,12 +698,47 @@ impl Directory {
         e
     }
 
+    /// The throttle's verdict on an attempt from this request's source: a refusal (recorded once per window), or
+    /// `None` after any wait it asks for.
+    async fn throttled(&self, req: &AuthRequest) -> Option<AuthOutcome> {
+        use crate::throttle::{source_key, Verdict};
+        let key = source_key(req.client_ip, req.station.as_deref());
+        match self.throttle.check(req.client_ip, key.as_deref()) {
+            Verdict::Go => None,
+            Verdict::Wait(d) => {
+                tokio::time::sleep(d).await;
+                None
+            }
+            Verdict::Refuse { first } => {
+                if first {
+                    let mut e = Event::new(req.service, "auth_throttled", false)
+                        .client(req.client_ip)
+                        .reason(DenyReason::Throttled.describe());
+                    if let Some(k) = &key {
+                        e = e.detail("source", k.clone());
+                    }
+                    self.record(e).await;
+                }
+                Some(AuthOutcome::Deny(DenyReason::Throttled))
+            }
+        }
+    }
+
+    /// Count a failed attempt against its source.
+    pub(crate) fn count_failure(&self, ip: Option<std::net::IpAddr>, station: Option<&str>) {
+        let key = crate::throttle::source_key(ip, station);
+        self.throttle.failed(ip, key.as_deref());
+    }
+
     async fn deny(
         &self,
         req: &AuthRequest,
         user: Option<&User>,
         reason: DenyReason,
     ) -> Result<AuthOutcome> {
+        if reason == DenyReason::UnknownUser {
+            self.count_failure(req.client_ip, req.station.as_deref());
+        }
         let e = self
             .auth_event(req, user, false)
             .reason(reason.describe())
@@ -704,6 +754,7 @@ impl Directory {
         user: &User,
         reason: DenyReason,
     ) -> Result<AuthOutcome> {
+        self.count_failure(req.client_ip, req.station.as_deref());
         let id = user.id.clone();
         let event = self
             .auth_event(req, Some(user), false)

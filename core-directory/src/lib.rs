@@ -41,6 +41,7 @@ pub mod realm;
 pub mod sessions;
 pub mod snapshot;
 pub mod store;
+pub mod throttle;
 pub mod totp;
 pub mod views;
 

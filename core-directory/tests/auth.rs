@@ -107,6 +107,7 @@ fn req(
         resource,
         client_ip: None,
         session: None,
+        station: None,
     }
 }
 

@@ -144,6 +144,7 @@ async fn a_session_is_refused_once_its_user_is_suspended_locked_deleted_or_unbou
         resource: Some(Resource::Radius(profile.clone())),
         client_ip: None,
         session: None,
+        station: None,
     };
     d.authenticate(wrong).await.unwrap();
     d.delete_user(&sys, &ids[2]).await.unwrap();

@@ -387,6 +387,7 @@ impl Session {
                 resource: Some(Resource::Ldap),
                 client_ip: Some(self.peer.ip()),
                 session: None,
+                station: None,
             })
             .await;
         match outcome {
@@ -651,6 +652,7 @@ impl Session {
                 resource: Some(Resource::Ldap),
                 client_ip: Some(self.peer.ip()),
                 session: None,
+                station: None,
             })
             .await;
         if !matches!(check, Ok(AuthOutcome::Allow(_))) {

@@ -181,6 +181,7 @@ fn reject_message(reason: DenyReason) -> &'static str {
         | DenyReason::Suspended
         | DenyReason::CredentialsChanged => "Invalid username or password",
         DenyReason::Locked => "Account locked after too many failed attempts",
+        DenyReason::Throttled => "Too many failed attempts; try again later",
         DenyReason::PasswordExpired => "Password expired; change it in the user portal",
         DenyReason::NotBound | DenyReason::UnknownResource => {
             "Access to this network is not allowed"
@@ -302,6 +303,7 @@ async fn decide(shared: &Shared, client: &Client, req: &Packet, src: SocketAddr)
             resource: Some(Resource::Radius(profile.id.clone())),
             client_ip: Some(src.ip()),
             session: Some(session.clone()),
+            station: req.text(attr::CALLING_STATION_ID),
         })
         .await;
     match outcome {
@@ -371,6 +373,7 @@ async fn ms_chap(
             resource: Some(Resource::Radius(profile.id.clone())),
             client_ip: Some(src.ip()),
             session: Some(session.clone()),
+            station: req.text(attr::CALLING_STATION_ID),
         })
         .await;
     match outcome {

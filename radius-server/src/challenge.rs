@@ -178,6 +178,7 @@ mod tests {
             service: Service::Radius,
             resource: None,
             session: None,
+            station: None,
             issued_at: chrono::Utc::now(),
         }
     }

@@ -28,6 +28,60 @@ pub struct Config {
     pub saml: SamlConfig,
     pub log: LogConfig,
     pub passwords: PasswordConfig,
+    pub throttle: ThrottleConfig,
+}
+
+/// Per-source throttling of failed logins on every protocol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    pub enabled: bool,
+    /// Failed logins from one source within the window after which each attempt waits (up to 2 s).
+    pub delay_after: u32,
+    /// Failed logins from one source within the window after which attempts are refused.
+    pub refuse_after: u32,
+    pub window_seconds: u64,
+    /// Networks never throttled (known NAS, app servers), as CIDRs.
+    pub allow: Vec<String>,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let d = core_directory::throttle::ThrottleSettings::default();
+        ThrottleConfig {
+            enabled: d.enabled,
+            delay_after: d.delay_after,
+            refuse_after: d.refuse_after,
+            window_seconds: d.window.as_secs(),
+            allow: Vec::new(),
+        }
+    }
+}
+
+impl ThrottleConfig {
+    /// The core's settings; an allow-list entry that is not a CIDR or address is an error naming it.
+    pub fn settings(&self) -> Result<core_directory::throttle::ThrottleSettings, String> {
+        let allow = self
+            .allow
+            .iter()
+            .map(|a| {
+                let a = a.trim();
+                a.parse::<ipnet::IpNet>()
+                    .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("throttle.allow: `{a}` is not a network (CIDR) or address")
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(core_directory::throttle::ThrottleSettings {
+            enabled: self.enabled,
+            delay_after: self.delay_after.max(1),
+            refuse_after: self.refuse_after.max(self.delay_after.max(1)),
+            window: std::time::Duration::from_secs(self.window_seconds.max(1)),
+            allow,
+            ..Default::default()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -286,6 +340,7 @@ impl Default for Config {
             saml: SamlConfig::default(),
             log: LogConfig::default(),
             passwords: PasswordConfig::default(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -389,6 +444,27 @@ impl Config {
 
     fn apply_env(&mut self) -> Result<(), ConfigError> {
         env_parse("STRATUS_DATA_DIR", &mut self.data_dir)?;
+        env_parse("STRATUS_THROTTLE_ENABLED", &mut self.throttle.enabled)?;
+        env_parse(
+            "STRATUS_THROTTLE_DELAY_AFTER",
+            &mut self.throttle.delay_after,
+        )?;
+        env_parse(
+            "STRATUS_THROTTLE_REFUSE_AFTER",
+            &mut self.throttle.refuse_after,
+        )?;
+        env_parse(
+            "STRATUS_THROTTLE_WINDOW_SECONDS",
+            &mut self.throttle.window_seconds,
+        )?;
+        if let Ok(v) = std::env::var("STRATUS_THROTTLE_ALLOW") {
+            self.throttle.allow = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
         env_parse("STRATUS_STORE", &mut self.store)?;
         env_parse("STRATUS_ORG_NAME", &mut self.org_name)?;
         env_parse("STRATUS_PUBLIC_BASE_URL", &mut self.public_base_url)?;

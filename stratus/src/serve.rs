@@ -103,10 +103,12 @@ pub async fn open_existing(cfg: &Config) -> Result<Arc<Directory>, ServeError> {
     hash_params
         .check_floor()
         .map_err(|e| ServeError::Config(format!("passwords: {e}")))?;
+    let throttle = cfg.throttle.settings().map_err(ServeError::Config)?;
     let dir = Directory::open(
         store,
         master,
         DirectoryConfig {
+            throttle,
             hash_params,
             hash_concurrency: p.hash_concurrency,
             credential_cache: p.credential_cache,

@@ -435,6 +435,22 @@ impl Directory {
         otp: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<AdminLogin> {
+        let source = crate::throttle::source_key(ip, None);
+        match self.throttle.check(ip, source.as_deref()) {
+            crate::throttle::Verdict::Go => {}
+            crate::throttle::Verdict::Wait(d) => tokio::time::sleep(d).await,
+            crate::throttle::Verdict::Refuse { first } => {
+                if first {
+                    self.record(
+                        Event::new(Service::Admin, "auth_throttled", false)
+                            .client(ip)
+                            .reason(crate::auth::DenyReason::Throttled.describe()),
+                    )
+                    .await;
+                }
+                return Ok(AdminLogin::Denied);
+            }
+        }
         let snap = self.snapshot();
         let now = Utc::now();
         // An e-mail that matches no administrator is recorded only as a keyed digest: it may be a password.
@@ -455,6 +471,7 @@ impl Directory {
         };
         let Some(admin) = snap.admin_by_mail(email).cloned() else {
             self.hasher.verify(&self.dummy_hash, password).await;
+            self.count_failure(ip, None);
             self.record(event(false, Some("unknown admin"))).await;
             return Ok(AdminLogin::Denied);
         };
@@ -467,6 +484,7 @@ impl Directory {
             None => false,
         };
         if !ok {
+            self.count_failure(ip, None);
             self.admin_failure(&admin.id).await?;
             self.record(event(false, Some("wrong password"))).await;
             return Ok(AdminLogin::Denied);
@@ -482,6 +500,7 @@ impl Directory {
                 code,
                 now,
             ) {
+                self.count_failure(ip, None);
                 self.admin_failure(&admin.id).await?;
                 self.record(event(false, Some("wrong or reused verification code")))
                     .await;

@@ -51,6 +51,8 @@ pub struct DirectoryConfig {
     pub sp_metadata_reader: Option<SpMetadataReader>,
     /// Bounds of the open RADIUS accounting sessions table.
     pub radius_sessions: crate::radius_sessions::SessionLimits,
+    /// Per-source throttling of failed logins.
+    pub throttle: crate::throttle::ThrottleSettings,
 }
 
 /// What an SSO app takes from its SP's metadata.
@@ -116,6 +118,7 @@ impl Default for DirectoryConfig {
             reply_attribute_check: None,
             sp_metadata_reader: None,
             radius_sessions: Default::default(),
+            throttle: Default::default(),
         }
     }
 }
@@ -137,6 +140,7 @@ pub struct Directory {
     pub(crate) hasher: Arc<PasswordHasherPool>,
     pub(crate) cache: CredentialCache,
     pub(crate) master_key: MasterKey,
+    pub(crate) throttle: crate::throttle::Throttle,
     events: mpsc::Sender<EventMsg>,
     /// A dummy hash verified for unknown usernames so their timing matches known ones.
     pub(crate) dummy_hash: String,
@@ -288,6 +292,7 @@ impl Directory {
             hasher,
             cache: CredentialCache::new(config.credential_cache, config.credential_cache_ttl),
             master_key,
+            throttle: crate::throttle::Throttle::new(config.throttle.clone()),
             events: tx,
             dummy_hash,
             reply_check: config.reply_attribute_check,

@@ -153,6 +153,8 @@ struct Conversation {
     /// Identifier of the last request sent: the next response must carry it.
     identifier: u8,
     session: String,
+    /// The Calling-Station-Id of the conversation's first request (the source failures are counted against).
+    station: Option<String>,
     touched: Instant,
     rounds: u32,
     stage: Stage,
@@ -290,6 +292,9 @@ pub(crate) async fn handle(
             }
         },
     };
+    if conv.station.is_none() {
+        conv.station = req.text(crate::packet::attr::CALLING_STATION_ID);
+    }
     let step = if conv.rounds == 0 {
         conv.rounds = 1;
         Step::Request(Eap::request(conv.identifier, proposed(&conv), &start_data()).body)
@@ -374,6 +379,7 @@ fn start(
         nas: src.ip(),
         identifier: eap.identifier.wrapping_add(1),
         session: crate::access::new_session_id(),
+        station: None,
         touched: Instant::now(),
         rounds: 0,
         stage: Stage::Proposed(first),
@@ -476,6 +482,7 @@ async fn advance(
         client,
         src,
         session: &conv.session,
+        station: conv.station.as_deref(),
         identifier: conv.identifier,
     };
     tls_step(&ctx, stage, eap.data()).await
@@ -488,6 +495,7 @@ struct Context<'a> {
     client: &'a Client,
     src: SocketAddr,
     session: &'a str,
+    station: Option<&'a str>,
     /// Identifier of the request about to be sent.
     identifier: u8,
 }
@@ -621,6 +629,7 @@ async fn login(
             resource: Some(Resource::Radius(ctx.client.profile.id.clone())),
             client_ip: Some(ctx.src.ip()),
             session: Some(ctx.session.to_string()),
+            station: ctx.station.map(str::to_string),
         })
         .await;
     match outcome {
@@ -772,6 +781,7 @@ mod tests {
             nas: "127.0.0.1".parse().unwrap(),
             identifier: 1,
             session: "s".into(),
+            station: None,
             touched: Instant::now(),
             rounds: 1,
             stage: Stage::Proposed(method::PEAP),

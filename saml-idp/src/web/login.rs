@@ -174,6 +174,7 @@ pub(super) async fn login_password(
             resource,
             client_ip: ip(&c),
             session: None,
+            station: None,
         })
         .await;
     match outcome {
@@ -205,6 +206,7 @@ pub(super) async fn login_password(
                     resource: None,
                     session: None,
                     issued_at: Utc::now(),
+                    station: None,
                 })
             } else {
                 Stage::NewPassword { user }

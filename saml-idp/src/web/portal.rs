@@ -192,6 +192,7 @@ pub(super) async fn portal_password(
             resource: None,
             client_ip: ip(&c),
             session: None,
+            station: None,
         })
         .await;
     match check {

@@ -340,3 +340,161 @@ async fn an_unknown_name_is_recorded_as_a_digest_never_as_typed() {
         .await;
     assert_eq!(found["events"].as_array().map(Vec::len), Some(2), "{found}");
 }
+
+/// A simple LDAP bind of `dn` with `pw` over `c`; the result code.
+async fn raw_bind(c: &mut TcpStream, id: u8, dn: &str, pw: &str) -> Option<u8> {
+    let mut bind = vec![0x02, 0x01, 0x03, 0x04, dn.len() as u8];
+    bind.extend_from_slice(dn.as_bytes());
+    bind.push(0x80);
+    bind.push(pw.len() as u8);
+    bind.extend_from_slice(pw.as_bytes());
+    let mut op = vec![0x60, bind.len() as u8];
+    op.extend(bind);
+    let mut msg = vec![0x02, 0x01, id];
+    msg.extend(op);
+    let mut pdu = vec![0x30, msg.len() as u8];
+    pdu.extend(msg);
+    c.write_all(&pdu).await.ok()?;
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    // …0x61 len 0x0a 0x01 <code>…
+    buf[..n]
+        .windows(3)
+        .find(|w| w[0] == 0x0a && w[1] == 0x01)
+        .map(|w| w[2])
+}
+
+/// Password spraying — one wrong password for each of many users from one source — is throttled on every
+/// protocol (delays, then refusals without looking at any account, one event per source), while a real user
+/// from another source (another address; for RADIUS another Calling-Station-Id on the same NAS) signs in.
+#[tokio::test]
+async fn password_spraying_is_throttled_per_source_on_every_protocol() {
+    let s = Server::start_with_env(&[
+        ("STRATUS_THROTTLE_DELAY_AFTER", "3"),
+        ("STRATUS_THROTTLE_REFUSE_AFTER", "6"),
+    ])
+    .await;
+    let suffix = ldap_ready_user(&s).await;
+    let (st, p) = s
+        .post(
+            "/radius-servers",
+            json!({"name": "ap", "networks": ["127.0.0.0/8"], "secret": crate::radius::SECRET}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let lena = s.get("/users?search=lena&limit=1").await.1["users"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    crate::radius::group(
+        &s,
+        json!({"name": "wifi"}),
+        &[&lena],
+        Some(&format!("radius:{}", p["id"].as_str().unwrap())),
+    )
+    .await;
+    let names: Vec<String> = (0..8).map(|i| format!("spray{i}")).collect();
+    for n in &names {
+        s.user(n, Some("Spray-Target-Pass-1")).await;
+    }
+
+    // The portal, from 127.0.0.9: six failures, then refusals even with a right password.
+    let attacker = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 9]))
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            &std::fs::read(s.dir.join("certs/ca.pem")).unwrap(),
+        )
+        .unwrap()])
+        .build()
+        .unwrap();
+    let portal = |c: &reqwest::Client, user: &str, pw: &str| {
+        let req = c
+            .post(format!("{}/portal/api/login", s.url))
+            .json(&json!({"username": user, "password": pw}));
+        async move { req.send().await.unwrap().status() }
+    };
+    for n in &names {
+        assert_eq!(
+            portal(&attacker, n, "Winter2026!").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        portal(&attacker, "spray0", "Spray-Target-Pass-1").await,
+        StatusCode::UNAUTHORIZED,
+        "a throttled source is refused even with the right password"
+    );
+    assert_eq!(
+        portal(&s.http, "spray0", "Spray-Target-Pass-1").await,
+        StatusCode::OK
+    );
+    // No user was locked by the spraying, and only the attempts before the refusals were counted.
+    let (_, u) = s.get("/users?search=spray1&limit=1").await;
+    assert_eq!(u["users"][0]["locked"], false, "{u}");
+
+    // LDAP binds from 127.0.0.10 on one connection each.
+    let mut codes = Vec::new();
+    for n in &names {
+        let mut c = connect_from([127, 0, 0, 10], &s.ldap).await.unwrap();
+        codes.push(
+            raw_bind(
+                &mut c,
+                1,
+                &format!("uid={n},ou=Users,{suffix}"),
+                "Winter2026!",
+            )
+            .await,
+        );
+    }
+    assert!(codes.iter().all(|c| *c == Some(49)), "{codes:?}");
+    let mut c = connect_from([127, 0, 0, 10], &s.ldap).await.unwrap();
+    let right = raw_bind(
+        &mut c,
+        1,
+        &format!("uid=lena,ou=Users,{suffix}"),
+        "Ldap-Password-51",
+    )
+    .await;
+    assert_eq!(right, Some(49), "the throttled source is refused");
+    let (code, out) = crate::identity::whoami(&s, &suffix, "lena", "Ldap-Password-51");
+    assert_eq!(code, Some(0), "another source signs in: {out}");
+
+    // RADIUS from one NAS: one Calling-Station-Id sprays, another station of the same NAS signs in.
+    let pap = |user: &str, pw: &str, station: &str| {
+        let (_, out) = crate::radius::radclient(
+            &s.radius,
+            "auth",
+            crate::radius::SECRET,
+            &format!(
+                "User-Name={user},User-Password=\"{pw}\",Calling-Station-Id=\"{station}\",Message-Authenticator=0x00"
+            ),
+        );
+        out.contains("Received Access-Accept")
+    };
+    for n in &names {
+        assert!(!pap(n, "Winter2026!", "66-66-66-66-66-66"));
+    }
+    assert!(!pap("lena", "Ldap-Password-51", "66-66-66-66-66-66"));
+    assert!(pap("lena", "Ldap-Password-51", "02-00-00-00-00-01"));
+
+    // One event per throttled source.
+    let (_, ev) = s.get("/events?type=auth_throttled&limit=100").await;
+    let sources: Vec<String> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["details"]["source"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(sources.len(), 3, "{ev}");
+    for want in ["127.0.0.9", "127.0.0.10", "127.0.0.1/66-66-66-66-66-66"] {
+        assert!(sources.iter().any(|s| s == want), "{want} in {sources:?}");
+    }
+}
