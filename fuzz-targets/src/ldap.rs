@@ -15,7 +15,10 @@ use tokio_util::codec::Decoder;
 /// A client's byte stream, arriving in two reads (the split point is the input's middle), decoded as the
 /// connection loop does until the codec waits for more or refuses.
 pub fn ldap_frame(data: &[u8]) {
-    let mut codec = GuardedCodec::new(LdapSettings::default().max_pdu_bytes);
+    let mut codec = {
+        let max = LdapSettings::default().max_pdu_bytes;
+        GuardedCodec::new(max, max)
+    };
     let (first, second) = data.split_at(data.len() / 2);
     let mut buf = BytesMut::from(first);
     if !drain(&mut codec, &mut buf) {
@@ -41,7 +44,10 @@ pub fn ldap_filter(data: &[u8]) {
     let mut message = vec![0x30];
     put_length(&mut message, body.len());
     message.extend_from_slice(&body);
-    let mut codec = GuardedCodec::new(LdapSettings::default().max_pdu_bytes);
+    let mut codec = {
+        let max = LdapSettings::default().max_pdu_bytes;
+        GuardedCodec::new(max, max)
+    };
     drain(&mut codec, &mut BytesMut::from(&message[..]));
 }
 
