@@ -7,6 +7,26 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use utoipa::ToSchema;
 
+/// The longest reason an event keeps, in characters.
+pub const MAX_REASON: usize = 512;
+
+/// Text from a peer made fit for a log line: printable text of at most 64 characters as it is; anything else
+/// (control characters, escape sequences, long input) as `hex:` and the hex of its first 32 bytes, with the
+/// length. No log line carries more than that of a peer's input.
+pub fn log_text(text: &str) -> String {
+    if text.chars().count() <= 64 && !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let bytes = text.as_bytes();
+    let head = &bytes[..bytes.len().min(32)];
+    format!(
+        "hex:{}{} ({} bytes)",
+        data_encoding::HEXLOWER.encode(head),
+        if bytes.len() > 32 { "…" } else { "" },
+        bytes.len()
+    )
+}
+
 /// Which part of Stratus produced an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -115,8 +135,13 @@ impl Event {
         self
     }
 
+    /// Why, in words; a reason carrying a peer's input is cut to its first [`MAX_REASON`] characters.
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
+        let mut reason: String = reason.into();
+        if reason.chars().count() > MAX_REASON {
+            reason = reason.chars().take(MAX_REASON).collect::<String>() + "…";
+        }
+        self.reason = Some(reason);
         self
     }
 
@@ -163,5 +188,25 @@ impl EventQuery {
                         .is_some_and(|a| a.eq_ignore_ascii_case(u))
                     || e.target_id.as_deref() == Some(u)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_in_logs_is_bounded_and_hex_when_not_printable() {
+        assert_eq!(log_text("alice"), "alice");
+        assert_eq!(log_text("a\u{1b}[31m"), "hex:611b5b33316d (6 bytes)");
+        let long = "x".repeat(1000);
+        let shown = log_text(&long);
+        assert!(
+            shown.starts_with("hex:7878") && shown.ends_with("(1000 bytes)"),
+            "{shown}"
+        );
+        assert!(shown.len() < 100);
+        let e = Event::new(Service::Ldap, "t", false).reason("y".repeat(10_000));
+        assert_eq!(e.reason.map(|r| r.chars().count()), Some(MAX_REASON + 1));
     }
 }

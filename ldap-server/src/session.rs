@@ -238,7 +238,11 @@ impl Session {
                 }
             } else {
                 // Any client can send these; a log line per request would be noise, not news.
-                tracing::debug!(oid = %c.oid, peer = %self.peer, "non-critical LDAP control ignored");
+                tracing::debug!(
+                    oid = %core_directory::events::log_text(&c.oid),
+                    peer = %self.peer,
+                    "non-critical LDAP control ignored"
+                );
             }
         }
         if let Some(refused) = self.revoked(id, &msg.op).await {

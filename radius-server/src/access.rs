@@ -339,7 +339,11 @@ async fn ms_chap(
         Ok(r) => r,
         Err(e) => {
             // A NAS set up for MS-CHAP would otherwise read "no User-Password" and look for a missing password.
-            tracing::info!(nas = %profile.name, user = %username, "{e}");
+            tracing::info!(
+                nas = %profile.name,
+                user = %core_directory::events::log_text(username),
+                "{e}"
+            );
             refuse(shared, client, src, Some(username), &e.to_string()).await;
             return Answer::MsChapReject(ident, None);
         }
