@@ -192,6 +192,26 @@ fn init_logging(cfg: &config::Config) {
     }
 }
 
+/// The configuration file (or defaults) with the environment and the command line's data dir and store on top;
+/// a configuration error is printed and becomes exit code 2.
+fn load_config(
+    file: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    store: Option<String>,
+) -> Result<config::Config, ExitCode> {
+    let mut cfg = config::Config::load(file.as_deref()).map_err(|e| {
+        eprintln!("stratus: {e}");
+        ExitCode::from(2)
+    })?;
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(s) = store {
+        cfg.store = s;
+    }
+    Ok(cfg)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -210,19 +230,10 @@ fn main() -> ExitCode {
             data_dir,
             store,
         } => {
-            let mut cfg = match config::Config::load(config.as_deref()) {
+            let cfg = match load_config(config, data_dir, store) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("stratus: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
-            if let Some(s) = store {
-                cfg.store = s;
-            }
             init_logging(&cfg);
             match runtime.block_on(serve::run(cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -259,19 +270,10 @@ fn main() -> ExitCode {
             data_dir,
             store,
         }) => {
-            let mut cfg = match config::Config::load(config.as_deref()) {
+            let cfg = match load_config(config, data_dir, store) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("stratus: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
-            if let Some(s) = store {
-                cfg.store = s;
-            }
             match runtime.block_on(serve::rotate_master_key(&cfg)) {
                 Ok(said) => {
                     println!("stratus: {said}");
