@@ -301,16 +301,24 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let configured_base_url = cfg
         .configured_public_base_url()
         .map_err(ServeError::Config)?;
+    let mut cfg = cfg;
     if let Some(limit) = raise_open_files_limit() {
-        // Descriptors kept for the store, its files and logs, beyond the listeners' own limits.
+        // Descriptors kept for the store, its files, logs and RADIUS sockets, beyond the listeners' own limits:
+        // when the limit cannot hold both, the LDAP and HTTPS connection limits are lowered in proportion, so the
+        // listeners refuse connections of their own accord instead of failing to accept any.
         const RESERVED: u64 = 256;
         let listeners = (cfg.ldap.max_connections + cfg.http.max_connections) as u64;
-        if limit < listeners + RESERVED {
+        let budget = limit.saturating_sub(RESERVED).max(64);
+        if listeners > budget {
+            let scale = |n: usize| ((n as u64 * budget) / listeners).max(16) as usize;
+            cfg.ldap.max_connections = scale(cfg.ldap.max_connections);
+            cfg.http.max_connections = scale(cfg.http.max_connections);
             tracing::warn!(
                 limit,
-                listeners,
-                "the open-files limit is below the listeners' connection limits plus a reserve; lower \
-                 ldap.max_connections and http.max_connections or raise the hard limit (ulimit -Hn)"
+                ldap = cfg.ldap.max_connections,
+                http = cfg.http.max_connections,
+                "the open-files limit cannot hold the configured connection limits and a reserve of {RESERVED}; \
+                 they are lowered (raise the hard limit, ulimit -Hn, to keep them)"
             );
         } else {
             tracing::debug!(limit, "open-files limit");
