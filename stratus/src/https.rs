@@ -91,10 +91,12 @@ impl Sources {
 }
 
 /// A connection's transport with an idle deadline: when neither side has sent anything for the idle time and no
-/// request is in progress, reads fail and the connection closes.
+/// request is in progress, reads fail and the connection closes. Traffic only notes the time; the timer is moved
+/// when it fires, so a busy connection costs one timer update per idle period, not one per read.
 struct Watched<S> {
     inner: S,
     idle: Duration,
+    last: tokio::time::Instant,
     deadline: Pin<Box<tokio::time::Sleep>>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -104,28 +106,37 @@ impl<S> Watched<S> {
         Watched {
             inner,
             idle,
+            last: tokio::time::Instant::now(),
             deadline: Box::pin(tokio::time::sleep(idle)),
             in_flight,
         }
     }
 
     fn touch(&mut self) {
-        let at = tokio::time::Instant::now() + self.idle;
-        self.deadline.as_mut().reset(at);
+        self.last = tokio::time::Instant::now();
     }
 
     /// `true` when the connection has been silent too long with nothing in progress.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.deadline.as_mut().poll(cx).is_pending() {
-            return false;
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let now = tokio::time::Instant::now();
+            let quiet_until = self.last + self.idle;
+            if quiet_until > now {
+                // There was traffic since the timer was set: move it.
+                self.deadline.as_mut().reset(quiet_until);
+                continue;
+            }
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                // A request is being answered: silence is the handler's, not the client's.
+                self.last = now;
+                self.deadline.as_mut().reset(now + self.idle);
+                continue;
+            }
+            return true;
         }
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            // A request is being answered: silence is the handler's, not the client's.
-            self.touch();
-            let _ = self.deadline.as_mut().poll(cx);
-            return false;
-        }
-        true
     }
 }
 
