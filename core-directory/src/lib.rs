@@ -32,6 +32,7 @@ pub mod idp_keys;
 pub mod import;
 pub mod ldif;
 pub mod legacy_hash;
+pub mod limits;
 pub mod model;
 pub mod mschapv2;
 pub mod password;

@@ -79,66 +79,14 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     permits: Arc<Semaphore>,
     /// Open connections per source address.
-    per_source: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-    /// When a refusal was last recorded as an event, per source (one event per source per minute at most).
-    refusals_noted:
-        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
-}
-
-/// One connection counted against its source; uncounted when dropped.
-struct SourceSlot {
-    shared: Arc<Shared>,
-    ip: std::net::IpAddr,
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut m = self
-            .shared
-            .per_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
+    per_source: Arc<core_directory::limits::PerSource>,
 }
 
 impl Shared {
-    /// Count a new connection from `ip`, or `None` when the source already holds its share.
-    fn take_source_slot(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<SourceSlot> {
-        let mut m = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= self.settings.per_source_limit() {
-            return None;
-        }
-        *n += 1;
-        Some(SourceSlot {
-            shared: Arc::clone(self),
-            ip,
-        })
-    }
-
     /// A refused connection: logged and recorded as an event naming the source, at most once a minute per source.
-    fn note_refusal(self: &Arc<Self>, ip: std::net::IpAddr, why: &'static str) {
-        {
-            let mut m = self
-                .refusals_noted
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let now = std::time::Instant::now();
-            if m.get(&ip)
-                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
-            {
-                return;
-            }
-            if m.len() >= 10_000 {
-                m.retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
-            }
-            m.insert(ip, now);
+    fn note_refusal(&self, ip: std::net::IpAddr, why: &'static str) {
+        if !self.per_source.note_refusal(ip) {
+            return;
         }
         tracing::warn!(source = %ip, "{why}; closing new connections from this source");
         let dir = Arc::clone(&self.dir);
@@ -167,14 +115,14 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let settings_per_source = settings.per_source_limit();
     let shared = Arc::new(Shared {
         dir,
         settings,
         tls: tls.map(TlsAcceptor::from),
         shutdown,
         permits,
-        per_source: Default::default(),
-        refusals_noted: Default::default(),
+        per_source: core_directory::limits::PerSource::new(settings_per_source),
     });
     let mut tasks = Vec::new();
     if let Some(l) = plain {
@@ -208,7 +156,7 @@ async fn accept_loop(listener: TcpListener, ldaps: bool, shared: Arc<Shared>) {
             },
             _ = shutdown.changed() => return,
         };
-        let Some(slot) = shared.take_source_slot(peer.ip()) else {
+        let Some(slot) = shared.per_source.take(peer.ip()) else {
             shared.note_refusal(peer.ip(), "this source holds its share of LDAP connections");
             continue;
         };

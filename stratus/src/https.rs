@@ -7,12 +7,11 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -31,63 +30,6 @@ pub struct Limits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
-}
-
-/// Open connections per source address.
-#[derive(Default)]
-struct Sources {
-    open: Mutex<HashMap<IpAddr, usize>>,
-    /// When a refusal was last logged, per source.
-    noted: Mutex<HashMap<IpAddr, Instant>>,
-}
-
-/// One connection counted against its source; uncounted when dropped.
-struct Slot {
-    sources: Arc<Sources>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut m = self.sources.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Sources {
-    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Slot> {
-        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Slot {
-            sources: Arc::clone(self),
-            ip,
-        })
-    }
-
-    /// Log a refused source at most once a minute.
-    fn note(&self, ip: IpAddr, why: &str) {
-        let mut m = self.noted.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if m.get(&ip)
-            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
-        {
-            return;
-        }
-        if m.len() >= 10_000 {
-            m.retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
-        }
-        m.insert(ip, now);
-        tracing::warn!(source = %ip, "{why}; closing new HTTPS connections from this source");
-    }
 }
 
 /// A connection's transport with an idle deadline: when neither side has sent anything for the idle time and no
@@ -264,7 +206,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let total = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let per_source = limits.max_per_source.min(limits.max_connections / 2).max(1);
-    let sources = Arc::new(Sources::default());
+    let sources = core_directory::limits::PerSource::new(per_source);
+    let note = |ip: IpAddr, why: &str| {
+        if sources.note_refusal(ip) {
+            tracing::warn!(source = %ip, "{why}; closing new HTTPS connections from this source");
+        }
+    };
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut failures: (Option<Instant>, u64) = (None, 0);
     loop {
@@ -283,15 +230,15 @@ pub async fn serve(
             },
             _ = stop.changed() => break,
         };
-        let Some(slot) = sources.take(peer.ip(), per_source) else {
-            sources.note(
+        let Some(slot) = sources.take(peer.ip()) else {
+            note(
                 peer.ip(),
                 "this source holds its share of HTTPS connections",
             );
             continue;
         };
         let Ok(permit) = Arc::clone(&total).try_acquire_owned() else {
-            sources.note(peer.ip(), "the HTTPS connection limit is reached");
+            note(peer.ip(), "the HTTPS connection limit is reached");
             continue;
         };
         // Small TLS and HTTP/2 writes must not wait for the peer's delayed ACK (Nagle).
