@@ -724,10 +724,25 @@ impl Directory {
         }
     }
 
-    /// Count a failed attempt against its source.
+    /// Count a failed attempt against its source, on this node and, when other nodes share the store, in a
+    /// counter they all add to (one store write per failure; successes cost nothing).
     pub(crate) fn count_failure(&self, ip: Option<std::net::IpAddr>, station: Option<&str>) {
-        let key = crate::throttle::source_key(ip, station);
-        self.throttle.failed(ip, key.as_deref());
+        let Some(key) = crate::throttle::source_key(ip, station) else {
+            return;
+        };
+        self.throttle.failed(ip, Some(&key));
+        if !self.store().is_shared() || !self.throttle.counts(ip) {
+            return;
+        }
+        let (start, end) = self.throttle.shared_window(Utc::now().timestamp());
+        let expires = DateTime::from_timestamp(end, 0).unwrap_or_else(Utc::now);
+        let name = format!("{}/{start}", crate::crypto::sha256_hex(key.as_bytes()));
+        match self.store().ephemeral_count("throttle", &name, 1, expires) {
+            Ok(total) => self.throttle.learn(&key, total),
+            Err(e) => {
+                tracing::warn!(error = %e, "a failed attempt could not be counted in the shared store")
+            }
+        }
     }
 
     async fn deny(

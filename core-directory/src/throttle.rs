@@ -3,8 +3,10 @@
 //! Calling-Station-Id (many users sit behind one NAS). Failures from a source within a window are counted; past
 //! `delay_after` each further attempt from it waits a little longer, past `refuse_after` it is refused before any
 //! account is looked at — so a throttled attempt never reaches, and never counts towards, any user's lockout.
-//! Allow-listed networks are never throttled. Counts are kept in memory on each node. This module decides nothing
-//! about users; the login paths ask it before and tell it after.
+//! Allow-listed networks are never throttled. Counts are kept in memory on each node; with a shared store the
+//! login paths also add each failure to a counter every node shares and hand the total back through
+//! [`Throttle::learn`], so a source spreading its guesses over several nodes gets one budget, not one per node.
+//! This module decides nothing about users; the login paths ask it before and tell it after.
 
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -150,6 +152,28 @@ impl Throttle {
         }
         c.failures = c.failures.saturating_add(1);
     }
+
+    /// The failures every node together has counted for a source in the current window (from the shared store):
+    /// the local count is raised to it, never lowered.
+    pub fn learn(&self, key: &str, total: u64) {
+        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = m.get_mut(key) {
+            c.failures = c.failures.max(u32::try_from(total).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// The window a shared count belongs to at `now` (seconds since the epoch) and when it ends: windows are
+    /// aligned so every node names the same one.
+    pub fn shared_window(&self, now: i64) -> (i64, i64) {
+        let len = i64::try_from(self.settings.window.as_secs().max(1)).unwrap_or(i64::MAX);
+        let start = now - now.rem_euclid(len);
+        (start, start.saturating_add(len))
+    }
+
+    /// Whether a source's failures are counted at all (not switched off, not allow-listed).
+    pub fn counts(&self, ip: Option<IpAddr>) -> bool {
+        !self.exempt(ip)
+    }
 }
 
 #[cfg(test)]
@@ -198,5 +222,22 @@ mod tests {
             Some("192.0.2.9")
         );
         assert_eq!(source_key(None, Some("x")), None);
+    }
+
+    #[test]
+    fn a_shared_total_raises_the_local_count() {
+        let t = Throttle::new(ThrottleSettings {
+            delay_after: 2,
+            refuse_after: 4,
+            ..Default::default()
+        });
+        let (a, k) = (ip("192.0.2.1"), Some("192.0.2.1"));
+        t.failed(a, k);
+        assert_eq!(t.check(a, k), Verdict::Go);
+        t.learn("192.0.2.1", 7);
+        assert_eq!(t.check(a, k), Verdict::Refuse { first: true });
+        t.learn("192.0.2.1", 1);
+        assert_eq!(t.check(a, k), Verdict::Refuse { first: false });
+        assert_eq!(t.shared_window(1_000), (900, 1_800));
     }
 }

@@ -1216,3 +1216,59 @@ async fn each_outbound_scim_delivery_is_made_by_exactly_one_node() {
         "an attempt made by two nodes: {attempts:?}"
     );
 }
+
+#[tokio::test]
+async fn a_source_guessing_on_several_nodes_has_one_budget() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    // Refusal after four failures in a day-long window (no test straddles two).
+    let env = [
+        ("STRATUS_THROTTLE_DELAY_AFTER", "3"),
+        ("STRATUS_THROTTLE_REFUSE_AFTER", "4"),
+        ("STRATUS_THROTTLE_WINDOW_SECONDS", "86400"),
+    ];
+    let a = node_with(&pg, &a_dir, &env).await;
+    let b = node_with(&pg, &b_dir, &env).await;
+    a.user("guarded", Some("Kept-Secret-77")).await;
+    let visible = eventually(Duration::from_secs(5), || async {
+        b.get("/users?search=guarded").await.1["users"]
+            .as_array()
+            .is_some_and(|u| !u.is_empty())
+    })
+    .await;
+    assert!(visible, "the user reached node B");
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(a_dir.join("certs/ca.pem")).unwrap())
+        .unwrap();
+    let cb = reqwest::Certificate::from_pem(&std::fs::read(b_dir.join("certs/ca.pem")).unwrap())
+        .unwrap();
+    let attacker = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 11]))
+        .tls_certs_only([ca, cb])
+        .build()
+        .unwrap();
+    let login = |s: &Server, pw: &str| {
+        let req = attacker
+            .post(format!("{}/portal/api/login", s.url))
+            .json(&json!({"username": "guarded", "password": pw}));
+        async move { req.send().await.unwrap().status() }
+    };
+    // Three wrong passwords on each node: fewer than four on either, six in all.
+    for i in 0..6 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(login(s, "Wrong-Guess-1").await, StatusCode::UNAUTHORIZED);
+    }
+    for (name, s) in [("A", &a), ("B", &b)] {
+        assert_eq!(
+            login(s, "Kept-Secret-77").await,
+            StatusCode::UNAUTHORIZED,
+            "node {name} refuses the source: its failures were counted on both nodes together"
+        );
+    }
+    let (st, _) = portal_login(&a, "guarded", "Kept-Secret-77", "").await;
+    assert_eq!(st, StatusCode::OK, "another source still signs in");
+    let events = a.get("/events?type=auth_throttled").await.1;
+    assert!(
+        events["events"].as_array().is_some_and(|e| !e.is_empty()),
+        "{events}"
+    );
+}
