@@ -69,6 +69,11 @@ fn denied(reason: DenyReason) -> ApiError {
             "mfa_enrolment_expired",
             "your MFA enrolment period is over; ask an administrator to reset it",
         ),
+        DenyReason::Throttled => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            "too many failed sign-ins from this address; try again later",
+        ),
         _ => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -80,7 +85,8 @@ fn denied(reason: DenyReason) -> ApiError {
 #[utoipa::path(post, path = "/login", tag = "portal", request_body = PortalLogin,
     responses((status = 200, description = "portal session cookie set", body = PortalSession),
               (status = 401, description = "`unauthorized`, or `mfa_required`: send again with `otp`", body = ErrorBody),
-              (status = 403, description = "`password_expired` or `mfa_enrolment_expired`", body = ErrorBody)))]
+              (status = 403, description = "`password_expired` or `mfa_enrolment_expired`", body = ErrorBody),
+              (status = 429, description = "`throttled`: too many failed sign-ins from this address", body = ErrorBody)))]
 async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -16,13 +16,17 @@ ctx = ssl.create_default_context(cafile=ca)
 ctx.set_alpn_protocols(["http/1.1"])
 
 
-def connect():
+h2 = ssl.create_default_context(cafile=ca)
+h2.set_alpn_protocols(["h2"])
+
+
+def connect(context=ctx):
     raw = socket.create_connection((host, port), timeout=5)
-    return ctx.wrap_socket(raw, server_hostname=host)
+    return context.wrap_socket(raw, server_hostname=host)
 
 
-def wait_closed(s, start, drip=None):
-    """Read until the server closes; send one byte of `drip` every half second meanwhile."""
+def wait_closed(s, start, drip=None, whole=False):
+    """Read until the server closes; send one byte of `drip` (all of it when `whole`) every half second meanwhile."""
     s.settimeout(0.5)
     got = b""
     while time.monotonic() - start < limit:
@@ -37,8 +41,11 @@ def wait_closed(s, start, drip=None):
             return time.monotonic() - start, got
         if drip:
             try:
-                s.sendall(drip[:1])
-                drip = drip[1:] or drip
+                if whole:
+                    s.sendall(drip)
+                else:
+                    s.sendall(drip[:1])
+                    drip = drip[1:] or drip
             except OSError:
                 return time.monotonic() - start, got
     return None, got
@@ -81,7 +88,19 @@ def idle_keep_alive():
     results["idle_keep_alive"] = {"closed_after": t, "status": status(first)}
 
 
-threads = [threading.Thread(target=f) for f in (slow_headers, slow_body, idle_after_tls, idle_keep_alive)]
+def h2_pings():
+    """HTTP/2 with no request at all, only a PING frame every half second."""
+    s = connect(h2)
+    if s.selected_alpn_protocol() != "h2":
+        results["h2_pings"] = {"closed_after": None, "status": "h2 not negotiated"}
+        return
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"stratus!"
+    t, _ = wait_closed(s, time.monotonic(), drip=ping, whole=True)
+    results["h2_pings"] = {"closed_after": t, "status": None}
+
+
+threads = [threading.Thread(target=f) for f in (slow_headers, slow_body, idle_after_tls, idle_keep_alive, h2_pings)]
 for t in threads:
     t.start()
 for t in threads:

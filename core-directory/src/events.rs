@@ -14,7 +14,7 @@ pub const MAX_REASON: usize = 512;
 /// (control characters, escape sequences, long input) as `hex:` and the hex of its first 32 bytes, with the
 /// length. No log line carries more than that of a peer's input.
 pub fn log_text(text: &str) -> String {
-    if text.chars().count() <= 64 && !text.chars().any(char::is_control) {
+    if text.chars().count() <= 64 && !text.chars().any(unprintable) {
         return text.to_string();
     }
     let bytes = text.as_bytes();
@@ -25,6 +25,14 @@ pub fn log_text(text: &str) -> String {
         if bytes.len() > 32 { "…" } else { "" },
         bytes.len()
     )
+}
+
+/// Characters that do not show as themselves in a log line: controls, whitespace other than the space, and the
+/// invisible format characters (zero-width, bidirectional overrides and isolates, soft hyphen, byte-order mark).
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
 }
 
 /// Which part of Stratus produced an event.
@@ -199,6 +207,16 @@ mod tests {
     fn peer_text_in_logs_is_bounded_and_hex_when_not_printable() {
         assert_eq!(log_text("alice"), "alice");
         assert_eq!(log_text("a\u{1b}[31m"), "hex:611b5b33316d (6 bytes)");
+        assert!(
+            log_text("admin\u{202e}nimda").starts_with("hex:"),
+            "a bidirectional override"
+        );
+        assert!(
+            log_text("a\u{2028}b").starts_with("hex:"),
+            "a line separator"
+        );
+        assert!(log_text("tab\there").starts_with("hex:"));
+        assert_eq!(log_text("two words"), "two words");
         let long = "x".repeat(1000);
         let shown = log_text(&long);
         assert!(

@@ -149,7 +149,7 @@ impl Snapshot {
             serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
                 kind: kind.table_name(),
                 key: key.to_string(),
-                reason: e.to_string(),
+                reason: crate::store::decode_failure(&e),
             })
         }
         match kind {

@@ -401,6 +401,11 @@ impl Session {
                 self.bound_dn = tree.user_dn(&grant.user);
                 respond(LdapResultCode::Success, "")
             }
+            // A throttled source is told so (it says nothing about any account): busy means "try later".
+            Ok(AuthOutcome::Deny(core_directory::DenyReason::Throttled)) => respond(
+                LdapResultCode::Busy,
+                "too many failed binds from this address; try again later",
+            ),
             Ok(_) => respond(LdapResultCode::InvalidCredentials, "invalid credentials"),
             Err(e) => {
                 tracing::error!(error = %e, "bind failed internally");

@@ -192,8 +192,8 @@ async fn disconnect(
     };
     let acked = e.success;
     tracing::info!(
-        user = %s.username,
-        session = %s.session_id,
+        user = %core_directory::events::log_text(&s.username),
+        session = %core_directory::events::log_text(&s.session_id),
         %nas,
         acked,
         "RADIUS Disconnect-Request answered"

@@ -144,7 +144,7 @@ async fn connection(
     let refused = |why: &str| shared.notice(peer, None, "radius_radsec_refused", why);
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(t)) => t,
-        Ok(Err(e)) => return refused(&format!("TLS handshake failed: {e}")),
+        Ok(Err(e)) => return refused(handshake_failure(&e)),
         Err(_) => return refused("TLS handshake timed out"),
     };
     let names = tls
@@ -157,8 +157,13 @@ async fn connection(
     let Some(client) = shared.clients.radsec(&shared.dir, &names) else {
         let mut tls = tls;
         let _ = tls.shutdown().await;
+        // The names are the peer's: the notice carries how many and the first, made fit for a log.
         return refused(&format!(
-            "client certificate names {names:?}, which no RADIUS profile has as its radsec_client"
+            "the client certificate's {} name(s), first {}, match no RADIUS profile's radsec_client",
+            names.len(),
+            names
+                .first()
+                .map_or_else(|| "(none)".to_string(), |n| core_directory::events::log_text(n))
         ));
     };
     tracing::debug!(%peer, profile = %client.profile.name, "RadSec connection");
@@ -293,4 +298,27 @@ async fn receive(
             None => seen.forget(&key),
         }
     });
+}
+
+/// A failed handshake as one fixed sentence per kind of failure. The TLS library's own text can carry what the
+/// peer's certificate says (its key usages, names), and the notice is keyed by its text: peer-chosen text would
+/// both reach the log and defeat the once-a-minute limit.
+fn handshake_failure(e: &std::io::Error) -> &'static str {
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::NoCertificatesPresented) => {
+            "TLS handshake failed: no client certificate"
+        }
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            "TLS handshake failed: the client certificate is not valid for this server"
+        }
+        Some(rustls::Error::PeerIncompatible(_)) => {
+            "TLS handshake failed: no protocol version or cipher suite in common"
+        }
+        Some(rustls::Error::AlertReceived(_)) => "TLS handshake failed: the client sent an alert",
+        Some(_) => "TLS handshake failed: the client broke the protocol",
+        None => "TLS handshake failed: the connection failed",
+    }
 }

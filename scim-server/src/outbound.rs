@@ -161,7 +161,8 @@ struct Failure(String);
 
 impl From<reqwest::Error> for Failure {
     fn from(e: reqwest::Error) -> Self {
-        Failure(format!("request failed: {e}"))
+        // Without the URL: it carries the app's own ids, of any length.
+        Failure(format!("request failed: {}", e.without_url()))
     }
 }
 
@@ -311,7 +312,7 @@ async fn deliver(dir: &Directory, http: &reqwest::Client, item: &OutboxItem) {
     let outcome = match result {
         Ok(d) => dir.outbox_delivered(item, d, username).await,
         Err(Failure(why)) => {
-            tracing::info!(app = %app.name, action = ?item.action, error = %why, "SCIM delivery failed; will retry");
+            tracing::info!(app = %app.name, action = ?item.action, error = %core_directory::events::log_text(&why), "SCIM delivery failed; will retry");
             dir.outbox_failed(item, why, username).await
         }
     };

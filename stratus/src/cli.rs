@@ -1208,8 +1208,8 @@ async fn events(c: &Client, cmd: Events) -> Result<(), CliError> {
                     e["service"].as_str().unwrap_or(""),
                     e["type"].as_str().unwrap_or(""),
                     if e["success"] == true { "ok" } else { "FAIL" },
-                    e["username"].as_str().or(e["actor"].as_str()).unwrap_or(""),
-                    e["reason"].as_str().unwrap_or("")
+                    shown(e["username"].as_str().or(e["actor"].as_str()).unwrap_or("")),
+                    shown(e["reason"].as_str().unwrap_or(""))
                 );
             }
         }
@@ -1248,4 +1248,21 @@ async fn events(c: &Client, cmd: Events) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Text recorded from a peer, fit for the admin's terminal: control characters (escape sequences, tabs that would
+/// shift the columns, line breaks) are shown escaped, never acted on.
+fn shown(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escape =
+                c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}');
+            let out: Vec<char> = if escape {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            out
+        })
+        .collect()
 }

@@ -428,7 +428,7 @@ impl Config {
         let mut cfg = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: path.display().to_string(),
-                message: e.to_string(),
+                message: parse_message(&text, &e),
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Config::default(),
             Err(e) => {
@@ -638,6 +638,20 @@ pub fn check_public_base_url(text: &str) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
+/// A parse error by line and column with the parser's message, without the excerpt of the file the parser
+/// would quote: that line may hold a secret (a database URL with its password).
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {}", e.message().trim_end())
+        }
+        None => e.message().trim_end().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,6 +680,20 @@ mod tests {
             cfg.radius.challenge_timeout_seconds,
             d.radius.challenge_timeout_seconds
         );
+    }
+
+    #[test]
+    fn a_parse_error_names_its_place_but_does_not_quote_the_file() {
+        let text =
+            "data_dir = \"data\"\nstore = \"postgres://stratus:S3cret-DB-pass@db/stratus\" x\n";
+        let e = toml::from_str::<Config>(text).unwrap_err();
+        assert!(
+            e.to_string().contains("S3cret-DB-pass"),
+            "the parser quotes the line"
+        );
+        let m = parse_message(text, &e);
+        assert!(m.starts_with("line 2, column "), "{m}");
+        assert!(!m.contains("S3cret-DB-pass"), "{m}");
     }
 
     #[test]

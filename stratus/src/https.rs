@@ -1,7 +1,8 @@
 //! The HTTP(S) listener's connections: TLS handshakes, the total and per-source connection caps, and the timeouts
-//! that close slow or silent clients — headers not sent in time (HTTP/1.1), bodies not sent in time, connections
-//! silent with no request in progress (after the handshake, between keep-alive requests). It serves the router it
-//! is given and owns no route.
+//! that close slow or silent clients — headers not sent in time (HTTP/1.1), bodies not sent in time (answered 408),
+//! connections with no request in progress for the idle time (after the handshake, between keep-alive requests,
+//! an HTTP/2 connection kept busy with pings or half-sent headers). It serves the router it is given and owns no
+//! route.
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
@@ -10,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -32,49 +33,70 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
-/// A connection's transport with an idle deadline: when neither side has sent anything for the idle time and no
-/// request is in progress, reads fail and the connection closes. Traffic only notes the time; the timer is moved
-/// when it fires, so a busy connection costs one timer update per idle period, not one per read.
+/// What a connection's requests are doing: how many are in progress, and when one last began or ended (in
+/// milliseconds since the connection was accepted).
+struct Activity {
+    opened: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            opened: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn note(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        self.opened + Duration::from_millis(self.last_ms.load(Ordering::Acquire))
+    }
+}
+
+/// A connection's transport with an idle deadline: when no request has been in progress for the idle time, reads
+/// fail and the connection closes. Only requests count, not traffic: a client cannot hold a connection by
+/// trickling bytes, HTTP/2 pings or a header block it never finishes. The timer is moved when it fires, so a
+/// busy connection costs one timer update per idle period.
 struct Watched<S> {
     inner: S,
     idle: Duration,
-    last: tokio::time::Instant,
     deadline: Pin<Box<tokio::time::Sleep>>,
-    in_flight: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
 }
 
 impl<S> Watched<S> {
-    fn new(inner: S, idle: Duration, in_flight: Arc<AtomicUsize>) -> Self {
+    fn new(inner: S, idle: Duration, activity: Arc<Activity>) -> Self {
         Watched {
             inner,
             idle,
-            last: tokio::time::Instant::now(),
             deadline: Box::pin(tokio::time::sleep(idle)),
-            in_flight,
+            activity,
         }
     }
 
-    fn touch(&mut self) {
-        self.last = tokio::time::Instant::now();
-    }
-
-    /// `true` when the connection has been silent too long with nothing in progress.
+    /// `true` when no request has been in progress for the idle time.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
             if self.deadline.as_mut().poll(cx).is_pending() {
                 return false;
             }
             let now = tokio::time::Instant::now();
-            let quiet_until = self.last + self.idle;
-            if quiet_until > now {
-                // There was traffic since the timer was set: move it.
-                self.deadline.as_mut().reset(quiet_until);
+            if self.activity.in_flight.load(Ordering::Acquire) > 0 {
+                // A request is being answered: silence is the handler's, not the client's.
+                self.deadline.as_mut().reset(now + self.idle);
                 continue;
             }
-            if self.in_flight.load(Ordering::Acquire) > 0 {
-                // A request is being answered: silence is the handler's, not the client's.
-                self.last = now;
-                self.deadline.as_mut().reset(now + self.idle);
+            let quiet_until = self.activity.last() + self.idle;
+            if quiet_until > now {
+                // A request began or ended since the timer was set: move it.
+                self.deadline.as_mut().reset(quiet_until);
                 continue;
             }
             return true;
@@ -88,14 +110,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    self.touch();
-                }
-                Poll::Ready(Ok(()))
-            }
             Poll::Pending => {
                 if self.expired(cx) {
                     Poll::Ready(Err(std::io::Error::new(
@@ -106,7 +121,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
                     Poll::Pending
                 }
             }
-            other => other,
+            ready => ready,
         }
     }
 }
@@ -117,11 +132,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        r
+        Pin::new(&mut self.inner).poll_write(cx, data)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -134,27 +145,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 }
 
 /// Counts a request as in progress until its answer is ready.
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn start(n: &Arc<AtomicUsize>) -> Self {
-        n.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(n))
+    fn start(a: &Arc<Activity>) -> Self {
+        a.in_flight.fetch_add(1, Ordering::AcqRel);
+        a.note();
+        InFlight(Arc::clone(a))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.note();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// A request body that must arrive whole before its deadline: a read after it fails (the handler answers as for
-/// a body cut off), so a client sending a byte every few seconds cannot hold a request open. Nothing is buffered
-/// here; each route keeps its own size limit.
+/// A request body that must arrive whole before its deadline: a read after it fails and marks the request late
+/// (it is then answered 408, whatever the handler made of the cut-off body), so a client sending a byte every few
+/// seconds cannot hold a request open. Nothing is buffered here; each route keeps its own size limit.
 struct DeadlineBody {
     inner: Body,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    late: Arc<AtomicBool>,
 }
 
 impl hyper::body::Body for DeadlineBody {
@@ -169,6 +183,7 @@ impl hyper::body::Body for DeadlineBody {
             return Poll::Ready(frame);
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
+            self.late.store(true, Ordering::Release);
             return Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the request body did not arrive in time",
@@ -184,6 +199,25 @@ impl hyper::body::Body for DeadlineBody {
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// The answer to a request whose body did not arrive in time; an HTTP/1.1 connection is closed after it.
+fn request_timeout(version: axum::http::Version, limit: Duration) -> axum::response::Response {
+    use axum::http::{header, HeaderValue, StatusCode};
+    let mut r = axum::response::Response::new(Body::from(format!(
+        "The request body did not arrive within {} seconds.\n",
+        limit.as_secs()
+    )));
+    *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if version < axum::http::Version::HTTP_2 {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
 fn has_body(req: &Request) -> bool {
@@ -243,27 +277,33 @@ pub async fn serve(
         };
         // Small TLS and HTTP/2 writes must not wait for the peer's delayed ACK (Nagle).
         let _ = tcp.set_nodelay(true);
-        let in_flight = Arc::new(AtomicUsize::new(0));
+        let activity = Activity::new();
         let app = app.clone();
-        let flights = Arc::clone(&in_flight);
+        let flights = Arc::clone(&activity);
         let service = tower::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
             let flight = InFlight::start(&flights);
             async move {
                 let _flight = flight;
+                let version = req.version();
                 let mut req = req.map(Body::new);
                 req.extensions_mut().insert(ConnectInfo(peer));
-                let req = if has_body(&req) {
-                    req.map(|inner| {
-                        Body::new(DeadlineBody {
-                            inner,
-                            deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
-                        })
+                if !has_body(&req) {
+                    return tower::ServiceExt::oneshot(app, req).await;
+                }
+                let late = Arc::new(AtomicBool::new(false));
+                let req = req.map(|inner| {
+                    Body::new(DeadlineBody {
+                        inner,
+                        deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
+                        late: Arc::clone(&late),
                     })
-                } else {
-                    req
-                };
-                tower::ServiceExt::oneshot(app, req).await
+                });
+                let answer = tower::ServiceExt::oneshot(app, req).await;
+                if late.load(Ordering::Acquire) {
+                    return Ok(request_timeout(version, limits.body_timeout));
+                }
+                answer
             }
         });
         let service = hyper_util::service::TowerToHyperService::new(service);
@@ -292,12 +332,12 @@ pub async fn serve(
                                 return;
                             }
                         };
-                    let io = TokioIo::new(Watched::new(stream, limits.idle_timeout, in_flight));
+                    let io = TokioIo::new(Watched::new(stream, limits.idle_timeout, activity));
                     let conn = builder.serve_connection_with_upgrades(io, service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
                 None => {
-                    let io = TokioIo::new(Watched::new(tcp, limits.idle_timeout, in_flight));
+                    let io = TokioIo::new(Watched::new(tcp, limits.idle_timeout, activity));
                     let conn = builder.serve_connection_with_upgrades(io, service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }

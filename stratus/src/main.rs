@@ -171,11 +171,12 @@ async fn restore(
 fn init_logging(cfg: &config::Config) {
     use tracing_subscriber::EnvFilter;
     let mut filter = EnvFilter::try_new(&cfg.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    // The LDAP codec logs every malformed PDU at ERROR: noise any client can cause. The LDAP listener records
-    // malformed input as events itself; a level naming `ldap3_proto` explicitly still gets its lines.
-    if !cfg.log.level.contains("ldap3_proto") {
-        if let Ok(quiet) = "ldap3_proto=off".parse() {
-            filter = filter.add_directive(quiet);
+    // Two libraries log what a peer sent, unbounded: the LDAP codec dumps every malformed PDU at ERROR, and the
+    // TLS library names an illegal SNI hostname at WARN. The listeners record bad input as events themselves,
+    // bounded; these lines are kept out whatever the configured level.
+    for quiet in ["ldap3_proto=off", "rustls=error"] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
         }
     }
     // Colour only on a terminal (and not with NO_COLOR): a log file or journal gets plain text.

@@ -162,6 +162,17 @@ pub enum StoreError {
     },
 }
 
+/// Why a stored record did not decode, without the values the decoder would quote (stored records hold users'
+/// and peers' text): the class of error and where in the record.
+pub fn decode_failure(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {}, column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
 /// A persistence backend.
 pub trait Store: Send + Sync + 'static {
     /// Every record and the current change sequence.

@@ -600,7 +600,7 @@ impl Store for PgStore {
                         serde_json::from_slice(&body).map_err(|e| StoreError::Corrupt {
                             kind: "events",
                             key: id.to_string(),
-                            reason: e.to_string(),
+                            reason: super::decode_failure(&e),
                         })?;
                     if query.matches(&event) {
                         out.push(event);

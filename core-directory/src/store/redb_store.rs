@@ -230,7 +230,7 @@ impl Store for RedbStore {
                 serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
                     kind: "events",
                     key: k.value().to_string(),
-                    reason: e.to_string(),
+                    reason: super::decode_failure(&e),
                 })?;
             // Ids grow with time, so once we are before `since` nothing older can match.
             if query

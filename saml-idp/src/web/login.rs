@@ -220,6 +220,15 @@ pub(super) async fn login_password(
             idp.state.end_login(&f.login);
             denied_page(&idp, login.sso.as_ref().map(|s| &s.app), reason)
         }
+        Ok(AuthOutcome::Deny(DenyReason::Throttled)) => {
+            idp.state.update_login(&f.login, login.clone());
+            render_stage(
+                &idp,
+                &f.login,
+                &login,
+                Some("Too many failed sign-ins from your network. Try again later."),
+            )
+        }
         Ok(AuthOutcome::Deny(_)) => {
             login.attempts += 1;
             if login.attempts >= crate::sessions::LOGIN_ATTEMPTS {
