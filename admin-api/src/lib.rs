@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod groups;
+pub mod mail;
 pub mod ops;
 pub mod org;
 pub mod portal;
@@ -68,7 +69,7 @@ pub fn parse_id(text: &str) -> Result<Id, ApiError> {
     info(title = "Stratus admin API", description = "Users, groups, bindings, RADIUS servers, SSO apps, policy, admins, API keys and events."),
     tags(
         (name = "users"), (name = "groups"), (name = "radius"), (name = "apps"), (name = "settings"),
-        (name = "admins"), (name = "auth"), (name = "events"), (name = "portal")
+        (name = "admins"), (name = "auth"), (name = "events"), (name = "portal"), (name = "mail")
     ),
     modifiers(&BearerAuth)
 )]
@@ -98,6 +99,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let import = events::router().layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT));
     let admin = OpenApiRouter::new()
         .merge(users::router())
+        .merge(mail::router())
         .merge(groups::router())
         .merge(org::router())
         .merge(admins::router())

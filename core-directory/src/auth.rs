@@ -214,7 +214,7 @@ fn event_type(service: Service) -> &'static str {
         Service::Portal => "portal_login",
         Service::Scim => "scim_auth",
         Service::Admin => "admin_login",
-        Service::Directory => "auth",
+        Service::Directory | Service::Mail => "auth",
     }
 }
 

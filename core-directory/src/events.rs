@@ -46,6 +46,8 @@ pub enum Service {
     Scim,
     Admin,
     Portal,
+    /// Outgoing mail.
+    Mail,
 }
 
 impl Service {
@@ -58,6 +60,7 @@ impl Service {
             Service::Scim => "scim",
             Service::Admin => "admin",
             Service::Portal => "portal",
+            Service::Mail => "mail",
         }
     }
 
@@ -70,6 +73,7 @@ impl Service {
             Service::Scim,
             Service::Admin,
             Service::Portal,
+            Service::Mail,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)

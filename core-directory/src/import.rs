@@ -267,9 +267,15 @@ impl Directory {
                     Ok(out)
                 })
                 .await?;
+            let mut pending = Vec::new();
             for (i, row, r) in outcomes {
+                // Users without a password get their welcome (welcome() skips the others).
+                if let Some(id) = r.as_ref().ok().and_then(|id| crate::id::Id::parse(id)) {
+                    pending.push(id);
+                }
                 results[i] = Some(result_for(&row, r));
             }
+            self.welcome(&pending).await;
         }
         let rows: Vec<ImportRowResult> = results.into_iter().flatten().collect();
         let imported = rows.iter().filter(|r| r.status == "imported").count();

@@ -33,6 +33,7 @@ pub mod import;
 pub mod ldif;
 pub mod legacy_hash;
 pub mod limits;
+pub mod mail;
 pub mod model;
 pub mod mschapv2;
 pub mod password;

@@ -104,6 +104,46 @@ pub fn check_password(
 }
 
 /// The violation for a password found in the history.
+/// The rules of a policy as sentences, for the pages that ask for a new password (shown before typing).
+pub fn rules(policy: &PasswordPolicy) -> Vec<String> {
+    let mut out = vec![format!("At least {} characters.", policy.min_length)];
+    let mut kinds = Vec::new();
+    if policy.require_lowercase {
+        kinds.push("a lowercase letter");
+    }
+    if policy.require_uppercase {
+        kinds.push("an uppercase letter");
+    }
+    if policy.require_digit {
+        kinds.push("a digit");
+    }
+    if policy.require_special {
+        kinds.push("a symbol");
+    }
+    if !kinds.is_empty() {
+        out.push(format!("At least {}.", join_and(&kinds)));
+    }
+    if policy.disallow_username {
+        out.push("Not containing your user name.".into());
+    }
+    if policy.history > 0 {
+        out.push(format!(
+            "Not one of your last {} passwords.",
+            policy.history
+        ));
+    }
+    out
+}
+
+fn join_and(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [a, b] => format!("{a} and {b}"),
+        [init @ .., last] => format!("{}, and {last}", init.join(", ")),
+    }
+}
+
 pub fn history_violation(policy: &PasswordPolicy) -> PolicyViolation {
     PolicyViolation::new(
         "history",

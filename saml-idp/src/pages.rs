@@ -28,7 +28,7 @@ input[type=text],input[type=password]{width:100%;padding:.6rem;font-size:1rem;bo
 button{margin-top:1.2rem;padding:.6rem 1.2rem;font-size:1rem;background:#0b5cad;color:#fff;border:0;border-radius:4px;cursor:pointer}\
 .error{background:#fde8e8;color:#8a1c1c;padding:.7rem;border-radius:4px}.note{background:#e8f1fd;padding:.7rem;border-radius:4px}\
 ul.apps{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}ul.apps a{display:block;padding:1rem 1.4rem;border:1px solid #c5ced8;border-radius:6px;text-decoration:none;color:#0b5cad;font-weight:600}\
-code{font-size:1.05rem;word-break:break-all}.qr svg{width:200px;height:200px}form.inline{display:inline}";
+code{font-size:1.05rem;word-break:break-all}ul.rules{margin:.3rem 0 0;padding-left:1.2rem;color:#3a4754}p.links{margin-top:1.4rem}.qr svg{width:200px;height:200px}form.inline{display:inline}";
 
 /// A complete page with the security headers every IdP page carries.
 pub fn page(status: StatusCode, title: &str, body: &str, script_nonce: Option<&str>) -> Response {
@@ -141,7 +141,8 @@ fn login_body(
              <input type=\"text\" id=\"username\" name=\"username\" value=\"{}\" autocomplete=\"username\" autocapitalize=\"none\" required autofocus>\
              <label for=\"password\">Password</label>\
              <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\">Sign in</button></form>",
+             <button type=\"submit\">Sign in</button></form>\
+             <p class=\"links\"><a href=\"/forgot-password\">Forgot your password?</a></p>",
         alert(error),
         hidden(login, csrf),
         esc(username)
@@ -327,4 +328,138 @@ pub fn portal(p: &Portal) -> Response {
         esc(p.username)
     ));
     page(StatusCode::OK, "Your portal", &body, None)
+}
+
+/// "Forgot your password?": one field, and the same answer whatever is typed.
+pub fn forgot_form(error: Option<&str>) -> Response {
+    page(
+        StatusCode::OK,
+        "Forgot your password",
+        &format!(
+            "<h1>Forgot your password?</h1><p>Enter your user name or e-mail address. If it belongs to an account, \
+             a link to choose a new password is sent to the account's e-mail address.</p>{}\
+             <form method=\"post\" action=\"/forgot-password\">\
+             <label for=\"username\">Username or e-mail</label>\
+             <input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" required autofocus>\
+             <button type=\"submit\">Send the link</button></form>\
+             <p class=\"links\"><a href=\"/portal\">Back to sign-in</a></p>",
+            alert(error)
+        ),
+        None,
+    )
+}
+
+/// Which page sets a password from a mailed link.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum LinkPage {
+    Activate,
+    Reset,
+}
+
+impl LinkPage {
+    fn action(self) -> &'static str {
+        match self {
+            LinkPage::Activate => "/activate",
+            LinkPage::Reset => "/reset-password",
+        }
+    }
+}
+
+/// The form behind an activation or reset link: who the account is, the password rules before the fields.
+pub fn link_password_form(
+    kind: LinkPage,
+    token: &str,
+    org: &str,
+    username: &str,
+    rules: &[String],
+    error: Option<&str>,
+) -> Response {
+    let (title, intro, button) = match kind {
+        LinkPage::Activate => (
+            "Activate your account",
+            format!(
+                "Welcome to {}. Choose the password of your account <strong>{}</strong>.",
+                esc(org),
+                esc(username)
+            ),
+            "Activate",
+        ),
+        LinkPage::Reset => (
+            "Choose a new password",
+            format!(
+                "Choose a new password for <strong>{}</strong>. Every session signed in with the old one ends.",
+                esc(username)
+            ),
+            "Set the new password",
+        ),
+    };
+    let rules: String = rules
+        .iter()
+        .map(|r| format!("<li>{}</li>", esc(r)))
+        .collect();
+    page(
+        if error.is_some() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        },
+        title,
+        &format!(
+            "<h1>{title}</h1><p>{intro}</p>{}<form method=\"post\" action=\"{}\">\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <input type=\"text\" name=\"username\" value=\"{}\" autocomplete=\"username\" hidden>\
+             <label for=\"new_password\">New password</label>\
+             <p id=\"rules-intro\">Your password needs:</p><ul class=\"rules\" id=\"rules\">{rules}</ul>\
+             <input type=\"password\" id=\"new_password\" name=\"new_password\" autocomplete=\"new-password\" aria-describedby=\"rules\" required autofocus>\
+             <label for=\"confirm\">Repeat the new password</label>\
+             <input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
+             <button type=\"submit\">{button}</button></form>",
+            alert(error),
+            kind.action(),
+            esc(token),
+            esc(username)
+        ),
+        None,
+    )
+}
+
+/// A link that is used, expired, or was never one.
+pub fn link_invalid(kind: LinkPage) -> Response {
+    let what = match kind {
+        LinkPage::Activate => "activation",
+        LinkPage::Reset => "password-reset",
+    };
+    page(
+        StatusCode::GONE,
+        "Link not valid",
+        &format!(
+            "<h1>This link is not valid any more</h1><p class=\"error\" role=\"alert\">The {what} link has been \
+             used, has expired, or was replaced by a newer one.</p>\
+             <p><a href=\"/forgot-password\">Ask for a new link</a> · <a href=\"/portal\">Sign in</a></p>"
+        ),
+        None,
+    )
+}
+
+/// After a password was set from a link.
+pub fn link_done(kind: LinkPage, username: &str, mfa_next: bool) -> Response {
+    let (title, msg) = match kind {
+        LinkPage::Activate => ("Your account is active", "Your password is set."),
+        LinkPage::Reset => ("Your password was changed", "Your new password is set."),
+    };
+    let next = if mfa_next {
+        " Your organisation requires a second factor: after you sign in, set up TOTP with an authenticator app."
+    } else {
+        ""
+    };
+    page(
+        StatusCode::OK,
+        title,
+        &format!(
+            "<h1>{title}</h1><p class=\"note\" role=\"status\">{msg}{next}</p>\
+             <p>Sign in as <strong>{}</strong> with your new password.</p><p><a href=\"/portal\">Sign in</a></p>",
+            esc(username)
+        ),
+        None,
+    )
 }

@@ -29,6 +29,116 @@ pub struct Config {
     pub log: LogConfig,
     pub passwords: PasswordConfig,
     pub throttle: ThrottleConfig,
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail (activation, password reset, notices). Without `smtp_host`, nothing is sent and admins hand
+/// activation links over themselves.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub smtp_host: String,
+    /// 587 with STARTTLS, 465 with implicit TLS [default: by `tls`].
+    pub smtp_port: u16,
+    /// `starttls` (required), `implicit`, or `none` (only for a mail server on loopback).
+    pub tls: String,
+    pub username: String,
+    /// Also `STRATUS_MAIL_PASSWORD`.
+    pub password: String,
+    /// The From address, e.g. `Acme IT <it@acme.example>`.
+    pub from: String,
+    /// A CA certificate (PEM file) to trust for the mail server instead of the system's roots.
+    pub ca_file: String,
+    /// Days an activation link works.
+    pub activation_days: i64,
+    /// Minutes a password-reset link works.
+    pub reset_minutes: i64,
+    /// Days before a password expires on which a reminder goes out.
+    pub expiry_reminder_days: Vec<i64>,
+    /// Seconds before a failed delivery is tried again (doubling after each failure, at most 6 hours).
+    pub retry_seconds: i64,
+}
+
+impl std::fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        let d = core_directory::directory::MailSettings::default();
+        MailConfig {
+            smtp_host: String::new(),
+            smtp_port: 0,
+            tls: "starttls".into(),
+            username: String::new(),
+            password: String::new(),
+            from: String::new(),
+            ca_file: String::new(),
+            activation_days: d.activation_days,
+            reset_minutes: d.reset_minutes,
+            expiry_reminder_days: d.expiry_reminder_days,
+            retry_seconds: d.retry_seconds,
+        }
+    }
+}
+
+impl MailConfig {
+    /// The transport's settings, or `None` when no mail server is configured.
+    pub fn smtp(&self) -> Result<Option<mailer::SmtpSettings>, String> {
+        let host = self.smtp_host.trim();
+        if host.is_empty() {
+            return Ok(None);
+        }
+        let tls = mailer::TlsMode::parse(&self.tls)
+            .ok_or_else(|| format!("mail.tls: `{}` is not starttls, implicit or none", self.tls))?;
+        if self.from.trim().is_empty() {
+            return Err("mail.from: the sender address is required with mail.smtp_host".into());
+        }
+        let port = match (self.smtp_port, tls) {
+            (0, mailer::TlsMode::Implicit) => 465,
+            (0, _) => 587,
+            (p, _) => p,
+        };
+        let ca_pem = match self.ca_file.trim() {
+            "" => None,
+            f => Some(std::fs::read(f).map_err(|e| format!("mail.ca_file `{f}`: {e}"))?),
+        };
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Ok(Some(mailer::SmtpSettings {
+            host: host.to_string(),
+            port,
+            tls,
+            username: opt(&self.username),
+            password: opt(&self.password),
+            from: self.from.trim().to_string(),
+            ca_pem,
+            timeout: std::time::Duration::from_secs(30),
+        }))
+    }
+
+    /// The core's mail settings.
+    pub fn core(&self, enabled: bool) -> core_directory::directory::MailSettings {
+        core_directory::directory::MailSettings {
+            enabled,
+            activation_days: self.activation_days.clamp(1, 90),
+            reset_minutes: self.reset_minutes.clamp(5, 24 * 60),
+            expiry_reminder_days: self
+                .expiry_reminder_days
+                .iter()
+                .copied()
+                .filter(|d| (1..=365).contains(d))
+                .collect(),
+            retry_seconds: self.retry_seconds.clamp(1, 3600),
+        }
+    }
 }
 
 /// Per-source throttling of failed logins on every protocol.
@@ -341,6 +451,7 @@ impl Default for Config {
             log: LogConfig::default(),
             passwords: PasswordConfig::default(),
             throttle: ThrottleConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -465,6 +576,14 @@ impl Config {
                 .map(str::to_string)
                 .collect();
         }
+        env_parse("STRATUS_MAIL_SMTP_HOST", &mut self.mail.smtp_host)?;
+        env_parse("STRATUS_MAIL_SMTP_PORT", &mut self.mail.smtp_port)?;
+        env_parse("STRATUS_MAIL_TLS", &mut self.mail.tls)?;
+        env_parse("STRATUS_MAIL_USERNAME", &mut self.mail.username)?;
+        env_parse("STRATUS_MAIL_PASSWORD", &mut self.mail.password)?;
+        env_parse("STRATUS_MAIL_FROM", &mut self.mail.from)?;
+        env_parse("STRATUS_MAIL_CA_FILE", &mut self.mail.ca_file)?;
+        env_parse("STRATUS_MAIL_RETRY_SECONDS", &mut self.mail.retry_seconds)?;
         env_parse("STRATUS_STORE", &mut self.store)?;
         env_parse("STRATUS_ORG_NAME", &mut self.org_name)?;
         env_parse("STRATUS_PUBLIC_BASE_URL", &mut self.public_base_url)?;

@@ -104,11 +104,13 @@ pub async fn open_existing(cfg: &Config) -> Result<Arc<Directory>, ServeError> {
         .check_floor()
         .map_err(|e| ServeError::Config(format!("passwords: {e}")))?;
     let throttle = cfg.throttle.settings().map_err(ServeError::Config)?;
+    let smtp = cfg.mail.smtp().map_err(ServeError::Config)?;
     let dir = Directory::open(
         store,
         master,
         DirectoryConfig {
             throttle,
+            mail: cfg.mail.core(smtp.is_some()),
             hash_params,
             hash_concurrency: p.hash_concurrency,
             credential_cache: p.credential_cache,
@@ -324,6 +326,15 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
             tracing::debug!(limit, "open-files limit");
         }
     }
+    // The mail settings are checked before anything opens: a wrong one stops the start with its name.
+    let mail_sender = match cfg.mail.smtp().map_err(ServeError::Config)? {
+        Some(s) => {
+            let sender = mailer::Sender::new(&s).map_err(ServeError::Config)?;
+            tracing::info!(host = %s.host, port = s.port, tls = ?s.tls, "mail is sent through this server");
+            Some(sender)
+        }
+        None => None,
+    };
     let dir = open_directory(&cfg).await?;
     let (cert, key) = tls_files(&cfg)?;
     let (stop_tx, stop) = watch::channel(false);
@@ -405,6 +416,8 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
 
     // Outbound SCIM provisioning to SSO apps with a connector.
     let provisioner = tokio::spawn(scim_server::outbound::run(Arc::clone(&dir), stop.clone()));
+    let mail =
+        mail_sender.map(|sender| tokio::spawn(mailer::run(Arc::clone(&dir), sender, stop.clone())));
 
     // HTTPS: admin API, portal, SAML IdP, SCIM, operations.
     let Some((tcp, local)) = bind(&cfg.http.addr).await? else {
@@ -415,6 +428,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     };
     let public_base_url = public_base_url(configured_base_url, cfg.http.tls, local);
     tracing::info!(%public_base_url, "SAML and SCIM URLs are built from the public base URL");
+    dir.set_public_base_url(&public_base_url);
     let state = admin_api::AppState::new(Arc::clone(&dir));
     let scheme_addr = format!(
         "{scheme}://{local}",
@@ -475,6 +489,9 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, ldap).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, radius).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, provisioner).await;
+    if let Some(mail) = mail {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, mail).await;
+    }
     retention.abort();
     dir.flush_events().await;
     tracing::info!("stopped");

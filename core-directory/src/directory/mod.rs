@@ -5,6 +5,7 @@
 mod accounting;
 mod admins;
 mod groups;
+mod mail;
 pub mod master_key;
 mod provisioning;
 mod resources;
@@ -29,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use admins::lock_until;
 pub use admins::{generate_api_token, AdminLogin, API_TOKEN_PREFIX};
+pub use mail::{ActivationSent, LinkPurpose, MailSettings};
 pub use provisioning::{Delivery, OutboxView, ScimConnectorInput, ScimConnectorView};
 pub use resources::generate_radius_secret;
 pub use scim_tokens::SCIM_TOKEN_PREFIX;
@@ -53,6 +55,8 @@ pub struct DirectoryConfig {
     pub radius_sessions: crate::radius_sessions::SessionLimits,
     /// Per-source throttling of failed logins.
     pub throttle: crate::throttle::ThrottleSettings,
+    /// Whether mail is sent, and the links it carries.
+    pub mail: MailSettings,
 }
 
 /// What an SSO app takes from its SP's metadata.
@@ -119,6 +123,7 @@ impl Default for DirectoryConfig {
             sp_metadata_reader: None,
             radius_sessions: Default::default(),
             throttle: Default::default(),
+            mail: Default::default(),
         }
     }
 }
@@ -141,6 +146,8 @@ pub struct Directory {
     pub(crate) cache: CredentialCache,
     pub(crate) master_key: MasterKey,
     pub(crate) throttle: crate::throttle::Throttle,
+    pub(crate) mail: MailSettings,
+    public_base_url: std::sync::OnceLock<String>,
     events: mpsc::Sender<EventMsg>,
     /// A dummy hash verified for unknown usernames so their timing matches known ones.
     pub(crate) dummy_hash: String,
@@ -293,6 +300,8 @@ impl Directory {
             cache: CredentialCache::new(config.credential_cache, config.credential_cache_ttl),
             master_key,
             throttle: crate::throttle::Throttle::new(config.throttle.clone()),
+            mail: config.mail.clone(),
+            public_base_url: std::sync::OnceLock::new(),
             events: tx,
             dummy_hash,
             reply_check: config.reply_attribute_check,

@@ -499,6 +499,9 @@ impl Directory {
         let user = self
             .write(move |tx| self.insert_user(tx, &actor, input, email, prepared))
             .await?;
+        if user.password_hash.is_none() {
+            self.welcome(std::slice::from_ref(&user.id)).await;
+        }
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
     }
 

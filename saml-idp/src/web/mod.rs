@@ -19,6 +19,7 @@ mod metadata;
 mod new_password;
 mod portal;
 mod response;
+mod self_service;
 mod slo;
 mod sp_request;
 mod sso;
@@ -106,6 +107,18 @@ pub fn router(dir: Arc<Directory>, settings: Settings) -> Router {
         .route("/portal/totp/confirm", post(portal_totp_confirm))
         .route("/portal/password", post(portal_password))
         .route("/portal/logout", post(portal_logout))
+        .route(
+            "/forgot-password",
+            get(self_service::forgot_page).post(self_service::forgot_post),
+        )
+        .route(
+            "/activate",
+            get(self_service::activate_page).post(self_service::activate_post),
+        )
+        .route(
+            "/reset-password",
+            get(self_service::reset_page).post(self_service::reset_post),
+        )
         .layer(DefaultBodyLimit::max(binding::MAX_MESSAGE * 2))
         .with_state(idp)
 }

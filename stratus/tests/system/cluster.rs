@@ -2,7 +2,7 @@
 //! temporary directory, run as the unprivileged `postgres` user on an ephemeral loopback port), two real
 //! `stratus` processes on it, and real clients (ldapwhoami, radclient, the admin API) on each.
 
-use crate::harness::{Server, Start};
+use crate::harness::{form_body, Server, Start};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -1071,25 +1071,6 @@ async fn a_scim_token_rate_limit_counts_requests_on_every_node() {
         [200, 200, 200, 200, 200, 429, 429, 429],
         "the limit is counted across the nodes"
     );
-}
-
-/// An `application/x-www-form-urlencoded` body.
-fn form_body(fields: &[(&str, &str)]) -> String {
-    let enc = |v: &str| {
-        v.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// Outbound SCIM from two nodes: every outbox item is delivered by exactly one of them (a lease per item and

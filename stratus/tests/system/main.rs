@@ -17,6 +17,7 @@ mod identity;
 mod import;
 mod integrity;
 mod ldap;
+mod mail;
 mod master_key;
 mod mschap;
 mod passwords;
