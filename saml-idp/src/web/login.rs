@@ -4,10 +4,11 @@
 //! when the user has one.
 
 use super::response::deliver;
+use super::PageForm;
 use super::{cookie, denied_page, internal, ip, set_cookie, Idp, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::pages;
 use crate::sessions::{Login, PendingSso, Stage};
-use axum::extract::{ConnectInfo, Form, Query, State as AxState};
+use axum::extract::{ConnectInfo, Query, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
@@ -146,7 +147,7 @@ pub(super) async fn login_password(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<PasswordForm>,
+    PageForm(f): PageForm<PasswordForm>,
 ) -> Response {
     let Some(mut login) = posted_login(&idp, &headers, &f.login, &f.csrf) else {
         return expired_login();
@@ -258,7 +259,7 @@ pub(super) async fn login_totp(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<TotpForm>,
+    PageForm(f): PageForm<TotpForm>,
 ) -> Response {
     let Some(mut login) = posted_login(&idp, &headers, &f.login, &f.csrf) else {
         return expired_login();

@@ -287,3 +287,26 @@ fn denied_page(idp: &Idp, app: Option<&Id>, reason: DenyReason) -> Response {
         _ => pages::error_page(StatusCode::FORBIDDEN, "Sign-in refused", "Your account cannot sign in right now."),
     }
 }
+
+/// A page's form, like axum's `Form`, except that a form that cannot be read (a field missing, not a form at all)
+/// is answered with an error page saying so, never with the framework's plain-text rejection.
+pub(super) struct PageForm<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for PageForm<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        match axum::extract::Form::<T>::from_request(req, state).await {
+            Ok(axum::extract::Form(t)) => Ok(PageForm(t)),
+            Err(e) => Err(pages::error_page(
+                e.status(),
+                "Form not accepted",
+                "The form was incomplete or did not come from this site's page. Go back, reload the page and try again.",
+            )),
+        }
+    }
+}

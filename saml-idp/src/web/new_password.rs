@@ -2,10 +2,11 @@
 //! self-service change, then the login starts again at the password step.
 
 use super::login::{app_name, expired_login, posted_login, render_stage};
+use super::PageForm;
 use super::{ip, Idp};
 use crate::pages;
 use crate::sessions::Stage;
-use axum::extract::{ConnectInfo, Form, State as AxState};
+use axum::extract::{ConnectInfo, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use core_directory::Service;
@@ -24,7 +25,7 @@ pub(super) async fn login_new_password(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<NewPasswordForm>,
+    PageForm(f): PageForm<NewPasswordForm>,
 ) -> Response {
     let Some(mut login) = posted_login(&idp, &headers, &f.login, &f.csrf) else {
         return expired_login();

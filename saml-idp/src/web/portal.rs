@@ -1,10 +1,11 @@
 //! The user portal pages, on the IdP session: the apps the user may launch, TOTP enrolment, the password change
 //! and sign-out. Every form post carries the session's CSRF token.
 
+use super::PageForm;
 use super::{ip, set_cookie, Idp, SESSION_COOKIE};
 use crate::pages;
 use crate::sessions::IdpSession;
-use axum::extract::{ConnectInfo, Form, State as AxState};
+use axum::extract::{ConnectInfo, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
@@ -16,6 +17,8 @@ use std::net::SocketAddr;
 
 #[derive(Deserialize)]
 pub(super) struct CsrfForm {
+    /// Missing is the same as wrong: each handler refuses the post with its own page.
+    #[serde(default)]
     csrf: String,
     #[serde(flatten)]
     rest: HashMap<String, String>,
@@ -92,7 +95,7 @@ pub(super) async fn portal_totp_start(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<CsrfForm>,
+    PageForm(f): PageForm<CsrfForm>,
 ) -> Response {
     let Some((_, s)) = portal_post(&idp, &headers, &f.csrf) else {
         return Redirect::to("/login").into_response();
@@ -111,7 +114,7 @@ pub(super) async fn portal_totp_confirm(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<CsrfForm>,
+    PageForm(f): PageForm<CsrfForm>,
 ) -> Response {
     let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) else {
         return Redirect::to("/login").into_response();
@@ -164,7 +167,7 @@ pub(super) async fn portal_password(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<CsrfForm>,
+    PageForm(f): PageForm<CsrfForm>,
 ) -> Response {
     let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) else {
         return Redirect::to("/login").into_response();
@@ -235,7 +238,7 @@ pub(super) async fn portal_logout(
     AxState(idp): AxState<Idp>,
     headers: HeaderMap,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<CsrfForm>,
+    PageForm(f): PageForm<CsrfForm>,
 ) -> Response {
     let Some((t, s)) = portal_post(&idp, &headers, &f.csrf) else {
         // No valid form token: a page elsewhere cannot sign the user out, and the session cookie stays.

@@ -3,9 +3,10 @@
 //! `/reset-password` (the single-use link's form: the password rules first, then the new password). The core
 //! decides everything; these pages only carry the form.
 
+use super::PageForm;
 use super::{ip, Idp};
 use crate::pages::{self, LinkPage};
-use axum::extract::{ConnectInfo, Form, Query, State as AxState};
+use axum::extract::{ConnectInfo, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::Response;
 use core_directory::directory::LinkPurpose;
@@ -26,7 +27,7 @@ pub(super) async fn forgot_page() -> Response {
 pub(super) async fn forgot_post(
     AxState(idp): AxState<Idp>,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<ForgotForm>,
+    PageForm(f): PageForm<ForgotForm>,
 ) -> Response {
     let typed = f.username.trim().to_string();
     if typed.is_empty() || typed.len() > 320 {
@@ -136,7 +137,7 @@ pub(super) async fn activate_page(
 pub(super) async fn activate_post(
     AxState(idp): AxState<Idp>,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<LinkForm>,
+    PageForm(f): PageForm<LinkForm>,
 ) -> Response {
     link_post(idp, LinkPage::Activate, c, f).await
 }
@@ -151,7 +152,7 @@ pub(super) async fn reset_page(
 pub(super) async fn reset_post(
     AxState(idp): AxState<Idp>,
     c: ConnectInfo<SocketAddr>,
-    Form(f): Form<LinkForm>,
+    PageForm(f): PageForm<LinkForm>,
 ) -> Response {
     link_post(idp, LinkPage::Reset, c, f).await
 }

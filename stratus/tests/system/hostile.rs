@@ -266,6 +266,17 @@ async fn signing_out_needs_the_form_token_or_a_json_request() {
         .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert!(forged.headers().get("set-cookie").is_none());
+    // The portal page's sign-out posted without its form token gets the refusal page, not a framework error.
+    let page = s
+        .http
+        .post(format!("{}/portal/logout", s.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    assert!(page.text().await.unwrap().contains("Sign-out refused"));
     assert_eq!(
         me(cookie.clone()).await,
         StatusCode::OK,
