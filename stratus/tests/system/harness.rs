@@ -43,6 +43,8 @@ pub struct Start {
     pub env: Vec<(String, String)>,
     /// Let the server generate the bootstrap admin's password and API key (and print them).
     pub generated_bootstrap: bool,
+    /// Run the server with this soft and hard open-files limit (util-linux `prlimit`, which execs it).
+    pub nofile: Option<u64>,
 }
 
 impl Server {
@@ -84,7 +86,14 @@ impl Server {
         }
         // The clock is moved by preloading libfaketime into the server itself (not through the `faketime`
         // wrapper, which would leave the server a grandchild that a test cannot kill).
-        let mut cmd = Command::new(bin);
+        let mut cmd = match opts.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         if let Some(offset) = &opts.faketime {
             cmd.env("LD_PRELOAD", libfaketime())
                 .env("FAKETIME", offset)

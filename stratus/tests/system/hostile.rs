@@ -1,7 +1,7 @@
 //! Hostile clients: what one source can hold (LDAP connections, half-sent requests), bounded in count and time,
 //! while real clients from another source are still served.
 
-use crate::harness::Server;
+use crate::harness::{Server, Start};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -517,4 +517,54 @@ async fn password_spraying_is_throttled_per_source_on_every_protocol() {
     for want in ["127.0.0.9", "127.0.0.10", "127.0.0.1/66-66-66-66-66-66"] {
         assert!(sources.iter().any(|s| s == want), "{want} in {sources:?}");
     }
+}
+
+/// Under a low open-files limit the server lowers its connection limits to fit, so HTTPS connections held by a
+/// few sources are refused by the HTTPS listener itself and LDAP keeps accepting (it used to run out of
+/// descriptors and log every failed accept).
+#[tokio::test]
+async fn a_low_open_files_limit_lowers_the_connection_limits_so_ldap_still_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(
+        &dir,
+        Start {
+            nofile: Some(600),
+            ..Default::default()
+        },
+    )
+    .await;
+    let suffix = ldap_ready_user(&s).await;
+    let addr = s.url.trim_start_matches("https://").to_string();
+    let mut held = Vec::new();
+    for source in 2..=5u8 {
+        for _ in 0..150 {
+            if let Some(c) = connect_from([127, 0, 0, source], &addr).await {
+                held.push(c);
+            }
+        }
+    }
+    let mut open = 0;
+    for c in &mut held {
+        if !closed_by_server(c).await {
+            open += 1;
+        }
+    }
+    // 600 descriptors less a reserve of 256 leave 344 for the listeners, half of them HTTPS.
+    assert!(
+        open <= 172,
+        "the server kept {open} HTTPS connections open, above its lowered limit"
+    );
+    let (code, out) = crate::identity::whoami(&s, &suffix, "lena", "Ldap-Password-51");
+    assert_eq!(code, Some(0), "LDAP accepts while HTTPS is full: {out}");
+    let log = std::fs::read_to_string(dir.with_extension("log")).unwrap();
+    assert!(
+        log.contains("the open-files limit cannot hold the configured connection limits"),
+        "the lowering is announced"
+    );
+    assert!(
+        log.matches("accept failed").count() <= 2,
+        "accept failures are few and rate-limited"
+    );
+    drop(held);
 }
