@@ -69,6 +69,22 @@ fn denied(reason: DenyReason) -> ApiError {
             "mfa_enrolment_expired",
             "your MFA enrolment period is over; ask an administrator to reset it",
         ),
+        // Told only after the right password (the core answers a wrong one as such).
+        DenyReason::Locked => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_locked",
+            "your account is locked after too many failed sign-ins; try again later or ask an administrator",
+        ),
+        DenyReason::Suspended => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_suspended",
+            "your account is suspended; ask an administrator",
+        ),
+        DenyReason::Staged => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_not_active",
+            "your account is not active yet; use the activation link sent to your e-mail",
+        ),
         DenyReason::Throttled => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "throttled",
@@ -85,7 +101,7 @@ fn denied(reason: DenyReason) -> ApiError {
 #[utoipa::path(post, path = "/login", tag = "portal", request_body = PortalLogin,
     responses((status = 200, description = "portal session cookie set", body = PortalSession),
               (status = 401, description = "`unauthorized`, or `mfa_required`: send again with `otp`", body = ErrorBody),
-              (status = 403, description = "`password_expired` or `mfa_enrolment_expired`", body = ErrorBody),
+              (status = 403, description = "`password_expired`, `mfa_enrolment_expired`; after the right password only: `account_locked`, `account_suspended`, `account_not_active`", body = ErrorBody),
               (status = 429, description = "`throttled`: too many failed sign-ins from this address", body = ErrorBody)))]
 async fn login(
     State(s): State<AppState>,

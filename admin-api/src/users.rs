@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use core_directory::directory::UserListQuery;
 use core_directory::model::UserState;
-use core_directory::views::{NewUser, TotpStart, UserPatch, UserView};
+use core_directory::views::{NewUser, TotpConfirmed, TotpStart, UserPatch, UserView};
 use core_directory::Permission;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -180,13 +180,14 @@ async fn start_totp(
 }
 
 #[utoipa::path(post, path = "/users/{id}/mfa/totp/confirm", tag = "users", params(("id" = String, Path)), request_body = CodeBody,
-    responses((status = 200, body = UserView), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "the user, and ten single-use recovery codes shown only now", body = TotpConfirmed),
+              (status = 422, body = ErrorBody)))]
 async fn confirm_totp(
     State(s): State<AppState>,
     Admin(actor): Admin,
     Path(id): Path<String>,
     Json(body): Json<CodeBody>,
-) -> ApiResult<axum::Json<UserView>> {
+) -> ApiResult<axum::Json<TotpConfirmed>> {
     Ok(axum::Json(
         s.dir
             .confirm_totp(&actor, &parse_id(&id)?, &body.code)

@@ -291,9 +291,6 @@ impl Directory {
             self.spend_verification(&req).await;
             return self.deny(&req, None, DenyReason::UnknownUser).await;
         };
-        if user.state != UserState::Active || user.is_locked(now) {
-            self.spend_verification(&req).await;
-        }
         if let Some(refused) = self.unusable(&req, &user, now).await? {
             return Ok(refused);
         }
@@ -397,7 +394,7 @@ impl Directory {
                     }))
                 }
                 Some(code) => {
-                    if !self.user_totp_ok(&user, code, now) {
+                    if !self.second_factor_ok(&req, &user, code, now).await {
                         return self.fail(&req, &user, DenyReason::WrongOtp).await;
                     }
                     grant.mfa_used = true;
@@ -452,7 +449,7 @@ impl Directory {
                 g
             }
         };
-        if !self.user_totp_ok(&user, code, now) {
+        if !self.second_factor_ok(&req, &user, code, now).await {
             return self.fail(&req, &user, DenyReason::WrongOtp).await;
         }
         let grant = AuthGrant {
@@ -615,7 +612,11 @@ impl Directory {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// `Some(refusal)`, already recorded, when the user's state or lock keeps them out whatever they prove.
+    /// `Some(refusal)`, already recorded, when the user's state or lock keeps them out whatever they prove. The
+    /// password is still verified, at the cost of any other attempt: only someone who gives the right one is told
+    /// the account is locked, suspended or not active yet; anyone else hears "wrong password", as for any
+    /// refusal, and nothing about the account. The event records the real reason either way, and no failure
+    /// is counted against an account that is already out of reach.
     async fn unusable(
         &self,
         req: &AuthRequest,
@@ -628,7 +629,23 @@ impl Directory {
             UserState::Staged => DenyReason::Staged,
             UserState::Suspended => DenyReason::Suspended,
         };
-        self.deny(req, Some(user), reason).await.map(Some)
+        let proven = match (&req.credential, user.password_hash.as_deref()) {
+            (Credential::Password(pw), Some(hash))
+                if hash != crate::legacy_hash::NT_ONLY && !pw.is_empty() =>
+            {
+                self.verify_password(hash, pw).await
+            }
+            _ => {
+                self.spend_verification(req).await;
+                false
+            }
+        };
+        let outcome = self.deny(req, Some(user), reason).await?;
+        Ok(Some(if proven {
+            outcome
+        } else {
+            AuthOutcome::Deny(DenyReason::WrongPassword)
+        }))
     }
 
     /// The user's groups bound to the request's resource (none for the portal), or the refusal — unknown
@@ -661,6 +678,47 @@ impl Directory {
                 .map(Err);
         }
         Ok(Ok(groups))
+    }
+
+    /// The second factor: a current TOTP code, or one of the user's unused recovery codes (spent here, in a
+    /// write, so of two concurrent uses exactly one succeeds).
+    async fn second_factor_ok(
+        &self,
+        req: &AuthRequest,
+        user: &User,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if self.user_totp_ok(user, code, now) {
+            return true;
+        }
+        let Some(code) = crate::recovery::normalize(code) else {
+            return false;
+        };
+        let digest = crate::recovery::digest(&user.id, &code);
+        if !user.totp_active() || !user.recovery_codes.contains(&digest) {
+            return false;
+        }
+        let id = user.id.clone();
+        let event = self.auth_event(req, Some(user), true);
+        let used = self
+            .write(move |tx| {
+                let Some(current) = tx.snap.user(&id).cloned() else {
+                    return Ok(false);
+                };
+                let Some(at) = current.recovery_codes.iter().position(|d| *d == digest) else {
+                    return Ok(false);
+                };
+                let mut u = (*current).clone();
+                u.recovery_codes.remove(at);
+                let mut e = event;
+                e.event_type = "recovery_code_used".into();
+                tx.event(e.detail("recovery_codes_left", u.recovery_codes.len()));
+                tx.put_user(u);
+                Ok(true)
+            })
+            .await;
+        used.unwrap_or(false)
     }
 
     fn user_totp_ok(&self, user: &User, code: &str, now: DateTime<Utc>) -> bool {

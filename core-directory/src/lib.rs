@@ -40,6 +40,7 @@ pub mod password;
 pub mod policy;
 pub mod radius_sessions;
 pub mod realm;
+pub mod recovery;
 pub mod sessions;
 pub mod snapshot;
 pub mod store;

@@ -148,6 +148,12 @@ pub struct User {
     /// MD4 NT hash, sealed; kept only while Samba or MSCHAPv2 needs it.
     pub nt_hash: Option<Sealed>,
     pub totp: Option<TotpEnrolment>,
+    /// SHA-256 digests of the unused TOTP recovery codes (`recovery.rs`); made at each enrolment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery_codes: Vec<String>,
+    /// A new TOTP the user is setting up to replace the active one (self-service), until it is confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_replacement: Option<TotpEnrolment>,
     pub mfa_required: bool,
     /// When MFA became required; with the enrolment days, gives the enrolment deadline.
     pub mfa_enrolment_deadline: Option<DateTime<Utc>>,

@@ -703,6 +703,15 @@ pub struct OrgPatch {
     pub event_retention_days: Option<u32>,
 }
 
+/// TOTP enrolment confirmed: the user, and the recovery codes made for it (shown this once, never again).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TotpConfirmed {
+    #[serde(flatten)]
+    pub user: UserView,
+    /// Single-use codes that stand in for a TOTP code when the authenticator is lost.
+    pub recovery_codes: Vec<String>,
+}
+
 /// TOTP enrolment started: show these once.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TotpStart {

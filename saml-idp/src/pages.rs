@@ -28,7 +28,7 @@ input[type=text],input[type=password]{width:100%;padding:.6rem;font-size:1rem;bo
 button{margin-top:1.2rem;padding:.6rem 1.2rem;font-size:1rem;background:#0b5cad;color:#fff;border:0;border-radius:4px;cursor:pointer}\
 .error{background:#fde8e8;color:#8a1c1c;padding:.7rem;border-radius:4px}.note{background:#e8f1fd;padding:.7rem;border-radius:4px}\
 ul.apps{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}ul.apps a{display:block;padding:1rem 1.4rem;border:1px solid #c5ced8;border-radius:6px;text-decoration:none;color:#0b5cad;font-weight:600}\
-code{font-size:1.05rem;word-break:break-all}ul.rules{margin:.3rem 0 0;padding-left:1.2rem;color:#3a4754}p.links{margin-top:1.4rem}.qr svg{width:200px;height:200px}form.inline{display:inline}";
+code{font-size:1.05rem;word-break:break-all}ul.rules{margin:.3rem 0 .6rem;padding-left:1.2rem;color:#3a4754}ul.codes{columns:2;padding-left:1.2rem}ul.codes code{white-space:nowrap}@media (max-width:30rem){ul.codes{columns:1}}details{margin-top:1rem}summary{cursor:pointer;color:#0b5cad}p.links{margin-top:1.4rem}.qr svg{width:200px;height:200px}form.inline{display:inline}";
 
 /// A complete page with the security headers every IdP page carries.
 pub fn page(status: StatusCode, title: &str, body: &str, script_nonce: Option<&str>) -> Response {
@@ -154,10 +154,11 @@ pub fn totp_form(login: &str, csrf: &str, error: Option<&str>) -> Response {
         if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK },
         "Verification code",
         &format!(
-            "<h1>Verification code</h1><p>Enter the 6-digit code from your authenticator app.</p>{}\
+            "<h1>Verification code</h1><p>Enter the 6-digit code from your authenticator app. Lost it? Enter one of \
+             your recovery codes instead.</p>{}\
              <form method=\"post\" action=\"/login/totp\">{}\
              <label for=\"code\">Verification code</label>\
-             <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{{6,8}}\" autocomplete=\"one-time-code\" required autofocus>\
+             <input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" autocapitalize=\"none\" maxlength=\"40\" required autofocus>\
              <button type=\"submit\">Verify</button></form>",
             alert(error),
             hidden(login, csrf)
@@ -166,20 +167,26 @@ pub fn totp_form(login: &str, csrf: &str, error: Option<&str>) -> Response {
     )
 }
 
-pub fn new_password_form(login: &str, csrf: &str, error: Option<&str>) -> Response {
+pub fn new_password_form(
+    login: &str,
+    csrf: &str,
+    rules: &[String],
+    error: Option<&str>,
+) -> Response {
     page(
         if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK },
         "Set a new password",
         &format!(
             "<h1>Set a new password</h1><p class=\"note\">Your password has expired. Choose a new one to continue.</p>{}\
              <form method=\"post\" action=\"/login/password\">{}\
-             <label for=\"new_password\">New password</label>\
-             <input type=\"password\" id=\"new_password\" name=\"new_password\" autocomplete=\"new-password\" required autofocus>\
+             <label for=\"new_password\">New password</label>{}\
+             <input type=\"password\" id=\"new_password\" name=\"new_password\" autocomplete=\"new-password\" aria-describedby=\"rules\" required autofocus>\
              <label for=\"confirm\">Repeat the new password</label>\
              <input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
              <button type=\"submit\">Set password</button></form>",
             alert(error),
-            hidden(login, csrf)
+            hidden(login, csrf),
+            rules_list(rules)
         ),
         None,
     )
@@ -240,6 +247,52 @@ pub struct Portal<'a> {
     pub enrolment_deadline: Option<String>,
     pub password_expires: Option<String>,
     pub message: Option<(bool, String)>,
+    /// Recovery codes just made: shown this once.
+    pub recovery_codes: Option<Vec<String>>,
+    /// A replacement TOTP waiting for its first code: (secret, otpauth URI).
+    pub replacing: Option<(String, String)>,
+    /// How many recovery codes are left.
+    pub recovery_left: usize,
+    /// The password rules, shown by the new-password field.
+    pub rules: Vec<String>,
+}
+
+fn recovery_box(codes: &[String]) -> String {
+    let items: String = codes
+        .iter()
+        .map(|c| format!("<li><code>{}</code></li>", esc(c)))
+        .collect();
+    format!(
+        "<div class=\"note\" role=\"status\" id=\"recovery-codes\"><p><strong>Save your recovery codes now.</strong> \
+         Each one signs you in once in place of a TOTP code if you lose your authenticator. They are not shown \
+         again.</p><ul class=\"codes\">{items}</ul></div>"
+    )
+}
+
+fn qr_block(secret: &str, uri: &str, action: &str, csrf: &str) -> String {
+    format!(
+        "<p>Scan this code with your authenticator app, or enter the secret by hand, then type the code it shows.</p>\
+         <div class=\"qr\" role=\"img\" aria-label=\"QR code of your TOTP secret\" id=\"totp-qr\">{}</div>\
+         <p>Secret: <code id=\"totp-secret\">{}</code></p>\
+         <form method=\"post\" action=\"{action}\">{csrf}\
+         <label for=\"code\">Verification code</label>\
+         <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
+         <button type=\"submit\">Confirm</button></form>",
+        qr_svg(uri),
+        esc(secret)
+    )
+}
+
+/// The password rules as a list, for a new-password field.
+fn rules_list(rules: &[String]) -> String {
+    if rules.is_empty() {
+        return String::new();
+    }
+    let items: String = rules
+        .iter()
+        .map(|r| format!("<li>{}</li>", esc(r)))
+        .collect();
+    format!("<p id=\"rules-intro\">Your password needs:</p><ul class=\"rules\" id=\"rules\">{items}</ul>")
 }
 
 /// The QR code of a TOTP otpauth URI, as inline SVG.
@@ -291,20 +344,33 @@ pub fn portal(p: &Portal) -> Response {
         body.push_str("</ul>");
     }
     body.push_str("<h2>Two-factor authentication</h2>");
-    if p.totp_active {
-        body.push_str("<p>TOTP is set up for your account.</p>");
-    } else if let Some((secret, uri)) = &p.totp_pending {
-        body.push_str(&format!(
-            "<p>Scan this code with your authenticator app, or enter the secret by hand, then type the code it shows.</p>\
-             <div class=\"qr\" role=\"img\" aria-label=\"QR code of your TOTP secret\" id=\"totp-qr\">{}</div>\
-             <p>Secret: <code id=\"totp-secret\">{}</code></p>\
-             <form method=\"post\" action=\"/portal/totp/confirm\">{csrf}\
-             <label for=\"code\">Verification code</label>\
-             <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
-             <button type=\"submit\">Confirm</button></form>",
-            qr_svg(uri),
-            esc(secret)
+    if let Some(codes) = &p.recovery_codes {
+        body.push_str(&recovery_box(codes));
+    }
+    if let Some((secret, uri)) = &p.replacing {
+        body.push_str(
+            "<p>Your current authenticator keeps working until the new one is confirmed.</p>",
+        );
+        body.push_str(&qr_block(
+            secret,
+            uri,
+            "/portal/totp/replace/confirm",
+            &csrf,
         ));
+    } else if p.totp_active {
+        body.push_str(&format!(
+            "<p>TOTP is set up for your account. Recovery codes left: {}.</p>\
+             <details><summary>Replace your authenticator</summary>\
+             <form method=\"post\" action=\"/portal/totp/replace\">{csrf}\
+             <label for=\"replace_password\">Your password</label>\
+             <input type=\"password\" id=\"replace_password\" name=\"current_password\" autocomplete=\"current-password\" required>\
+             <label for=\"replace_code\">Code from your authenticator, or a recovery code</label>\
+             <input type=\"text\" id=\"replace_code\" name=\"code\" autocomplete=\"one-time-code\" autocapitalize=\"none\" required>\
+             <button type=\"submit\">Set up a new authenticator</button></form></details>",
+            p.recovery_left
+        ));
+    } else if let Some((secret, uri)) = &p.totp_pending {
+        body.push_str(&qr_block(secret, uri, "/portal/totp/confirm", &csrf));
     } else {
         if let Some(d) = &p.enrolment_deadline {
             body.push_str(&format!(
@@ -320,11 +386,12 @@ pub fn portal(p: &Portal) -> Response {
         "<h2>Change password</h2><form method=\"post\" action=\"/portal/password\">{csrf}\
          <label for=\"current_password\">Current password</label>\
          <input type=\"password\" id=\"current_password\" name=\"current_password\" autocomplete=\"current-password\" required>\
-         <label for=\"new_password\">New password</label>\
-         <input type=\"password\" id=\"new_password\" name=\"new_password\" autocomplete=\"new-password\" required>\
+         <label for=\"new_password\">New password</label>{}\
+         <input type=\"password\" id=\"new_password\" name=\"new_password\" autocomplete=\"new-password\" aria-describedby=\"rules\" required>\
          <label for=\"confirm\">Repeat the new password</label>\
          <input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
          <button type=\"submit\">Change password</button></form><p><small>Signed in as {}</small></p>",
+        rules_list(&p.rules),
         esc(p.username)
     ));
     page(StatusCode::OK, "Your portal", &body, None)
@@ -393,10 +460,7 @@ pub fn link_password_form(
             "Set the new password",
         ),
     };
-    let rules: String = rules
-        .iter()
-        .map(|r| format!("<li>{}</li>", esc(r)))
-        .collect();
+    let rules = rules_list(rules);
     page(
         if error.is_some() {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -409,7 +473,7 @@ pub fn link_password_form(
              <input type=\"hidden\" name=\"token\" value=\"{}\">\
              <input type=\"text\" name=\"username\" value=\"{}\" autocomplete=\"username\" hidden>\
              <label for=\"new_password\">New password</label>\
-             <p id=\"rules-intro\">Your password needs:</p><ul class=\"rules\" id=\"rules\">{rules}</ul>\
+             {rules}\
              <input type=\"password\" id=\"new_password\" name=\"new_password\" autocomplete=\"new-password\" aria-describedby=\"rules\" required autofocus>\
              <label for=\"confirm\">Repeat the new password</label>\
              <input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\

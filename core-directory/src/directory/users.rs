@@ -5,13 +5,13 @@ use super::{optional, required, scim_scope, Directory, Tx};
 use crate::access::{Actor, Permission};
 use crate::crypto::Sealed;
 use crate::error::{DirectoryError, Result};
-use crate::events::Service;
+use crate::events::{Event, Service};
 use crate::id::Id;
 use crate::model::*;
 use crate::policy;
 use crate::snapshot::{fold, Snapshot};
 use crate::totp;
-use crate::views::{NewUser, TotpStart, UserPatch, UserView};
+use crate::views::{NewUser, TotpConfirmed, TotpStart, UserPatch, UserView};
 use chrono::{DateTime, Duration, Utc};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -542,6 +542,8 @@ impl Directory {
             password_history: Vec::new(),
             nt_hash: None,
             totp: None,
+            recovery_codes: Vec::new(),
+            totp_replacement: None,
             mfa_required: input.mfa_required,
             mfa_enrolment_deadline: input
                 .mfa_required
@@ -941,8 +943,8 @@ impl Directory {
         .await
     }
 
-    /// Confirm a pending TOTP enrolment with a current code.
-    pub async fn confirm_totp(&self, actor: &Actor, id: &Id, code: &str) -> Result<UserView> {
+    /// Confirm a pending TOTP enrolment with a current code; new recovery codes replace any earlier ones.
+    pub async fn confirm_totp(&self, actor: &Actor, id: &Id, code: &str) -> Result<TotpConfirmed> {
         actor.require(Permission::ResetCredentials)?;
         let snap = self.snapshot();
         let user = snap
@@ -966,6 +968,7 @@ impl Directory {
                 "the verification code is not valid",
             ));
         }
+        let (shown, stored) = crate::recovery::generate(id);
         let actor = actor.clone();
         let id = id.clone();
         let user = self
@@ -979,19 +982,25 @@ impl Directory {
                     t.confirmed = true;
                 }
                 u.mfa_enrolment_deadline = None;
+                u.recovery_codes = stored;
                 tx.event(
                     admin_event(&actor, "totp_enrol_confirm")
                         .user(&u.username)
-                        .target("user", &u.id),
+                        .target("user", &u.id)
+                        .detail("recovery_codes", u.recovery_codes.len()),
                 );
                 Ok(tx.put_user(u))
             })
             .await?;
-        Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
+        Ok(TotpConfirmed {
+            user: UserView::of(&user, &self.snapshot(), Utc::now()),
+            recovery_codes: shown,
+        })
     }
 
     /// A signed-in user starting their own TOTP enrolment (the portal). Refused when the user already has an
-    /// active TOTP: replacing it takes an admin's reset, so a stolen session cannot swap the second factor.
+    /// active TOTP: replacing it takes the password and a code again ([`Directory::start_own_totp_replacement`]),
+    /// so a stolen session alone cannot swap the second factor.
     pub async fn start_own_totp(
         &self,
         user: &Id,
@@ -1002,7 +1011,7 @@ impl Directory {
         if self.snapshot().user(user).is_some_and(|u| u.totp_active()) {
             return Err(DirectoryError::invalid(
                 "totp",
-                "TOTP is already set up; ask an administrator to reset it",
+                "TOTP is already set up; replace it with your password and a code",
             ));
         }
         self.start_totp(&actor, user).await
@@ -1015,7 +1024,7 @@ impl Directory {
         code: &str,
         service: Service,
         client_ip: Option<IpAddr>,
-    ) -> Result<UserView> {
+    ) -> Result<TotpConfirmed> {
         let actor = self.self_actor(user, service, client_ip)?;
         if self.snapshot().user(user).is_some_and(|u| u.totp_active()) {
             return Err(DirectoryError::invalid("totp", "TOTP is already set up"));
@@ -1056,6 +1065,134 @@ impl Directory {
         })
     }
 
+    /// A user replacing their TOTP (a new phone, a lost one): the password and a current code — TOTP or a
+    /// recovery code — are checked through the one authentication path (failures count towards lockout and the
+    /// source's throttle), then a new secret waits beside the active one until it is confirmed.
+    pub async fn start_own_totp_replacement(
+        &self,
+        user: &Id,
+        password: &str,
+        code: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<TotpStart> {
+        let u = self
+            .snapshot()
+            .user(user)
+            .cloned()
+            .ok_or_else(|| DirectoryError::not_found("user", user))?;
+        if !u.totp_active() {
+            return Err(DirectoryError::invalid(
+                "totp",
+                "no TOTP is set up yet; set it up instead",
+            ));
+        }
+        let outcome = self
+            .authenticate(crate::auth::AuthRequest {
+                username: u.username.clone(),
+                credential: crate::auth::Credential::Password(password.to_string()),
+                otp: Some(code.to_string()),
+                service: Service::Portal,
+                resource: None,
+                client_ip,
+                session: None,
+                station: None,
+            })
+            .await?;
+        if !matches!(outcome, crate::auth::AuthOutcome::Allow(ref g) if g.mfa_used) {
+            return Err(DirectoryError::invalid(
+                "code",
+                "the password or the code is not right",
+            ));
+        }
+        let secret = totp::generate_secret();
+        let sealed = self.master_key.seal(&totp_purpose(user), &secret);
+        let issuer = self
+            .org()
+            .map_or_else(|| "Stratus".into(), |o| o.name.clone());
+        let id = user.clone();
+        self.write(move |tx| {
+            let mut u = (*tx.user_at(&id, None)?).clone();
+            u.totp_replacement = Some(TotpEnrolment {
+                secret: sealed,
+                confirmed: false,
+                created_at: tx.now,
+            });
+            let start = TotpStart {
+                secret: totp::secret_base32(&secret),
+                otpauth_uri: totp::otpauth_uri(&issuer, &u.username, &secret),
+            };
+            tx.event(
+                Event::new(Service::Portal, "totp_replace_start", true)
+                    .actor(u.username.clone())
+                    .client(client_ip)
+                    .user(&u.username)
+                    .target("user", &u.id),
+            );
+            tx.put_user(u);
+            Ok(start)
+        })
+        .await
+    }
+
+    /// Confirm a replacement TOTP with a code from it: it becomes the active one, and new recovery codes
+    /// replace the old.
+    pub async fn confirm_own_totp_replacement(
+        &self,
+        user: &Id,
+        code: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<TotpConfirmed> {
+        let u = self
+            .snapshot()
+            .user(user)
+            .cloned()
+            .ok_or_else(|| DirectoryError::not_found("user", user))?;
+        let Some(pending) = u.totp_replacement.clone() else {
+            return Err(DirectoryError::invalid(
+                "code",
+                "no replacement TOTP has been started",
+            ));
+        };
+        if !self.check_totp(user, &totp_purpose(user), &pending.secret, code, Utc::now()) {
+            return Err(DirectoryError::invalid(
+                "code",
+                "the verification code is not valid",
+            ));
+        }
+        let (shown, stored) = crate::recovery::generate(user);
+        let id = user.clone();
+        let updated = self
+            .write(move |tx| {
+                let mut u = (*tx.user_at(&id, None)?).clone();
+                // Confirmed only if it is still the replacement the code was checked against.
+                if u.totp_replacement.as_ref() != Some(&pending) {
+                    return Err(DirectoryError::invalid(
+                        "code",
+                        "the replacement changed; start again",
+                    ));
+                }
+                u.totp = Some(TotpEnrolment {
+                    confirmed: true,
+                    ..pending
+                });
+                u.totp_replacement = None;
+                u.recovery_codes = stored;
+                tx.event(
+                    Event::new(Service::Portal, "totp_replace_confirm", true)
+                        .actor(u.username.clone())
+                        .client(client_ip)
+                        .user(&u.username)
+                        .target("user", &u.id),
+                );
+                Ok(tx.put_user(u))
+            })
+            .await?;
+        Ok(TotpConfirmed {
+            user: UserView::of(&updated, &self.snapshot(), Utc::now()),
+            recovery_codes: shown,
+        })
+    }
+
     /// Remove a user's TOTP; if MFA stays required, a new enrolment period starts.
     pub async fn remove_totp(&self, actor: &Actor, id: &Id) -> Result<UserView> {
         actor.require(Permission::ResetCredentials)?;
@@ -1070,6 +1207,8 @@ impl Directory {
                     .ok_or_else(|| DirectoryError::not_found("user", &id))?)
                 .clone();
                 u.totp = None;
+                u.totp_replacement = None;
+                u.recovery_codes.clear();
                 if u.mfa_required {
                     u.mfa_enrolment_deadline = Some(tx.now + Duration::days(days));
                 }
@@ -1130,6 +1269,14 @@ impl Directory {
     /// The TOTP purpose string for a user (for tests and benchmarks that compute codes).
     pub fn user_totp_secret(&self, user: &User) -> Option<Vec<u8>> {
         let t = user.totp.as_ref()?;
+        self.master_key
+            .open(&totp_purpose(&user.id), &t.secret)
+            .ok()
+    }
+
+    /// The secret of a replacement TOTP waiting to be confirmed, for showing it again.
+    pub fn user_totp_replacement_secret(&self, user: &User) -> Option<Vec<u8>> {
+        let t = user.totp_replacement.as_ref()?;
         self.master_key
             .open(&totp_purpose(&user.id), &t.secret)
             .ok()

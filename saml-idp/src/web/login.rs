@@ -40,7 +40,12 @@ pub(super) fn render_stage(idp: &Idp, id: &str, login: &Login, error: Option<&st
             error,
         ),
         Stage::Totp(_) => pages::totp_form(id, &login.csrf, error),
-        Stage::NewPassword { .. } => pages::new_password_form(id, &login.csrf, error),
+        Stage::NewPassword { .. } => pages::new_password_form(
+            id,
+            &login.csrf,
+            &core_directory::policy::rules(&idp.dir.snapshot().policy),
+            error,
+        ),
     }
 }
 
@@ -221,6 +226,13 @@ pub(super) async fn login_password(
             idp.state.end_login(&f.login);
             denied_page(&idp, login.sso.as_ref().map(|s| &s.app), reason)
         }
+        // The core says these only after the right password: the account's state may be told plainly.
+        Ok(AuthOutcome::Deny(
+            reason @ (DenyReason::Locked | DenyReason::Suspended | DenyReason::Staged),
+        )) => {
+            idp.state.update_login(&f.login, login.clone());
+            render_stage(&idp, &f.login, &login, Some(account_state_message(reason)))
+        }
         Ok(AuthOutcome::Deny(DenyReason::Throttled)) => {
             idp.state.update_login(&f.login, login.clone());
             render_stage(
@@ -267,11 +279,12 @@ pub(super) async fn login_totp(
     let Stage::Totp(ch) = &login.stage else {
         return render_stage(&idp, &f.login, &login, None);
     };
+    // A TOTP code, or a recovery code (16 characters in groups of four, typed with or without dashes).
     let code: String = f
         .code
         .chars()
         .filter(|c| !c.is_whitespace())
-        .take(16)
+        .take(40)
         .collect();
     match idp.dir.complete_mfa(ch, &code, ip(&c)).await {
         Ok(AuthOutcome::Allow(grant)) if login.then_new_password => {
@@ -322,5 +335,16 @@ pub(super) async fn login_totp(
         }
         Ok(AuthOutcome::NeedMfa(_)) => expired_login(),
         Err(e) => internal(&e.to_string()),
+    }
+}
+
+/// What a user who gave the right password is told about an account they cannot use.
+pub(super) fn account_state_message(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::Locked => {
+            "Your account is locked after too many failed sign-ins. Try again later, or ask your administrator to unlock it."
+        }
+        DenyReason::Suspended => "Your account is suspended. Ask your administrator.",
+        _ => "Your account is not active yet. Use the activation link sent to your e-mail, or ask your administrator.",
     }
 }

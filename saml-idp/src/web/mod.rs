@@ -105,6 +105,11 @@ pub fn router(dir: Arc<Directory>, settings: Settings) -> Router {
         .route("/portal", get(portal))
         .route("/portal/totp", post(portal_totp_start))
         .route("/portal/totp/confirm", post(portal_totp_confirm))
+        .route("/portal/totp/replace", post(portal::portal_totp_replace))
+        .route(
+            "/portal/totp/replace/confirm",
+            post(portal::portal_totp_replace_confirm),
+        )
         .route("/portal/password", post(portal_password))
         .route("/portal/logout", post(portal_logout))
         .route(

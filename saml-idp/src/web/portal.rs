@@ -30,6 +30,17 @@ fn portal_view(
     pending: Option<(String, String)>,
     message: Option<(bool, String)>,
 ) -> Response {
+    portal_view_with(idp, s, pending, message, None)
+}
+
+/// The portal page, with recovery codes just made (shown this once).
+fn portal_view_with(
+    idp: &Idp,
+    s: &IdpSession,
+    pending: Option<(String, String)>,
+    message: Option<(bool, String)>,
+    recovery_codes: Option<Vec<String>>,
+) -> Response {
     let snap = idp.dir.snapshot();
     let Some(user) = snap.user(&s.user).cloned() else {
         return Redirect::to("/login").into_response();
@@ -74,7 +85,22 @@ fn portal_view(
         enrolment_deadline: deadline,
         password_expires: expires,
         message,
+        recovery_codes,
+        replacing: idp.dir.user_totp_replacement_secret(&user).map(|secret| {
+            (
+                core_directory::totp::secret_base32(&secret),
+                core_directory::totp::otpauth_uri(&org_name(idp), &user.username, &secret),
+            )
+        }),
+        recovery_left: user.recovery_codes.len(),
+        rules: core_directory::policy::rules(&snap.policy),
     })
+}
+
+fn org_name(idp: &Idp) -> String {
+    idp.dir
+        .org()
+        .map_or_else(|| "Stratus".to_string(), |o| o.name.clone())
 }
 
 pub(super) async fn portal(AxState(idp): AxState<Idp>, headers: HeaderMap) -> Response {
@@ -129,9 +155,9 @@ pub(super) async fn portal_totp_confirm(
         .confirm_own_totp(&s.user, &code, Service::Portal, ip(&c))
         .await
     {
-        Ok(_) => {
+        Ok(confirmed) => {
             idp.state.set_mfa(&t);
-            portal_view(
+            portal_view_with(
                 &idp,
                 &s,
                 None,
@@ -139,6 +165,7 @@ pub(super) async fn portal_totp_confirm(
                     true,
                     "TOTP is set up. You will be asked for a code when you sign in.".into(),
                 )),
+                Some(confirmed.recovery_codes),
             )
         }
         Err(e) => {
@@ -160,6 +187,66 @@ pub(super) async fn portal_totp_confirm(
                 });
             portal_view(&idp, &s, pending, Some((false, e.to_string())))
         }
+    }
+}
+
+/// Start replacing the authenticator: the current password and a code (TOTP or recovery) first.
+pub(super) async fn portal_totp_replace(
+    AxState(idp): AxState<Idp>,
+    headers: HeaderMap,
+    c: ConnectInfo<SocketAddr>,
+    PageForm(f): PageForm<CsrfForm>,
+) -> Response {
+    let Some((_, s)) = portal_post(&idp, &headers, &f.csrf) else {
+        return Redirect::to("/login").into_response();
+    };
+    let get = |k: &str| f.rest.get(k).cloned().unwrap_or_default();
+    match idp
+        .dir
+        .start_own_totp_replacement(
+            &s.user,
+            &get("current_password"),
+            get("code").trim(),
+            ip(&c),
+        )
+        .await
+    {
+        Ok(_) => portal_view(&idp, &s, None, None),
+        Err(e) => portal_view(&idp, &s, None, Some((false, e.to_string()))),
+    }
+}
+
+/// Confirm the new authenticator with a code from it; new recovery codes are shown once.
+pub(super) async fn portal_totp_replace_confirm(
+    AxState(idp): AxState<Idp>,
+    headers: HeaderMap,
+    c: ConnectInfo<SocketAddr>,
+    PageForm(f): PageForm<CsrfForm>,
+) -> Response {
+    let Some((_, s)) = portal_post(&idp, &headers, &f.csrf) else {
+        return Redirect::to("/login").into_response();
+    };
+    let code = f
+        .rest
+        .get("code")
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default();
+    match idp
+        .dir
+        .confirm_own_totp_replacement(&s.user, &code, ip(&c))
+        .await
+    {
+        Ok(confirmed) => portal_view_with(
+            &idp,
+            &s,
+            None,
+            Some((
+                true,
+                "Your new authenticator is set up; the old one no longer works.".into(),
+            )),
+            Some(confirmed.recovery_codes),
+        ),
+        Err(e) => portal_view(&idp, &s, None, Some((false, e.to_string()))),
     }
 }
 

@@ -26,12 +26,18 @@ async fn lockout_after_n_failures_until_admin_unlock() {
     let (st, body) = s.portal_login("hank", "Right-Password-1", None).await;
     assert_eq!(
         st,
-        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
         "the right password does not open a locked account: {body}"
     );
     assert_eq!(
+        body["error"]["code"], "account_locked",
+        "who gave the right password is told why"
+    );
+    let (st, body) = s.portal_login("hank", "Wrong-Password-2", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(
         body["error"]["code"], "unauthorized",
-        "the client is not told why"
+        "who did not is told nothing about the account"
     );
 
     let (st, u) = s.post(&format!("/users/{id}/unlock"), json!(null)).await;
@@ -67,7 +73,8 @@ async fn timed_lock_expires_and_counter_restarts() {
     }
     assert_eq!(
         s.portal_login("ivy", "Right-Password-1", None).await.0,
-        StatusCode::UNAUTHORIZED
+        StatusCode::FORBIDDEN,
+        "locked (said only after the right password)"
     );
     let (_, dir, tmp) = s.terminate().await;
     let later = Server::start_in(
@@ -165,10 +172,11 @@ async fn suspended_staged_and_pending_users_cannot_log_in() {
     let id = s.user("kim", Some("Right-Password-1")).await;
     s.patch(&format!("/users/{id}"), json!({"state": "suspended"}))
         .await;
-    assert_eq!(
-        s.portal_login("kim", "Right-Password-1", None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    let (st, body) = s.portal_login("kim", "Right-Password-1", None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "account_suspended", "{body}");
+    let (st, body) = s.portal_login("kim", "Wrong-Password-1", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
     s.user("lee", None).await;
     assert_eq!(
         s.portal_login("lee", "", None).await.0,
@@ -428,4 +436,88 @@ async fn the_portal_takes_a_user_name_or_an_e_mail_address() {
                 && e["reason"].as_str().unwrap_or("").contains("password")),
         "{events:?}"
     );
+}
+
+/// Recovery codes: ten made at enrolment and shown once (the confirm answer), each standing in for a TOTP code
+/// exactly once, typed in any case with or without dashes; none after TOTP is removed.
+#[tokio::test]
+async fn recovery_codes_stand_in_for_the_totp_code_once_each() {
+    let s = Server::start().await;
+    let id = s.user("rosa", Some("Recovery-Pass-12")).await;
+    let (st, t) = s.post(&format!("/users/{id}/mfa/totp"), json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    let secret = t["secret"].as_str().unwrap().to_string();
+    let (st, confirmed) = s
+        .post(
+            &format!("/users/{id}/mfa/totp/confirm"),
+            json!({"code": crate::harness::oathtool(&secret, -30)}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{confirmed}");
+    assert_eq!(
+        confirmed["username"], "rosa",
+        "the user's fields are all there"
+    );
+    let codes: Vec<String> = confirmed["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    // Never shown again, and not stored as given.
+    let (_, user) = s.get(&format!("/users/{id}")).await;
+    assert!(!user.to_string().contains(&codes[0]), "{user}");
+    assert!(
+        !std::fs::read(s.dir.join("stratus.redb"))
+            .map(|b| String::from_utf8_lossy(&b).contains(&codes[0].replace('-', "")))
+            .unwrap_or(false),
+        "a recovery code is stored only as a digest"
+    );
+
+    let (st, body) = s
+        .portal_login("rosa", "Recovery-Pass-12", Some(&codes[0]))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, _) = s
+        .portal_login("rosa", "Recovery-Pass-12", Some(&codes[0]))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "a code works once");
+    let typed = codes[1].to_uppercase().replace('-', " ");
+    let (st, body) = s
+        .portal_login("rosa", "Recovery-Pass-12", Some(&typed))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "case and separators do not matter: {body}"
+    );
+    let used = s.events("recovery_code_used", "rosa").await;
+    assert_eq!(used.len(), 2);
+    assert_eq!(used[0]["details"]["recovery_codes_left"], 8);
+    // A wrong code counts as a failed login.
+    let (st, _) = s
+        .portal_login("rosa", "Recovery-Pass-12", Some("aaaa-bbbb-cccc-dddd"))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (_, user) = s.get(&format!("/users/{id}")).await;
+    assert_eq!(user["failed_logins"], 1, "{user}");
+    // Removing TOTP removes the codes with it.
+    let (st, _) = s.delete(&format!("/users/{id}/mfa/totp")).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, body) = s
+        .portal_login("rosa", "Recovery-Pass-12", Some(&codes[2]))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "no second factor is asked any more: {body}"
+    );
+    let id2 = s.user("rosa2", Some("Recovery-Pass-13")).await;
+    let secret2 = s.enrol_totp(&id2).await;
+    assert!(!secret2.is_empty());
+    let (st, _) = s
+        .portal_login("rosa2", "Recovery-Pass-13", Some(&codes[3]))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "codes belong to their user");
 }

@@ -458,7 +458,7 @@ async fn ldap_failures_lock_the_account_everywhere() {
     );
     assert_eq!(
         f.s.portal_login("carol", PW, None).await.0,
-        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
         "locked on the portal too"
     );
 }

@@ -450,3 +450,63 @@ async fn without_a_mail_server_the_admin_hands_the_activation_link_over() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
 }
+
+/// The self-service pages in headless Chromium, from the welcome mail's link to a replaced authenticator, each
+/// photographed at desktop width and 375 px (`target/selfservice-screenshots/`).
+#[tokio::test]
+async fn self_service_pages_work_in_a_browser_from_the_welcome_mail_to_a_new_authenticator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = smtp_pki(&tmp.path().join("pki"));
+    let sink = Sink::start(tmp.path(), &pki, &[]);
+    let s = server_with_mail(sink.port, &pki, &[]).await;
+    s.user("vera", None).await;
+    let m = sink.wait_for("vera@example.com", "Activate").await;
+    let link = link_in(&m, &s.url);
+    let shots = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/selfservice-screenshots"
+    );
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../conformance/saml/browser/selfservice.mjs"
+        ))
+        .args([&s.url, &link, "vera", "Blue-Harbour-Pass-8", shots])
+        .output()
+        .expect("node runs (scripts/test installs playwright-core)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "selfservice.mjs printed no JSON: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!("{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["activation_title"], "Activate your account", "{v}");
+    assert_eq!(v["rules_shown"], true, "{v}");
+    assert_eq!(v["activated"], "Your account is active", "{v}");
+    assert_eq!(v["forgot_answer"], "Check your e-mail", "{v}");
+    assert_eq!(v["recovery_codes_shown"], 10, "{v}");
+    assert_eq!(
+        v["codes_shown_again"], 0,
+        "recovery codes are shown once: {v}"
+    );
+    assert_eq!(v["signed_in_with_recovery_code"], true, "{v}");
+    assert!(
+        v["codes_left_text"].as_str().unwrap().contains("left: 9"),
+        "{v}"
+    );
+    assert_eq!(v["new_secret_differs"], true, "{v}");
+    assert_eq!(v["new_codes"], 10, "{v}");
+    assert_eq!(v["new_codes_differ"], true, "{v}");
+    assert_eq!(v["shots"].as_array().unwrap().len(), 18, "{v}");
+    // The old codes went with the old authenticator; the new one signs in.
+    let old = v["old_unused_code"].as_str().unwrap();
+    let (st, _) = s
+        .portal_login("vera", "Blue-Harbour-Pass-8", Some(old))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.events("totp_replace_confirm", "vera").await.len(), 1);
+    assert_eq!(s.events("recovery_code_used", "vera").await.len(), 2);
+}
