@@ -504,6 +504,9 @@ fn parse_org(fields: &[(String, String)]) -> Result<OrgPatch, FormErrors> {
         session_idle_minutes: Some(n.get("session_idle_minutes")),
         session_absolute_minutes: Some(n.get("session_absolute_minutes")),
         event_retention_days: Some(n.get("event_retention_days")),
+        // Branding is set through the API (`PATCH /api/v1/settings/org`); the form leaves it as it is.
+        brand_color: None,
+        logo: None,
     };
     n.finish(patch)
 }

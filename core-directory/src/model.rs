@@ -27,6 +27,13 @@ pub struct OrgSettings {
     pub session_absolute_minutes: u32,
     /// Days events are kept; 0 keeps them forever.
     pub event_retention_days: u32,
+    /// The colour of buttons and links on the sign-in pages and the portal, `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_color: Option<String>,
+    /// A logo shown above the sign-in pages and the portal: a `data:` URI of a PNG, JPEG, WebP or SVG image
+    /// (at most 96 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
 }
 
 /// An inclusive range of POSIX ids.

@@ -701,6 +701,10 @@ pub struct OrgPatch {
     pub session_idle_minutes: Option<u32>,
     pub session_absolute_minutes: Option<u32>,
     pub event_retention_days: Option<u32>,
+    /// `#rrggbb`; an empty string removes it.
+    pub brand_color: Option<String>,
+    /// A `data:image/png|jpeg|webp|svg+xml;base64,…` URI of at most 96 KiB; an empty string removes it.
+    pub logo: Option<String>,
 }
 
 /// TOTP enrolment confirmed: the user, and the recovery codes made for it (shown this once, never again).

@@ -28,7 +28,7 @@ input[type=text],input[type=password]{width:100%;padding:.6rem;font-size:1rem;bo
 button{margin-top:1.2rem;padding:.6rem 1.2rem;font-size:1rem;background:#0b5cad;color:#fff;border:0;border-radius:4px;cursor:pointer}\
 .error{background:#fde8e8;color:#8a1c1c;padding:.7rem;border-radius:4px}.note{background:#e8f1fd;padding:.7rem;border-radius:4px}\
 ul.apps{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}ul.apps a{display:block;padding:1rem 1.4rem;border:1px solid #c5ced8;border-radius:6px;text-decoration:none;color:#0b5cad;font-weight:600}\
-code{font-size:1.05rem;word-break:break-all}ul.rules{margin:.3rem 0 .6rem;padding-left:1.2rem;color:#3a4754}ul.codes{columns:2;padding-left:1.2rem}ul.codes code{white-space:nowrap}@media (max-width:30rem){ul.codes{columns:1}}details{margin-top:1rem}summary{cursor:pointer;color:#0b5cad}p.links{margin-top:1.4rem}.qr svg{width:200px;height:200px}form.inline{display:inline}";
+code{font-size:1.05rem;word-break:break-all}header.brand{display:flex;align-items:center;gap:.6rem;margin:-.5rem 0 1.2rem;font-weight:600;color:#3a4754}header.brand img{max-height:40px;max-width:160px}ul.rules{margin:.3rem 0 .6rem;padding-left:1.2rem;color:#3a4754}ul.codes{columns:2;padding-left:1.2rem}ul.codes code{white-space:nowrap}@media (max-width:30rem){ul.codes{columns:1}}details{margin-top:1rem}summary{cursor:pointer;color:#0b5cad}p.links{margin-top:1.4rem}.qr svg{width:200px;height:200px}form.inline{display:inline}";
 
 /// A complete page with the security headers every IdP page carries.
 pub fn page(status: StatusCode, title: &str, body: &str, script_nonce: Option<&str>) -> Response {

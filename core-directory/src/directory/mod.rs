@@ -34,7 +34,9 @@ pub use mail::{ActivationSent, LinkPurpose, MailSettings};
 pub use provisioning::{Delivery, OutboxView, ScimConnectorInput, ScimConnectorView};
 pub use resources::generate_radius_secret;
 pub use scim_tokens::SCIM_TOKEN_PREFIX;
-pub use settings::{generate_password, BootstrapRequest, BootstrapResult};
+pub use settings::{
+    decode_logo, generate_password, BootstrapRequest, BootstrapResult, MAX_LOGO_BYTES,
+};
 pub use users::{nt_hash, UserListQuery};
 
 /// Tunables of the core.

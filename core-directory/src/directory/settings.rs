@@ -97,6 +97,8 @@ impl Directory {
                 session_idle_minutes: 30,
                 session_absolute_minutes: 12 * 60,
                 event_retention_days: 90,
+                brand_color: None,
+                logo: None,
             };
             tx.put_org(org);
             tx.put_policy(PasswordPolicy::default());
@@ -227,12 +229,68 @@ impl Directory {
             if let Some(d) = patch.event_retention_days {
                 org.event_retention_days = d;
             }
+            if let Some(c) = patch.brand_color {
+                org.brand_color = validate_color(&c)?;
+            }
+            if let Some(l) = patch.logo {
+                org.logo = validate_logo(&l)?;
+            }
             tx.put_org(org.clone());
             tx.event(admin_event(&actor, "org_update").target("org", &org.org_id));
             Ok(org)
         })
         .await
     }
+}
+
+/// A brand colour: `#rrggbb` (or empty for none).
+fn validate_color(text: &str) -> Result<Option<String>> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let ok = t.len() == 7 && t.starts_with('#') && t[1..].chars().all(|c| c.is_ascii_hexdigit());
+    if !ok {
+        return Err(DirectoryError::invalid(
+            "brand_color",
+            "brand_color must be a colour like #1d4ed8",
+        ));
+    }
+    Ok(Some(t.to_ascii_lowercase()))
+}
+
+/// The largest logo kept, decoded.
+pub const MAX_LOGO_BYTES: usize = 96 * 1024;
+
+/// A logo: a base64 `data:` URI of a PNG, JPEG, WebP or SVG image (or empty for none).
+fn validate_logo(text: &str) -> Result<Option<String>> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let bad = |m: &str| DirectoryError::invalid("logo", m);
+    let (_, data) = decode_logo(t).ok_or_else(|| {
+        bad("logo must be a data: URI of a PNG, JPEG, WebP or SVG image, base64-encoded")
+    })?;
+    if data.len() > MAX_LOGO_BYTES {
+        return Err(bad("logo must be at most 96 KiB"));
+    }
+    Ok(Some(t.to_string()))
+}
+
+/// A stored logo's media type and bytes.
+pub fn decode_logo(uri: &str) -> Option<(&'static str, Vec<u8>)> {
+    let rest = uri.strip_prefix("data:")?;
+    let (head, body) = rest.split_once(',')?;
+    let mime = match head.strip_suffix(";base64")? {
+        "image/png" => "image/png",
+        "image/jpeg" => "image/jpeg",
+        "image/webp" => "image/webp",
+        "image/svg+xml" => "image/svg+xml",
+        _ => return None,
+    };
+    let data = data_encoding::BASE64.decode(body.trim().as_bytes()).ok()?;
+    Some((mime, data))
 }
 
 /// An event for an admin's action.

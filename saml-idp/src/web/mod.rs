@@ -102,6 +102,7 @@ pub fn router(dir: Arc<Directory>, settings: Settings) -> Router {
         .route("/login/totp", post(login_totp))
         .route("/login/password", post(login_new_password))
         .route("/login/style.css", get(style))
+        .route("/login/logo", get(logo))
         .route("/portal", get(portal))
         .route("/portal/totp", post(portal_totp_start))
         .route("/portal/totp/confirm", post(portal_totp_confirm))
@@ -125,6 +126,7 @@ pub fn router(dir: Arc<Directory>, settings: Settings) -> Router {
             get(self_service::reset_page).post(self_service::reset_post),
         )
         .layer(DefaultBodyLimit::max(binding::MAX_MESSAGE * 2))
+        .layer(axum::middleware::from_fn_with_state(idp.clone(), brand))
         .with_state(idp)
 }
 
@@ -248,15 +250,87 @@ fn app_of(idp: &Idp, id: &str) -> Option<Arc<SsoApp>> {
     idp.dir.get_app_record(&id).ok()
 }
 
-async fn style() -> Response {
+/// The pages' stylesheet, with the organisation's colour when it has one.
+async fn style(axum::extract::State(idp): axum::extract::State<Idp>) -> Response {
+    let mut css = pages::STYLE.to_string();
+    if let Some(c) = idp.dir.org().and_then(|o| o.brand_color.clone()) {
+        // Validated as #rrggbb when it was set.
+        css.push_str(&format!(
+            "button{{background:{c}}}a,summary{{color:{c}}}ul.apps a{{color:{c}}}"
+        ));
+    }
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
         ],
-        pages::STYLE,
+        css,
     )
         .into_response()
+}
+
+/// The organisation's logo, when it has one. An SVG opened on its own runs no script (its own CSP).
+async fn logo(axum::extract::State(idp): axum::extract::State<Idp>) -> Response {
+    let Some((mime, bytes)) = idp
+        .dir
+        .org()
+        .and_then(|o| o.logo.clone())
+        .and_then(|l| core_directory::directory::decode_logo(&l))
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Every HTML page gets the organisation's name (and logo) at the top and in its title.
+async fn brand(
+    axum::extract::State(idp): axum::extract::State<Idp>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let r = next.run(req).await;
+    let html = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !html {
+        return r;
+    }
+    let Some(org) = idp.dir.org() else {
+        return r;
+    };
+    let (mut parts, body) = r.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 4 * 1024 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let logo = if org.logo.is_some() {
+        "<img src=\"/login/logo\" alt=\"\">"
+    } else {
+        ""
+    };
+    let name = pages::esc(&org.name);
+    let text = text
+        .replacen(
+            "<main>",
+            &format!("<main><header class=\"brand\">{logo}<span>{name}</span></header>"),
+            1,
+        )
+        .replacen(" · Stratus</title>", &format!(" · {name}</title>"), 1);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(text))
 }
 
 /// An internal failure: logged in full, shown as a plain error page.

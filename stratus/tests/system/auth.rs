@@ -521,3 +521,87 @@ async fn recovery_codes_stand_in_for_the_totp_code_once_each() {
         .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "codes belong to their user");
 }
+
+/// A small SVG logo as the console and API take it: a base64 `data:` URI.
+pub fn test_logo() -> String {
+    let svg = "<svg xmlns='http://www.w3.org/2000/svg' width='120' height='32'>\
+               <rect width='32' height='32' rx='6' fill='#aa3300'/>\
+               <text x='40' y='22' font-family='sans-serif' font-size='16'>Acme</text></svg>";
+    format!(
+        "data:image/svg+xml;base64,{}",
+        data_encoding::BASE64.encode(svg.as_bytes())
+    )
+}
+
+/// The organisation's name, colour and logo on the sign-in pages; bad values are refused with field errors.
+#[tokio::test]
+async fn sign_in_pages_carry_the_organisations_name_colour_and_logo() {
+    let s = Server::start().await;
+    let logo = test_logo();
+    let (st, org) = s
+        .patch(
+            "/settings/org",
+            json!({"name": "Acme Corp", "brand_color": "#AA3300", "logo": logo}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{org}");
+    assert_eq!(org["brand_color"], "#aa3300");
+    let page = s
+        .http
+        .get(format!("{}/login", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<title>Sign in · Acme Corp</title>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<header class=\"brand\"><img src=\"/login/logo\" alt=\"\"><span>Acme Corp</span></header>"),
+        "{page}"
+    );
+    let css = s
+        .http
+        .get(format!("{}/login/style.css", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(css.contains("button{background:#aa3300}"), "{css}");
+    let r = s
+        .http
+        .get(format!("{}/login/logo", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert!(r.text().await.unwrap().contains("Acme</text>"));
+    for (field, bad) in [
+        ("brand_color", json!("red")),
+        ("logo", json!("https://example.com/logo.png")),
+        ("logo", json!("data:text/html;base64,PGgxPg==")),
+    ] {
+        let (st, e) = s.patch("/settings/org", json!({ field: bad })).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(e["error"]["field"], field, "{e}");
+    }
+    // Removing the logo: the page has no image and the address answers 404.
+    let (st, _) = s.patch("/settings/org", json!({"logo": ""})).await;
+    assert_eq!(st, StatusCode::OK);
+    let r = s
+        .http
+        .get(format!("{}/login/logo", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

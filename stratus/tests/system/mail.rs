@@ -459,6 +459,14 @@ async fn self_service_pages_work_in_a_browser_from_the_welcome_mail_to_a_new_aut
     let pki = smtp_pki(&tmp.path().join("pki"));
     let sink = Sink::start(tmp.path(), &pki, &[]);
     let s = server_with_mail(sink.port, &pki, &[]).await;
+    // The organisation's name, colour and logo on every page.
+    let (st, org) = s
+        .patch(
+            "/settings/org",
+            json!({"name": "Acme Corp", "brand_color": "#aa3300", "logo": crate::auth::test_logo()}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{org}");
     s.user("vera", None).await;
     let m = sink.wait_for("vera@example.com", "Activate").await;
     let link = link_in(&m, &s.url);
@@ -509,4 +517,67 @@ async fn self_service_pages_work_in_a_browser_from_the_welcome_mail_to_a_new_aut
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(s.events("totp_replace_confirm", "vera").await.len(), 1);
     assert_eq!(s.events("recovery_code_used", "vera").await.len(), 2);
+}
+
+/// Password-expiry reminders: with passwords valid 30 days, a server whose clock reads 20 days later mails the
+/// reminder for the 14-day threshold once — a restart sends no second one.
+#[tokio::test]
+async fn a_password_nearing_expiry_gets_one_reminder_per_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = smtp_pki(&tmp.path().join("pki"));
+    let sink = Sink::start(tmp.path(), &pki, &[]);
+    let s = server_with_mail(sink.port, &pki, &[]).await;
+    s.update_policy(|p| p["max_age_days"] = json!(30)).await;
+    s.user("pia", Some("Aging-Password-77")).await;
+    s.user("quinn", None).await;
+    let (_, dir, guard) = s.terminate().await;
+    let port = sink.port.to_string();
+    let ca = pki.join("ca.pem").display().to_string();
+    let env: Vec<(String, String)> = [
+        ("STRATUS_MAIL_SMTP_HOST", "127.0.0.1"),
+        ("STRATUS_MAIL_SMTP_PORT", port.as_str()),
+        ("STRATUS_MAIL_USERNAME", SMTP_USER),
+        ("STRATUS_MAIL_PASSWORD", SMTP_PASSWORD),
+        ("STRATUS_MAIL_FROM", "Stratus Test <it@example.com>"),
+        ("STRATUS_MAIL_CA_FILE", ca.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let later = || Start {
+        faketime: Some("+20d".into()),
+        env: env.clone(),
+        ..Default::default()
+    };
+    let s = Server::start_in(&dir, later()).await;
+    let m = sink.wait_for("pia@example.com", "expires in").await;
+    assert!(
+        m["subject"].as_str().unwrap().contains("9 days")
+            || m["subject"].as_str().unwrap().contains("10 days"),
+        "{m}"
+    );
+    assert!(m["text"].as_str().unwrap().contains("/portal"), "{m}");
+    let (clean, dir, _) = s.terminate().await;
+    assert!(clean);
+    let s = Server::start_in(&dir, later()).await;
+    // The mailer looks at reminders as it starts; give it a moment, then count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reminders: Vec<Value> = sink
+        .messages()
+        .into_iter()
+        .filter(|m| m["subject"].as_str().unwrap_or("").contains("expires in"))
+        .collect();
+    assert_eq!(
+        reminders.len(),
+        1,
+        "one reminder per threshold: {reminders:?}"
+    );
+    assert!(
+        reminders
+            .iter()
+            .all(|m| m["rcpt_tos"][0] == "pia@example.com"),
+        "a user without a password gets none"
+    );
+    drop(s);
+    drop(guard);
 }
