@@ -16,6 +16,7 @@
 pub mod admins;
 pub mod error;
 pub mod events;
+pub mod external;
 pub mod extract;
 pub mod groups;
 pub mod mail;
@@ -69,7 +70,7 @@ pub fn parse_id(text: &str) -> Result<Id, ApiError> {
     info(title = "Stratus admin API", description = "Users, groups, bindings, RADIUS servers, SSO apps, policy, admins, API keys and events."),
     tags(
         (name = "users"), (name = "groups"), (name = "radius"), (name = "apps"), (name = "settings"),
-        (name = "admins"), (name = "auth"), (name = "events"), (name = "portal"), (name = "mail")
+        (name = "admins"), (name = "auth"), (name = "events"), (name = "portal"), (name = "mail"), (name = "directories")
     ),
     modifiers(&BearerAuth)
 )]
@@ -100,6 +101,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let admin = OpenApiRouter::new()
         .merge(users::router())
         .merge(mail::router())
+        .merge(external::router())
         .merge(groups::router())
         .merge(org::router())
         .merge(admins::router())

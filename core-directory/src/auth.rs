@@ -383,6 +383,7 @@ impl Directory {
                         .await;
                 }
                 None | Some("") => {
+                    self.hold_for_takeover(&req, &user);
                     return Ok(AuthOutcome::NeedMfa(MfaChallenge {
                         user_id: user.id.clone(),
                         username: user.username.clone(),
@@ -391,7 +392,7 @@ impl Directory {
                         session: req.session.clone(),
                         station: req.station.clone(),
                         issued_at: now,
-                    }))
+                    }));
                 }
                 Some(code) => {
                     if !self.second_factor_ok(&req, &user, code, now).await {
@@ -402,7 +403,40 @@ impl Directory {
             },
         }
         self.succeed(&req, &user, &grant).await?;
+        if let (Credential::Password(pw), Service::Portal | Service::Sso) =
+            (&req.credential, req.service)
+        {
+            self.offer_password(&user, pw, true);
+        }
         Ok(AuthOutcome::Allow(grant))
+    }
+
+    /// Between the password and the code of a portal or login-page sign-in, the password waits in this
+    /// process's memory (never stored) for the takeover into external directories, for as long as a challenge
+    /// lives. A code answered on another node finds none here: that sign-in pushes nothing, the next one does.
+    fn hold_for_takeover(&self, req: &AuthRequest, user: &User) {
+        let (Credential::Password(pw), Service::Portal | Service::Sso) =
+            (&req.credential, req.service)
+        else {
+            return;
+        };
+        if !self.takeover_due(user) {
+            return;
+        }
+        let mut held = self
+            .held_passwords
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        held.retain(|_, (at, _)| {
+            at.elapsed() < MFA_CHALLENGE_LIFETIME.to_std().unwrap_or_default()
+        });
+        held.insert(
+            user.id.clone(),
+            (
+                std::time::Instant::now(),
+                zeroize::Zeroizing::new(pw.clone()),
+            ),
+        );
     }
 
     /// Finish a login that answered [`AuthOutcome::NeedMfa`] with the user's TOTP code. The user's state, lock
@@ -462,6 +496,16 @@ impl Directory {
             mppe_keys: None,
         };
         self.succeed(&req, &user, &grant).await?;
+        let held = self
+            .held_passwords
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&user.id);
+        if let Some((at, pw)) = held {
+            if at.elapsed() < MFA_CHALLENGE_LIFETIME.to_std().unwrap_or_default() {
+                self.offer_password(&user, &pw, true);
+            }
+        }
         Ok(AuthOutcome::Allow(grant))
     }
 
@@ -660,7 +704,8 @@ impl Directory {
             return Ok(Ok(Vec::new()));
         };
         let exists = match r {
-            Resource::Ldap | Resource::Directory(_) => true,
+            Resource::Ldap => true,
+            Resource::Directory(id) => snap.external_directories.contains_key(id),
             Resource::Radius(id) => snap.radius_servers.contains_key(id),
             Resource::App(id) => snap.apps.contains_key(id),
         };

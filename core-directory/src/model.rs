@@ -406,6 +406,57 @@ pub struct RealmRule {
     pub realms: Vec<String>,
 }
 
+/// The kind of an external directory Stratus manages accounts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExternalKind {
+    /// Active Directory (or Samba AD) over LDAPS: `user` objects, `unicodePwd`, `userAccountControl`.
+    ActiveDirectory,
+    /// An LDAP directory such as OpenLDAP: `inetOrgPerson` entries, `userPassword` as a salted SHA hash.
+    Ldap,
+}
+
+/// An external directory: a resource like LDAP or a RADIUS profile. The groups bound to it decide who has an
+/// account there; their passwords are taken over from Stratus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalDirectory {
+    pub id: Id,
+    pub name: String,
+    pub kind: ExternalKind,
+    /// `ldaps://host[:port]` (or `ldap://` with StartTLS).
+    pub url: String,
+    /// The account Stratus binds as to manage users there.
+    pub bind_dn: String,
+    pub bind_password: Sealed,
+    /// Where user entries are created.
+    pub users_dn: String,
+    /// Where the bound groups are mirrored; none: memberships are not managed.
+    #[serde(default)]
+    pub groups_dn: Option<String>,
+    /// A CA certificate (PEM) to trust for this directory instead of the system's roots.
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What an external directory holds of a Stratus user, as last pushed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalAccount {
+    pub directory: Id,
+    pub user: Id,
+    /// The entry's DN there.
+    pub remote_dn: String,
+    /// Enabled there (false after unbinding: the account is disabled, never deleted).
+    pub active: bool,
+    /// The user's `revision` whose attributes were pushed.
+    pub record_revision: u64,
+    /// The user's `auth_revision` whose password was pushed; none until a password was.
+    pub password_revision: Option<u64>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A RADIUS client (NAS) profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RadiusServer {

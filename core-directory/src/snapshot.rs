@@ -46,6 +46,9 @@ pub struct Snapshot {
     /// group → resources it is bound to
     pub group_bindings: HashMap<Id, OrdSet<Resource>>,
     pub radius_servers: HashMap<Id, Arc<RadiusServer>>,
+    pub external_directories: HashMap<Id, Arc<ExternalDirectory>>,
+    /// By (directory, user).
+    pub external_accounts: HashMap<(Id, Id), Arc<ExternalAccount>>,
     pub apps: HashMap<Id, Arc<SsoApp>>,
     pub admins: HashMap<Id, Arc<Admin>>,
     pub admin_by_email: HashMap<String, Id>,
@@ -103,6 +106,8 @@ impl Snapshot {
             bindings: HashMap::new(),
             group_bindings: HashMap::new(),
             radius_servers: HashMap::new(),
+            external_directories: HashMap::new(),
+            external_accounts: HashMap::new(),
             apps: HashMap::new(),
             admins: HashMap::new(),
             admin_by_email: HashMap::new(),
@@ -195,6 +200,15 @@ impl Snapshot {
                 self.provisioned
                     .insert((p.app.clone(), p.subject.clone()), Arc::new(p));
             }
+            Kind::ExternalDirectory => {
+                let d: ExternalDirectory = parse(kind, key, bytes)?;
+                self.external_directories.insert(d.id.clone(), Arc::new(d));
+            }
+            Kind::ExternalAccount => {
+                let a: ExternalAccount = parse(kind, key, bytes)?;
+                self.external_accounts
+                    .insert((a.directory.clone(), a.user.clone()), Arc::new(a));
+            }
         }
         Ok(())
     }
@@ -241,6 +255,16 @@ impl Snapshot {
                 if let Some((app, subject)) = key.split_once('/') {
                     if let (Some(app), Some(subject)) = (Id::parse(app), Id::parse(subject)) {
                         self.provisioned.remove(&(app, subject));
+                    }
+                }
+            }
+            Kind::ExternalDirectory => {
+                self.external_directories.remove(&id()?);
+            }
+            Kind::ExternalAccount => {
+                if let Some((d, u)) = key.split_once('/') {
+                    if let (Some(d), Some(u)) = (Id::parse(d), Id::parse(u)) {
+                        self.external_accounts.remove(&(d, u));
                     }
                 }
             }

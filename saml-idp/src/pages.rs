@@ -255,6 +255,8 @@ pub struct Portal<'a> {
     pub recovery_left: usize,
     /// The password rules, shown by the new-password field.
     pub rules: Vec<String>,
+    /// The user's accounts in external directories: (directory, what its password is there).
+    pub external: Vec<(String, String)>,
 }
 
 fn recovery_box(codes: &[String]) -> String {
@@ -339,6 +341,17 @@ pub fn portal(p: &Portal) -> Response {
                 "<li><a href=\"{}\">{}</a></li>",
                 esc(&t.launch),
                 esc(&t.name)
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    if !p.external.is_empty() {
+        body.push_str("<h2>Your password elsewhere</h2><ul class=\"external\">");
+        for (name, state) in &p.external {
+            body.push_str(&format!(
+                "<li><strong>{}</strong>: {}</li>",
+                esc(name),
+                esc(state)
             ));
         }
         body.push_str("</ul>");

@@ -418,6 +418,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let provisioner = tokio::spawn(scim_server::outbound::run(Arc::clone(&dir), stop.clone()));
     let mail =
         mail_sender.map(|sender| tokio::spawn(mailer::run(Arc::clone(&dir), sender, stop.clone())));
+    let external = extdir::start(Arc::clone(&dir), stop.clone());
 
     // HTTPS: admin API, portal, SAML IdP, SCIM, operations.
     let Some((tcp, local)) = bind(&cfg.http.addr).await? else {
@@ -492,6 +493,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     if let Some(mail) = mail {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, mail).await;
     }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, external).await;
     retention.abort();
     dir.flush_events().await;
     tracing::info!("stopped");

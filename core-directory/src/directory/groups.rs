@@ -476,8 +476,7 @@ impl Directory {
                 Resource::Ldap => true,
                 Resource::Radius(id) => tx.snap.radius_servers.contains_key(id),
                 Resource::App(id) => tx.snap.apps.contains_key(id),
-                // External directories are not modelled yet; any id can be bound ahead of them.
-                Resource::Directory(_) => true,
+                Resource::Directory(id) => tx.snap.external_directories.contains_key(id),
             };
             if !exists {
                 return Err(DirectoryError::not_found("resource", &resource));

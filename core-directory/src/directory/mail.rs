@@ -375,6 +375,7 @@ impl Directory {
                 Ok(tx.put_user(u))
             })
             .await?;
+        self.offer_password(&user, password, false);
         if purpose == LinkPurpose::Reset && self.mail.enabled && !user.email.is_empty() {
             let org = self.sender_name();
             let m = mail::password_changed(

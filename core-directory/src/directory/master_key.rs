@@ -169,6 +169,13 @@ impl Directory {
                 tx.batch.put_json(Kind::RadiusServer, r.id.as_str(), &r);
                 tx.snap.radius_servers.insert(r.id.clone(), Arc::new(r));
             }
+            let directories: Vec<_> = tx.snap.external_directories.values().cloned().collect();
+            for d in directories {
+                let mut d = (*d).clone();
+                d.bind_password = reseal(&format!("external:{}", d.id), &d.bind_password)?;
+                tx.batch.put_json(Kind::ExternalDirectory, d.id.as_str(), &d);
+                tx.snap.external_directories.insert(d.id.clone(), Arc::new(d));
+            }
             let apps: Vec<_> = tx.snap.apps.values().cloned().collect();
             for app in apps {
                 if app.idp_keys.is_empty() && app.scim.is_none() {

@@ -4,6 +4,7 @@
 
 mod accounting;
 mod admins;
+mod external;
 mod groups;
 mod mail;
 pub mod master_key;
@@ -30,6 +31,10 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use admins::lock_until;
 pub use admins::{generate_api_token, AdminLogin, API_TOKEN_PREFIX};
+pub use external::{
+    ExternalAccountView, ExternalDirectoryInput, ExternalDirectoryView, ExternalWork,
+    TakeoverRequest,
+};
 pub use mail::{ActivationSent, LinkPurpose, MailSettings};
 pub use provisioning::{Delivery, OutboxView, ScimConnectorInput, ScimConnectorView};
 pub use resources::generate_radius_secret;
@@ -150,6 +155,12 @@ pub struct Directory {
     pub(crate) throttle: crate::throttle::Throttle,
     pub(crate) mail: MailSettings,
     public_base_url: std::sync::OnceLock<String>,
+    /// Where passwords for external directories go (set by the binary when the connectors start).
+    takeover: std::sync::OnceLock<tokio::sync::mpsc::Sender<TakeoverRequest>>,
+    /// Passwords between a sign-in's two steps, for the takeover (see `auth.rs`).
+    pub(crate) held_passwords: std::sync::Mutex<
+        std::collections::HashMap<Id, (std::time::Instant, zeroize::Zeroizing<String>)>,
+    >,
     events: mpsc::Sender<EventMsg>,
     /// A dummy hash verified for unknown usernames so their timing matches known ones.
     pub(crate) dummy_hash: String,
@@ -304,6 +315,8 @@ impl Directory {
             throttle: crate::throttle::Throttle::new(config.throttle.clone()),
             mail: config.mail.clone(),
             public_base_url: std::sync::OnceLock::new(),
+            takeover: std::sync::OnceLock::new(),
+            held_passwords: std::sync::Mutex::default(),
             events: tx,
             dummy_hash,
             reply_check: config.reply_attribute_check,

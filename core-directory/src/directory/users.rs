@@ -879,6 +879,8 @@ impl Directory {
                 Ok(tx.put_user(u))
             })
             .await?;
+        // A password set in Stratus goes to the external directories the user is bound to.
+        self.offer_password(&user, password, false);
         Ok(UserView::of(&user, &self.snapshot(), Utc::now()))
     }
 

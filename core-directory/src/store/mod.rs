@@ -33,10 +33,13 @@ pub enum Kind {
     Outbox,
     /// Key `<app id>/<user or group id>`.
     Provisioned,
+    ExternalDirectory,
+    /// Key `<directory id>/<user id>`.
+    ExternalAccount,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Meta,
         Kind::User,
         Kind::Group,
@@ -49,6 +52,8 @@ impl Kind {
         Kind::ScimToken,
         Kind::Outbox,
         Kind::Provisioned,
+        Kind::ExternalDirectory,
+        Kind::ExternalAccount,
     ];
 
     /// The kind a [`Kind::table_name`] names.
@@ -70,6 +75,8 @@ impl Kind {
             Kind::ScimToken => "scim_tokens",
             Kind::Outbox => "scim_outbox",
             Kind::Provisioned => "scim_provisioned",
+            Kind::ExternalDirectory => "external_directories",
+            Kind::ExternalAccount => "external_accounts",
         }
     }
 }

@@ -94,6 +94,22 @@ fn portal_view_with(
         }),
         recovery_left: user.recovery_codes.len(),
         rules: core_directory::policy::rules(&snap.policy),
+        external: idp
+            .dir
+            .external_accounts_of(&user.id)
+            .into_iter()
+            .filter(|a| a.active)
+            .map(|a| {
+                let state = if a.password_synced {
+                    "your password there was updated to your current one"
+                } else if a.last_error.is_some() {
+                    "your password could not be updated there yet; it is tried again at your next sign-in"
+                } else {
+                    "your password there is updated at your next sign-in"
+                };
+                (a.directory_name, state.to_string())
+            })
+            .collect(),
     })
 }
 

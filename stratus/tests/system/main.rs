@@ -11,6 +11,7 @@ mod console_resources;
 mod console_settings;
 mod crash;
 mod eap;
+mod external;
 mod harness;
 mod hostile;
 mod identity;
