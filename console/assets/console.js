@@ -3,6 +3,7 @@
 //   appends the name.
 // - Attribute names: a textarea with data-names offers names from a <datalist> for the line being typed.
 // - The navigation, when it scrolls sideways, shows the current section.
+// - Text marked data-copy (a link to hand over) gets a button that copies it.
 "use strict";
 (function () {
   function picker(area) {
@@ -113,4 +114,26 @@
     });
   }
   document.querySelectorAll("textarea[data-names]").forEach(names);
+
+  // A "Copy" button after text marked data-copy; without the clipboard it selects the text instead.
+  document.querySelectorAll("[data-copy]").forEach(function (text) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "secondary";
+    b.textContent = "Copy " + text.dataset.copy;
+    b.addEventListener("click", async function () {
+      try {
+        await navigator.clipboard.writeText(text.textContent);
+        b.textContent = "Copied";
+      } catch (e) {
+        const range = document.createRange();
+        range.selectNodeContents(text);
+        const sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        b.textContent = "Selected: copy it now";
+      }
+    });
+    (text.closest("pre") || text).insertAdjacentElement("afterend", b);
+  });
 })();

@@ -27,7 +27,7 @@
 //! - [`ldap`]: the LDAP connection details.
 //! - [`radius`]: RADIUS profiles, what to type into an access point, the shared secret shown once.
 //! - [`apps`]: SSO apps, their SP metadata, settings, IdP keys and SCIM connector with its outbox.
-//! - [`settings`]: org settings, password policy, admins, API keys and SCIM tokens.
+//! - [`settings`]: org settings, password policy, admins, API keys, SCIM tokens and mail (the queue, a test).
 
 pub mod apps;
 pub mod auth;

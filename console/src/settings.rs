@@ -1,5 +1,5 @@
 //! Settings: the hub with the organisation's settings and the password policy (each field labelled, the core's
-//! refusal next to its field) and links to the admins, API keys and SCIM tokens pages, which live in the
+//! refusal next to its field) and links to the admins, API keys, SCIM tokens and mail pages, which live in the
 //! submodules. Admins whose role may not manage the organisation see the same values without a form; the core
 //! refuses their writes anyway.
 //!
@@ -9,9 +9,11 @@
 //! - [`admins`]: admins with role, TOTP and lock; create, change role, reset password, delete.
 //! - [`api_keys`]: API keys; a new token is shown once.
 //! - [`scim_tokens`]: SCIM tokens and their scopes; a new token is shown once.
+//! - [`mail`]: whether a mail server is configured, the mail queue (never a message's text), a test message.
 
 mod admins;
 mod api_keys;
+mod mail;
 mod scim_tokens;
 
 use crate::html::field;
@@ -37,6 +39,7 @@ pub fn routes() -> Router<Console> {
         .merge(admins::routes())
         .merge(api_keys::routes())
         .merge(scim_tokens::routes())
+        .merge(mail::routes())
 }
 
 /// A posted form being drawn again: what was typed and what the core (or the parsing) refused.
@@ -166,13 +169,15 @@ fn render_hub(
     let mut body = format!("<h1>Settings</h1>{message}");
     let _ = write!(
         body,
-        "<section class=\"cards\" aria-label=\"Access to Stratus\">\
+        "<section class=\"cards\" aria-label=\"Access to Stratus and mail\">\
          <a class=\"card\" href=\"/console/settings/admins\"><span class=\"value\">{}</span><span class=\"label\">Administrators</span></a>\
          <a class=\"card\" href=\"/console/settings/api-keys\"><span class=\"value\">{}</span><span class=\"label\">API keys</span></a>\
-         <a class=\"card\" href=\"/console/settings/scim-tokens\"><span class=\"value\">{}</span><span class=\"label\">SCIM tokens</span></a></section>",
+         <a class=\"card\" href=\"/console/settings/scim-tokens\"><span class=\"value\">{}</span><span class=\"label\">SCIM tokens</span></a>\
+         {}</section>",
         snap.admins.len(),
         snap.api_keys.len(),
         snap.scim_tokens.len(),
+        mail_card(c),
     );
     let Some(org) = c.dir.org() else {
         body.push_str(&html::notice(false, "The organisation is not initialised."));
@@ -195,6 +200,23 @@ fn render_hub(
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
     r
+}
+
+/// The Mail card: the messages waiting, or that no mail server is configured.
+fn mail_card(c: &Console) -> String {
+    let (value, label) = if c.dir.mail_settings().enabled {
+        let waiting = c
+            .dir
+            .mail_queue()
+            .map_or_else(|_| "?".into(), |q| q.len().to_string());
+        (waiting, "Mail waiting")
+    } else {
+        ("off".to_string(), "Mail")
+    };
+    format!(
+        "<a class=\"card\" href=\"/console/settings/mail\"><span class=\"value\">{value}</span>\
+         <span class=\"label\">{label}</span></a>"
+    )
 }
 
 const ORG_FIELDS: [&str; 13] = [

@@ -1,7 +1,8 @@
 //! Users: the list (search, filters by state, group, password status, MFA and lock, sorting, paging, bulk
 //! actions on a selection), the new-user form, and each user's page (every field the API has, effective
-//! attributes with where they come from, state, password, unlock, MFA reset, group memberships and recent
-//! events). The list reads the live snapshot and builds views for the shown page only.
+//! attributes with where they come from, state, password, unlock, MFA reset, the activation link of a pending
+//! password, group memberships and recent events). The list reads the live snapshot and builds views for the
+//! shown page only.
 
 use crate::html::{self, can, esc, Field, FormErrors};
 use crate::{Console, SignedIn};
@@ -908,10 +909,25 @@ async fn detail_page(
             let _ = write!(actions, "<form method=\"post\" action=\"{base}\" class=\"inline\">{}<input type=\"hidden\" name=\"do\" value=\"reset_mfa\"><button>Reset MFA</button></form>", admin.csrf_field());
         }
     }
+    let activation = reset
+        && view.password_status == PasswordStatus::Pending
+        && view.state != UserState::Suspended;
+    let mail = c.dir.mail_settings().enabled;
+    if activation {
+        let _ = write!(actions, "<form method=\"post\" action=\"{base}\" class=\"inline\">{}<input type=\"hidden\" name=\"do\" value=\"activation\"><button>Send activation link</button></form>", admin.csrf_field());
+        if mail {
+            let _ = write!(actions, "<form method=\"post\" action=\"{base}\" class=\"inline\">{}<input type=\"hidden\" name=\"do\" value=\"activation_hand_over\"><button class=\"secondary\">Show a link to hand over</button></form>", admin.csrf_field());
+        }
+    }
     if !actions.is_empty() {
+        let hint = match (activation, mail) {
+            (false, _) => "",
+            (true, true) => "<p class=\"hint\">The password is still to be chosen: the activation link lets the user set it, once.</p>",
+            (true, false) => "<p class=\"hint\">The password is still to be chosen. No mail server is configured: the activation link is shown here for you to hand over.</p>",
+        };
         let _ = write!(
             body,
-            "<section><h2>Actions</h2><p class=\"actions\">{actions}</p></section>"
+            "<section><h2>Actions</h2><p class=\"actions\">{actions}</p>{hint}</section>"
         );
     }
     if reset {
@@ -1019,6 +1035,7 @@ pub async fn detail(
     };
     let message = match q.get("done").map(String::as_str) {
         Some("created") => html::notice(true, "User created."),
+        Some("activation_mailed") => activation_mailed(&c, &id),
         Some("saved") => html::notice(true, "Changes saved."),
         Some(other) => html::notice(true, &format!("Done: {}.", other.replace('_', " "))),
         None => String::new(),
@@ -1083,6 +1100,9 @@ pub async fn action(
         return html::missing(&admin, "/console/users", "User");
     };
     let what = field(&fields, "do");
+    if let "activation" | "activation_hand_over" = what {
+        return activation(&c, &admin, &id, what == "activation_hand_over").await;
+    }
     let result = match what {
         "suspend" | "activate" => c
             .dir
@@ -1142,6 +1162,61 @@ pub async fn action(
             .await
         }
     }
+}
+
+/// An activation link for a user whose password is pending: mailed (then the page says so, after a redirect), or
+/// shown once in the answer for the admin to hand over (no redirect: the link is not kept anywhere to show again).
+async fn activation(c: &Console, admin: &SignedIn, id: &Id, hand_over: bool) -> Response {
+    match c.dir.send_activation(&admin.actor, id, hand_over).await {
+        Ok(sent) => match sent.link {
+            Some(link) => {
+                let shown = activation_link_box(&link, &sent.expires_at);
+                detail_page(c, admin, id, &[], &FormErrors::default(), &shown).await
+            }
+            None => html::redirect(&format!("/console/users/{id}?done=activation_mailed")),
+        },
+        Err(e) => {
+            // Said once, at the top: the refusal concerns no field of the page's forms.
+            let mut r = detail_page(
+                c,
+                admin,
+                id,
+                &[],
+                &FormErrors::default(),
+                &html::notice(false, &e.to_string()),
+            )
+            .await;
+            *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+    }
+}
+
+/// The link to hand over, in a box to copy it from.
+fn activation_link_box(link: &str, expires_at: &chrono::DateTime<Utc>) -> String {
+    format!(
+        "<section class=\"once\" aria-labelledby=\"activation-heading\"><h2 id=\"activation-heading\">Activation link</h2>\
+         <p role=\"status\">No mail was sent. Hand this link to the user: it sets their first password, once, until {}.</p>\
+         <pre class=\"copy\"><code id=\"activation-link\" data-copy=\"link\">{}</code></pre>\
+         <p class=\"hint\">Whoever holds it can set the password, so pass it on privately. Stratus keeps only a digest \
+         of it and cannot show it again: if it is lost, send a new one.</p></section>",
+        html::when(expires_at),
+        esc(link)
+    )
+}
+
+/// The note after an activation link was queued for the user's address.
+fn activation_mailed(c: &Console, id: &Id) -> String {
+    let to = c
+        .dir
+        .snapshot()
+        .user(id)
+        .map_or_else(String::new, |u| u.email.clone());
+    format!(
+        "<p class=\"note\" role=\"status\">Activation link mailed to <strong>{}</strong>. Its delivery shows on \
+         the <a href=\"/console/settings/mail\">Mail</a> page until the mail server accepts it.</p>",
+        esc(&to)
+    )
 }
 
 #[cfg(test)]

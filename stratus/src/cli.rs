@@ -60,6 +60,9 @@ pub enum Admin {
     /// Query or export events.
     #[command(subcommand)]
     Events(Events),
+    /// Outgoing mail: the queue and a test message.
+    #[command(subcommand)]
+    Mail(Mail),
 }
 
 /// NameID formats and signing targets of an SSO app, as the API names them.
@@ -242,6 +245,14 @@ pub enum Users {
     Unlock {
         user: String,
     },
+    /// Send a user whose password is pending the link that sets it: mailed when a mail server is configured,
+    /// else printed (with its expiry) for you to hand over.
+    Activation {
+        user: String,
+        /// Print the link instead of mailing it, even when a mail server is configured.
+        #[arg(long)]
+        hand_over: bool,
+    },
     Delete {
         user: String,
     },
@@ -313,6 +324,15 @@ pub enum Events {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum Mail {
+    /// Messages waiting to be sent or retried, oldest first (tab-separated: purpose, to, attempts, next attempt,
+    /// last error); never their text.
+    Queue,
+    /// Queue a test message to ADDRESS (needs a mail server: `[mail]` in stratus.toml).
+    Test { address: String },
 }
 
 /// A failed CLI command.
@@ -518,6 +538,7 @@ pub async fn run(conn: &Connection, cmd: Admin) -> Result<(), CliError> {
         Admin::Radius(r) => radius(&c, r).await,
         Admin::Apps(a) => apps(&c, conn, a).await,
         Admin::Events(e) => events(&c, e).await,
+        Admin::Mail(m) => mail(&c, m).await,
     }
 }
 
@@ -823,6 +844,10 @@ async fn users(c: &Client, cmd: Users) -> Result<(), CliError> {
             c.call(Method::POST, &format!("/users/{id}/unlock"), None)
                 .await?
         }
+        Users::Activation { user, hand_over } => {
+            let id = c.user_id(&user).await?;
+            return activation(c, &id, hand_over).await;
+        }
         Users::Delete { user } => {
             let id = c.user_id(&user).await?;
             c.call(Method::DELETE, &format!("/users/{id}"), None)
@@ -832,6 +857,71 @@ async fn users(c: &Client, cmd: Users) -> Result<(), CliError> {
         }
     };
     print(&v);
+    Ok(())
+}
+
+/// Ask for an activation link and say where it went: the user's mailbox, or this terminal.
+async fn activation(c: &Client, id: &str, hand_over: bool) -> Result<(), CliError> {
+    let sent = c
+        .call(
+            Method::POST,
+            &format!("/users/{id}/activation"),
+            Some(json!({"hand_over": hand_over})),
+        )
+        .await?;
+    let expires = to_the_second(sent["expires_at"].as_str().unwrap_or(""));
+    match sent["link"].as_str() {
+        Some(link) => {
+            println!("{link}");
+            println!("not mailed: hand it to the user (it works once, until {expires})");
+        }
+        None => {
+            let user = c.call(Method::GET, &format!("/users/{id}"), None).await?;
+            println!(
+                "activation link mailed to {} (valid until {expires})",
+                shown(user["email"].as_str().unwrap_or(""))
+            );
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 3339 time from the API, shortened to the second (as it came when it does not parse).
+fn to_the_second(time: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(time).map_or_else(
+        |_| time.to_string(),
+        |t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        },
+    )
+}
+
+async fn mail(c: &Client, cmd: Mail) -> Result<(), CliError> {
+    match cmd {
+        Mail::Queue => {
+            let queue = c.call(Method::GET, "/mail/queue", None).await?;
+            if queue["enabled"] != true {
+                eprintln!("no mail server is configured ([mail] in stratus.toml): nothing is sent");
+            }
+            for m in queue["messages"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    m["purpose"].as_str().unwrap_or(""),
+                    shown(m["to"].as_str().unwrap_or("")),
+                    m["attempts"],
+                    to_the_second(m["next_attempt_at"].as_str().unwrap_or("")),
+                    shown(m["last_error"].as_str().unwrap_or(""))
+                );
+            }
+        }
+        Mail::Test { address } => {
+            c.call(Method::POST, "/mail/test", Some(json!({"to": address})))
+                .await?;
+            println!("test message to {} queued", shown(&address));
+        }
+    }
     Ok(())
 }
 

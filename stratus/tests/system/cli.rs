@@ -1,7 +1,10 @@
-//! The CLI against a running server: users, groups, SAML apps and their keys, import with a results file, events.
+//! The CLI against a running server: users, groups, SAML apps and their keys, import with a results file, events,
+//! activation links and the mail queue.
 
-use crate::harness::{Server, API_KEY};
+use crate::harness::{form_body, Server, API_KEY};
+use reqwest::StatusCode;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Run the CLI against a server: (success, stdout, stderr).
 pub(crate) fn stratus(s: &Server, args: &[&str]) -> (bool, String, String) {
@@ -343,4 +346,130 @@ async fn cli_manages_saml_apps_and_their_keys() {
     assert!(err.contains("DTD"), "{err}");
     let (ok, _, err) = stratus(&s, &["apps", "delete", "Wiki"]);
     assert!(ok, "{err}");
+}
+
+#[tokio::test]
+async fn cli_hands_over_an_activation_link_that_sets_the_first_password() {
+    let s = Server::start().await;
+    let id = s.user("pia", None).await;
+    let (st, _) = s.portal_login("pia", "Amber-Harbour-Pass-42", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // No mail server: the link is printed, with its expiry, for the admin to hand over.
+    let (ok, out, err) = stratus(&s, &["users", "activation", "pia"]);
+    assert!(ok, "{out}{err}");
+    let mut lines = out.lines();
+    let link = lines.next().unwrap_or_default();
+    assert!(
+        link.starts_with(&format!("{}/activate?token=", s.url)),
+        "{out}"
+    );
+    assert!(
+        lines.next().is_some_and(|l| l.contains("not mailed")
+            && l.contains("until 20")
+            && l.ends_with("Z)")),
+        "{out}"
+    );
+    let token = link.split_once("token=").unwrap().1;
+    let activate = |password: &'static str| {
+        s.http
+            .post(format!("{}/activate", s.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("token", token),
+                ("new_password", password),
+                ("confirm", password),
+            ]))
+            .send()
+    };
+    let r = activate("Amber-Harbour-Pass-42").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (st, v) = s.portal_login("pia", "Amber-Harbour-Pass-42", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // The link worked once; the user, named by id now, has a password and gets no new link.
+    let r = activate("Amber-Harbour-Pass-43").await.unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    let (ok, out, err) = stratus(&s, &["users", "activation", &id]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("already has a password"), "{err}");
+    // Without a mail server the queue is empty and says why; a test message is refused with the reason.
+    let (ok, out, err) = stratus(&s, &["mail", "queue"]);
+    assert!(ok && out.is_empty(), "{out}{err}");
+    assert!(err.contains("no mail server is configured"), "{err}");
+    let (ok, _, err) = stratus(&s, &["mail", "test", "ops@example.com"]);
+    assert!(!ok && err.contains("no mail server is configured"), "{err}");
+}
+
+#[tokio::test]
+async fn cli_mails_activation_links_and_lists_the_mail_queue() {
+    // A mail server is configured but nothing listens there: every message waits in the queue with its error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let s = Server::start_with_env(&[
+        ("STRATUS_MAIL_SMTP_HOST", "127.0.0.1"),
+        ("STRATUS_MAIL_SMTP_PORT", &port),
+        ("STRATUS_MAIL_TLS", "none"),
+        ("STRATUS_MAIL_FROM", "Stratus Test <it@example.com>"),
+        ("STRATUS_MAIL_RETRY_SECONDS", "3600"),
+    ])
+    .await;
+    s.user("ravi", None).await;
+    let (ok, out, err) = stratus(&s, &["users", "activation", "ravi"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with("activation link mailed to ravi@example.com (valid until 20"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("token="),
+        "a mailed link is not printed: {out}"
+    );
+    let (ok, out, err) = stratus(&s, &["users", "activation", "ravi", "--hand-over"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with(&format!("{}/activate?token=", s.url)),
+        "{out}"
+    );
+    let (ok, out, err) = stratus(&s, &["mail", "test", "ops@example.com"]);
+    assert!(
+        ok && out.trim() == "test message to ops@example.com queued",
+        "{out}{err}"
+    );
+
+    // The welcome mail, the activation asked for and the test wait; each shows after its first failed attempt.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rows = loop {
+        let (ok, out, err) = stratus(&s, &["mail", "queue"]);
+        assert!(ok && err.is_empty(), "{out}{err}");
+        let rows: Vec<Vec<String>> = out
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect();
+        if rows.len() == 3 && rows.iter().all(|r| r[2] == "1") || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let purposes: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
+    assert_eq!(
+        purposes,
+        [
+            ("activation", "ravi@example.com"),
+            ("activation", "ravi@example.com"),
+            ("test", "ops@example.com")
+        ],
+        "{rows:?}"
+    );
+    for r in &rows {
+        assert_eq!(r.len(), 5, "{rows:?}");
+        assert_eq!(r[2], "1", "one attempt so far: {rows:?}");
+        assert!(r[3].starts_with("20") && r[3].ends_with('Z'), "{rows:?}");
+        assert!(!r[4].is_empty(), "the failed attempt's error: {rows:?}");
+    }
 }

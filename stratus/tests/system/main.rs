@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod console;
+mod console_mail;
 mod console_resources;
 mod console_settings;
 mod crash;
