@@ -409,3 +409,193 @@ async fn external_directories_are_validated_and_a_failing_one_is_visible_per_use
         "a bound directory is not deleted"
     );
 }
+
+/// A throwaway Samba Active Directory domain controller on 127.0.0.77 (`conformance/ad/start-ad.sh`), stopped
+/// and wiped when dropped.
+struct SambaAd {
+    env: std::collections::HashMap<String, String>,
+    dir: tempfile::TempDir,
+}
+
+impl SambaAd {
+    fn start() -> SambaAd {
+        // A short path: Samba's unix sockets live under it.
+        let dir = tempfile::Builder::new()
+            .prefix("sad")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let ad_dir = dir.path().join("dc");
+        let out = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../conformance/ad/start-ad.sh"
+        ))
+        .arg("start")
+        .env("AD_DIR", &ad_dir)
+        .env("AD_MAX_RUNTIME", "900")
+        .output()
+        .expect("start-ad.sh runs (scripts/test installs samba)");
+        assert!(
+            out.status.success(),
+            "the domain controller did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        SambaAd { env, dir }
+    }
+
+    fn get(&self, k: &str) -> &str {
+        self.env
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{k} in {:?}", self.env))
+    }
+
+    /// A simple bind as `dn` over LDAPS (verifying the DC's certificate): the exit code of ldapsearch.
+    fn bind(&self, dn: &str, pw: &str) -> Option<i32> {
+        Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-H",
+                self.get("AD_LDAPS_URL"),
+                "-D",
+                dn,
+                "-w",
+                pw,
+                "-b",
+                "",
+                "-s",
+                "base",
+                "(objectClass=*)",
+            ])
+            .env("LDAPTLS_CACERT", self.get("AD_CA_CERT"))
+            .env("LDAPTLS_REQCERT", "demand")
+            .output()
+            .expect("ldapsearch runs")
+            .status
+            .code()
+    }
+
+    fn search(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
+        let out = Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                self.get("AD_LDAPS_URL"),
+            ])
+            .args([
+                "-D",
+                self.get("AD_ADMIN_DN"),
+                "-w",
+                self.get("AD_ADMIN_PASS"),
+                "-b",
+                base,
+                filter,
+            ])
+            .args(attrs)
+            .env("LDAPTLS_CACERT", self.get("AD_CA_CERT"))
+            .env("LDAPTLS_REQCERT", "demand")
+            .output()
+            .expect("ldapsearch runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for SambaAd {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../conformance/ad/start-ad.sh"
+        ))
+        .arg("stop")
+        .env("AD_DIR", self.dir.path().join("dc"))
+        .output();
+    }
+}
+
+#[tokio::test]
+async fn a_bound_users_password_is_taken_over_into_active_directory() {
+    let ad = SambaAd::start();
+    let s = Server::start().await;
+    let users = ad.get("AD_USERS_DN").to_string();
+    let ca = std::fs::read_to_string(ad.get("AD_CA_CERT")).unwrap();
+    let mut body = bound_directory_body(
+        "active_directory",
+        ad.get("AD_LDAPS_URL"),
+        &users,
+        &users,
+        (ad.get("AD_ADMIN_DN"), ad.get("AD_ADMIN_PASS")),
+    );
+    body["ca_certificate"] = json!(ca);
+    let (st, d) = s.post("/external-directories", body).await;
+    assert_eq!(st, StatusCode::CREATED, "{d}");
+    let d = d["id"].as_str().unwrap().to_string();
+    let id = s.user("vic", Some("Ad-Takeover-Pass-31")).await;
+    let (_, g) = s.post("/groups", json!({"name": "engineering"})).await;
+    let g = g["id"].as_str().unwrap().to_string();
+    s.put(&format!("/groups/{g}/members/{id}"), None).await;
+    s.put(&format!("/groups/{g}/bindings/directory:{d}"), None)
+        .await;
+    let dn = format!("CN=vic,{users}");
+
+    let (st, _) = s.portal_login("vic", "Ad-Takeover-Pass-31", None).await;
+    assert_eq!(st, StatusCode::OK);
+    eventually("vic binds to the domain with the Stratus password", || {
+        ad.bind(&dn, "Ad-Takeover-Pass-31") == Some(0)
+    })
+    .await;
+    let entry = ad.search(
+        &users,
+        "(sAMAccountName=vic)",
+        &[
+            "userAccountControl",
+            "mail",
+            "userPrincipalName",
+            "memberOf",
+        ],
+    );
+    assert!(entry.contains("userAccountControl: 512"), "{entry}");
+    assert!(entry.contains("mail: vic@example.com"), "{entry}");
+    assert!(
+        entry.contains("userPrincipalName: vic@stratus.test"),
+        "{entry}"
+    );
+    assert!(
+        entry.contains(&format!("memberOf: CN=engineering,{users}")),
+        "{entry}"
+    );
+
+    // A password set by an admin in Stratus goes there too.
+    let (st, _) = s
+        .post(
+            &format!("/users/{id}/password"),
+            json!({"password": "Ad-Admin-Set-Pass-32"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    eventually("the new password works in the domain", || {
+        ad.bind(&dn, "Ad-Admin-Set-Pass-32") == Some(0)
+    })
+    .await;
+    assert_ne!(ad.bind(&dn, "Ad-Takeover-Pass-31"), Some(0));
+
+    // Unbinding disables the account there (userAccountControl 514), never deletes it.
+    s.delete(&format!("/groups/{g}/bindings/directory:{d}"))
+        .await;
+    eventually("the account is disabled in the domain", || {
+        ad.search(&users, "(sAMAccountName=vic)", &["userAccountControl"])
+            .contains("userAccountControl: 514")
+    })
+    .await;
+    assert_ne!(
+        ad.bind(&dn, "Ad-Admin-Set-Pass-32"),
+        Some(0),
+        "a disabled account cannot bind"
+    );
+}
