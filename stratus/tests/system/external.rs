@@ -245,9 +245,38 @@ async fn a_bound_users_password_is_taken_over_into_an_ldap_directory_and_unbindi
         "the password is never recorded"
     );
 
-    // Another sign-in with nothing changed pushes nothing.
-    let (st, _) = s.portal_login("tess", "Takeover-Pass-11", None).await;
-    assert_eq!(st, StatusCode::OK);
+    // Another sign-in with nothing changed pushes nothing; the portal (in Chromium) tells the user where their
+    // password was updated.
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../conformance/saml/browser/portal.mjs"
+        ))
+        .args([
+            &s.url,
+            "tess",
+            "Takeover-Pass-11",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/selfservice-screenshots"
+            ),
+            "takeover-notice",
+        ])
+        .output()
+        .expect("node runs (scripts/test installs playwright-core)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "portal.mjs printed no JSON: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        v["external"],
+        json!(["ldap directory: your password there was updated to your current one"]),
+        "{v}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(s.events("external_push", "tess").await.len(), 1);
 

@@ -581,3 +581,75 @@ async fn a_password_nearing_expiry_gets_one_reminder_per_threshold() {
     drop(s);
     drop(guard);
 }
+
+/// Forgot-password requests for one address are limited (three an hour go further, each answered alike), and a
+/// user an HR system creates through SCIM without a password gets the welcome mail.
+#[tokio::test]
+async fn forgot_password_is_limited_per_address_and_scim_created_users_are_welcomed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = smtp_pki(&tmp.path().join("pki"));
+    let sink = Sink::start(tmp.path(), &pki, &[]);
+    let s = server_with_mail(sink.port, &pki, &[]).await;
+    s.user("wren", Some("Limited-Pass-41")).await;
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let r = s
+            .http
+            .post(format!("{}/forgot-password", s.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[("username", "wren")]))
+            .send()
+            .await
+            .unwrap();
+        answers.push((r.status(), r.text().await.unwrap()));
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "every answer is the same"
+    );
+    let start = Instant::now();
+    while s.events("password_reset_request", "wren").await.len() < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "requests recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests = s.events("password_reset_request", "wren").await;
+    let limited = requests
+        .iter()
+        .filter(|e| e["reason"] == "too many requests for this account")
+        .count();
+    assert_eq!(limited, 2, "{requests:?}");
+    let start = Instant::now();
+    while sink.messages().len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "three reset mails"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 3, "only three went out");
+
+    // SCIM: a user created without a password is welcomed like any other.
+    let (st, t) = s.post("/scim-tokens", json!({"name": "hr"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let r = s
+        .http
+        .post(format!("{}/scim/v2/Users", s.url))
+        .bearer_auth(t["token"].as_str().unwrap())
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "xena",
+                   "name": {"givenName": "Xena", "familyName": "Hire"},
+                   "emails": [{"value": "xena@example.com", "primary": true}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let m = sink.wait_for("xena@example.com", "Activate").await;
+    assert!(link_in(&m, &s.url).contains("/activate?token="));
+}

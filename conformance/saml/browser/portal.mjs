@@ -1,0 +1,40 @@
+// Headless Debian Chromium (playwright-core): sign in to the portal through the login page and photograph it at
+// desktop width and at 375 px. Prints one JSON line with the page's headings and screenshot paths.
+//
+//   node portal.mjs BASE_URL USERNAME PASSWORD SHOTS_DIR NAME
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, username, password, shots, name] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+const out = { shots: [] };
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/portal`);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${base}/portal`);
+  out.headings = await page.getByRole("heading", { level: 2 }).allInnerTexts();
+  out.external = await page.locator("ul.external li").allInnerTexts();
+  for (const [suffix, size] of [["desktop", { width: 1280, height: 800 }], ["375", { width: 375, height: 740 }]]) {
+    await page.setViewportSize(size);
+    const path = join(shots, `${name}-${suffix}.png`);
+    await page.screenshot({ path, fullPage: true });
+    out.shots.push(path);
+  }
+  out.ok = true;
+} catch (e) {
+  out.ok = false;
+  out.error = String(e).slice(0, 800);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
