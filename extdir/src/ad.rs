@@ -3,7 +3,7 @@
 //! UTF-16LE, which AD accepts only over an encrypted connection), enabled and disabled through
 //! `userAccountControl` (512 / 514), and the bound groups mirrored as global security groups.
 
-use crate::conn::{ensure_member, filter_value, find, rdn_value, Target};
+use crate::conn::{display_name, ensure_member, filter_value, find, rdn_value, values, Target};
 use crate::{Account, Connector, Pending};
 use ldap3::Mod;
 use std::collections::HashSet;
@@ -32,14 +32,6 @@ fn unicode_pwd(password: &str) -> Vec<u8> {
         .collect()
 }
 
-fn set(v: &str) -> HashSet<String> {
-    if v.trim().is_empty() {
-        HashSet::new()
-    } else {
-        [v.trim().to_string()].into()
-    }
-}
-
 impl Connector for ActiveDirectory {
     fn upsert<'a>(
         &'a self,
@@ -56,11 +48,7 @@ impl Connector for ActiveDirectory {
                 ));
             }
             let mut ldap = t.connect().await?;
-            let display = u
-                .display_name
-                .clone()
-                .filter(|d| !d.trim().is_empty())
-                .unwrap_or_else(|| format!("{} {}", u.firstname, u.lastname).trim().to_string());
+            let display = display_name(u);
             let found = find(
                 &mut ldap,
                 &t.users_dn,
@@ -73,10 +61,10 @@ impl Connector for ActiveDirectory {
             let dn = match found {
                 Some(dn) => {
                     let mods = vec![
-                        Mod::Replace("givenName".to_string(), set(&u.firstname)),
-                        Mod::Replace("sn".to_string(), set(&u.lastname)),
-                        Mod::Replace("displayName".to_string(), set(&display)),
-                        Mod::Replace("mail".to_string(), set(&u.email)),
+                        Mod::Replace("givenName".to_string(), values(&u.firstname)),
+                        Mod::Replace("sn".to_string(), values(&u.lastname)),
+                        Mod::Replace("displayName".to_string(), values(&display)),
+                        Mod::Replace("mail".to_string(), values(&u.email)),
                     ];
                     ldap.modify(&dn, mods)
                         .await
@@ -112,7 +100,7 @@ impl Connector for ActiveDirectory {
                         ("mail", &u.email),
                     ] {
                         if !v.trim().is_empty() {
-                            attrs.push((a.into(), set(v)));
+                            attrs.push((a.into(), values(v)));
                         }
                     }
                     ldap.add(&dn, attrs)

@@ -1,8 +1,9 @@
 //! One LDAP connection to an external directory: TLS (LDAPS, or StartTLS over `ldap://` on loopback) trusting
 //! the directory's own CA when it has one, the system's roots otherwise, and a bind as the managing account.
 
-use core_directory::model::ExternalDirectory;
+use core_directory::model::{ExternalDirectory, User};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -73,6 +74,23 @@ fn client_config(pem: &str) -> Result<rustls::ClientConfig, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// An attribute's value set: empty when the value is blank, so a blank field is removed rather than set.
+pub fn values(v: &str) -> HashSet<String> {
+    if v.trim().is_empty() {
+        HashSet::new()
+    } else {
+        [v.trim().to_string()].into()
+    }
+}
+
+/// The name a directory shows for a user: their display name, or first and last name.
+pub fn display_name(u: &User) -> String {
+    u.display_name
+        .clone()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| format!("{} {}", u.firstname, u.lastname).trim().to_string())
 }
 
 /// Escape a value for an LDAP filter (RFC 4515).

@@ -3,7 +3,7 @@
 //! `groupOfNames`. Such directories have no standard "disabled" flag: disabling replaces the password with a
 //! value no password matches (`{CRYPT}!`), so binds fail while the entry and its attributes stay.
 
-use crate::conn::{ensure_member, filter_value, find, rdn_value, Target};
+use crate::conn::{display_name, ensure_member, filter_value, find, rdn_value, values, Target};
 use crate::{Account, Connector, Pending};
 use ldap3::Mod;
 use std::collections::HashSet;
@@ -22,14 +22,6 @@ fn ssha(password: &str) -> Result<String, String> {
     Ok(format!("{{SSHA}}{}", data_encoding::BASE64.encode(&raw)))
 }
 
-fn set(v: &str) -> HashSet<String> {
-    if v.trim().is_empty() {
-        HashSet::new()
-    } else {
-        [v.trim().to_string()].into()
-    }
-}
-
 impl Connector for Ldap {
     fn upsert<'a>(
         &'a self,
@@ -40,11 +32,7 @@ impl Connector for Ldap {
             let t = &self.0;
             let u = account.user;
             let mut ldap = t.connect().await?;
-            let display = u
-                .display_name
-                .clone()
-                .filter(|d| !d.trim().is_empty())
-                .unwrap_or_else(|| format!("{} {}", u.firstname, u.lastname).trim().to_string());
+            let display = display_name(u);
             let cn = if display.is_empty() {
                 u.username.clone()
             } else {
@@ -64,11 +52,11 @@ impl Connector for Ldap {
             let dn = match found {
                 Some(dn) => {
                     let mut mods = vec![
-                        Mod::Replace("cn".to_string(), set(&cn)),
-                        Mod::Replace("sn".to_string(), set(&sn)),
-                        Mod::Replace("givenName".to_string(), set(&u.firstname)),
-                        Mod::Replace("displayName".to_string(), set(&display)),
-                        Mod::Replace("mail".to_string(), set(&u.email)),
+                        Mod::Replace("cn".to_string(), values(&cn)),
+                        Mod::Replace("sn".to_string(), values(&sn)),
+                        Mod::Replace("givenName".to_string(), values(&u.firstname)),
+                        Mod::Replace("displayName".to_string(), values(&display)),
+                        Mod::Replace("mail".to_string(), values(&u.email)),
                     ];
                     if let Some(pw) = password {
                         mods.push(Mod::Replace("userPassword".to_string(), [ssha(pw)?].into()));
@@ -94,8 +82,8 @@ impl Connector for Ldap {
                                 .into(),
                         ),
                         ("uid".into(), [u.username.clone()].into()),
-                        ("cn".into(), set(&cn)),
-                        ("sn".into(), set(&sn)),
+                        ("cn".into(), values(&cn)),
+                        ("sn".into(), values(&sn)),
                         ("userPassword".into(), [ssha(pw)?].into()),
                     ];
                     for (a, v) in [
@@ -104,7 +92,7 @@ impl Connector for Ldap {
                         ("mail", &u.email),
                     ] {
                         if !v.trim().is_empty() {
-                            attrs.push((a.into(), set(v)));
+                            attrs.push((a.into(), values(v)));
                         }
                     }
                     ldap.add(&dn, attrs)
