@@ -528,6 +528,9 @@ async fn peap_failures_count_towards_the_same_lockout() {
     // The lock holds for every method and protocol.
     let (ok, _) = eapol(&f, &tls(&f, "ann", false));
     assert!(!ok);
-    let (st, _) = f.s.portal_login("ann", PW, None).await;
+    // The portal, given the right password, says why; a wrong one learns nothing.
+    let (st, body) = f.s.portal_login("ann", PW, None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    let (st, _) = f.s.portal_login("ann", "Wrong-Horse-99", None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
