@@ -14,6 +14,7 @@
 //! - [`ops`]: health, readiness and Prometheus metrics.
 
 pub mod admins;
+pub mod conditional;
 pub mod error;
 pub mod events;
 pub mod external;
@@ -70,7 +71,7 @@ pub fn parse_id(text: &str) -> Result<Id, ApiError> {
     info(title = "Stratus admin API", description = "Users, groups, bindings, RADIUS servers, SSO apps, policy, admins, API keys and events."),
     tags(
         (name = "users"), (name = "groups"), (name = "radius"), (name = "apps"), (name = "settings"),
-        (name = "admins"), (name = "auth"), (name = "events"), (name = "portal"), (name = "mail"), (name = "directories")
+        (name = "admins"), (name = "auth"), (name = "events"), (name = "portal"), (name = "mail"), (name = "directories"), (name = "policies")
     ),
     modifiers(&BearerAuth)
 )]
@@ -102,6 +103,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(mail::router())
         .merge(external::router())
+        .merge(conditional::router())
         .merge(groups::router())
         .merge(org::router())
         .merge(admins::router())

@@ -85,6 +85,17 @@ fn denied(reason: DenyReason) -> ApiError {
             "account_not_active",
             "your account is not active yet; use the activation link sent to your e-mail",
         ),
+        // Also said only after the right password and code.
+        DenyReason::PolicyDenied => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_policy",
+            "your organisation's access policy does not allow signing in from this network or at this time",
+        ),
+        DenyReason::MfaNotEnrolled => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_required",
+            "a verification code is required; ask an administrator to set up two-factor authentication for you",
+        ),
         DenyReason::Throttled => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "throttled",

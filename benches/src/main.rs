@@ -367,7 +367,7 @@ async fn auth_bench(args: &AuthArgs) -> Result<(), BoxError> {
     for tasks in [1, 2] {
         runs.push(
             auth_run(
-                "auth, cold (no cache)",
+                COLD,
                 &cold,
                 &credentials,
                 tasks,
@@ -386,7 +386,35 @@ async fn auth_bench(args: &AuthArgs) -> Result<(), BoxError> {
     for tasks in [1, 2] {
         runs.push(
             auth_run(
-                "auth, warm (cached)",
+                WARM,
+                &warm,
+                &credentials,
+                tasks,
+                plan.warm_count,
+                plan.time_limit,
+            )
+            .await?,
+        );
+    }
+
+    // Conditional access: 100 policies that cover LDAP and match nobody here (each is walked, its group condition
+    // met, its source condition not), evaluated alone and then inside the same warm login.
+    let user = warm
+        .snapshot()
+        .user_by_username(&credentials[0].username)
+        .cloned()
+        .ok_or("the first bench user is missing")?;
+    add_policies(&warm, POLICIES).await?;
+    runs.push(policy_run(
+        &warm,
+        &user,
+        plan.lookup_count,
+        plan.time_limit,
+    )?);
+    for tasks in [1, 2] {
+        runs.push(
+            auth_run(
+                WARM_POLICIES,
                 &warm,
                 &credentials,
                 tasks,
@@ -414,12 +442,12 @@ async fn auth_bench(args: &AuthArgs) -> Result<(), BoxError> {
         names.len() as f64 / population.as_secs_f64().max(f64::EPSILON),
     );
     for tasks in [1, 2] {
-        let rate = |cached: bool| {
+        let rate = |name: &str| {
             runs.iter()
-                .find(|r| r.tasks == tasks && r.name.contains("warm") == cached)
+                .find(|r| r.tasks == tasks && r.name == name)
                 .map_or(0.0, Run::per_second)
         };
-        let (c, w) = (rate(false), rate(true));
+        let (c, w, p) = (rate(COLD), rate(WARM), rate(WARM_POLICIES));
         if c > 0.0 {
             println!(
                 "warm/cold ratio, {tasks} task{}: {:.0}x",
@@ -427,8 +455,127 @@ async fn auth_bench(args: &AuthArgs) -> Result<(), BoxError> {
                 w / c
             );
         }
+        if p > 0.0 {
+            println!(
+                "warm with {POLICIES} policies / warm without, {tasks} task{}: {:.2}",
+                if tasks == 1 { "" } else { "s" },
+                p / w
+            );
+        }
+    }
+    let mean = |name: &str| {
+        runs.iter()
+            .find(|r| r.name == name && r.tasks == 1)
+            .map(|r| r.elapsed.as_secs_f64() / r.done.max(1) as f64)
+    };
+    if let (Some(eval), Some(warm)) = (mean(POLICY_EVAL), mean(WARM)) {
+        println!(
+            "{POLICIES} policies evaluated: {} per login, {:.1}% of a cached login ({})",
+            format_duration(Duration::from_secs_f64(eval)),
+            100.0 * eval / warm,
+            format_duration(Duration::from_secs_f64(warm)),
+        );
     }
     Ok(())
+}
+
+const COLD: &str = "auth, cold (no cache)";
+const WARM: &str = "auth, warm (cached)";
+const WARM_POLICIES: &str = "auth, warm, 100 policies";
+const POLICY_EVAL: &str = "100 policies evaluated";
+const POLICIES: usize = 100;
+
+/// `count` enforced deny policies on LDAP for the bench group, each naming an IP list of ten documentation
+/// networks none of the bench logins comes from.
+async fn add_policies(dir: &Directory, count: usize) -> Result<(), BoxError> {
+    use core_directory::conditional::PolicyAction;
+    use core_directory::directory::{AccessPolicyInput, IpListInput};
+    let actor = Actor::system();
+    let list = dir
+        .put_ip_list(
+            &actor,
+            None,
+            IpListInput {
+                name: "bench networks".into(),
+                description: None,
+                networks: (0..10).map(|i| format!("198.51.{i}.0/24")).collect(),
+            },
+        )
+        .await?;
+    let group = dir
+        .snapshot()
+        .groups
+        .values()
+        .find(|g| g.name == "bench-ldap")
+        .map(|g| g.id.clone())
+        .ok_or("the bench group is missing")?;
+    for i in 0..count {
+        dir.put_access_policy(
+            &actor,
+            None,
+            AccessPolicyInput {
+                name: format!("bench policy {i:03}"),
+                description: None,
+                enabled: true,
+                report_only: false,
+                priority: None,
+                target: "ldap".into(),
+                groups: vec![group.clone()],
+                excluded_groups: Vec::new(),
+                source_in: vec![list.list.id.clone()],
+                source_not_in: Vec::new(),
+                time: None,
+                mfa_enrolled: None,
+                action: PolicyAction::Deny,
+            },
+        )
+        .await?;
+    }
+    dir.flush_events().await;
+    Ok(())
+}
+
+/// `conditional::evaluate` alone, as the login path calls it (no trace), on a freshly loaded snapshot each time,
+/// until `max` evaluations or `limit` has passed. Every evaluation must come back with no policy matched.
+fn policy_run(
+    dir: &Directory,
+    user: &core_directory::model::User,
+    max: u64,
+    limit: Duration,
+) -> Result<Run, BoxError> {
+    use core_directory::conditional::{evaluate, Attempt};
+    let resource = Resource::Ldap;
+    let source: std::net::IpAddr = std::net::Ipv4Addr::new(10, 0, 0, 1).into();
+    let mut done = 0u64;
+    let start = Instant::now();
+    while done < max {
+        let snap = dir.snapshot();
+        let v = evaluate(
+            &snap,
+            black_box(user),
+            Attempt {
+                resource: Some(&resource),
+                source: Some(source),
+                at: chrono::Utc::now(),
+            },
+            None,
+        );
+        if black_box(v).decided.is_some() {
+            return Err("a bench policy matched".into());
+        }
+        done += 1;
+        if done.is_multiple_of(256) && start.elapsed() >= limit {
+            break;
+        }
+    }
+    Ok(Run {
+        name: POLICY_EVAL,
+        tasks: 1,
+        done,
+        elapsed: start.elapsed(),
+        stop: if done >= max { Stop::Count } else { Stop::Time },
+        latencies: Vec::new(),
+    })
 }
 
 /// A fresh directory at `path`: initialised, one group bound to LDAP, and the given users with passwords as

@@ -76,11 +76,26 @@ def settings(base, ca, a):
     return s, md_text
 
 
-def browser(ca):
+class SourceAdapter(requests.adapters.HTTPAdapter):
+    """Connections from one local address (a loopback alias such as 127.0.0.7), to play a client elsewhere."""
+
+    def __init__(self, source, **kw):
+        self._source = source
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = (self._source, 0)
+        super().init_poolmanager(*args, **kw)
+
+
+def browser(ca, source=None):
     """A cookie-keeping client that trusts only the dev CA (environment CA settings would override it)."""
     http = requests.Session()
     http.trust_env = False
     http.verify = ca
+    if source:
+        http.mount("https://", SourceAdapter(source))
+        http.mount("http://", SourceAdapter(source))
     return http
 
 
@@ -206,7 +221,7 @@ def login(base, ca, a, http=None):
     url = auth.login(return_to=a.get("relay", "https://sp.test/after"), force_authn=bool(a.get("force_authn")),
                      is_passive=bool(a.get("is_passive")))
     request_id = auth.get_last_request_id()
-    http = http or browser(ca)
+    http = http or browser(ca, a.get("source"))
     trail = []
     page = sign_in(http, base, http.get(url), a, trail)
     action, resp, relay = sp_post(page)

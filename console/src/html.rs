@@ -61,7 +61,7 @@ pub fn secure(headers: &mut HeaderMap) {
 }
 
 /// The console's sections, in navigation order: (path, label).
-const NAV: [(&str, &str); 10] = [
+const NAV: [(&str, &str); 11] = [
     ("/console", "Dashboard"),
     ("/console/users", "Users"),
     ("/console/groups", "Groups"),
@@ -70,6 +70,7 @@ const NAV: [(&str, &str); 10] = [
     ("/console/radius", "RADIUS"),
     ("/console/apps", "SSO apps"),
     ("/console/insights", "Insights"),
+    ("/console/explain", "Explain"),
     ("/console/settings", "Settings"),
     ("/console/account", "Account"),
 ];

@@ -32,6 +32,7 @@
 pub mod apps;
 pub mod auth;
 pub mod dashboard;
+pub mod explain;
 pub mod groups;
 pub mod html;
 pub mod import;
@@ -295,6 +296,7 @@ pub fn router(c: Console) -> Router {
         .merge(groups::routes())
         .merge(import::routes())
         .merge(insights::routes())
+        .merge(explain::routes())
         .merge(radius::routes())
         .merge(apps::routes())
         .merge(settings::routes())

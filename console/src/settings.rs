@@ -219,7 +219,8 @@ fn mail_card(c: &Console) -> String {
     )
 }
 
-const ORG_FIELDS: [&str; 13] = [
+const ORG_FIELDS: [&str; 14] = [
+    "time_zone",
     "name",
     "contact_email",
     "ldap_suffix",
@@ -336,6 +337,12 @@ fn org_form_html(admin: &SignedIn, org: &OrgSettings, (values, errors): Posted<'
         "and after this long in any case",
         "",
     ));
+    s.push_str(&text(
+        "time_zone",
+        "Time zone",
+        org.time_zone.clone().unwrap_or_default(),
+        "an IANA name such as Europe/Paris, for the time windows of access policies; empty means UTC",
+    ));
     s.push_str("</fieldset>");
     s.push_str(&number(
         "event_retention_days",
@@ -354,7 +361,7 @@ fn org_summary(org: &OrgSettings) -> String {
          <dt>LDAP suffix</dt><dd><code>{}</code></dd><dt>Samba domain</dt><dd>{}</dd><dt>Samba domain SID</dt>\
          <dd><code>{}</code></dd><dt>UIDs</dt><dd>{}–{}</dd><dt>GIDs</dt><dd>{}–{}</dd>\
          <dt>MFA enrolment period</dt><dd>{} days</dd><dt>Session idle lifetime</dt><dd>{} minutes</dd>\
-         <dt>Session absolute lifetime</dt><dd>{} minutes</dd><dt>Event retention</dt><dd>{}</dd></dl></section>",
+         <dt>Session absolute lifetime</dt><dd>{} minutes</dd><dt>Time zone</dt><dd>{}</dd><dt>Event retention</dt><dd>{}</dd></dl></section>",
         esc(&org.name),
         esc(org.contact_email.as_deref().unwrap_or("—")),
         esc(&org.ldap_suffix),
@@ -367,6 +374,7 @@ fn org_summary(org: &OrgSettings) -> String {
         org.mfa_enrolment_days,
         org.session_idle_minutes,
         org.session_absolute_minutes,
+        esc(org.time_zone.as_deref().unwrap_or("UTC")),
         if org.event_retention_days == 0 {
             "forever".to_string()
         } else {
@@ -529,6 +537,7 @@ fn parse_org(fields: &[(String, String)]) -> Result<OrgPatch, FormErrors> {
         // Branding is set through the API (`PATCH /api/v1/settings/org`); the form leaves it as it is.
         brand_color: None,
         logo: None,
+        time_zone: text("time_zone"),
     };
     n.finish(patch)
 }

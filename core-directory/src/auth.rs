@@ -4,9 +4,11 @@
 //! resource is bound to one of the user's groups → the MFA requirement of the resource → record the event and
 //! update the failure counter. The deny reason goes to the event; what the peer learns is its protocol's business.
 
+use crate::conditional::{self, Attempt, PolicyAction, Verdict};
 use crate::directory::Directory;
 use crate::error::Result;
 use crate::events::{Event, Service};
+use crate::explain::Trace;
 use crate::id::Id;
 use crate::model::*;
 use crate::mschapv2::MsChapV2Proof;
@@ -61,7 +63,7 @@ pub struct AuthRequest {
 }
 
 /// Why a login was refused. Logged and recorded; never sent to a peer beyond what its protocol allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyReason {
     /// Too many failed logins from this source: refused before any account is looked at.
@@ -89,6 +91,10 @@ pub enum DenyReason {
     ChallengeExpired,
     /// A session's user had a password set or reset, a lock or a state change since it began.
     CredentialsChanged,
+    /// A conditional access policy denies the attempt.
+    PolicyDenied,
+    /// A conditional access policy requires MFA where no second factor can be given (an LDAP bind).
+    MfaRequiredNoFactor,
 }
 
 /// How long the answer to a [`MfaChallenge`] may take.
@@ -121,6 +127,10 @@ impl DenyReason {
             DenyReason::ChallengeExpired => "the verification code came after the login timed out",
             DenyReason::CredentialsChanged => {
                 "the user's password, lock or state changed since the session began"
+            }
+            DenyReason::PolicyDenied => "an access policy denies this login",
+            DenyReason::MfaRequiredNoFactor => {
+                "an access policy requires MFA, which an LDAP bind cannot carry"
             }
         }
     }
@@ -198,7 +208,7 @@ pub enum AuthOutcome {
 }
 
 /// What MFA asks of this login.
-enum MfaNeed {
+pub(crate) enum MfaNeed {
     None,
     /// Allowed without a code while the enrolment period runs.
     Enrolling(DateTime<Utc>),
@@ -260,6 +270,253 @@ fn mfa_need(
             }
         }
     }
+}
+
+/// What the path checks once the credential is proven.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccessChecks<'a> {
+    /// `None`: the user portal.
+    pub resource: Option<&'a Resource>,
+    pub source: Option<IpAddr>,
+    pub at: DateTime<Utc>,
+    /// A client certificate stands for the second factor.
+    pub by_certificate: bool,
+    /// Refuse an expired password (a certificate or a second step has none to check).
+    pub check_expiry: bool,
+}
+
+/// The path's answer once the credential is proven.
+pub(crate) struct Access {
+    pub groups: Vec<Arc<Group>>,
+    pub need: MfaNeed,
+    pub verdict: Verdict,
+}
+
+/// A refusal after the credential, with the policies' verdict when they were reached.
+pub(crate) struct Refusal {
+    pub reason: DenyReason,
+    pub verdict: Option<Verdict>,
+}
+
+impl Refusal {
+    fn early(reason: DenyReason) -> Refusal {
+        Refusal {
+            reason,
+            verdict: None,
+        }
+    }
+}
+
+/// Why a user's state keeps them out whatever they prove: staged, suspended, locked at `at`.
+pub(crate) fn state_refusal(user: &User, at: DateTime<Utc>) -> Option<DenyReason> {
+    match user.state {
+        UserState::Active if user.is_locked(at) => Some(DenyReason::Locked),
+        UserState::Active => None,
+        UserState::Staged => Some(DenyReason::Staged),
+        UserState::Suspended => Some(DenyReason::Suspended),
+    }
+}
+
+/// Everything the path decides after the credential, in order — password expiry, the binding (implicit deny
+/// first: nothing below can grant what no binding grants), the conditional access policies, the MFA requirement
+/// — for logins, IdP sessions, second steps and `explain` alike. Reads the snapshot, changes nothing; with a
+/// trace, each step is described.
+/// Describe a step, when `explain` asks.
+fn note(trace: &mut Option<&mut Trace>, step: &str, passed: bool, detail: &dyn Fn() -> String) {
+    if let Some(t) = trace.as_deref_mut() {
+        t.step(step, passed, detail());
+    }
+}
+
+pub(crate) fn decide_access(
+    snap: &Snapshot,
+    user: &User,
+    c: AccessChecks<'_>,
+    mut trace: Option<&mut Trace>,
+) -> std::result::Result<Access, Refusal> {
+    if c.check_expiry && user.password_status(&snap.policy, c.at) == PasswordStatus::Expired {
+        note(&mut trace, "password", false, &|| {
+            DenyReason::PasswordExpired.describe().to_string()
+        });
+        return Err(Refusal::early(DenyReason::PasswordExpired));
+    }
+    note(&mut trace, "password", true, &|| {
+        if c.check_expiry {
+            user.password_expires_at(&snap.policy).map_or_else(
+                || "set; it does not expire".to_string(),
+                |t| format!("set; it expires {}", t.to_rfc3339()),
+            )
+        } else {
+            "not checked for this method".to_string()
+        }
+    });
+    let groups = match c.resource {
+        None => {
+            note(&mut trace, "binding", true, &|| {
+                "the user portal needs no binding".to_string()
+            });
+            Vec::new()
+        }
+        Some(r) => {
+            let exists = match r {
+                Resource::Ldap => true,
+                Resource::Directory(id) => snap.external_directories.contains_key(id),
+                Resource::Radius(id) => snap.radius_servers.contains_key(id),
+                Resource::App(id) => snap.apps.contains_key(id),
+            };
+            if !exists {
+                note(&mut trace, "binding", false, &|| {
+                    DenyReason::UnknownResource.describe().to_string()
+                });
+                return Err(Refusal::early(DenyReason::UnknownResource));
+            }
+            let groups = snap.granting_groups(&user.id, r);
+            note(&mut trace, "binding", !groups.is_empty(), &|| {
+                let bound = snap.bound_groups(r);
+                if bound.is_empty() {
+                    return "no group is bound to it".to_string();
+                }
+                bound
+                    .iter()
+                    .filter_map(|g| snap.groups.get(g))
+                    .map(|g| {
+                        let member = groups.iter().any(|m| m.id == g.id);
+                        format!(
+                            "group {} is bound: the user is {}a member",
+                            g.name,
+                            if member { "" } else { "not " }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+            if groups.is_empty() {
+                return Err(Refusal::early(DenyReason::NotBound));
+            }
+            groups
+        }
+    };
+    let attempt = Attempt {
+        resource: c.resource,
+        source: c.source,
+        at: c.at,
+    };
+    let verdict = conditional::evaluate(
+        snap,
+        user,
+        attempt,
+        trace.as_deref_mut().map(|t| &mut t.policies),
+    );
+    let decided = verdict.action();
+    note(
+        &mut trace,
+        "policies",
+        decided != Some(PolicyAction::Deny),
+        &|| {
+            let mut text = match &verdict.decided {
+                None if snap.policy_order.is_empty() => "there are no policies".to_string(),
+                None => "no enforced policy matches: the binding decides".to_string(),
+                Some(p) => format!("policy \"{}\" matches: {}", p.name, p.action.as_str()),
+            };
+            for r in &verdict.report_only {
+                text.push_str(&format!(
+                    "; report-only policy \"{}\" would {}",
+                    r.name,
+                    r.action.as_str()
+                ));
+            }
+            text
+        },
+    );
+    let refuse = |reason: DenyReason, verdict: Verdict| {
+        Err(Refusal {
+            reason,
+            verdict: Some(verdict),
+        })
+    };
+    if decided == Some(PolicyAction::Deny) {
+        return refuse(DenyReason::PolicyDenied, verdict);
+    }
+    let base = if c.by_certificate {
+        MfaNeed::None
+    } else {
+        mfa_need(snap, user, c.resource, c.at)
+    };
+    // A matching policy decides the second factor: `allow` lets the user in with the password alone (the
+    // trusted-network rule), `require_mfa` asks a code. With no policy, the resource's own rule stands.
+    let need = match (decided, base) {
+        (Some(PolicyAction::Allow), _) => MfaNeed::None,
+        (_, MfaNeed::Refuse(reason)) => MfaNeed::Refuse(reason),
+        (Some(PolicyAction::RequireMfa), _)
+            if matches!(
+                c.resource,
+                Some(Resource::Ldap) | Some(Resource::Directory(_))
+            ) =>
+        {
+            MfaNeed::Refuse(DenyReason::MfaRequiredNoFactor)
+        }
+        (Some(PolicyAction::RequireMfa), _) if c.by_certificate => MfaNeed::None,
+        (Some(PolicyAction::RequireMfa), _) if user.totp_active() => MfaNeed::Code,
+        // Not enrolled: in when the user's enrolment period runs (so they can reach the portal to enrol), else out.
+        (Some(PolicyAction::RequireMfa), _) => match user.mfa_enrolment_deadline {
+            Some(d) if c.at < d => MfaNeed::Enrolling(d),
+            _ => MfaNeed::Refuse(DenyReason::MfaNotEnrolled),
+        },
+        (_, base) => base,
+    };
+    match &need {
+        MfaNeed::Refuse(reason) => {
+            note(&mut trace, "mfa", false, &|| reason.describe().to_string());
+            return refuse(*reason, verdict);
+        }
+        MfaNeed::Code => note(&mut trace, "mfa", true, &|| {
+            if decided == Some(PolicyAction::RequireMfa) {
+                "a verification code is asked, as the policy requires".to_string()
+            } else {
+                "a verification code is asked (the user has TOTP, or the resource requires it)"
+                    .to_string()
+            }
+        }),
+        MfaNeed::Enrolling(d) => note(&mut trace, "mfa", true, &|| {
+            format!(
+                "MFA is required; the user may enrol until {}",
+                d.to_rfc3339()
+            )
+        }),
+        MfaNeed::None => note(&mut trace, "mfa", true, &|| {
+            if decided == Some(PolicyAction::Allow) {
+                "no verification code is asked: the policy allows the password alone".to_string()
+            } else if c.by_certificate {
+                "the certificate stands for the second factor".to_string()
+            } else {
+                "no verification code is asked".to_string()
+            }
+        }),
+    }
+    Ok(Access {
+        groups,
+        need,
+        verdict,
+    })
+}
+
+/// A policy verdict in an event: the policy that decided (`null`: none matched, the binding decided) and what
+/// report-only policies would have done.
+fn with_verdict(mut e: Event, v: Option<&Verdict>) -> Event {
+    let Some(v) = v else {
+        return e;
+    };
+    e = e.detail(
+        "policy",
+        serde_json::to_value(&v.decided).unwrap_or_default(),
+    );
+    if !v.report_only.is_empty() {
+        e = e.detail(
+            "report_only",
+            serde_json::to_value(&v.report_only).unwrap_or_default(),
+        );
+    }
+    e
 }
 
 impl Directory {
@@ -346,19 +603,22 @@ impl Directory {
             }
         }
         let by_certificate = matches!(req.credential, Credential::Certificate { .. });
-        if !by_certificate && user.password_status(&snap.policy, now) == PasswordStatus::Expired {
-            return self
-                .deny(&req, Some(&user), DenyReason::PasswordExpired)
-                .await;
-        }
-        let groups = match self.bound_groups(&snap, &req, &user).await? {
-            Ok(g) => g,
-            Err(refused) => return Ok(refused),
+        let checks = AccessChecks {
+            resource: req.resource.as_ref(),
+            source: req.client_ip,
+            at: now,
+            by_certificate,
+            check_expiry: !by_certificate,
         };
+        let access = match decide_access(&snap, &user, checks, None) {
+            Ok(a) => a,
+            Err(r) => return self.refuse(&req, &user, r).await,
+        };
+        let verdict = access.verdict;
         let mut grant = AuthGrant {
             user: Arc::clone(&user),
-            groups,
-            mfa_used: false,
+            groups: access.groups,
+            mfa_used: by_certificate,
             mfa_enrolment_deadline: None,
             password_expires_at: user.password_expires_at(&snap.policy).filter(|t| {
                 *t - chrono::Duration::days(i64::from(snap.policy.expiry_warning_days)) <= now
@@ -366,20 +626,23 @@ impl Directory {
             authenticator_response,
             mppe_keys,
         };
-        let need = if by_certificate {
-            grant.mfa_used = true;
-            MfaNeed::None
-        } else {
-            mfa_need(&snap, &user, req.resource.as_ref(), now)
-        };
-        match need {
+        match access.need {
             MfaNeed::None => {}
             MfaNeed::Enrolling(deadline) => grant.mfa_enrolment_deadline = Some(deadline),
-            MfaNeed::Refuse(reason) => return self.deny(&req, Some(&user), reason).await,
+            MfaNeed::Refuse(reason) => {
+                return self
+                    .deny_with(&req, Some(&user), reason, Some(&verdict))
+                    .await
+            }
             MfaNeed::Code => match req.otp.as_deref() {
                 None | Some("") if matches!(req.credential, Credential::MsChapV2(_)) => {
                     return self
-                        .deny(&req, Some(&user), DenyReason::MfaNotPossible)
+                        .deny_with(
+                            &req,
+                            Some(&user),
+                            DenyReason::MfaNotPossible,
+                            Some(&verdict),
+                        )
                         .await;
                 }
                 None | Some("") => {
@@ -396,13 +659,15 @@ impl Directory {
                 }
                 Some(code) => {
                     if !self.second_factor_ok(&req, &user, code, now).await {
-                        return self.fail(&req, &user, DenyReason::WrongOtp).await;
+                        return self
+                            .fail_with(&req, &user, DenyReason::WrongOtp, Some(&verdict))
+                            .await;
                     }
                     grant.mfa_used = true;
                 }
             },
         }
-        self.succeed(&req, &user, &grant).await?;
+        self.succeed(&req, &user, &grant, Some(&verdict)).await?;
         if let (Credential::Password(pw), Service::Portal | Service::Sso) =
             (&req.credential, req.service)
         {
@@ -473,29 +738,34 @@ impl Directory {
                 .deny(&req, Some(&user), DenyReason::ChallengeExpired)
                 .await;
         }
-        let groups = match &challenge.resource {
-            None => Vec::new(),
-            Some(r) => {
-                let g = snap.granting_groups(&user.id, r);
-                if g.is_empty() {
-                    return self.deny(&req, Some(&user), DenyReason::NotBound).await;
-                }
-                g
-            }
+        // Policies and bindings are judged again, from this step's source: one added or changed meanwhile counts.
+        let checks = AccessChecks {
+            resource: challenge.resource.as_ref(),
+            source: client_ip,
+            at: now,
+            by_certificate: false,
+            check_expiry: false,
+        };
+        let access = match decide_access(&snap, &user, checks, None) {
+            Ok(a) => a,
+            Err(r) => return self.refuse(&req, &user, r).await,
         };
         if !self.second_factor_ok(&req, &user, code, now).await {
-            return self.fail(&req, &user, DenyReason::WrongOtp).await;
+            return self
+                .fail_with(&req, &user, DenyReason::WrongOtp, Some(&access.verdict))
+                .await;
         }
         let grant = AuthGrant {
             user: Arc::clone(&user),
-            groups,
+            groups: access.groups,
             mfa_used: true,
             mfa_enrolment_deadline: None,
             password_expires_at: None,
             authenticator_response: None,
             mppe_keys: None,
         };
-        self.succeed(&req, &user, &grant).await?;
+        self.succeed(&req, &user, &grant, Some(&access.verdict))
+            .await?;
         let held = self
             .held_passwords
             .lock()
@@ -514,12 +784,14 @@ impl Directory {
     /// be used, checked against the live snapshot on every operation. `None` means it still may. A session ends
     /// when the user is gone, is not active, is locked, had a password set or reset, a lock or a state change
     /// since (any of which moves `auth_revision`), when the password has expired, and — for a session on a
-    /// resource — when no group of the user is bound to it any more.
+    /// resource — when no group of the user is bound to it any more, or an access policy now denies it from
+    /// `source` (a time window that has begun, an IP list that changed).
     pub fn session_refusal(
         &self,
         user: &Id,
         revision: u64,
         resource: Option<&Resource>,
+        source: Option<IpAddr>,
     ) -> Option<DenyReason> {
         let snap = self.snapshot();
         let now = Utc::now();
@@ -541,15 +813,23 @@ impl Directory {
             UserState::Active => None,
         };
         refusal.or_else(|| {
-            resource
-                .filter(|r| snap.granting_groups(user, r).is_empty())
-                .map(|_| DenyReason::NotBound)
+            let r = resource?;
+            let checks = AccessChecks {
+                resource: Some(r),
+                source,
+                at: now,
+                by_certificate: false,
+                check_expiry: false,
+            };
+            decide_access(&snap, u, checks, None)
+                .err()
+                .map(|r| r.reason)
         })
     }
 
     /// [`Directory::session_refusal`] for a session on no particular resource (the portal, an IdP session).
     pub fn user_session_valid(&self, user: &Id, revision: u64) -> bool {
-        self.session_refusal(user, revision, None).is_none()
+        self.session_refusal(user, revision, None, None).is_none()
     }
 
     /// A user signed in earlier (an IdP session) reaching `resource`: state, lock, password expiry and binding are
@@ -586,28 +866,34 @@ impl Directory {
         if let Some(refused) = self.unusable(&req, &user, now).await? {
             return Ok(refused);
         }
-        if user.password_status(&snap.policy, now) == PasswordStatus::Expired {
-            return self
-                .deny(&req, Some(&user), DenyReason::PasswordExpired)
-                .await;
-        }
-        let groups = match self.bound_groups(&snap, &req, &user).await? {
-            Ok(g) => g,
-            Err(refused) => return Ok(refused),
+        let checks = AccessChecks {
+            resource: resource.as_ref(),
+            source: client_ip,
+            at: now,
+            by_certificate: false,
+            check_expiry: true,
+        };
+        let access = match decide_access(&snap, &user, checks, None) {
+            Ok(a) => a,
+            Err(r) => return self.refuse(&req, &user, r).await,
         };
         let mut grant = AuthGrant {
             user: Arc::clone(&user),
-            groups,
+            groups: access.groups,
             mfa_used: session_mfa,
             mfa_enrolment_deadline: None,
             password_expires_at: None,
             authenticator_response: None,
             mppe_keys: None,
         };
-        match mfa_need(&snap, &user, resource.as_ref(), now) {
+        match access.need {
             MfaNeed::None => {}
             MfaNeed::Enrolling(deadline) => grant.mfa_enrolment_deadline = Some(deadline),
-            MfaNeed::Refuse(reason) => return self.deny(&req, Some(&user), reason).await,
+            MfaNeed::Refuse(reason) => {
+                return self
+                    .deny_with(&req, Some(&user), reason, Some(&access.verdict))
+                    .await
+            }
             MfaNeed::Code if session_mfa => {}
             MfaNeed::Code => {
                 return Ok(AuthOutcome::NeedMfa(MfaChallenge {
@@ -621,7 +907,8 @@ impl Directory {
                 }))
             }
         }
-        self.succeed(&req, &user, &grant).await?;
+        self.succeed(&req, &user, &grant, Some(&access.verdict))
+            .await?;
         Ok(AuthOutcome::Allow(grant))
     }
 
@@ -667,11 +954,8 @@ impl Directory {
         user: &User,
         now: DateTime<Utc>,
     ) -> Result<Option<AuthOutcome>> {
-        let reason = match user.state {
-            UserState::Active if user.is_locked(now) => DenyReason::Locked,
-            UserState::Active => return Ok(None),
-            UserState::Staged => DenyReason::Staged,
-            UserState::Suspended => DenyReason::Suspended,
+        let Some(reason) = state_refusal(user, now) else {
+            return Ok(None);
         };
         let proven = match (&req.credential, user.password_hash.as_deref()) {
             (Credential::Password(pw), Some(hash))
@@ -690,39 +974,6 @@ impl Directory {
         } else {
             AuthOutcome::Deny(DenyReason::WrongPassword)
         }))
-    }
-
-    /// The user's groups bound to the request's resource (none for the portal), or the refusal — unknown
-    /// resource, not bound (implicit deny) — already recorded.
-    async fn bound_groups(
-        &self,
-        snap: &Snapshot,
-        req: &AuthRequest,
-        user: &User,
-    ) -> Result<std::result::Result<Vec<Arc<Group>>, AuthOutcome>> {
-        let Some(r) = &req.resource else {
-            return Ok(Ok(Vec::new()));
-        };
-        let exists = match r {
-            Resource::Ldap => true,
-            Resource::Directory(id) => snap.external_directories.contains_key(id),
-            Resource::Radius(id) => snap.radius_servers.contains_key(id),
-            Resource::App(id) => snap.apps.contains_key(id),
-        };
-        if !exists {
-            return self
-                .deny(req, Some(user), DenyReason::UnknownResource)
-                .await
-                .map(Err);
-        }
-        let groups = snap.granting_groups(&user.id, r);
-        if groups.is_empty() {
-            return self
-                .deny(req, Some(user), DenyReason::NotBound)
-                .await
-                .map(Err);
-        }
-        Ok(Ok(groups))
     }
 
     /// The second factor: a current TOTP code, or one of the user's unused recovery codes (spent here, in a
@@ -854,6 +1105,23 @@ impl Directory {
         user: Option<&User>,
         reason: DenyReason,
     ) -> Result<AuthOutcome> {
+        self.deny_with(req, user, reason, None).await
+    }
+
+    /// A refusal after the credential was proven.
+    async fn refuse(&self, req: &AuthRequest, user: &User, r: Refusal) -> Result<AuthOutcome> {
+        self.deny_with(req, Some(user), r.reason, r.verdict.as_ref())
+            .await
+    }
+
+    /// A refusal, recorded with the policies' verdict when they were evaluated.
+    async fn deny_with(
+        &self,
+        req: &AuthRequest,
+        user: Option<&User>,
+        reason: DenyReason,
+        verdict: Option<&Verdict>,
+    ) -> Result<AuthOutcome> {
         if reason == DenyReason::UnknownUser {
             self.count_failure(req.client_ip, req.station.as_deref());
         }
@@ -861,7 +1129,7 @@ impl Directory {
             .auth_event(req, user, false)
             .reason(reason.describe())
             .detail("deny", serde_json::to_value(reason).unwrap_or_default());
-        self.record(e).await;
+        self.record(with_verdict(e, verdict)).await;
         Ok(AuthOutcome::Deny(reason))
     }
 
@@ -872,12 +1140,23 @@ impl Directory {
         user: &User,
         reason: DenyReason,
     ) -> Result<AuthOutcome> {
+        self.fail_with(req, user, reason, None).await
+    }
+
+    async fn fail_with(
+        &self,
+        req: &AuthRequest,
+        user: &User,
+        reason: DenyReason,
+        verdict: Option<&Verdict>,
+    ) -> Result<AuthOutcome> {
         self.count_failure(req.client_ip, req.station.as_deref());
         let id = user.id.clone();
         let event = self
             .auth_event(req, Some(user), false)
             .reason(reason.describe())
             .detail("deny", serde_json::to_value(reason).unwrap_or_default());
+        let event = with_verdict(event, verdict);
         let lock_event = self.auth_event(req, Some(user), true);
         self.write(move |tx| {
             let Some(u) = tx.snap.user(&id).cloned() else {
@@ -918,10 +1197,18 @@ impl Directory {
         Ok(AuthOutcome::Deny(reason))
     }
 
-    async fn succeed(&self, req: &AuthRequest, user: &User, grant: &AuthGrant) -> Result<()> {
-        let mut e = self
-            .auth_event(req, Some(user), true)
-            .detail("mfa", grant.mfa_used);
+    async fn succeed(
+        &self,
+        req: &AuthRequest,
+        user: &User,
+        grant: &AuthGrant,
+        verdict: Option<&Verdict>,
+    ) -> Result<()> {
+        let mut e = with_verdict(
+            self.auth_event(req, Some(user), true)
+                .detail("mfa", grant.mfa_used),
+            verdict,
+        );
         if let Some(d) = grant.mfa_enrolment_deadline {
             e = e.detail("mfa_enrolment_deadline", d.to_rfc3339());
         }

@@ -21,12 +21,14 @@
 pub mod access;
 pub mod activity;
 pub mod auth;
+pub mod conditional;
 pub mod counters;
 pub mod crypto;
 pub mod csv;
 pub mod directory;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod id;
 pub mod idp_keys;
 pub mod import;

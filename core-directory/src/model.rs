@@ -34,6 +34,9 @@ pub struct OrgSettings {
     /// (at most 96 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo: Option<String>,
+    /// The IANA time zone conditional access time windows are read in (`Europe/Paris`); UTC when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// An inclusive range of POSIX ids.

@@ -2,6 +2,7 @@
 //! with structural sharing (imbl), then publishes it with one atomic pointer swap; readers never lock and never
 //! touch the store.
 
+use crate::conditional::{AccessPolicy, IpList};
 use crate::id::Id;
 use crate::model::*;
 use crate::store::{Kind, LoadedRecords, Op, StoreError};
@@ -59,6 +60,10 @@ pub struct Snapshot {
     pub outbox: HashMap<Id, Arc<OutboxItem>>,
     /// By (app, user or group).
     pub provisioned: HashMap<(Id, Id), Arc<Provisioned>>,
+    pub access_policies: HashMap<Id, Arc<AccessPolicy>>,
+    /// The policies in evaluation order (priority, then name), rebuilt when one changes.
+    pub policy_order: Arc<Vec<Arc<AccessPolicy>>>,
+    pub ip_lists: HashMap<Id, Arc<IpList>>,
 }
 
 fn corrupt_link(kind: Kind, key: &str) -> StoreError {
@@ -117,6 +122,9 @@ impl Snapshot {
             scim_token_by_hash: HashMap::new(),
             outbox: HashMap::new(),
             provisioned: HashMap::new(),
+            access_policies: HashMap::new(),
+            policy_order: Arc::new(Vec::new()),
+            ip_lists: HashMap::new(),
         }
     }
 
@@ -209,6 +217,11 @@ impl Snapshot {
                 self.external_accounts
                     .insert((a.directory.clone(), a.user.clone()), Arc::new(a));
             }
+            Kind::AccessPolicy => self.put_access_policy(Arc::new(parse(kind, key, bytes)?)),
+            Kind::IpList => {
+                let l: IpList = parse(kind, key, bytes)?;
+                self.ip_lists.insert(l.id.clone(), Arc::new(l));
+            }
         }
         Ok(())
     }
@@ -267,6 +280,10 @@ impl Snapshot {
                         self.external_accounts.remove(&(d, u));
                     }
                 }
+            }
+            Kind::AccessPolicy => self.remove_access_policy(&id()?),
+            Kind::IpList => {
+                self.ip_lists.remove(&id()?);
             }
         }
         Ok(())
@@ -333,6 +350,17 @@ impl Snapshot {
     }
 
     /// The user's groups bound to `resource`, highest priority first.
+    pub fn put_access_policy(&mut self, p: Arc<AccessPolicy>) {
+        self.access_policies.insert(p.id.clone(), p);
+        self.policy_order = crate::conditional::ordered(&self.access_policies);
+    }
+
+    pub fn remove_access_policy(&mut self, id: &Id) {
+        if self.access_policies.remove(id).is_some() {
+            self.policy_order = crate::conditional::ordered(&self.access_policies);
+        }
+    }
+
     pub fn granting_groups(&self, user: &Id, resource: &Resource) -> Vec<Arc<Group>> {
         let Some(bound) = self.bindings.get(resource) else {
             return Vec::new();

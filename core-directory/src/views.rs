@@ -705,6 +705,8 @@ pub struct OrgPatch {
     pub brand_color: Option<String>,
     /// A `data:image/png|jpeg|webp|svg+xml;base64,…` URI of at most 96 KiB; an empty string removes it.
     pub logo: Option<String>,
+    /// An IANA time zone (`Europe/Paris`) for conditional access time windows; an empty string means UTC.
+    pub time_zone: Option<String>,
 }
 
 /// TOTP enrolment confirmed: the user, and the recovery codes made for it (shown this once, never again).

@@ -285,10 +285,12 @@ impl Session {
         ) {
             return None;
         }
-        let reason =
-            self.shared
-                .dir
-                .session_refusal(user, self.bound_revision, Some(&Resource::Ldap))?;
+        let reason = self.shared.dir.session_refusal(
+            user,
+            self.bound_revision,
+            Some(&Resource::Ldap),
+            Some(self.peer.ip()),
+        )?;
         self.record("ldap_session_revoked", false, reason.describe())
             .await;
         self.reader = Reader::Anonymous;

@@ -186,6 +186,10 @@ fn reject_message(reason: DenyReason) -> &'static str {
         DenyReason::NotBound | DenyReason::UnknownResource => {
             "Access to this network is not allowed"
         }
+        DenyReason::PolicyDenied => {
+            "Access to this network is not allowed from here or at this time"
+        }
+        DenyReason::MfaRequiredNoFactor => "Multi-factor authentication is required",
         DenyReason::MfaNotEnrolled | DenyReason::MfaEnrolmentExpired => {
             "Multi-factor authentication is required; enrol in the user portal"
         }

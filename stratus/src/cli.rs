@@ -63,6 +63,30 @@ pub enum Admin {
     /// Outgoing mail: the queue and a test message.
     #[command(subcommand)]
     Mail(Mail),
+    /// Conditional access policies: allow, deny or require MFA by group, source network and time.
+    #[command(subcommand)]
+    Policies(Policies),
+    /// Named lists of networks that policies match sources against.
+    #[command(subcommand, name = "ip-lists")]
+    IpLists(IpLists),
+    /// What the authentication path would decide for a user reaching a resource from a source at a time, step
+    /// by step (assuming the right password).
+    Explain {
+        /// A user name, login name or e-mail address.
+        user: String,
+        /// `portal`, `ldap`, `radius:<name or id>` or `app:<name or id>`.
+        #[arg(long, default_value = "portal")]
+        resource: String,
+        /// The source address (for RADIUS, the NAS's).
+        #[arg(long)]
+        ip: Option<String>,
+        /// When, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Print the whole answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// NameID formats and signing targets of an SSO app, as the API names them.
@@ -539,6 +563,15 @@ pub async fn run(conn: &Connection, cmd: Admin) -> Result<(), CliError> {
         Admin::Apps(a) => apps(&c, conn, a).await,
         Admin::Events(e) => events(&c, e).await,
         Admin::Mail(m) => mail(&c, m).await,
+        Admin::Policies(p) => policies(&c, p).await,
+        Admin::IpLists(l) => ip_lists(&c, l).await,
+        Admin::Explain {
+            user,
+            resource,
+            ip,
+            at,
+            json,
+        } => explain(&c, &user, &resource, ip.as_deref(), at.as_deref(), json).await,
     }
 }
 
@@ -1355,4 +1388,370 @@ fn shown(text: &str) -> String {
             out
         })
         .collect()
+}
+
+const POLICY_ACTIONS: [&str; 3] = ["allow", "deny", "require_mfa"];
+
+#[derive(Subcommand)]
+pub enum Policies {
+    /// Every policy, in evaluation order.
+    List,
+    /// Add a conditional access policy.
+    Add(Box<PolicyAdd>),
+    /// Switch a policy on or off, between report-only and enforced, or move it.
+    Set {
+        policy: String,
+        #[arg(long)]
+        enabled: Option<bool>,
+        #[arg(long)]
+        report_only: Option<bool>,
+        #[arg(long)]
+        priority: Option<u32>,
+    },
+    Delete {
+        policy: String,
+    },
+}
+
+/// What `policies add` takes.
+#[derive(Args)]
+pub struct PolicyAdd {
+    name: String,
+    /// `portal`, `apps`, `app:<name or id>`, `radius`, `radius:<name or id>` or `ldap`.
+    #[arg(long)]
+    target: String,
+    #[arg(long, value_parser = POLICY_ACTIONS)]
+    action: String,
+    /// Cover only members of this group (repeat; none: every user).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// Never cover members of this group (repeat), e.g. a break-glass group.
+    #[arg(long = "exclude-group")]
+    excluded_groups: Vec<String>,
+    /// Match only sources in this IP list (name or id; repeat: any of them).
+    #[arg(long = "from")]
+    source_in: Vec<String>,
+    /// Match only sources in none of these IP lists (repeat).
+    #[arg(long = "not-from")]
+    source_not_in: Vec<String>,
+    /// Days of a time window, e.g. `mon,tue,wed,thu,fri`.
+    #[arg(long, requires_all = ["start", "end"])]
+    days: Option<String>,
+    /// Start of the window, HH:MM, in the organisation's time zone.
+    #[arg(long, requires = "days")]
+    start: Option<String>,
+    /// End of the window, HH:MM (before the start: past midnight).
+    #[arg(long, requires = "days")]
+    end: Option<String>,
+    /// Match outside the window instead of inside.
+    #[arg(long, requires = "days")]
+    outside: bool,
+    /// Match only users whose TOTP is (true) or is not (false) active.
+    #[arg(long)]
+    mfa_enrolled: Option<bool>,
+    /// Lower first (default: after every other policy).
+    #[arg(long)]
+    priority: Option<u32>,
+    /// Record what the policy would do without enforcing it.
+    #[arg(long)]
+    report_only: bool,
+    /// Create it switched off.
+    #[arg(long)]
+    disabled: bool,
+    #[arg(long)]
+    description: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum IpLists {
+    List,
+    /// Add a named list of addresses and networks (CIDR, IPv4 or IPv6).
+    Add {
+        name: String,
+        #[arg(long = "network", required = true)]
+        networks: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Replace a list's networks.
+    Set {
+        list: String,
+        #[arg(long = "network", required = true)]
+        networks: Vec<String>,
+    },
+    Delete {
+        list: String,
+    },
+}
+
+/// The id of a policy or IP list named by name or id, from a listing.
+async fn named_id(c: &Client, path: &str, what: &str, name: &str) -> Result<String, CliError> {
+    if core_directory::Id::parse(name).is_some() {
+        return Ok(name.to_string());
+    }
+    let all = c.call(Method::GET, path, None).await?;
+    all.as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| {
+            p["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .and_then(|p| p["id"].as_str().map(str::to_string))
+        .ok_or_else(|| CliError::Usage(format!("no {what} `{name}`")))
+}
+
+async fn policy_target(c: &Client, target: &str) -> Result<String, CliError> {
+    match target {
+        "portal" | "apps" | "radius" | "ldap" => Ok(target.to_string()),
+        t => c.resource(t).await,
+    }
+}
+
+async fn policies(c: &Client, cmd: Policies) -> Result<(), CliError> {
+    match cmd {
+        Policies::List => {
+            let all = c.call(Method::GET, "/access-policies", None).await?;
+            for p in all.as_array().into_iter().flatten() {
+                let state = match (p["enabled"].as_bool(), p["report_only"].as_bool()) {
+                    (Some(false), _) => "off",
+                    (_, Some(true)) => "report-only",
+                    _ => "on",
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    p["priority"],
+                    shown(p["name"].as_str().unwrap_or("")),
+                    p["target"].as_str().unwrap_or(""),
+                    p["action"].as_str().unwrap_or(""),
+                    state,
+                    p["id"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        Policies::Add(add) => {
+            let PolicyAdd {
+                name,
+                target,
+                action,
+                groups,
+                excluded_groups,
+                source_in,
+                source_not_in,
+                days,
+                start,
+                end,
+                outside,
+                mfa_enrolled,
+                priority,
+                report_only,
+                disabled,
+                description,
+            } = *add;
+            let mut g = Vec::new();
+            for x in &groups {
+                g.push(c.group_id(x).await?);
+            }
+            let mut xg = Vec::new();
+            for x in &excluded_groups {
+                xg.push(c.group_id(x).await?);
+            }
+            let mut si = Vec::new();
+            for x in &source_in {
+                si.push(named_id(c, "/ip-lists", "IP list", x).await?);
+            }
+            let mut sn = Vec::new();
+            for x in &source_not_in {
+                sn.push(named_id(c, "/ip-lists", "IP list", x).await?);
+            }
+            let time = days.map(|d| {
+                json!({
+                    "days": d.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+                    "start": start.unwrap_or_default(),
+                    "end": end.unwrap_or_default(),
+                    "outside": outside,
+                })
+            });
+            let body = json!({
+                "name": name,
+                "description": description,
+                "enabled": !disabled,
+                "report_only": report_only,
+                "priority": priority,
+                "target": policy_target(c, &target).await?,
+                "groups": g,
+                "excluded_groups": xg,
+                "source_in": si,
+                "source_not_in": sn,
+                "time": time,
+                "mfa_enrolled": mfa_enrolled,
+                "action": action,
+            });
+            print(&c.call(Method::POST, "/access-policies", Some(body)).await?);
+            Ok(())
+        }
+        Policies::Set {
+            policy,
+            enabled,
+            report_only,
+            priority,
+        } => {
+            let id = named_id(c, "/access-policies", "policy", &policy).await?;
+            let mut p = c
+                .call(Method::GET, &format!("/access-policies/{id}"), None)
+                .await?;
+            if let Some(obj) = p.as_object_mut() {
+                for k in ["id", "created_at", "updated_at"] {
+                    obj.remove(k);
+                }
+                if let Some(v) = enabled {
+                    obj.insert("enabled".into(), json!(v));
+                }
+                if let Some(v) = report_only {
+                    obj.insert("report_only".into(), json!(v));
+                }
+                if let Some(v) = priority {
+                    obj.insert("priority".into(), json!(v));
+                }
+            }
+            print(
+                &c.call(Method::PUT, &format!("/access-policies/{id}"), Some(p))
+                    .await?,
+            );
+            Ok(())
+        }
+        Policies::Delete { policy } => {
+            let id = named_id(c, "/access-policies", "policy", &policy).await?;
+            c.call(Method::DELETE, &format!("/access-policies/{id}"), None)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn ip_lists(c: &Client, cmd: IpLists) -> Result<(), CliError> {
+    match cmd {
+        IpLists::List => {
+            let all = c.call(Method::GET, "/ip-lists", None).await?;
+            for l in all.as_array().into_iter().flatten() {
+                let nets: Vec<&str> = l["networks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{}\t{}\t{}",
+                    shown(l["name"].as_str().unwrap_or("")),
+                    nets.join(","),
+                    l["id"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        IpLists::Add {
+            name,
+            networks,
+            description,
+        } => {
+            let body = json!({"name": name, "networks": networks, "description": description});
+            print(&c.call(Method::POST, "/ip-lists", Some(body)).await?);
+            Ok(())
+        }
+        IpLists::Set { list, networks } => {
+            let id = named_id(c, "/ip-lists", "IP list", &list).await?;
+            let current = c
+                .call(Method::GET, &format!("/ip-lists/{id}"), None)
+                .await?;
+            let body = json!({
+                "name": current["name"],
+                "description": current["description"],
+                "networks": networks,
+            });
+            print(
+                &c.call(Method::PUT, &format!("/ip-lists/{id}"), Some(body))
+                    .await?,
+            );
+            Ok(())
+        }
+        IpLists::Delete { list } => {
+            let id = named_id(c, "/ip-lists", "IP list", &list).await?;
+            c.call(Method::DELETE, &format!("/ip-lists/{id}"), None)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn explain(
+    c: &Client,
+    user: &str,
+    resource: &str,
+    ip: Option<&str>,
+    at: Option<&str>,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let resource = policy_target(c, resource).await?;
+    let mut path = format!(
+        "/explain?user={}&resource={}",
+        urlencode(user),
+        urlencode(&resource)
+    );
+    if let Some(ip) = ip {
+        path.push_str(&format!("&ip={}", urlencode(ip)));
+    }
+    if let Some(at) = at {
+        path.push_str(&format!("&at={}", urlencode(at)));
+    }
+    let e = c.call(Method::GET, &path, None).await?;
+    if as_json {
+        print(&e);
+        return Ok(());
+    }
+    for s in e["steps"].as_array().into_iter().flatten() {
+        println!(
+            "{} {:<9} {}",
+            if s["passed"].as_bool() == Some(true) {
+                "✓"
+            } else {
+                "✗"
+            },
+            s["step"].as_str().unwrap_or(""),
+            shown(s["detail"].as_str().unwrap_or(""))
+        );
+        if s["step"] == "policies" {
+            for p in e["policies"].as_array().into_iter().flatten() {
+                let state = if p["enabled"] == false {
+                    " (off)"
+                } else if p["report_only"] == true {
+                    " (report-only)"
+                } else {
+                    ""
+                };
+                let outcome = if p["covers"] == false {
+                    "does not cover this resource".to_string()
+                } else if p["matched"] == true {
+                    format!("matches: {}", p["action"].as_str().unwrap_or(""))
+                } else {
+                    "does not match".to_string()
+                };
+                println!(
+                    "    {} \"{}\"{state}: {outcome}",
+                    p["priority"],
+                    shown(p["name"].as_str().unwrap_or(""))
+                );
+                for cnd in p["conditions"].as_array().into_iter().flatten() {
+                    println!(
+                        "        {} {}",
+                        if cnd["met"] == true { "✓" } else { "✗" },
+                        shown(cnd["condition"].as_str().unwrap_or(""))
+                    );
+                }
+            }
+        }
+    }
+    println!("{}", shown(e["summary"].as_str().unwrap_or("")));
+    Ok(())
 }

@@ -347,6 +347,17 @@ impl Directory {
         self.write_as(actor, move |tx| {
             let current = tx.group_at(&id, expect)?;
             scim_scope::check_group_delete(&tx.snap, &who, &current)?;
+            let policies = super::policies_naming_group(&tx.snap, &id);
+            if !policies.is_empty() {
+                return Err(DirectoryError::conflict(
+                    "group",
+                    format!(
+                        "group `{}` is named by the access policies {}: change them first",
+                        current.name,
+                        policies.join(", ")
+                    ),
+                ));
+            }
             let members: Vec<Id> = tx.snap.members_of(&id).map(|u| u.id.clone()).collect();
             let resources: Vec<Resource> = tx
                 .snap

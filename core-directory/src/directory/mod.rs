@@ -4,6 +4,7 @@
 
 mod accounting;
 mod admins;
+mod conditional;
 mod external;
 mod groups;
 mod mail;
@@ -31,6 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use admins::lock_until;
 pub use admins::{generate_api_token, AdminLogin, API_TOKEN_PREFIX};
+pub(crate) use conditional::{drop_policies_targeting, policies_naming_group};
+pub use conditional::{AccessPolicyInput, IpListInput, IpListView};
 pub use external::{
     ExternalAccountView, ExternalDirectoryInput, ExternalDirectoryView, ExternalWork,
     TakeoverRequest,

@@ -463,6 +463,7 @@ impl Directory {
                 .remove(&id)
                 .ok_or_else(|| DirectoryError::not_found("radius server", &id))?;
             remove_bindings(tx, &Resource::Radius(id.clone()));
+            super::drop_policies_targeting(tx, &actor, &Resource::Radius(id.clone()));
             tx.batch.delete(Kind::RadiusServer, id.as_str());
             tx.event(admin_event(&actor, "radius_server_delete").target("radius_server", &id));
             Ok(())
@@ -767,6 +768,7 @@ impl Directory {
                 .remove(&id)
                 .ok_or_else(|| DirectoryError::not_found("app", &id))?;
             remove_bindings(tx, &Resource::App(id.clone()));
+            super::drop_policies_targeting(tx, &actor, &Resource::App(id.clone()));
             tx.batch.delete(Kind::App, id.as_str());
             super::provisioning::forget_provisioning(tx, &id);
             tx.event(admin_event(&actor, "app_delete").target("app", &id));

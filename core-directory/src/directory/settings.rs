@@ -98,6 +98,7 @@ impl Directory {
                 session_absolute_minutes: 12 * 60,
                 event_retention_days: 90,
                 brand_color: None,
+                time_zone: None,
                 logo: None,
             };
             tx.put_org(org);
@@ -234,6 +235,20 @@ impl Directory {
             }
             if let Some(l) = patch.logo {
                 org.logo = validate_logo(&l)?;
+            }
+            if let Some(z) = patch.time_zone {
+                let z = z.trim();
+                org.time_zone = if z.is_empty() {
+                    None
+                } else {
+                    let tz: chrono_tz::Tz = z.parse().map_err(|_| {
+                        DirectoryError::invalid(
+                            "time_zone",
+                            "time_zone must be an IANA time zone such as Europe/Paris or America/New_York",
+                        )
+                    })?;
+                    Some(tz.name().to_string())
+                };
             }
             tx.put_org(org.clone());
             tx.event(admin_event(&actor, "org_update").target("org", &org.org_id));

@@ -36,10 +36,12 @@ pub enum Kind {
     ExternalDirectory,
     /// Key `<directory id>/<user id>`.
     ExternalAccount,
+    AccessPolicy,
+    IpList,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Meta,
         Kind::User,
         Kind::Group,
@@ -54,6 +56,8 @@ impl Kind {
         Kind::Provisioned,
         Kind::ExternalDirectory,
         Kind::ExternalAccount,
+        Kind::AccessPolicy,
+        Kind::IpList,
     ];
 
     /// The kind a [`Kind::table_name`] names.
@@ -77,6 +81,8 @@ impl Kind {
             Kind::Provisioned => "scim_provisioned",
             Kind::ExternalDirectory => "external_directories",
             Kind::ExternalAccount => "external_accounts",
+            Kind::AccessPolicy => "access_policies",
+            Kind::IpList => "ip_lists",
         }
     }
 }

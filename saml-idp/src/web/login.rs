@@ -221,7 +221,10 @@ pub(super) async fn login_password(
             render_stage(&idp, &f.login, &login, None)
         }
         Ok(AuthOutcome::Deny(
-            reason @ (DenyReason::NotBound | DenyReason::MfaEnrolmentExpired),
+            reason @ (DenyReason::NotBound
+            | DenyReason::MfaEnrolmentExpired
+            | DenyReason::PolicyDenied
+            | DenyReason::MfaNotEnrolled),
         )) => {
             idp.state.end_login(&f.login);
             denied_page(&idp, login.sso.as_ref().map(|s| &s.app), reason)

@@ -358,6 +358,16 @@ fn denied_page(idp: &Idp, app: Option<&Id>, reason: DenyReason) -> Response {
             "Password expired",
             "Your password has expired. Sign in again to set a new one.",
         ),
+        DenyReason::PolicyDenied => pages::error_page(
+            StatusCode::FORBIDDEN,
+            "Access refused",
+            &format!("Your organisation's access policy does not allow signing in to {name} from this network or at this time. Ask your administrator if you need it."),
+        ),
+        DenyReason::MfaNotEnrolled => pages::error_page(
+            StatusCode::FORBIDDEN,
+            "Two-factor authentication required",
+            &format!("Signing in to {name} needs a verification code. Set up two-factor authentication in the user portal first."),
+        ),
         DenyReason::MfaEnrolmentExpired => pages::error_page(
             StatusCode::FORBIDDEN,
             "Two-factor set-up overdue",

@@ -237,7 +237,13 @@ async fn continue_sso(
             Some((Stage::Totp(ch), s.user.clone())),
         ),
         Ok(AuthOutcome::Deny(reason)) => {
-            if !matches!(reason, DenyReason::NotBound | DenyReason::UnknownResource) {
+            if !matches!(
+                reason,
+                DenyReason::NotBound
+                    | DenyReason::UnknownResource
+                    | DenyReason::PolicyDenied
+                    | DenyReason::MfaNotEnrolled
+            ) {
                 // The session is no good for anything now (suspended, locked, expired password, …).
                 idp.state.end_session(token);
             }

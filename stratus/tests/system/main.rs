@@ -23,6 +23,7 @@ mod mail;
 mod master_key;
 mod mschap;
 mod passwords;
+mod policies;
 mod public_url;
 mod radius;
 mod saml;

@@ -33,15 +33,15 @@ pub(crate) fn sp(s: &Server, scenario: &str, args: Value) -> Value {
         })
 }
 
-struct Fixture {
-    s: Server,
-    app: String,
-    user: String,
-    group: String,
+pub(crate) struct Fixture {
+    pub(crate) s: Server,
+    pub(crate) app: String,
+    pub(crate) user: String,
+    pub(crate) group: String,
 }
 
 /// A user in a group bound to an app that sends the attributes a JIT-provisioning SP wants.
-async fn fixture(app_extra: Value) -> Fixture {
+pub(crate) async fn fixture(app_extra: Value) -> Fixture {
     let s = Server::start().await;
     let user = s.user("alice", Some("Correct-Horse-9")).await;
     let (st, g) = s
@@ -89,7 +89,7 @@ async fn fixture(app_extra: Value) -> Fixture {
     }
 }
 
-fn login_args(f: &Fixture, extra: Value) -> Value {
+pub(crate) fn login_args(f: &Fixture, extra: Value) -> Value {
     let mut a = json!({"app": f.app, "username": "alice", "password": "Correct-Horse-9",
                        "want_response_signed": true, "want_assertion_signed": true});
     if let (Some(b), Some(e)) = (a.as_object_mut(), extra.as_object()) {
