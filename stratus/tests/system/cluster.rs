@@ -1257,3 +1257,45 @@ async fn a_source_guessing_on_several_nodes_has_one_budget() {
         "{events}"
     );
 }
+
+#[tokio::test]
+async fn an_access_policy_made_on_one_node_decides_logins_on_the_other() {
+    let pg = Postgres::start();
+    let (_tmp, a_dir, b_dir) = data_dirs();
+    let a = node(&pg, &a_dir).await;
+    let b = node(&pg, &b_dir).await;
+    a.user("pia", Some("Node-Password-6")).await;
+    let (st, l) = a
+        .post(
+            "/ip-lists",
+            json!({"name": "Anywhere", "networks": ["0.0.0.0/0", "::/0"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{l}");
+    let (st, p) = a
+        .post(
+            "/access-policies",
+            json!({"name": "Portal closed", "target": "portal", "source_in": [l["id"]], "action": "deny"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let refused = eventually(Duration::from_secs(10), || async {
+        b.portal_login("pia", "Node-Password-6", None).await.0 == StatusCode::FORBIDDEN
+    })
+    .await;
+    assert!(refused, "the other node applies the policy");
+    let (_, x) = b
+        .get("/explain?user=pia&resource=portal&ip=127.0.0.1")
+        .await;
+    assert_eq!(x["policy"]["name"], "Portal closed", "{x}");
+    // Deleted on the second node, it stops deciding on the first.
+    let (st, _) = b
+        .delete(&format!("/access-policies/{}", p["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let open = eventually(Duration::from_secs(10), || async {
+        a.portal_login("pia", "Node-Password-6", None).await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(open, "the first node forgets the deleted policy");
+}

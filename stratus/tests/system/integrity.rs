@@ -889,3 +889,56 @@ async fn scim_errors_give_advice_that_works_and_okta_renames_pass() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(v["scimType"], "mutability");
 }
+
+#[tokio::test]
+async fn an_open_ldap_session_ends_when_an_access_policy_starts_to_deny_it() {
+    let s = Server::start().await;
+    let id = s.user("polly", Some(PW)).await;
+    s.patch(&format!("/users/{id}"), json!({"ldap_bind_dn": true}))
+        .await;
+    let (_, g) = s.post("/groups", json!({"name": "ldap"})).await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    s.put(&format!("/groups/{gid}/members/{id}"), None).await;
+    s.put(&format!("/groups/{gid}/bindings/ldap"), None).await;
+    let (_, org) = s.get("/settings/org").await;
+    let f = Fixture {
+        suffix: org["ldap_suffix"].as_str().unwrap().to_string(),
+        s,
+    };
+    let mut session = LdapSession::open(&f, "polly", PW);
+    assert!(reads_everything(&session.search()));
+    // A policy for another source changes nothing for this connection.
+    let (st, l) =
+        f.s.post(
+            "/ip-lists",
+            json!({"name": "Elsewhere", "networks": ["192.0.2.0/24"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{l}");
+    let (st, p) = f
+        .s
+        .post(
+            "/access-policies",
+            json!({"name": "LDAP from elsewhere", "target": "ldap", "source_in": [l["id"]], "action": "deny"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    assert!(reads_everything(&session.search()));
+    // One that covers it cuts it on the next operation.
+    let (st, p) =
+        f.s.post(
+            "/access-policies",
+            json!({"name": "LDAP closed", "target": "ldap", "groups": [gid], "action": "deny"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    assert_eq!(session.search(), "error 50");
+    let events = events_of(&f.s, "ldap_session_revoked").await;
+    assert!(
+        events[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("access policy"),
+        "{events:?}"
+    );
+}
