@@ -1045,6 +1045,10 @@ impl Directory {
         if let Some(s) = &req.session {
             e = e.detail("session", s.clone());
         }
+        // The RADIUS Calling-Station-Id, for reporting (policies match the NAS's address).
+        if let Some(s) = &req.station {
+            e = e.detail("calling_station_id", s.chars().take(64).collect::<String>());
+        }
         e = e.detail("method", req.credential.method());
         if let Credential::Certificate { subject } = &req.credential {
             e = e.detail("certificate_subject", subject.clone());

@@ -377,23 +377,43 @@ pub fn evaluate(
     mut trace: Option<&mut Vec<PolicyTrace>>,
 ) -> Verdict {
     let mut verdict = Verdict::default();
+    let set = &snap.policy_order;
+    if set.is_empty() {
+        return verdict;
+    }
     let mut local: Option<chrono::NaiveDateTime> = None;
-    let memberships = snap.memberships.get(&user.id);
-    let member_of = |ids: &[Id]| memberships.is_some_and(|m| ids.iter().any(|g| m.contains(g)));
-    let in_lists = |ids: &[Id]| {
-        attempt.source.is_some_and(|ip| {
-            ids.iter()
-                .any(|l| snap.ip_lists.get(l).is_some_and(|l| l.contains(ip)))
-        })
+    // The user's groups among those the policies name, once; room for what the lists say (one allocation).
+    let mut words = vec![0u64; set.group_words + 2 * set.list_words];
+    let (mine, rest) = words.split_at_mut(set.group_words);
+    let (known, inside) = rest.split_at_mut(set.list_words);
+    if let Some(m) = snap.memberships.get(&user.id) {
+        for g in m.iter() {
+            if let Some(&i) = set.groups.get(g) {
+                mine[i / 64] |= 1 << (i % 64);
+            }
+        }
+    }
+    let mut lists = ListMemo {
+        snap,
+        source: attempt.source,
+        known,
+        inside,
     };
-    for p in snap.policy_order.iter() {
-        let covers = p.target.covers(attempt.resource);
+    let source_text = || {
+        attempt
+            .source
+            .map_or("(unknown)".to_string(), |ip| ip.to_canonical().to_string())
+    };
+    for (i, h) in set.heads.iter().enumerate() {
+        let covers = h.target.covers(attempt.resource);
         let explaining = trace.is_some();
-        if !explaining && (!p.enabled || !covers) {
+        if !explaining && (!h.enabled || !covers) {
             continue;
         }
+        let p = &set.order[i];
+        let (groups, excluded, source_in, source_not_in) = set.masks(i);
         let mut conditions = Vec::new();
-        let mut all = p.enabled && covers;
+        let mut all = h.enabled && covers;
         let mut check = |all: &mut bool, met: bool, what: &dyn Fn() -> String| {
             *all &= met;
             if explaining {
@@ -403,14 +423,14 @@ pub fn evaluate(
                 });
             }
         };
-        if !p.groups.is_empty() && (all || explaining) {
-            let met = member_of(&p.groups);
+        if h.groups && (all || explaining) {
+            let met = meets(groups, mine);
             check(&mut all, met, &|| {
                 format!("member of any of: {}", group_names(snap, &p.groups))
             });
         }
-        if !p.excluded_groups.is_empty() && (all || explaining) {
-            let met = !member_of(&p.excluded_groups);
+        if h.excluded && (all || explaining) {
+            let met = !meets(excluded, mine);
             check(&mut all, met, &|| {
                 format!(
                     "member of none of: {}",
@@ -418,31 +438,32 @@ pub fn evaluate(
                 )
             });
         }
-        if !p.source_in.is_empty() && (all || explaining) {
-            let met = in_lists(&p.source_in);
+        if h.source_in && (all || explaining) {
+            let met = lists.any(set, source_in);
             check(&mut all, met, &|| {
                 format!(
                     "source {} in any of: {}",
-                    attempt
-                        .source
-                        .map_or("(unknown)".to_string(), |ip| ip.to_canonical().to_string()),
+                    source_text(),
                     list_names(snap, &p.source_in)
                 )
             });
         }
-        if !p.source_not_in.is_empty() && (all || explaining) {
-            let met = !in_lists(&p.source_not_in);
+        if h.source_not_in && (all || explaining) {
+            let met = !lists.any(set, source_not_in);
             check(&mut all, met, &|| {
                 format!(
                     "source {} in none of: {}",
-                    attempt
-                        .source
-                        .map_or("(unknown)".to_string(), |ip| ip.to_canonical().to_string()),
+                    source_text(),
                     list_names(snap, &p.source_not_in)
                 )
             });
         }
-        if let Some(w) = &p.time {
+        let (time, mfa) = if h.rest {
+            (p.time.as_ref(), p.mfa_enrolled)
+        } else {
+            (None, None)
+        };
+        if let Some(w) = time {
             if all || explaining {
                 let at = *local.get_or_insert_with(|| {
                     attempt.at.with_timezone(&org_time_zone(snap)).naive_local()
@@ -458,7 +479,7 @@ pub fn evaluate(
                 });
             }
         }
-        if let Some(want) = p.mfa_enrolled {
+        if let Some(want) = mfa {
             if all || explaining {
                 let met = user.totp_active() == want;
                 check(&mut all, met, &|| {
@@ -495,17 +516,167 @@ pub fn evaluate(
     verdict
 }
 
-/// The order policies are evaluated and listed in: priority, then name.
-pub fn ordered(policies: &imbl::HashMap<Id, Arc<AccessPolicy>>) -> Arc<Vec<Arc<AccessPolicy>>> {
-    let mut all: Vec<_> = policies.values().cloned().collect();
-    all.sort_by(|a, b| {
-        a.priority
-            .cmp(&b.priority)
-            .then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase()))
-    });
-    Arc::new(all)
+/// The policies in evaluation order (priority, then name), with the groups and IP lists they name numbered: an
+/// attempt learns the user's groups among them once and each list's verdict at most once, and each policy's
+/// group and list conditions are then bit tests. Built when a policy changes.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    order: Vec<Arc<AccessPolicy>>,
+    /// What the hot loop reads of each policy, side by side in memory.
+    heads: Vec<Head>,
+    /// Each policy's group, excluded-group, source-in and source-not-in bits, `stride` words per policy.
+    masks: Vec<u64>,
+    stride: usize,
+    /// Group id → bit.
+    groups: std::collections::HashMap<Id, usize>,
+    /// Bit → IP list id.
+    lists: Vec<Id>,
+    group_words: usize,
+    list_words: usize,
 }
 
+/// Which conditions a policy has, and what it covers.
+#[derive(Debug)]
+struct Head {
+    target: PolicyTarget,
+    enabled: bool,
+    groups: bool,
+    excluded: bool,
+    source_in: bool,
+    source_not_in: bool,
+    /// A time window or an MFA-enrolment condition (read from the policy itself).
+    rest: bool,
+}
+
+fn bits(ids: &[Id], index: &dyn Fn(&Id) -> usize, out: &mut [u64]) {
+    for id in ids {
+        let i = index(id);
+        out[i / 64] |= 1 << (i % 64);
+    }
+}
+
+fn meets(a: &[u64], b: &[u64]) -> bool {
+    a.iter().zip(b).any(|(x, y)| x & y != 0)
+}
+
+impl std::ops::Deref for PolicySet {
+    type Target = [Arc<AccessPolicy>];
+    fn deref(&self) -> &Self::Target {
+        &self.order
+    }
+}
+
+impl PolicySet {
+    /// Policy `i`'s bits: groups, excluded groups, source-in lists, source-not-in lists.
+    fn masks(&self, i: usize) -> (&[u64], &[u64], &[u64], &[u64]) {
+        let m = &self.masks[i * self.stride..(i + 1) * self.stride];
+        let (g, rest) = m.split_at(self.group_words);
+        let (x, rest) = rest.split_at(self.group_words);
+        let (si, sn) = rest.split_at(self.list_words);
+        (g, x, si, sn)
+    }
+
+    pub fn new(policies: &imbl::HashMap<Id, Arc<AccessPolicy>>) -> PolicySet {
+        let mut order: Vec<_> = policies.values().cloned().collect();
+        order.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase()))
+        });
+        let mut groups = std::collections::HashMap::new();
+        let mut lists: Vec<Id> = Vec::new();
+        for p in &order {
+            for g in p.groups.iter().chain(&p.excluded_groups) {
+                let next = groups.len();
+                groups.entry(g.clone()).or_insert(next);
+            }
+            for l in p.source_in.iter().chain(&p.source_not_in) {
+                if !lists.contains(l) {
+                    lists.push(l.clone());
+                }
+            }
+        }
+        let group_words = groups.len().div_ceil(64).max(1);
+        let list_words = lists.len().div_ceil(64).max(1);
+        let group_bit = |id: &Id| groups.get(id).copied().unwrap_or(0);
+        let list_bit = |id: &Id| lists.iter().position(|l| l == id).unwrap_or(0);
+        let stride = 2 * group_words + 2 * list_words;
+        let mut masks = vec![0u64; stride * order.len()];
+        for (p, m) in order.iter().zip(masks.chunks_mut(stride)) {
+            let (g, rest) = m.split_at_mut(group_words);
+            let (x, rest) = rest.split_at_mut(group_words);
+            let (i, n) = rest.split_at_mut(list_words);
+            bits(&p.groups, &group_bit, g);
+            bits(&p.excluded_groups, &group_bit, x);
+            bits(&p.source_in, &list_bit, i);
+            bits(&p.source_not_in, &list_bit, n);
+        }
+        let heads = order
+            .iter()
+            .map(|p| Head {
+                target: p.target.clone(),
+                enabled: p.enabled,
+                groups: !p.groups.is_empty(),
+                excluded: !p.excluded_groups.is_empty(),
+                source_in: !p.source_in.is_empty(),
+                source_not_in: !p.source_not_in.is_empty(),
+                rest: p.time.is_some() || p.mfa_enrolled.is_some(),
+            })
+            .collect();
+        PolicySet {
+            order,
+            heads,
+            masks,
+            stride,
+            groups,
+            lists,
+            group_words,
+            list_words,
+        }
+    }
+}
+
+/// What one attempt has learnt of the lists it needed: known and in, as bits.
+struct ListMemo<'a> {
+    snap: &'a Snapshot,
+    source: Option<IpAddr>,
+    known: &'a mut [u64],
+    inside: &'a mut [u64],
+}
+
+impl ListMemo<'_> {
+    /// Whether the source is in any list of `mask`.
+    fn any(&mut self, set: &PolicySet, mask: &[u64]) -> bool {
+        let Some(ip) = self.source else {
+            return false;
+        };
+        for (w, word) in mask.iter().enumerate() {
+            let mut rest = *word;
+            while rest != 0 {
+                let b = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let bit = 1u64 << b;
+                if self.known[w] & bit == 0 {
+                    self.known[w] |= bit;
+                    let inside = set
+                        .lists
+                        .get(w * 64 + b)
+                        .and_then(|id| self.snap.ip_lists.get(id))
+                        .is_some_and(|l| l.contains(ip));
+                    if inside {
+                        self.inside[w] |= bit;
+                    }
+                }
+                if self.inside[w] & bit != 0 {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,7 +62,7 @@ pub struct Snapshot {
     pub provisioned: HashMap<(Id, Id), Arc<Provisioned>>,
     pub access_policies: HashMap<Id, Arc<AccessPolicy>>,
     /// The policies in evaluation order (priority, then name), rebuilt when one changes.
-    pub policy_order: Arc<Vec<Arc<AccessPolicy>>>,
+    pub policy_order: Arc<crate::conditional::PolicySet>,
     pub ip_lists: HashMap<Id, Arc<IpList>>,
 }
 
@@ -123,7 +123,7 @@ impl Snapshot {
             outbox: HashMap::new(),
             provisioned: HashMap::new(),
             access_policies: HashMap::new(),
-            policy_order: Arc::new(Vec::new()),
+            policy_order: Arc::default(),
             ip_lists: HashMap::new(),
         }
     }
@@ -352,12 +352,12 @@ impl Snapshot {
     /// The user's groups bound to `resource`, highest priority first.
     pub fn put_access_policy(&mut self, p: Arc<AccessPolicy>) {
         self.access_policies.insert(p.id.clone(), p);
-        self.policy_order = crate::conditional::ordered(&self.access_policies);
+        self.policy_order = Arc::new(crate::conditional::PolicySet::new(&self.access_policies));
     }
 
     pub fn remove_access_policy(&mut self, id: &Id) {
         if self.access_policies.remove(id).is_some() {
-            self.policy_order = crate::conditional::ordered(&self.access_policies);
+            self.policy_order = Arc::new(crate::conditional::PolicySet::new(&self.access_policies));
         }
     }
 
