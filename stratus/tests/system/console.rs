@@ -6,7 +6,6 @@
 use crate::harness::{Server, Start};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::process::Command;
 
 const READONLY_PASSWORD: &str = "Read-Only-Admin-Pass-3";
 
@@ -50,34 +49,17 @@ async fn a_new_admin_does_the_walkthrough_in_the_browser() {
     );
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/console-screenshots");
     let (url, ldap) = (s.url.clone(), s.ldap.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args([
-                script,
-                &url,
-                &email,
-                &one_time,
-                "auditor@example.com",
-                READONLY_PASSWORD,
-                &ldap,
-                shots,
-            ])
-            .output()
-            .expect("node runs (scripts/test installs playwright-core)")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no JSON from the console walkthrough: {text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let v = crate::harness::browser_script(vec![
+        script.to_string(),
+        url.to_string(),
+        email.to_string(),
+        one_time.to_string(),
+        "auditor@example.com".to_string(),
+        READONLY_PASSWORD.to_string(),
+        ldap.to_string(),
+        shots.to_string(),
+    ])
+    .await;
     assert_eq!(v["ok"], true, "{v}");
     // The one-time password is replaced before anything else, with the policy's words for a weak one.
     assert_eq!(v["first_stop"], "/console/password", "{v}");

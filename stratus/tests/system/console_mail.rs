@@ -7,7 +7,6 @@
 use crate::harness::{form_body, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::process::Command;
 
 const READONLY_EMAIL: &str = "auditor@example.com";
 const READONLY_PASSWORD: &str = "Read-Only-Admin-Pass-3";
@@ -33,25 +32,7 @@ async fn browse(s: &Server, user_id: &str, mode: &str) -> Value {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args(args)
-            .output()
-            .expect("node runs (scripts/test installs playwright-core)")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no JSON from the mail script: {text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let v = crate::harness::browser_script(args).await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["csp_errors"], json!([]), "{v}");
     assert!(

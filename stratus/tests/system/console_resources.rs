@@ -6,8 +6,7 @@
 use crate::harness::{Server, ADMIN_EMAIL, ADMIN_PASSWORD};
 use crate::radius::radclient;
 use crate::saml::sp;
-use serde_json::{json, Value};
-use std::process::Command;
+use serde_json::json;
 
 const USER_PASSWORD: &str = "Wireless-Horse-Pass-7";
 
@@ -29,34 +28,17 @@ async fn radius_profiles_and_sso_apps_are_set_up_in_the_browser_and_work() {
     let sp_py = format!("{root}/conformance/saml/sp.py");
     let ca = s.dir.join("certs/ca.pem").display().to_string();
     let url = s.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args([
-                &script,
-                &url,
-                ADMIN_EMAIL,
-                ADMIN_PASSWORD,
-                &shots,
-                &sp_py,
-                &ca,
-                "/usr/bin/python3",
-            ])
-            .output()
-            .expect("node runs (scripts/test installs playwright-core)")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no JSON from the console script: {text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let v = crate::harness::browser_script(vec![
+        script.to_string(),
+        url.to_string(),
+        ADMIN_EMAIL.to_string(),
+        ADMIN_PASSWORD.to_string(),
+        shots.to_string(),
+        sp_py.to_string(),
+        ca.to_string(),
+        "/usr/bin/python3".to_string(),
+    ])
+    .await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["signed_in"], true, "{v}");
     assert_eq!(v["user_created"], true, "{v}");

@@ -6,8 +6,7 @@
 
 use crate::harness::{Server, ADMIN_EMAIL, ADMIN_PASSWORD};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
-use std::process::Command;
+use serde_json::json;
 
 #[tokio::test]
 async fn an_admin_manages_settings_admins_and_tokens_in_the_browser() {
@@ -29,34 +28,17 @@ async fn an_admin_manages_settings_admins_and_tokens_in_the_browser() {
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/console-screenshots");
     let ca = s.dir.join("certs/ca.pem").display().to_string();
     let (url, o, m) = (s.url.clone(), outsider.clone(), member.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args([
-                script,
-                &url,
-                ADMIN_EMAIL,
-                ADMIN_PASSWORD,
-                &ca,
-                &o,
-                &m,
-                shots,
-            ])
-            .output()
-            .expect("node runs (scripts/test installs playwright-core)")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no JSON from the settings script: {text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let v = crate::harness::browser_script(vec![
+        script.to_string(),
+        url.to_string(),
+        ADMIN_EMAIL.to_string(),
+        ADMIN_PASSWORD.to_string(),
+        ca.to_string(),
+        o.to_string(),
+        m.to_string(),
+        shots.to_string(),
+    ])
+    .await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["hub_heading"], "Settings", "{v}");
 

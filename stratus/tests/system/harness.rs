@@ -405,3 +405,27 @@ pub fn form_body(fields: &[(&str, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// Run a headless-Chromium script (`node SCRIPT ARGS…`, playwright-core, installed by scripts/test) off the async
+/// runtime; the last JSON line it printed.
+pub async fn browser_script(args: Vec<String>) -> Value {
+    let what = args.first().cloned().unwrap_or_default();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .args(args)
+            .output()
+            .expect("node runs (scripts/test installs playwright-core)")
+    })
+    .await
+    .expect("the browser script's thread");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON from {what}: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}

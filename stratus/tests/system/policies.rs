@@ -789,20 +789,7 @@ async fn the_console_explains_step_by_step_in_chromium() {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args(args)
-            .output()
-            .expect("node runs (scripts/test installs playwright-core)")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no JSON: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let v = crate::harness::browser_script(args).await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["csp_errors"], json!([]), "{v}");
     assert!(

@@ -326,25 +326,15 @@ async fn browser_signs_in_enrols_totp_by_qr_and_launches_an_app() {
     let s = &f.s;
     let url = s.url.clone();
     let acs = format!("{SP}/acs");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args([script, &url, "alice", "Correct-Horse-9", "Example SP", &acs])
-            .output()
-            .expect("node runs (scripts/test installs playwright-core)")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no JSON from the browser check: {text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let v = crate::harness::browser_script(vec![
+        script.to_string(),
+        url.to_string(),
+        "alice".to_string(),
+        "Correct-Horse-9".to_string(),
+        "Example SP".to_string(),
+        acs.to_string(),
+    ])
+    .await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["login_url"], "/login");
     assert_eq!(v["portal_heading"], "Welcome, Test alice");
