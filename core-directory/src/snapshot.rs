@@ -34,6 +34,10 @@ pub struct Snapshot {
     /// Folded login names (only users whose login name is not their user name).
     pub user_by_login: HashMap<String, Id>,
     pub user_by_uid: OrdMap<u32, Id>,
+    /// External ids (set by a provisioning client; not unique across clients) → users, exact match.
+    pub user_by_external_id: HashMap<String, OrdSet<Id>>,
+    /// External ids → groups, exact match.
+    pub group_by_external_id: HashMap<String, OrdSet<Id>>,
     pub groups: HashMap<Id, Arc<Group>>,
     pub group_by_name: HashMap<String, Id>,
     pub group_by_gid: HashMap<u32, Id>,
@@ -64,6 +68,23 @@ pub struct Snapshot {
     /// The policies in evaluation order (priority, then name), rebuilt when one changes.
     pub policy_order: Arc<crate::conditional::PolicySet>,
     pub ip_lists: HashMap<Id, Arc<IpList>>,
+}
+
+fn index(map: &mut HashMap<String, OrdSet<Id>>, key: Option<&str>, id: &Id) {
+    if let Some(k) = key {
+        map.entry(k.to_string()).or_default().insert(id.clone());
+    }
+}
+
+fn unindex(map: &mut HashMap<String, OrdSet<Id>>, key: Option<&str>, id: &Id) {
+    if let Some(k) = key {
+        if let Some(set) = map.get_mut(k) {
+            set.remove(id);
+            if set.is_empty() {
+                map.remove(k);
+            }
+        }
+    }
 }
 
 fn corrupt_link(kind: Kind, key: &str) -> StoreError {
@@ -102,6 +123,8 @@ impl Snapshot {
             user_by_email: HashMap::new(),
             user_by_login: HashMap::new(),
             user_by_uid: OrdMap::new(),
+            user_by_external_id: HashMap::new(),
+            group_by_external_id: HashMap::new(),
             groups: HashMap::new(),
             group_by_name: HashMap::new(),
             group_by_gid: HashMap::new(),
@@ -311,6 +334,24 @@ impl Snapshot {
         })
     }
 
+    /// Users whose external id is exactly `external_id`.
+    pub fn users_by_external_id(&self, external_id: &str) -> impl Iterator<Item = &Arc<User>> {
+        self.user_by_external_id
+            .get(external_id)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.users.get(id))
+    }
+
+    /// Groups whose external id is exactly `external_id`.
+    pub fn groups_by_external_id(&self, external_id: &str) -> impl Iterator<Item = &Arc<Group>> {
+        self.group_by_external_id
+            .get(external_id)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.groups.get(id))
+    }
+
     pub fn user_by_mail(&self, email: &str) -> Option<&Arc<User>> {
         self.user_by_email
             .get(&fold(email))
@@ -467,7 +508,17 @@ impl Snapshot {
                 self.user_by_login.remove(&fold(l));
             }
             self.user_by_uid.remove(&old.uid_number);
+            unindex(
+                &mut self.user_by_external_id,
+                old.external_id.as_deref(),
+                &old.id,
+            );
         }
+        index(
+            &mut self.user_by_external_id,
+            user.external_id.as_deref(),
+            &user.id,
+        );
         if let Some(l) = &user.login_name {
             self.user_by_login.insert(fold(l), user.id.clone());
         }
@@ -488,6 +539,11 @@ impl Snapshot {
             self.user_by_login.remove(&fold(l));
         }
         self.user_by_uid.remove(&old.uid_number);
+        unindex(
+            &mut self.user_by_external_id,
+            old.external_id.as_deref(),
+            &old.id,
+        );
         if let Some(groups) = self.memberships.remove(id) {
             for g in groups {
                 if let Some(set) = self.members.get_mut(&g) {
@@ -501,6 +557,11 @@ impl Snapshot {
     pub(crate) fn put_group(&mut self, group: Arc<Group>) {
         if let Some(old) = self.groups.get(&group.id).cloned() {
             self.group_by_name.remove(&fold(&old.name));
+            unindex(
+                &mut self.group_by_external_id,
+                old.external_id.as_deref(),
+                &old.id,
+            );
             if let Some(lg) = &old.linux_group {
                 self.group_by_gid.remove(&lg.gid);
                 self.group_by_linux_name.remove(&fold(&lg.name));
@@ -508,6 +569,11 @@ impl Snapshot {
         }
         self.group_by_name
             .insert(fold(&group.name), group.id.clone());
+        index(
+            &mut self.group_by_external_id,
+            group.external_id.as_deref(),
+            &group.id,
+        );
         if let Some(lg) = &group.linux_group {
             self.group_by_gid.insert(lg.gid, group.id.clone());
             self.group_by_linux_name
@@ -519,6 +585,11 @@ impl Snapshot {
     pub(crate) fn remove_group(&mut self, id: &Id) -> Option<Arc<Group>> {
         let old = self.groups.remove(id)?;
         self.group_by_name.remove(&fold(&old.name));
+        unindex(
+            &mut self.group_by_external_id,
+            old.external_id.as_deref(),
+            &old.id,
+        );
         if let Some(lg) = &old.linux_group {
             self.group_by_gid.remove(&lg.gid);
             self.group_by_linux_name.remove(&fold(&lg.name));

@@ -15,8 +15,8 @@ pub fn scim_filter(data: &[u8]) {
         return;
     };
     if let Ok(f) = filter::parse(text) {
-        let _ = filter::user_name_equals(&f);
-        let _ = filter::email_equals(&f);
+        let _ = filter::lookups(&f, false);
+        let _ = filter::lookups(&f, true);
         let (user, group) = resources();
         let _ = filter::matches(&f, user);
         let _ = filter::matches(&f, group);

@@ -215,8 +215,33 @@ impl<'a> Parser<'a> {
             self.at += 1;
             let inner = self.or()?;
             self.expect(']')?;
+            // `emails[type eq "work"].value eq "…"` (what Entra sends): an element that matches the bracket and
+            // whose sub-attribute compares.
+            if self.peek() == Some('.') {
+                self.at += 1;
+                let sub = self.word();
+                if sub.is_empty() || sub.contains(['.', ':']) {
+                    return self.err("expected a sub-attribute after `].`");
+                }
+                let sub = AttrPath {
+                    schema: None,
+                    name: sub.to_string(),
+                    sub: None,
+                };
+                let last = self.comparison(sub)?;
+                return Ok(Filter::ValuePath(
+                    path,
+                    Box::new(Filter::And(Box::new(inner), Box::new(last))),
+                ));
+            }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
+        self.comparison(path)
+    }
+
+    /// `op value` (or `pr`) after an attribute path.
+    fn comparison(&mut self, path: AttrPath) -> Result<Filter, ParseError> {
+        self.skip_ws();
         let op = self.word().to_ascii_lowercase();
         let op = match op.as_str() {
             "pr" => return Ok(Filter::Present(path)),
@@ -460,31 +485,102 @@ pub fn matches(f: &Filter, resource: &Value) -> bool {
     }
 }
 
-/// `userName eq "…"`, which Okta and Entra send before every create and is answered from the index.
-pub fn user_name_equals(f: &Filter) -> Option<&str> {
+/// An index look-up that finds every resource a filter can match (and perhaps more: the filter is still applied
+/// to each one found).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    Id(&'a str),
+    /// Users: `userName` (the login name or user name, case-insensitive).
+    UserName(&'a str),
+    /// Users: the e-mail address (case-insensitive; Stratus keeps one per user).
+    Email(&'a str),
+    ExternalId(&'a str),
+    /// Groups: `displayName` (the group name, case-insensitive).
+    DisplayName(&'a str),
+    /// Groups: those with this user id among their members.
+    Member(&'a str),
+}
+
+fn plain(p: &AttrPath, name: &str) -> bool {
+    (p.schema.is_none()
+        || p.schema
+            .as_deref()
+            .is_some_and(|s| CORE_SCHEMAS.iter().any(|c| c.eq_ignore_ascii_case(s))))
+        && p.name.eq_ignore_ascii_case(name)
+}
+
+/// `attribute eq "text"` → the attribute path and the text.
+fn equals(f: &Filter) -> Option<(&AttrPath, &str)> {
     match f {
-        Filter::Compare(p, Op::Eq, Value::String(s))
-            if p.schema.is_none() && p.sub.is_none() && p.name.eq_ignore_ascii_case("userName") =>
-        {
-            Some(s)
-        }
+        Filter::Compare(p, Op::Eq, Value::String(s)) => Some((p, s)),
         _ => None,
     }
 }
 
-/// `emails eq "…"` or `emails.value eq "…"`, answered from the e-mail index (Stratus has one e-mail per user).
-pub fn email_equals(f: &Filter) -> Option<&str> {
+/// The index look-ups that together find every resource `f` can match, or `None` when one must scan: the
+/// filters Okta and Entra send (`userName eq`, `externalId eq`, `emails[type eq "work"].value eq`, `id eq`;
+/// on Groups `displayName eq`, `members[value eq …]`), alone, under `and` (one side suffices) or `or` (both
+/// sides must be indexed).
+pub fn lookups(f: &Filter, groups: bool) -> Option<Vec<Lookup<'_>>> {
     match f {
-        Filter::Compare(p, Op::Eq, Value::String(s))
-            if p.schema.is_none()
-                && p.name.eq_ignore_ascii_case("emails")
-                && p.sub
-                    .as_deref()
-                    .is_none_or(|s| s.eq_ignore_ascii_case("value")) =>
-        {
-            Some(s)
+        Filter::And(a, b) => lookups(a, groups).or_else(|| lookups(b, groups)),
+        Filter::Or(a, b) => {
+            let mut all = lookups(a, groups)?;
+            all.extend(lookups(b, groups)?);
+            Some(all)
         }
-        _ => None,
+        Filter::Compare(..) => {
+            let (p, v) = equals(f)?;
+            let value_sub = p
+                .sub
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case("value"));
+            let found = if plain(p, "id") && p.sub.is_none() {
+                Lookup::Id(v)
+            } else if plain(p, "externalId") && p.sub.is_none() {
+                Lookup::ExternalId(v)
+            } else if !groups && plain(p, "userName") && p.sub.is_none() {
+                Lookup::UserName(v)
+            } else if !groups && plain(p, "emails") && value_sub {
+                Lookup::Email(v)
+            } else if groups && plain(p, "displayName") && p.sub.is_none() {
+                Lookup::DisplayName(v)
+            } else if groups && plain(p, "members") && value_sub {
+                Lookup::Member(v)
+            } else {
+                return None;
+            };
+            Some(vec![found])
+        }
+        // `emails[type eq "work" and value eq "…"]`, `members[value eq "…"]`: the element's `value`.
+        Filter::ValuePath(p, inner) => {
+            let attr = if !groups && plain(p, "emails") {
+                "emails"
+            } else if groups && plain(p, "members") {
+                "members"
+            } else {
+                return None;
+            };
+            let v = value_equals(inner)?;
+            Some(vec![if attr == "emails" {
+                Lookup::Email(v)
+            } else {
+                Lookup::Member(v)
+            }])
+        }
+        Filter::Not(_) | Filter::Present(_) => None,
+    }
+}
+
+/// Inside brackets: the text a `value eq "…"` requires (alone or under `and`).
+fn value_equals(f: &Filter) -> Option<&str> {
+    match f {
+        Filter::And(a, b) => value_equals(a).or_else(|| value_equals(b)),
+        _ => {
+            let (p, v) = equals(f)?;
+            (p.schema.is_none() && p.sub.is_none() && p.name.eq_ignore_ascii_case("value"))
+                .then_some(v)
+        }
     }
 }
 
@@ -553,23 +649,85 @@ mod tests {
 
     #[test]
     fn indexed_lookups_are_recognised() {
-        let f = parse(r#"userName eq "Ann""#).unwrap();
-        assert_eq!(user_name_equals(&f), Some("Ann"));
-        for text in [r#"emails.value eq "a@x.org""#, r#"EMAILS eq "a@x.org""#] {
+        let users = |t: &str| {
+            lookups(&parse(t).unwrap_or_else(|e| panic!("{t}: {e}")), false)
+                .map(|l| format!("{l:?}"))
+        };
+        let groups = |t: &str| {
+            lookups(&parse(t).unwrap_or_else(|e| panic!("{t}: {e}")), true)
+                .map(|l| format!("{l:?}"))
+        };
+        assert_eq!(
+            users(r#"userName eq "Ann""#).as_deref(),
+            Some(r#"[UserName("Ann")]"#)
+        );
+        for text in [
+            r#"emails.value eq "a@x.org""#,
+            r#"EMAILS eq "a@x.org""#,
+            r#"emails[type eq "work"].value eq "a@x.org""#,
+            r#"emails[type eq "work" and value eq "a@x.org"]"#,
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:emails.value eq "a@x.org""#,
+        ] {
             assert_eq!(
-                email_equals(&parse(text).unwrap()),
-                Some("a@x.org"),
+                users(text).as_deref(),
+                Some(r#"[Email("a@x.org")]"#),
                 "{text}"
             );
         }
         assert_eq!(
-            email_equals(&parse(r#"emails.type eq "work""#).unwrap()),
-            None
+            users(r#"externalId eq "E1""#).as_deref(),
+            Some(r#"[ExternalId("E1")]"#)
         );
         assert_eq!(
-            user_name_equals(&parse(r#"userName co "a""#).unwrap()),
-            None
+            users(r#"userName eq "a" or externalId eq "b""#).as_deref(),
+            Some(r#"[UserName("a"), ExternalId("b")]"#)
         );
+        assert_eq!(
+            users(r#"active eq true and userName eq "a""#).as_deref(),
+            Some(r#"[UserName("a")]"#)
+        );
+        assert_eq!(
+            groups(r#"displayName eq "Staff""#).as_deref(),
+            Some(r#"[DisplayName("Staff")]"#)
+        );
+        assert_eq!(
+            groups(r#"members[value eq "U1"]"#).as_deref(),
+            Some(r#"[Member("U1")]"#)
+        );
+        assert_eq!(
+            groups(r#"members.value eq "U1""#).as_deref(),
+            Some(r#"[Member("U1")]"#)
+        );
+        // What no index serves: a scan.
+        for text in [
+            r#"emails.type eq "work""#,
+            r#"userName co "a""#,
+            r#"userName eq "a" or active eq true"#,
+            r#"not (userName eq "a")"#,
+            r#"displayName eq "Staff""#,
+        ] {
+            assert_eq!(users(text), None, "{text}");
+        }
+        assert_eq!(groups(r#"userName eq "a""#), None);
+    }
+
+    #[test]
+    fn a_sub_attribute_after_brackets_is_read_and_matched() {
+        assert!(ok(
+            r#"emails[type eq "work"].value eq "bjensen@example.com""#
+        ));
+        assert!(!ok(
+            r#"emails[type eq "home"].value eq "bjensen@example.com""#
+        ));
+        assert!(ok(r#"emails[type eq "home"].value co "home.org""#));
+        assert!(ok(r#"emails[type eq "work"].value pr"#));
+        for bad in [
+            r#"emails[type eq "work"]."#,
+            r#"emails[type eq "work"].value"#,
+            r#"emails[type eq "work"].a.b eq "x""#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,10 +10,12 @@ use crate::filter::{self, Filter};
 use crate::patch;
 use crate::resource::{self, GroupInput, UserInput};
 use axum::http::StatusCode;
-use core_directory::model::UserState;
+use core_directory::model::{Group, User, UserState};
 use core_directory::views::{GroupPatch, NewGroup, NewUser, UserPatch, UserView};
+use core_directory::Snapshot;
 use core_directory::{Actor, Directory, Id};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// Who is asking, and where resources live.
 pub struct Ctx<'a> {
@@ -486,37 +488,93 @@ impl Ctx<'_> {
         }
     }
 
-    /// Every resource of a kind that matches `filter`, as SCIM JSON.
+    /// Every resource of a kind that matches `filter`, as SCIM JSON. The filters IdPs send are answered from
+    /// the snapshot's indexes (`filter::lookups`): JSON is built only for the resources found there, and the
+    /// filter is still applied to each, so an index that finds more (a case-insensitive name) never widens the
+    /// answer. Any other filter scans.
     pub fn search(&self, groups: bool, filter: Option<&Filter>) -> Vec<Value> {
         let snap = self.dir.snapshot();
         let now = chrono::Utc::now();
+        let keep = |v: &Value| filter.is_none_or(|f| filter::matches(f, v));
+        let planned = filter.and_then(|f| filter::lookups(f, groups));
         if groups {
-            return snap
-                .groups
-                .values()
-                .map(|g| resource::group_json(g, &snap, &self.base))
-                .filter(|v| filter.is_none_or(|f| filter::matches(f, v)))
-                .collect();
-        }
-        let indexed = match filter {
-            Some(f) => match (filter::user_name_equals(f), filter::email_equals(f)) {
-                (Some(name), _) => Some(snap.user_by_login_name(name)),
-                (None, Some(mail)) => Some(snap.user_by_mail(mail)),
-                _ => None,
-            },
-            None => None,
-        };
-        if let Some(found) = indexed {
+            let found: Vec<Arc<Group>> = match &planned {
+                Some(lookups) => {
+                    let mut ids = std::collections::BTreeSet::new();
+                    let mut out = Vec::new();
+                    for l in lookups {
+                        for g in group_candidates(&snap, l) {
+                            if ids.insert(g.id.clone()) {
+                                out.push(g);
+                            }
+                        }
+                    }
+                    out
+                }
+                None => snap.groups.values().cloned().collect(),
+            };
             return found
-                .map(|u| resource::user_json(&UserView::of(u, &snap, now), &snap, &self.base))
-                .into_iter()
+                .iter()
+                .map(|g| resource::group_json(g, &snap, &self.base))
+                .filter(keep)
                 .collect();
         }
-        snap.users
-            .values()
+        let found: Vec<Arc<User>> = match &planned {
+            Some(lookups) => {
+                let mut ids = std::collections::BTreeSet::new();
+                let mut out = Vec::new();
+                for l in lookups {
+                    for u in user_candidates(&snap, l) {
+                        if ids.insert(u.id.clone()) {
+                            out.push(u);
+                        }
+                    }
+                }
+                out
+            }
+            None => snap.users.values().cloned().collect(),
+        };
+        found
+            .iter()
             .map(|u| resource::user_json(&UserView::of(u, &snap, now), &snap, &self.base))
-            .filter(|v| filter.is_none_or(|f| filter::matches(f, v)))
+            .filter(keep)
             .collect()
+    }
+}
+
+/// The users an index look-up finds.
+fn user_candidates(snap: &Snapshot, l: &filter::Lookup<'_>) -> Vec<Arc<User>> {
+    use filter::Lookup;
+    match *l {
+        Lookup::Id(id) => Id::parse(id)
+            .and_then(|id| snap.user(&id).cloned())
+            .into_iter()
+            .collect(),
+        Lookup::UserName(name) => snap.user_by_login_name(name).cloned().into_iter().collect(),
+        Lookup::Email(mail) => snap.user_by_mail(mail).cloned().into_iter().collect(),
+        Lookup::ExternalId(e) => snap.users_by_external_id(e).cloned().collect(),
+        Lookup::DisplayName(_) | Lookup::Member(_) => Vec::new(),
+    }
+}
+
+/// The groups an index look-up finds.
+fn group_candidates(snap: &Snapshot, l: &filter::Lookup<'_>) -> Vec<Arc<Group>> {
+    use filter::Lookup;
+    match *l {
+        Lookup::Id(id) => Id::parse(id)
+            .and_then(|id| snap.group(&id).cloned())
+            .into_iter()
+            .collect(),
+        Lookup::DisplayName(name) => snap
+            .group_by_group_name(name)
+            .cloned()
+            .into_iter()
+            .collect(),
+        Lookup::ExternalId(e) => snap.groups_by_external_id(e).cloned().collect(),
+        Lookup::Member(user) => Id::parse(user)
+            .map(|u| snap.groups_of(&u).cloned().collect())
+            .unwrap_or_default(),
+        Lookup::UserName(_) | Lookup::Email(_) => Vec::new(),
     }
 }
 

@@ -34,8 +34,12 @@ pub struct Target {
 pub enum Work {
     /// `GET /Users?filter=userName eq "<random imported user>"`: one user, found through the username index.
     ByUserName,
-    /// `GET /Users?filter=emails.value eq "<random imported user's address>"`: one user, found by a scan.
+    /// `GET /Users?filter=emails[type eq "work"].value eq "<random imported user's address>"` (the form Entra
+    /// sends): one user, found through the e-mail index.
     ByEmail,
+    /// `GET /Users?filter=userName ew "<random imported user>"`: one user, found by a scan (no index serves
+    /// `ew`).
+    Scan,
     /// `POST /Users` with a new user `bench-<tag>-<n>`, without a password.
     Create { tag: &'static str },
 }
@@ -305,9 +309,18 @@ async fn one(
         Work::ByEmail => {
             let i = (rng.next() % target.users as u64) as usize;
             let (name, mail) = (Dataset::username(i), Dataset::email(i));
-            let url = filter_url(target, &format!("emails.value eq \"{mail}\""));
+            let url = filter_url(
+                target,
+                &format!("emails[type eq \"work\"].value eq \"{mail}\""),
+            );
             let list = expect(send(client, target, &url, None).await?, StatusCode::OK)?;
             only_user(&list, &name, Some(&mail)).map(|_| ())
+        }
+        Work::Scan => {
+            let name = Dataset::username((rng.next() % target.users as u64) as usize);
+            let url = filter_url(target, &format!("userName ew \"{name}\""));
+            let list = expect(send(client, target, &url, None).await?, StatusCode::OK)?;
+            only_user(&list, &name, None).map(|_| ())
         }
         Work::Create { tag } => {
             let name = format!("bench-{tag}-{n:08}");

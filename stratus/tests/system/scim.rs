@@ -906,3 +906,132 @@ async fn the_provisioner_follows_no_redirect_with_the_token() {
         "the token never went to the redirect target"
     );
 }
+
+/// Percent-encode a filter for a query string.
+fn q(filter: &str) -> String {
+    filter
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_filters_okta_and_entra_send_are_answered_exactly() {
+    let f = start(&[]).await;
+    let mut ids = Vec::new();
+    for name in ["ann", "bob", "cy"] {
+        let (st, u) = f.send(Method::POST, "/Users", okta_user(name)).await;
+        assert_eq!(st, StatusCode::CREATED, "{u}");
+        ids.push(u["id"].as_str().unwrap().to_string());
+    }
+    let (st, g) = f
+        .send(
+            Method::POST,
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering",
+                   "externalId": "grp-eng", "members": [{"value": ids[0]}, {"value": ids[1]}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    let (st, other) = f
+        .send(
+            Method::POST,
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales",
+                   "members": [{"value": ids[1]}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{other}");
+    let names = |v: &Value, key: &str| -> Vec<String> {
+        let mut n: Vec<String> = v["Resources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|r| r[key].as_str().unwrap_or("").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    for (filter, want) in [
+        (r#"userName eq "ANN""#.to_string(), vec!["ann"]),
+        (r#"externalId eq "00ubob""#.to_string(), vec!["bob"]),
+        (r#"externalId eq "00UBOB""#.to_string(), vec![]),
+        (
+            r#"emails[type eq "work"].value eq "cy@example.com""#.to_string(),
+            vec!["cy"],
+        ),
+        (
+            r#"emails[type eq "home"].value eq "cy@example.com""#.to_string(),
+            vec![],
+        ),
+        (
+            r#"emails[type eq "work" and value eq "Ann@Example.com"]"#.to_string(),
+            vec!["ann"],
+        ),
+        (format!(r#"id eq "{}""#, ids[2]), vec!["cy"]),
+        (
+            r#"userName eq "ann" or externalId eq "00ucy""#.to_string(),
+            vec!["ann", "cy"],
+        ),
+        (
+            r#"userName eq "ann" and active eq false"#.to_string(),
+            vec![],
+        ),
+        (r#"userName sw "b""#.to_string(), vec!["bob"]),
+    ] {
+        let (st, v) = f.get(&format!("/Users?filter={}", q(&filter))).await;
+        assert_eq!(st, StatusCode::OK, "{filter}: {v}");
+        assert_eq!(names(&v, "userName"), want, "{filter}");
+        assert_eq!(v["totalResults"], want.len(), "{filter}");
+    }
+    for (filter, want) in [
+        (
+            r#"displayName eq "engineering""#.to_string(),
+            vec!["Engineering"],
+        ),
+        (
+            r#"externalId eq "grp-eng""#.to_string(),
+            vec!["Engineering"],
+        ),
+        (
+            format!(r#"members[value eq "{}"]"#, ids[1]),
+            vec!["Engineering", "Sales"],
+        ),
+        (format!(r#"members[value eq "{}"]"#, ids[2]), vec![]),
+        (
+            format!(
+                r#"displayName eq "Sales" and members[value eq "{}"]"#,
+                ids[0]
+            ),
+            vec![],
+        ),
+        (r#"displayName co "ale""#.to_string(), vec!["Sales"]),
+    ] {
+        let (st, v) = f.get(&format!("/Groups?filter={}", q(&filter))).await;
+        assert_eq!(st, StatusCode::OK, "{filter}: {v}");
+        assert_eq!(names(&v, "displayName"), want, "{filter}");
+    }
+    // An external id that changes moves in the index.
+    let (st, u) = f
+        .send(
+            Method::PATCH,
+            &format!("/Users/{}", ids[0]),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "path": "externalId", "value": "00unew"}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{u}");
+    let (_, v) = f
+        .get(&format!("/Users?filter={}", q(r#"externalId eq "00uann""#)))
+        .await;
+    assert_eq!(v["totalResults"], 0, "{v}");
+    let (_, v) = f
+        .get(&format!("/Users?filter={}", q(r#"externalId eq "00unew""#)))
+        .await;
+    assert_eq!(names(&v, "userName"), vec!["ann"]);
+}
