@@ -483,8 +483,8 @@ async fn check(
         .map_err(|f| fail(&format!("userName eq {name}"), f))?;
     load::only_user(&list, name, None).map_err(|f| fail(&format!("userName eq {name}"), f))?;
     println!(
-        "scim: userName eq {last} found; an unknown userName finds nothing; emails.value eq {mail} found in \
-         {}; POST /Users created {name} (active: {}) and it is found",
+        "scim: userName eq {last} found; an unknown userName finds nothing; emails.value eq {mail} found; \
+         userName ew {last} (a scan) found in {}; POST /Users created {name} (active: {}) and it is found",
         format_duration(first_scan),
         created.get("active").unwrap_or(&Value::Null)
     );
