@@ -44,6 +44,7 @@ mod postgres;
 mod radius;
 mod saml;
 mod scim;
+mod writes;
 
 use clap::{Args, Parser, Subcommand};
 use core_directory::crypto::MasterKey;
@@ -93,6 +94,8 @@ enum Command {
     Memory(ldap::memory::MemoryArgs),
     /// Two nodes on one PostgreSQL: propagation delay of a write, and write throughput against the embedded store.
     Cluster(cluster::ClusterArgs),
+    /// Committed changes per second through the core's write path (group membership changes), 1 and many tasks.
+    Writes(writes::WritesArgs),
 }
 
 #[derive(Args)]
@@ -279,6 +282,19 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench console: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Writes(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(writes::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench writes: {e}");
                     ExitCode::FAILURE
                 }
             }
