@@ -60,7 +60,10 @@ pub async fn run(args: &WritesArgs) -> Result<(), BoxError> {
     let snap = dir.snapshot();
     let users: Arc<Vec<Id>> = Arc::new(
         (0..USERS)
-            .filter_map(|i| snap.user_by_username(&format!("w{i:05}")).map(|u| u.id.clone()))
+            .filter_map(|i| {
+                snap.user_by_username(&format!("w{i:05}"))
+                    .map(|u| u.id.clone())
+            })
             .collect(),
     );
     let mut groups = Vec::new();
@@ -107,7 +110,10 @@ pub async fn run(args: &WritesArgs) -> Result<(), BoxError> {
                 let mine: Vec<&Id> = users.iter().skip(k).step_by(t).collect();
                 let mut i = 0usize;
                 while Instant::now() < deadline && issued.fetch_add(2, Ordering::Relaxed) < count {
-                    let (u, g) = (mine[i % mine.len()], &groups[(i / mine.len()) % groups.len()]);
+                    let (u, g) = (
+                        mine[i % mine.len()],
+                        &groups[(i / mine.len()) % groups.len()],
+                    );
                     dir.add_member(&actor, g, u).await?;
                     dir.remove_member(&actor, g, u).await?;
                     done += 2;
@@ -129,7 +135,9 @@ pub async fn run(args: &WritesArgs) -> Result<(), BoxError> {
             done,
             secs,
             done as f64 / secs,
-            format_duration(Duration::from_secs_f64(secs * t as f64 / done.max(1) as f64)),
+            format_duration(Duration::from_secs_f64(
+                secs * t as f64 / done.max(1) as f64
+            )),
         );
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The directory: the one owner of state and rules. Reads come from the published [`Snapshot`]; every write
-//! runs as a [`Tx`] under one writer lock, is committed to the [`Store`] as one batch, and only then publishes
-//! the next snapshot.
+//! runs as a [`Tx`] under one writer lock, is committed to the [`Store`] (on the embedded store together with
+//! the writes that came while the previous commit was on its way to disk), and only then publishes the next
+//! snapshot.
 
 mod accounting;
 mod admins;
@@ -138,6 +139,22 @@ impl Default for DirectoryConfig {
     }
 }
 
+/// Writes applied in memory and not yet durable (group commit; see [`Directory::write`]).
+#[derive(Default)]
+struct Commits {
+    /// Writes applied on top of `in_flight` (or the published snapshot), to be committed next, together.
+    open: Option<CommitGroup>,
+    /// What the commit under way will publish: the base of the writes that come meanwhile.
+    in_flight: Option<Arc<Snapshot>>,
+}
+
+/// Writes committed together: their combined state and changes, and how their writers hear the outcome.
+struct CommitGroup {
+    snap: Snapshot,
+    batch: WriteBatch,
+    done: tokio::sync::watch::Sender<Option<std::result::Result<(), String>>>,
+}
+
 enum EventMsg {
     Record(Box<Event>),
     Flush(oneshot::Sender<()>),
@@ -152,6 +169,12 @@ pub struct Directory {
     radius_counters: crate::counters::RadiusCounters,
     snapshot: ArcSwap<Snapshot>,
     writer: tokio::sync::Mutex<()>,
+    /// Group commit on the embedded store: writes applied and waiting to be made durable together.
+    commits: std::sync::Mutex<Commits>,
+    /// A group commit finished (its successor may start).
+    committed: tokio::sync::Notify,
+    /// This directory, for the task that drives a group commit (it must outlive the request that started it).
+    me: std::sync::Weak<Directory>,
     pub(crate) hasher: Arc<PasswordHasherPool>,
     pub(crate) cache: CredentialCache,
     pub(crate) master_key: MasterKey,
@@ -306,7 +329,10 @@ impl Directory {
             tracing::info!(open, "RADIUS accounting sessions rebuilt from their events");
         }
         let (changes, _) = tokio::sync::watch::channel(snapshot.sequence);
-        let dir = Arc::new(Directory {
+        let dir = Arc::new_cyclic(|me| Directory {
+            me: me.clone(),
+            commits: std::sync::Mutex::default(),
+            committed: tokio::sync::Notify::new(),
             store: Arc::clone(&store),
             activity: crate::activity::Activity::default(),
             radius_counters: crate::counters::RadiusCounters::default(),
@@ -353,19 +379,16 @@ impl Directory {
     /// the changes other nodes committed since this node's snapshot, so the closure decides against the latest
     /// state of the whole cluster, exactly as it does against this node's own on one node.
     pub(crate) async fn write<R>(&self, f: impl FnOnce(&mut Tx) -> Result<R>) -> Result<R> {
+        if !self.store.is_shared() {
+            return self.write_grouped(f).await;
+        }
         let _guard = self.writer.lock().await;
-        let shared = if self.store.is_shared() {
-            let (store, after) = (Arc::clone(&self.store), self.snapshot.load().sequence);
-            let (write, changes) =
-                tokio::task::spawn_blocking(move || store.begin_shared_write(after))
-                    .await
-                    .map_err(|e| DirectoryError::Internal(e.to_string()))?
-                    .map_err(unavailable)?;
-            self.apply_changes(&changes)?;
-            Some(write)
-        } else {
-            None
-        };
+        let (store, after) = (Arc::clone(&self.store), self.snapshot.load().sequence);
+        let (write, changes) = tokio::task::spawn_blocking(move || store.begin_shared_write(after))
+            .await
+            .map_err(|e| DirectoryError::Internal(e.to_string()))?
+            .map_err(unavailable)?;
+        self.apply_changes(&changes)?;
         let mut tx = Tx {
             snap: (*self.snapshot.load_full()).clone(),
             batch: WriteBatch::default(),
@@ -375,19 +398,151 @@ impl Directory {
         if tx.batch.is_empty() {
             return Ok(out);
         }
-        let store = Arc::clone(&self.store);
         let batch = std::mem::take(&mut tx.batch);
-        let seq = tokio::task::spawn_blocking(move || match shared {
-            Some(write) => write.commit(batch),
-            None => store.commit(batch),
-        })
-        .await
-        .map_err(|e| DirectoryError::Internal(e.to_string()))?
-        .map_err(unavailable)?;
+        let seq = tokio::task::spawn_blocking(move || write.commit(batch))
+            .await
+            .map_err(|e| DirectoryError::Internal(e.to_string()))?
+            .map_err(unavailable)?;
         tx.snap.sequence = seq;
         self.snapshot.store(Arc::new(tx.snap));
         self.changes.send_replace(seq);
         Ok(out)
+    }
+
+    /// [`Directory::write`] on the embedded store, with group commit. Writers still run one at a time under the
+    /// writer lock, each on the state every earlier write left — committed or not — so each decides against the
+    /// latest state exactly as before. But a write does not hold the lock while its commit reaches the disk: the
+    /// writes that arrive meanwhile are applied on top and committed together in the next store transaction, one
+    /// fsync for all of them. A writer returns only once its group is durable and published (readers never see
+    /// a change that is not on disk); if a commit fails, its group and every write made on top of it fail, and
+    /// the next write starts again from the published state. An empty write that saw uncommitted changes waits
+    /// for them too, so it never answers from a state that could still be lost.
+    async fn write_grouped<R>(&self, f: impl FnOnce(&mut Tx) -> Result<R>) -> Result<R> {
+        let guard = self.writer.lock().await;
+        let base = {
+            let c = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+            match (&c.open, &c.in_flight) {
+                (Some(g), _) => g.snap.clone(),
+                (None, Some(s)) => (**s).clone(),
+                (None, None) => (*self.snapshot.load_full()).clone(),
+            }
+        };
+        let mut tx = Tx {
+            snap: base,
+            batch: WriteBatch::default(),
+            now: chrono::Utc::now(),
+        };
+        let out = f(&mut tx)?;
+        let (mut done, start_driver) = {
+            let mut c = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+            if tx.batch.is_empty() && c.open.is_none() && c.in_flight.is_none() {
+                return Ok(out);
+            }
+            match &mut c.open {
+                Some(g) => {
+                    if !tx.batch.is_empty() {
+                        g.snap = tx.snap;
+                        g.batch.ops.append(&mut tx.batch.ops);
+                        g.batch.events.append(&mut tx.batch.events);
+                    }
+                    (g.done.subscribe(), false)
+                }
+                None => {
+                    let (sender, receiver) = tokio::sync::watch::channel(None);
+                    c.open = Some(CommitGroup {
+                        snap: tx.snap,
+                        batch: std::mem::take(&mut tx.batch),
+                        done: sender,
+                    });
+                    (receiver, true)
+                }
+            }
+        };
+        drop(guard);
+        if start_driver {
+            // A task of its own, so that a writer whose request goes away never leaves its group uncommitted.
+            let Some(me) = self.me.upgrade() else {
+                return Err(DirectoryError::Internal("the directory is closing".into()));
+            };
+            tokio::spawn(async move { me.drive_commit().await });
+        }
+        let outcome = done
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| DirectoryError::Internal("a group commit was abandoned".into()))?
+            .clone();
+        match outcome {
+            Some(Ok(())) => Ok(out),
+            Some(Err(e)) => Err(DirectoryError::Unavailable(e)),
+            None => Err(DirectoryError::Internal(
+                "a group commit ended without an outcome".into(),
+            )),
+        }
+    }
+
+    /// Commit the open group once the commit before it has finished: one store transaction, then publish.
+    async fn drive_commit(&self) {
+        let group = loop {
+            let finished = self.committed.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            {
+                let mut c = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+                if c.in_flight.is_none() {
+                    let Some(g) = c.open.take() else {
+                        // Failed with the commit it was built on.
+                        return;
+                    };
+                    c.in_flight = Some(Arc::new(g.snap.clone()));
+                    break g;
+                }
+            }
+            finished.await;
+        };
+        let CommitGroup {
+            mut snap,
+            batch,
+            done,
+        } = group;
+        let result = if batch.is_empty() {
+            Ok(None)
+        } else {
+            let store = Arc::clone(&self.store);
+            tokio::task::spawn_blocking(move || store.commit(batch))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map(Some).map_err(|e| unavailable(e).to_string()))
+        };
+        match result {
+            Ok(seq) => {
+                if let Some(seq) = seq {
+                    snap.sequence = seq;
+                    // Published before the in-flight state is cleared: a writer always finds one or the other.
+                    self.snapshot.store(Arc::new(snap));
+                    self.changes.send_replace(seq);
+                }
+                self.commits
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .in_flight = None;
+                let _ = done.send(Some(Ok(())));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a group commit failed; its writes and those made on top of them are refused");
+                // No writer may be between reading the failed state and joining a group while it is discarded.
+                let _guard = self.writer.lock().await;
+                let next = {
+                    let mut c = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+                    c.in_flight = None;
+                    c.open.take()
+                };
+                if let Some(next) = next {
+                    let _ = next.done.send(Some(Err(e.clone())));
+                }
+                let _ = done.send(Some(Err(e)));
+            }
+        }
+        self.committed.notify_waiters();
     }
 
     /// Apply changes committed by other nodes to the published snapshot (the caller holds the writer lock).
