@@ -53,7 +53,7 @@ fn result_html(x: &Explanation) -> String {
     if !x.policies.is_empty() {
         s.push_str(
             "<section aria-labelledby=\"policies\"><h2 id=\"policies\">Access policies, in evaluation order</h2>\
-             <div class=\"table\"><table><thead><tr><th scope=\"col\">Priority</th><th scope=\"col\">Policy</th>\
+             <div class=\"table\"><table class=\"stack\"><thead><tr><th scope=\"col\">Priority</th><th scope=\"col\">Policy</th>\
              <th scope=\"col\">Action</th><th scope=\"col\">Conditions</th><th scope=\"col\">Outcome</th></tr></thead><tbody>",
         );
         for p in &x.policies {
@@ -86,7 +86,8 @@ fn result_html(x: &Explanation) -> String {
             };
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{conditions}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"Priority\">{}</td><td data-label=\"Policy\">{}</td><td data-label=\"Action\">{}</td>\
+                 <td data-label=\"Conditions\">{conditions}</td><td data-label=\"Outcome\">{}</td></tr>",
                 p.priority,
                 esc(&p.name),
                 p.action.as_str(),
