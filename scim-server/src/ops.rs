@@ -499,18 +499,7 @@ impl Ctx<'_> {
         let planned = filter.and_then(|f| filter::lookups(f, groups));
         if groups {
             let found: Vec<Arc<Group>> = match &planned {
-                Some(lookups) => {
-                    let mut ids = std::collections::BTreeSet::new();
-                    let mut out = Vec::new();
-                    for l in lookups {
-                        for g in group_candidates(&snap, l) {
-                            if ids.insert(g.id.clone()) {
-                                out.push(g);
-                            }
-                        }
-                    }
-                    out
-                }
+                Some(lookups) => once_each(lookups, |l| group_candidates(&snap, l), |g| &g.id),
                 None => snap.groups.values().cloned().collect(),
             };
             return found
@@ -520,18 +509,7 @@ impl Ctx<'_> {
                 .collect();
         }
         let found: Vec<Arc<User>> = match &planned {
-            Some(lookups) => {
-                let mut ids = std::collections::BTreeSet::new();
-                let mut out = Vec::new();
-                for l in lookups {
-                    for u in user_candidates(&snap, l) {
-                        if ids.insert(u.id.clone()) {
-                            out.push(u);
-                        }
-                    }
-                }
-                out
-            }
+            Some(lookups) => once_each(lookups, |l| user_candidates(&snap, l), |u| &u.id),
             None => snap.users.values().cloned().collect(),
         };
         found
@@ -540,6 +518,24 @@ impl Ctx<'_> {
             .filter(keep)
             .collect()
     }
+}
+
+/// What the look-ups find, each resource once, in the order found.
+fn once_each<T>(
+    lookups: &[filter::Lookup<'_>],
+    find: impl Fn(&filter::Lookup<'_>) -> Vec<Arc<T>>,
+    id: impl Fn(&T) -> &Id,
+) -> Vec<Arc<T>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for l in lookups {
+        for r in find(l) {
+            if seen.insert(id(&r).clone()) {
+                out.push(r);
+            }
+        }
+    }
+    out
 }
 
 /// The users an index look-up finds.
