@@ -1051,6 +1051,14 @@ async fn a_scim_token_rate_limit_counts_requests_on_every_node() {
     let (st, t) = a.post("/scim-tokens", json!({"name": "hr"})).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
     let token = t["token"].as_str().unwrap().to_string();
+    // The second node learns of the token through the store's change feed, a moment later.
+    let known = eventually(Duration::from_secs(10), || async {
+        let (_, list) = b.get("/scim-tokens").await;
+        list.as_array()
+            .is_some_and(|l| l.iter().any(|t| t["name"] == "hr"))
+    })
+    .await;
+    assert!(known, "the other node knows the new token");
     let mut statuses = Vec::new();
     for i in 0..8 {
         let s = if i % 2 == 0 { &a } else { &b };
