@@ -7,7 +7,6 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
 use core_directory::explain::{ExplainDecision, ExplainQuery, Explanation};
 use core_directory::model::Resource;
 use std::collections::HashMap;
@@ -15,17 +14,6 @@ use std::fmt::Write as _;
 
 pub fn routes() -> Router<Console> {
     Router::new().route("/console/explain", get(explain))
-}
-
-/// `2026-12-07 09:30` (UTC) or RFC 3339.
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
-        .map(|t| t.and_utc())
 }
 
 fn result_html(x: &Explanation) -> String {
@@ -158,7 +146,7 @@ pub async fn explain(
     };
     let at = match get("at") {
         "" => Ok(None),
-        t => parse_time(t)
+        t => crate::insights::parse_time(t)
             .map(Some)
             .ok_or_else(|| format!("`{t}` is not a date and time")),
     };

@@ -93,8 +93,8 @@ fn query(q: &HashMap<String, String>, limit: usize) -> Result<EventQuery, String
     })
 }
 
-/// `2026-12-03T10:00`, `2026-12-03 10:00` (UTC) or RFC 3339.
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+/// `2026-12-03T10:00`, `2026-12-03 10:00` (UTC) or RFC 3339 (also the Explain page's time).
+pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }

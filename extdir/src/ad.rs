@@ -3,7 +3,9 @@
 //! UTF-16LE, which AD accepts only over an encrypted connection), enabled and disabled through
 //! `userAccountControl` (512 / 514), and the bound groups mirrored as global security groups.
 
-use crate::conn::{display_name, ensure_member, filter_value, find, rdn_value, values, Target};
+use crate::conn::{
+    disable_by, display_name, ensure_member, filter_value, find, rdn_value, values, Target,
+};
 use crate::{Account, Connector, Pending};
 use ldap3::Mod;
 use std::collections::HashSet;
@@ -156,21 +158,12 @@ impl Connector for ActiveDirectory {
     }
 
     fn disable<'a>(&'a self, remote_dn: &'a str) -> Pending<'a, ()> {
-        Box::pin(async move {
-            let mut ldap = self.0.connect().await?;
-            ldap.modify(
-                remote_dn,
-                vec![Mod::Replace(
-                    "userAccountControl".to_string(),
-                    [DISABLED.to_string()].into(),
-                )],
-            )
-            .await
-            .and_then(|r| r.success())
-            .map_err(|e| format!("disabling {remote_dn} failed: {e}"))?;
-            let _ = ldap.unbind().await;
-            Ok(())
-        })
+        Box::pin(disable_by(
+            &self.0,
+            remote_dn,
+            "userAccountControl",
+            DISABLED,
+        ))
     }
 }
 

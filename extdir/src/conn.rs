@@ -145,6 +145,24 @@ pub async fn find(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Option<St
         .map(|e| ldap3::SearchEntry::construct(e).dn))
 }
 
+/// Disable an account by replacing one attribute with one value (AD's `userAccountControl`, an LDAP
+/// directory's `userPassword`), on a connection of its own.
+pub async fn disable_by(t: &Target, dn: &str, attr: &str, value: &str) -> Result<(), String> {
+    let mut ldap = t.connect().await?;
+    ldap.modify(
+        dn,
+        vec![ldap3::Mod::Replace(
+            attr.to_string(),
+            [value.to_string()].into(),
+        )],
+    )
+    .await
+    .and_then(|r| r.success())
+    .map_err(|e| format!("disabling {dn} failed: {e}"))?;
+    let _ = ldap.unbind().await;
+    Ok(())
+}
+
 /// Add `member` to the group named `name` under `groups_dn`, creating the group (with `create`'s attributes)
 /// when it does not exist yet.
 pub async fn ensure_member(

@@ -3,7 +3,9 @@
 //! `groupOfNames`. Such directories have no standard "disabled" flag: disabling replaces the password with a
 //! value no password matches (`{CRYPT}!`), so binds fail while the entry and its attributes stay.
 
-use crate::conn::{display_name, ensure_member, filter_value, find, rdn_value, values, Target};
+use crate::conn::{
+    disable_by, display_name, ensure_member, filter_value, find, rdn_value, values, Target,
+};
 use crate::{Account, Connector, Pending};
 use ldap3::Mod;
 use std::collections::HashSet;
@@ -124,21 +126,7 @@ impl Connector for Ldap {
     }
 
     fn disable<'a>(&'a self, remote_dn: &'a str) -> Pending<'a, ()> {
-        Box::pin(async move {
-            let mut ldap = self.0.connect().await?;
-            ldap.modify(
-                remote_dn,
-                vec![Mod::Replace(
-                    "userPassword".to_string(),
-                    ["{CRYPT}!".to_string()].into(),
-                )],
-            )
-            .await
-            .and_then(|r| r.success())
-            .map_err(|e| format!("disabling {remote_dn} failed: {e}"))?;
-            let _ = ldap.unbind().await;
-            Ok(())
-        })
+        Box::pin(disable_by(&self.0, remote_dn, "userPassword", "{CRYPT}!"))
     }
 }
 

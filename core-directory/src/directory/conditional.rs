@@ -463,7 +463,12 @@ impl Directory {
                 source_in: dedup(&input.source_in),
                 source_not_in: dedup(&input.source_not_in),
                 time: input.time.clone().map(|mut w| {
-                    w.days.dedup();
+                    let mut seen = Vec::new();
+                    w.days.retain(|d| {
+                        let first = !seen.contains(d);
+                        seen.push(*d);
+                        first
+                    });
                     w.start = hhmm(&w.start);
                     w.end = hhmm(&w.end);
                     w

@@ -819,3 +819,44 @@ async fn the_console_explains_step_by_step_in_chromium() {
     let out = sp(s, "login", login_args(&f, json!({"source": "127.0.0.8"})));
     assert_eq!(out["authenticated"], true, "{out}");
 }
+
+#[tokio::test]
+async fn an_app_a_policy_refuses_shows_the_refusal_page_in_chromium() {
+    let f = saml_fixture(json!({})).await;
+    let s = &f.s;
+    policy(
+        s,
+        json!({"name": "Example SP closed", "target": format!("app:{}", f.app),
+               "groups": [f.group], "action": "deny"}),
+    )
+    .await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conformance/saml/browser/portal.mjs"
+    );
+    let shots = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/selfservice-screenshots"
+    );
+    let v = crate::harness::browser_script(vec![
+        script.to_string(),
+        s.url.clone(),
+        "alice".to_string(),
+        PW.to_string(),
+        shots.to_string(),
+        "policy-refused".to_string(),
+        format!("/saml/{}/launch", f.app),
+    ])
+    .await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["overflow"].is_null(), "wider than the screen: {v}");
+    // The portal itself is open; the app is refused, with a reason the user can act on.
+    assert_eq!(v["launch_status"], 403, "{v}");
+    assert_eq!(v["launch_heading"], "Access refused", "{v}");
+    assert!(
+        v["launch_text"].as_str().unwrap().contains("access policy"),
+        "{v}"
+    );
+    let e = last_event(s, "sso_auth", "alice").await;
+    assert_eq!(e["details"]["policy"]["name"], "Example SP closed", "{e}");
+}
