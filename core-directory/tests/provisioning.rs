@@ -2,7 +2,7 @@
 //! "retry now" makes it due at once without forgetting how often it failed.
 
 use core_directory::crypto::MasterKey;
-use core_directory::directory::{BootstrapRequest, ScimConnectorInput};
+use core_directory::directory::{BootstrapRequest, ScimConnectorInput, Wanted};
 use core_directory::model::{AdminRole, OutboxAction};
 use core_directory::password::HashParams;
 use core_directory::store::RedbStore;
@@ -83,11 +83,12 @@ async fn retry_now_makes_failed_deliveries_due_and_keeps_their_error() {
         )
         .await
         .unwrap();
-    d.enqueue_outbox(vec![(
-        app.id.clone(),
-        user.id.clone(),
-        OutboxAction::UpsertUser,
-    )])
+    d.enqueue_outbox(vec![Wanted {
+        app: app.id.clone(),
+        subject: user.id.clone(),
+        action: OutboxAction::UpsertUser,
+        seen: None,
+    }])
     .await
     .unwrap();
     let item = d.outbox_due(chrono::Utc::now(), 10).remove(0);

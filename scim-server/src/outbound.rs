@@ -14,8 +14,8 @@
 //! nodes on one store, each delivery attempt is leased in the store, so exactly one node makes it.
 
 use crate::resource::{self, ENTERPRISE, USER};
-use core_directory::directory::Delivery;
-use core_directory::model::{OutboxAction, OutboxItem, SsoApp, UserState};
+use core_directory::directory::{Delivery, Wanted};
+use core_directory::model::{OutboxAction, OutboxItem, Provisioned, SsoApp, UserState};
 use core_directory::views::UserView;
 use core_directory::{Directory, Id, Snapshot};
 use serde_json::{json, Value};
@@ -103,9 +103,9 @@ pub async fn reconcile(dir: &Directory) -> core_directory::Result<usize> {
                 None if !active => {}
                 Some(h) if !active && !h.active => {}
                 _ if !active => {
-                    wanted.push((app.id.clone(), u.id.clone(), OutboxAction::DeactivateUser))
+                    wanted.push(want(&app.id, &u.id, OutboxAction::DeactivateUser, held))
                 }
-                _ => wanted.push((app.id.clone(), u.id.clone(), OutboxAction::UpsertUser)),
+                _ => wanted.push(want(&app.id, &u.id, OutboxAction::UpsertUser, held)),
             }
         }
         let member_ids: Vec<&Id> = members.iter().map(|u| &u.id).collect();
@@ -115,7 +115,7 @@ pub async fn reconcile(dir: &Directory) -> core_directory::Result<usize> {
             .filter(|((a, _), h)| a == &app.id && !h.group)
         {
             if held.active && !member_ids.contains(&subject) {
-                wanted.push((a.clone(), subject.clone(), OutboxAction::DeactivateUser));
+                wanted.push(want(a, subject, OutboxAction::DeactivateUser, Some(held)));
             }
         }
         let push = app.scim.as_ref().is_some_and(|c| c.group_push);
@@ -126,21 +126,31 @@ pub async fn reconcile(dir: &Directory) -> core_directory::Result<usize> {
                 let payload = group_payload(&group.name, &remote_members(&snap, &app.id, g));
                 let held = snap.provisioned.get(&(app.id.clone(), g.clone()));
                 if held.is_none_or(|h| h.digest != digest(&payload)) {
-                    wanted.push((app.id.clone(), g.clone(), OutboxAction::UpsertGroup));
+                    wanted.push(want(&app.id, g, OutboxAction::UpsertGroup, held));
                 }
             }
         }
-        for ((a, subject), _) in snap
+        for ((a, subject), held) in snap
             .provisioned
             .iter()
             .filter(|((a, _), h)| a == &app.id && h.group)
         {
             if !push || !bound.contains(subject) {
-                wanted.push((a.clone(), subject.clone(), OutboxAction::DeleteGroup));
+                wanted.push(want(a, subject, OutboxAction::DeleteGroup, Some(held)));
             }
         }
     }
     dir.enqueue_outbox(wanted).await
+}
+
+/// A delivery to queue, with what the app held when this pass decided it (the core skips it if that changed).
+fn want(app: &Id, subject: &Id, action: OutboxAction, held: Option<&Arc<Provisioned>>) -> Wanted {
+    Wanted {
+        app: app.clone(),
+        subject: subject.clone(),
+        action,
+        seen: held.cloned(),
+    }
 }
 
 /// The app's ids of a group's members that the app holds as active users.

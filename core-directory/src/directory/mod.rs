@@ -40,7 +40,7 @@ pub use external::{
     TakeoverRequest,
 };
 pub use mail::{ActivationSent, LinkPurpose, MailSettings};
-pub use provisioning::{Delivery, OutboxView, ScimConnectorInput, ScimConnectorView};
+pub use provisioning::{Delivery, OutboxView, ScimConnectorInput, ScimConnectorView, Wanted};
 pub use resources::generate_radius_secret;
 pub use scim_tokens::SCIM_TOKEN_PREFIX;
 pub use settings::{

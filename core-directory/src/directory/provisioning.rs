@@ -21,6 +21,15 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
+/// A delivery the provisioner wants, with what the app held of the subject when it decided (`None`: nothing).
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub app: Id,
+    pub subject: Id,
+    pub action: OutboxAction,
+    pub seen: Option<Arc<Provisioned>>,
+}
+
 pub(crate) fn token_purpose(app: &Id) -> String {
     format!("scim-connector:{app}")
 }
@@ -331,19 +340,29 @@ impl Directory {
         String::from_utf8(bytes).ok()
     }
 
-    /// Queue deliveries; one already waiting for the same app and subject is left as it is.
-    pub async fn enqueue_outbox(&self, wanted: Vec<(Id, Id, OutboxAction)>) -> Result<usize> {
+    /// Queue deliveries; one already waiting for the same app and subject is left as it is, and so is one
+    /// whose subject the app's record changed for since the provisioner looked (a delivery finished meanwhile:
+    /// its next pass decides again from the new state, so nothing is delivered twice).
+    pub async fn enqueue_outbox(&self, wanted: Vec<Wanted>) -> Result<usize> {
         if wanted.is_empty() {
             return Ok(0);
         }
         self.write(move |tx| {
             let mut added = 0;
-            for (app, subject, action) in wanted {
-                if tx
-                    .snap
-                    .outbox
-                    .values()
-                    .any(|o| o.app == app && o.subject == subject)
+            for Wanted {
+                app,
+                subject,
+                action,
+                seen,
+            } in wanted
+            {
+                let now_held = tx.snap.provisioned.get(&(app.clone(), subject.clone()));
+                if now_held != seen.as_ref()
+                    || tx
+                        .snap
+                        .outbox
+                        .values()
+                        .any(|o| o.app == app && o.subject == subject)
                 {
                     continue;
                 }
