@@ -32,6 +32,9 @@
 //! `memory` reads the resident memory of the real `stratus` binary before and after importing users with
 //! passwords and after parallel binds, beside slapd with the same users (see [`ldap::memory`]).
 //!
+//! `scale` holds a million users in the real `stratus` binary (made with a fast, test-only hash cost) and reads
+//! its resident memory, its start-up time on that store and its LDAP search latency (see [`ldap::scale`]).
+//!
 //! `saml` measures the SAML IdP: the raw RSA-2048 signing rate of the machine (the ceiling), assertion signings
 //! in process, and complete SP-initiated logins over HTTPS against the real `stratus` binary, with and without
 //! an existing IdP session (see [`saml`]).
@@ -92,6 +95,8 @@ enum Command {
     Console(console::ConsoleArgs),
     /// Resident memory of the stratus binary before and after a password import and parallel binds, beside slapd.
     Memory(ldap::memory::MemoryArgs),
+    /// A million users (fast test-only hash cost): resident memory, start-up time and LDAP search latency.
+    Scale(ldap::scale::ScaleArgs),
     /// Two nodes on one PostgreSQL: propagation delay of a write, and write throughput against the embedded store.
     Cluster(cluster::ClusterArgs),
     /// Committed changes per second through the core's write path (group membership changes), 1 and many tasks.
@@ -325,6 +330,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stratus-bench memory: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Scale(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("build the tokio multi-thread runtime");
+            match runtime.block_on(ldap::scale::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stratus-bench scale: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -54,6 +54,11 @@ impl Dataset {
         FIRST_GID + j as u32
     }
 
+    /// The group of user `i`.
+    pub fn group_of(i: usize) -> usize {
+        i / GROUP_SIZE
+    }
+
     /// The user indices in group `j`.
     pub fn group_members(&self, j: usize) -> Range<usize> {
         j * GROUP_SIZE..((j + 1) * GROUP_SIZE).min(self.users)

@@ -2,6 +2,7 @@
 //! loopback), each issuing one operation at a time, until the phase's count or time limit is reached.
 
 use super::dataset::{Dataset, PASSWORD};
+use crate::radius::load::cpu_time;
 use crate::{BoxError, Run, Stop, XorShift64};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +49,8 @@ pub struct Target {
     /// The account the search phase binds as once per connection.
     pub search_dn: String,
     pub search_password: String,
+    /// The server's process, whose CPU time each phase reports per operation.
+    pub pid: Option<u32>,
 }
 
 impl Target {
@@ -67,9 +70,11 @@ pub enum Work {
     BindRandom { pool: Arc<Vec<usize>> },
 }
 
-/// A phase's results: the run, and for [`Work::BindOnce`] the users that did bind.
+/// A phase's results: the run, the server's CPU time during it, and for [`Work::BindOnce`] the users that did
+/// bind.
 pub struct Outcome {
     pub run: Run,
+    pub server_cpu: Option<Duration>,
     pub bound: Vec<usize>,
 }
 
@@ -199,6 +204,7 @@ pub async fn run_phase(
         set.abort_all();
         return Err(format!("{}: {name}: connections not ready in time", target.server).into());
     }
+    let cpu0 = cpu_time(target.pid);
     let start = Instant::now();
     barrier.wait().await;
     let mut latencies = Vec::new();
@@ -222,6 +228,10 @@ pub async fn run_phase(
         }
     }
     let elapsed = start.elapsed();
+    let server_cpu = match (cpu0, cpu_time(target.pid)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     for mut ldap in handles {
         let _ = tokio::time::timeout(Duration::from_secs(1), ldap.unbind()).await;
     }
@@ -236,6 +246,7 @@ pub async fn run_phase(
             stop: if done >= max { Stop::Count } else { Stop::Time },
             latencies,
         },
+        server_cpu,
         bound,
     })
 }

@@ -37,12 +37,12 @@ pub struct MemoryArgs {
 
 /// Resident and peak resident memory of a process, in MiB.
 #[derive(Clone, Copy)]
-struct Rss {
-    now: f64,
-    peak: f64,
+pub(crate) struct Rss {
+    pub now: f64,
+    pub peak: f64,
 }
 
-fn rss(pid: u32) -> Result<Rss, BoxError> {
+pub(crate) fn rss(pid: u32) -> Result<Rss, BoxError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     let field = |name: &str| -> Result<f64, BoxError> {

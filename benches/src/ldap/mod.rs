@@ -12,11 +12,14 @@
 //! 3. `bind, repeat`: simple binds as random users among those bound in phase 2, so Stratus answers from its
 //!    credential cache.
 //!
-//! The table gives throughput, p50 and p99 per server and phase, and the Stratus/slapd throughput ratio.
+//! Every server is set up before the first phase and kept running; `--rounds` repeats the search and repeat-bind
+//! phases, alternating which server goes first, and the table gives each phase's median round: throughput, p50
+//! and p99, the server's CPU time per operation (from `/proc/<pid>/stat`), and the Stratus/slapd ratio.
 
 pub(crate) mod dataset;
 mod load;
 pub(crate) mod memory;
+pub(crate) mod scale;
 mod slapd;
 pub(crate) mod stratus;
 
@@ -69,6 +72,10 @@ pub struct LdapArgs {
     /// The slapd set-up script [default: benches/ldap/slapd.sh of this source tree].
     #[arg(long)]
     slapd_script: Option<PathBuf>,
+    /// Rounds: each measures every server in turn (first one way round, then the other), and the table gives
+    /// each phase's median round. The first-bind phase runs in the first round only.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Tokio worker threads of the load generator (it shares the machine's CPUs with the server).
     #[arg(long, default_value_t = 2)]
     pub client_threads: usize,
@@ -94,6 +101,9 @@ impl LdapArgs {
         if self.client_threads == 0 || self.client_threads > 64 {
             return Err("--client-threads must be between 1 and 64".into());
         }
+        if self.rounds == 0 || self.rounds > 99 {
+            return Err("--rounds must be between 1 and 99".into());
+        }
         if self.servers.is_empty() {
             return Err("--servers names no server".into());
         }
@@ -108,10 +118,40 @@ fn free_port() -> Result<u16, BoxError> {
         .port())
 }
 
-/// One server's runs for one data set, or why it has none.
+/// A server set up for one data set, kept running across the rounds (stopped when dropped; a PostgreSQL cluster
+/// after the server that uses it, by field order).
+#[derive(Default)]
+struct Running {
+    stratus: Option<stratus::Stratus>,
+    _slapd: Option<slapd::Slapd>,
+    _postgres: Option<crate::postgres::Postgres>,
+}
+
+impl Running {
+    fn log_tail(&self) -> String {
+        self.stratus.as_ref().map_or_else(String::new, |s| {
+            format!("\nstratus log (last lines):\n{}", s.log_tail())
+        })
+    }
+}
+
+/// One measured phase of one round.
+struct Phase {
+    run: Run,
+    server_cpu: Option<Duration>,
+}
+
+impl Phase {
+    fn cpu_per_op(&self) -> Option<Duration> {
+        let cpu = self.server_cpu?;
+        (self.run.done > 0).then(|| cpu / u32::try_from(self.run.done).unwrap_or(u32::MAX))
+    }
+}
+
+/// One server's phases for one data set (every round's), or why it has none.
 struct Measured {
     server: Server,
-    runs: Result<Vec<Run>, String>,
+    phases: Result<Vec<Phase>, String>,
 }
 
 pub async fn run(args: &LdapArgs) -> Result<(), BoxError> {
@@ -136,9 +176,11 @@ pub async fn run(args: &LdapArgs) -> Result<(), BoxError> {
         None
     };
     println!(
-        "stratus-bench ldap: {cpus} CPUs, {} client threads, {} connections, each phase at most {} ops and {:.0} s",
+        "stratus-bench ldap: {cpus} CPUs, {} client threads, {} connections, {} round(s) alternating the servers, \
+         each phase at most {} ops and {:.0} s",
         args.client_threads,
         args.connections,
+        args.rounds,
         args.count,
         limit.as_secs_f64()
     );
@@ -153,26 +195,70 @@ pub async fn run(args: &LdapArgs) -> Result<(), BoxError> {
     for &users in &sizes {
         let data = Dataset { users };
         println!("\n== {users} users, {} groups ==", data.groups());
-        let mut measured = Vec::new();
+        // Every server is set up first and kept running, so the rounds can alternate between them.
+        let mut servers = Vec::new();
         for &server in &args.servers {
-            let runs = match server {
-                Server::Slapd => measure_slapd(&script, data, args, limit).await,
-                Server::Stratus => measure_stratus(&stratus_bin, data, args, limit, false).await,
-                Server::StratusPostgres => {
-                    measure_stratus(&stratus_bin, data, args, limit, true).await
+            let started = match server {
+                Server::Slapd => {
+                    tokio::task::block_in_place(|| slapd::start(&script, data)).map(|(s, t)| {
+                        let running = Running {
+                            _slapd: Some(s),
+                            ..Running::default()
+                        };
+                        (running, t)
+                    })
                 }
+                Server::Stratus => start_stratus(&stratus_bin, data, false).await,
+                Server::StratusPostgres => start_stratus(&stratus_bin, data, true).await,
             };
-            if let Err(e) = &runs {
+            let started = match started {
+                Ok((running, target)) => {
+                    let target = Arc::new(target);
+                    match check(&target, data).await {
+                        Ok(()) => Ok((running, target)),
+                        Err(e) => Err(format!("{e}{}", running.log_tail())),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = &started {
                 eprintln!("{}: not measured: {e}", name(server));
             }
-            measured.push(Measured {
-                server,
-                runs: runs.map_err(|e| e.to_string()),
-            });
+            servers.push((server, started, Vec::new()));
         }
+        for round in 0..args.rounds {
+            // Alternate who goes first, so neither always meets a machine the other has just warmed or heated.
+            let mut order: Vec<usize> = (0..servers.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for k in order {
+                let (server, started, phases) = &mut servers[k];
+                let Ok((running, target)) = started else {
+                    continue;
+                };
+                match round_phases(target, data, args, limit, round == 0).await {
+                    Ok(mut p) => phases.append(&mut p),
+                    Err(e) => {
+                        let e = format!("{e}{}", running.log_tail());
+                        eprintln!("{}: round {}: {e}", name(*server), round + 1);
+                        *started = Err(e);
+                    }
+                }
+            }
+        }
+        let measured: Vec<Measured> = servers
+            .into_iter()
+            .map(|(server, started, phases)| Measured {
+                server,
+                phases: started.map(|_| phases),
+            })
+            .collect();
         let report = table(users, args, &measured);
         println!("{report}");
         reports.push(report);
+        // The servers of this data set stop here, before the next one is set up.
+        tokio::task::block_in_place(|| drop(measured));
     }
     if reports.len() > 1 {
         println!("\n== summary ==");
@@ -191,26 +277,11 @@ fn name(server: Server) -> &'static str {
     }
 }
 
-async fn measure_slapd(
-    script: &std::path::Path,
-    data: Dataset,
-    args: &LdapArgs,
-    limit: Duration,
-) -> Result<Vec<Run>, BoxError> {
-    let (server, target) = tokio::task::block_in_place(|| slapd::start(script, data))?;
-    let runs = phases(target, data, args, limit).await;
-    tokio::task::block_in_place(|| drop(server));
-    runs
-}
-
-async fn measure_stratus(
+async fn start_stratus(
     bin: &std::path::Path,
     data: Dataset,
-    args: &LdapArgs,
-    limit: Duration,
     on_postgres: bool,
-) -> Result<Vec<Run>, BoxError> {
-    // The PostgreSQL cluster outlives the server (dropped after it).
+) -> Result<(Running, Target), BoxError> {
     let pg = if on_postgres {
         Some(tokio::task::block_in_place(
             crate::postgres::Postgres::start,
@@ -223,22 +294,22 @@ async fn measure_stratus(
     let server = tokio::task::block_in_place(|| {
         stratus::Stratus::start_with(bin, env.as_ref().map_or(&[][..], |e| &e[..]), None)
     })?;
-    let result = match server.populate(data).await {
-        Ok(target) => phases(target, data, args, limit).await,
-        Err(e) => Err(e),
-    };
-    result.map_err(|e| format!("{e}\nstratus log (last lines):\n{}", server.log_tail()).into())
+    match server.populate(data).await {
+        Ok(target) => Ok((
+            Running {
+                stratus: Some(server),
+                _postgres: pg,
+                ..Running::default()
+            },
+            target,
+        )),
+        Err(e) => Err(format!("{e}\nstratus log (last lines):\n{}", server.log_tail()).into()),
+    }
 }
 
-/// Check the server, then run the three phases.
-async fn phases(
-    target: Target,
-    data: Dataset,
-    args: &LdapArgs,
-    limit: Duration,
-) -> Result<Vec<Run>, BoxError> {
-    let target = Arc::new(target);
-    let entry = load::check(&target, data.users).await?;
+/// Before measuring: the search account finds the first and last users; print what the server returns.
+async fn check(target: &Arc<Target>, data: Dataset) -> Result<(), BoxError> {
+    let entry = load::check(target, data.users).await?;
     let mut attrs: Vec<&str> = entry.attrs.keys().map(String::as_str).collect();
     attrs.sort_unstable();
     println!(
@@ -248,19 +319,33 @@ async fn phases(
         entry.dn,
         attrs.join(" ")
     );
+    Ok(())
+}
 
+/// One round: searches, then (first round only) each sampled user's first bind, then repeat binds among the
+/// users that bound. Later rounds re-bind the same sample, so the repeat phase meets a warm cache every time.
+async fn round_phases(
+    target: &Arc<Target>,
+    data: Dataset,
+    args: &LdapArgs,
+    limit: Duration,
+    first_round: bool,
+) -> Result<Vec<Phase>, BoxError> {
     let conns = args.connections;
-    let mut runs = Vec::new();
+    let mut phases = Vec::new();
     let search = load::run_phase(
         "search uid=",
-        &target,
+        target,
         conns,
         Work::Search { users: data.users },
         args.count,
         limit,
     )
     .await?;
-    runs.push(search.run);
+    phases.push(Phase {
+        run: search.run,
+        server_cpu: search.server_cpu,
+    });
 
     // The same sample of users on every server: a seeded Fisher-Yates shuffle.
     let mut order: Vec<usize> = (0..data.users).collect();
@@ -269,34 +354,45 @@ async fn phases(
         order.swap(k, (rng.next() % (k as u64 + 1)) as usize);
     }
     order.truncate(args.bind_users.min(data.users));
-    let first = load::run_phase(
-        "bind, first",
-        &target,
-        conns,
-        Work::BindOnce {
-            order: Arc::new(order),
-        },
-        args.count,
-        limit,
-    )
-    .await?;
-    runs.push(first.run);
-    if first.bound.is_empty() {
-        return Err(format!("{}: no user bound in the first-bind phase", target.server).into());
-    }
+    let pool = if first_round {
+        let first = load::run_phase(
+            "bind, first",
+            target,
+            conns,
+            Work::BindOnce {
+                order: Arc::new(order),
+            },
+            args.count,
+            limit,
+        )
+        .await?;
+        phases.push(Phase {
+            run: first.run,
+            server_cpu: first.server_cpu,
+        });
+        if first.bound.is_empty() {
+            return Err(format!("{}: no user bound in the first-bind phase", target.server).into());
+        }
+        first.bound
+    } else {
+        order
+    };
     let repeat = load::run_phase(
         "bind, repeat",
-        &target,
+        target,
         conns,
         Work::BindRandom {
-            pool: Arc::new(first.bound),
+            pool: Arc::new(pool),
         },
         args.count,
         limit,
     )
     .await?;
-    runs.push(repeat.run);
-    Ok(runs)
+    phases.push(Phase {
+        run: repeat.run,
+        server_cpu: repeat.server_cpu,
+    });
+    Ok(phases)
 }
 
 /// A throughput ratio with about three significant digits, down to the 1/1000s that first binds reach.
@@ -310,59 +406,79 @@ fn ratio(x: f64) -> String {
     }
 }
 
+/// The round with the median throughput of one phase (the lower middle one for an even count).
+fn median<'a>(phases: &'a [Phase], phase: &str) -> Option<(&'a Phase, usize)> {
+    let mut of: Vec<&Phase> = phases.iter().filter(|p| p.run.name == phase).collect();
+    of.sort_by(|a, b| a.run.per_second().total_cmp(&b.run.per_second()));
+    let n = of.len();
+    (n > 0).then(|| (of[(n - 1) / 2], n))
+}
+
 fn table(users: usize, args: &LdapArgs, measured: &[Measured]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nldap, {users} users, {} connections (bind users: {})",
+        "\nldap, {users} users, {} connections (bind users: {}); median of the rounds, CPU = the server's user + \
+         system time per operation",
         args.connections,
         args.bind_users.min(users)
     );
     let _ = writeln!(
         out,
-        "{:<14} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}  {:<5} {:>9} {:>9}",
-        "phase", "server", "count", "secs", "ops/s", "p50", "p99", "stop", "vs slapd", "vs redb"
+        "{:<14} {:<10} {:>6} {:>8} {:>7} {:>10} {:>10} {:>10} {:>9}  {:<5} {:>9} {:>9}",
+        "phase",
+        "server",
+        "rounds",
+        "count",
+        "secs",
+        "ops/s",
+        "p50",
+        "p99",
+        "CPU/op",
+        "stop",
+        "vs slapd",
+        "vs redb"
     );
-    let runs_of = |server| {
+    let median_of = |server, phase: &str| {
         measured
             .iter()
             .find(|m| m.server == server)
-            .and_then(|m| m.runs.as_ref().ok())
-    };
-    let (slapd_runs, redb_runs) = (runs_of(Server::Slapd), runs_of(Server::Stratus));
-    let against = |base: Option<&Vec<Run>>, phase: &str, r: &Run| {
-        base.and_then(|b| b.iter().find(|s| s.name == phase))
-            .map(Run::per_second)
+            .and_then(|m| m.phases.as_ref().ok())
+            .and_then(|p| median(p, phase))
+            .map(|(p, _)| p.run.per_second())
             .filter(|&v| v > 0.0)
-            .map_or("-".into(), |v| ratio(r.per_second() / v))
     };
     let phase_names = ["search uid=", "bind, first", "bind, repeat"];
     for phase in phase_names {
         for m in measured {
             let server = name(m.server);
-            let Ok(runs) = &m.runs else {
-                let _ = writeln!(out, "{phase:<14} {server:<10} {:>8}  not measured", "-");
+            let Ok(phases) = &m.phases else {
+                let _ = writeln!(out, "{phase:<14} {server:<10} {:>6}  not measured", "-");
                 continue;
             };
-            let Some(r) = runs.iter().find(|r| r.name == phase) else {
+            let Some((p, rounds)) = median(phases, phase) else {
                 continue;
             };
-            let pct = |p| r.percentile(p).map_or("-".into(), format_duration);
+            let r = &p.run;
+            let pct = |q| r.percentile(q).map_or("-".into(), format_duration);
+            let against =
+                |base| median_of(base, phase).map_or("-".into(), |v| ratio(r.per_second() / v));
             let vs = match m.server {
                 Server::Slapd => String::new(),
-                _ => against(slapd_runs, phase, r),
+                _ => against(Server::Slapd),
             };
             let vs_redb = match m.server {
-                Server::StratusPostgres => against(redb_runs, phase, r),
+                Server::StratusPostgres => against(Server::Stratus),
                 _ => String::new(),
             };
             let line = format!(
-                "{phase:<14} {server:<10} {:>8} {:>7.2} {:>10.1} {:>10} {:>10}  {:<5} {vs:>9} {vs_redb:>9}",
+                "{phase:<14} {server:<10} {rounds:>6} {:>8} {:>7.2} {:>10.1} {:>10} {:>10} {:>9}  {:<5} {vs:>9} {vs_redb:>9}",
                 r.done,
                 r.elapsed.as_secs_f64(),
                 r.per_second(),
                 pct(50.0),
                 pct(99.0),
+                p.cpu_per_op().map_or("-".into(), format_duration),
                 match r.stop {
                     Stop::Count => "count",
                     Stop::Time => "time",
@@ -372,7 +488,7 @@ fn table(users: usize, args: &LdapArgs, measured: &[Measured]) -> String {
         }
     }
     for m in measured {
-        if let Err(e) = &m.runs {
+        if let Err(e) = &m.phases {
             let first_line = e.lines().next().unwrap_or_default();
             let _ = writeln!(out, "{}: {first_line}", name(m.server));
         }

@@ -106,6 +106,7 @@ pub fn start(script: &Path, data: Dataset) -> Result<(Slapd, Target), BoxError> 
         base: format!("ou=Users,{SUFFIX}"),
         search_dn: format!("uid={SERVICE_USER},ou=Users,{SUFFIX}"),
         search_password: SERVICE_PASSWORD.into(),
+        pid: slapd.pid().ok(),
     };
     Ok((slapd, target))
 }

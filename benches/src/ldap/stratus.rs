@@ -6,7 +6,6 @@ use super::load::Target;
 use crate::BoxError;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,7 +18,7 @@ const ADMIN_EMAIL: &str = "bench-admin@bench.local";
 const ADMIN_PASSWORD: &str = "Bench-Admin-Pass-1";
 /// Rows per `POST /api/v1/import/users`: each row with a password costs one argon2id hash on the server.
 const IMPORT_CHUNK: usize = 1_000;
-/// Concurrent membership requests while populating.
+/// Concurrent group requests while populating.
 const MEMBER_WORKERS: usize = 8;
 /// Longest the server may take to announce its listeners.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,6 +33,9 @@ pub struct Stratus {
     ldap_url: String,
     key: String,
     http: reqwest::Client,
+    /// What a restart runs again.
+    bin: PathBuf,
+    env: Vec<(String, String)>,
     _tmp: tempfile::TempDir,
 }
 
@@ -70,10 +72,109 @@ fn random_key() -> Result<String, BoxError> {
     Ok(key)
 }
 
+/// Start `bin serve` on the data directory under `dir` (its log beside it) and wait until its HTTPS and LDAP
+/// listeners are announced; returns the process, the HTTPS base URL and the LDAP URL.
+fn launch(
+    bin: &Path,
+    dir: &Path,
+    env: &[(String, String)],
+    key: &str,
+) -> Result<(Child, String, String), BoxError> {
+    let data = dir.join("data");
+    let log = dir.join("stratus.log");
+    let mut cmd = Command::new(bin);
+    // Nothing from the caller's environment may point the server at real data, keys or listeners.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("STRATUS_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        // No ./stratus.toml is picked up from the temporary directory.
+        .current_dir(dir)
+        .env("STRATUS_HTTP_ADDR", "127.0.0.1:0")
+        .env("STRATUS_LDAP_ADDR", "127.0.0.1:0")
+        .env("STRATUS_LDAPS_ADDR", "")
+        .env("STRATUS_BOOTSTRAP_API_KEY", key)
+        .env("STRATUS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("STRATUS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("STRATUS_LOG_LEVEL", "warn")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)?,
+        ));
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keeps draining stdout for the server's whole life, so it never blocks on a full pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("stratus: listening ") {
+                if let Some((kind, addr)) = rest.trim().split_once('=') {
+                    let _ = tx.send((kind.to_string(), addr.to_string()));
+                }
+            }
+        }
+    });
+    let (mut api, mut ldap) = (None, None);
+    let deadline = Instant::now() + START_TIMEOUT;
+    while api.is_none() || ldap.is_none() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "stratus exited ({status}) before listening; its log:\n{}",
+                log_tail(&log)
+            )
+            .into());
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "stratus did not announce {} within {} s (is the LDAP listener wired into this \
+                 binary?); its log:\n{}",
+                if api.is_none() {
+                    "its HTTP listener"
+                } else {
+                    "an LDAP listener"
+                },
+                START_TIMEOUT.as_secs(),
+                log_tail(&log)
+            )
+            .into());
+        }
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok((kind, addr)) if kind == "http" => api = Some(addr),
+            Ok((kind, addr)) if kind == "ldap" => {
+                ldap = Some(if addr.starts_with("ldap://") {
+                    addr
+                } else {
+                    format!("ldap://{addr}")
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok((child, api.unwrap_or_default(), ldap.unwrap_or_default()))
+}
+
 impl Stratus {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The LDAP listener's URL.
+    pub fn ldap_url(&self) -> &str {
+        &self.ldap_url
     }
 
     /// Start `bin serve` on ephemeral loopback ports, LDAPS off, and wait for its HTTPS and LDAP listeners.
@@ -103,85 +204,17 @@ impl Stratus {
         let tmp = tempfile::Builder::new()
             .prefix("stratus-bench-stratus")
             .tempdir()?;
-        let data = tmp.path().join("data");
-        let log = tmp.path().join("stratus.log");
         let key = match api_key {
             Some(k) => k.to_string(),
             None => random_key()?,
         };
-        let mut cmd = Command::new(bin);
-        // Nothing from the caller's environment may point the server at real data, keys or listeners.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("STRATUS_") {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(&data)
-            // No ./stratus.toml is picked up from the temporary directory.
-            .current_dir(tmp.path())
-            .env("STRATUS_HTTP_ADDR", "127.0.0.1:0")
-            .env("STRATUS_LDAP_ADDR", "127.0.0.1:0")
-            .env("STRATUS_LDAPS_ADDR", "")
-            .env("STRATUS_BOOTSTRAP_API_KEY", &key)
-            .env("STRATUS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("STRATUS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("STRATUS_LOG_LEVEL", "warn")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log)?));
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Keeps draining stdout for the server's whole life, so it never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("stratus: listening ") {
-                    if let Some((kind, addr)) = rest.trim().split_once('=') {
-                        let _ = tx.send((kind.to_string(), addr.to_string()));
-                    }
-                }
-            }
-        });
-        let (mut api, mut ldap) = (None, None);
-        let deadline = Instant::now() + START_TIMEOUT;
-        while api.is_none() || ldap.is_none() {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "stratus exited ({status}) before listening; its log:\n{}",
-                    log_tail(&log)
-                )
-                .into());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "stratus did not announce {} within {} s (is the LDAP listener wired into this \
-                     binary?); its log:\n{}",
-                    if api.is_none() { "its HTTP listener" } else { "an LDAP listener" },
-                    START_TIMEOUT.as_secs(),
-                    log_tail(&log)
-                )
-                .into());
-            }
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok((kind, addr)) if kind == "http" => api = Some(addr),
-                Ok((kind, addr)) if kind == "ldap" => {
-                    ldap = Some(if addr.starts_with("ldap://") {
-                        addr
-                    } else {
-                        format!("ldap://{addr}")
-                    })
-                }
-                _ => {}
-            }
-        }
-        let (api, ldap_url) = (api.unwrap_or_default(), ldap.unwrap_or_default());
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let log = tmp.path().join("stratus.log");
+        let (child, api, ldap_url) = launch(bin, tmp.path(), &env, &key)?;
+        let data = tmp.path().join("data");
         let ca = std::fs::read(data.join("certs/ca.pem"))
             .map_err(|e| format!("dev CA {}: {e}", data.join("certs/ca.pem").display()))?;
         let http = reqwest::Client::builder()
@@ -195,8 +228,23 @@ impl Stratus {
             ldap_url,
             key,
             http,
+            bin: bin.to_path_buf(),
+            env,
             _tmp: tmp,
         })
+    }
+
+    /// Stop the server and start it again on the same data directory (new ports); returns the time from the
+    /// start of the process to its HTTPS and LDAP listeners being announced, which comes after the store was
+    /// opened and the snapshot built.
+    pub fn restart(&mut self) -> Result<Duration, BoxError> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let t0 = Instant::now();
+        let (child, api, ldap_url) = launch(&self.bin, self._tmp.path(), &self.env, &self.key)?;
+        let ready = t0.elapsed();
+        (self.child, self.api, self.ldap_url) = (child, api, ldap_url);
+        Ok(ready)
     }
 
     async fn call(
@@ -215,8 +263,9 @@ impl Stratus {
         answer(req, &method, path).await
     }
 
-    /// Populate the data set and return the LDAP target: users imported by CSV with their password, groups of
-    /// 100 with a Linux group each, all bound to `ldap`, and a service account that may search.
+    /// Populate the data set and return the LDAP target: groups of 100 with a Linux group each, all bound to
+    /// `ldap`; users imported by CSV with their password and their group (the import's `groups` column); and a
+    /// service account that may search.
     pub async fn populate(&self, data: Dataset) -> Result<Target, BoxError> {
         let suffix = self
             .call(Method::GET, "/settings/org", None)
@@ -226,25 +275,36 @@ impl Stratus {
             .ok_or("GET /settings/org has no ldap_suffix")?
             .to_string();
 
+        let t0 = Instant::now();
+        let first_group = self.make_groups(data).await?;
+        println!(
+            "stratus: {} groups with their LDAP bindings in {:.1} s",
+            data.groups(),
+            t0.elapsed().as_secs_f64()
+        );
+
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         println!(
-            "stratus: importing {} users with passwords (one argon2id each: expect about {:.0} s on {cpus} CPUs)",
+            "stratus: importing {} users with passwords and groups (one argon2id each: expect about {:.0} s on {cpus} \
+             CPUs at the default cost)",
             data.users,
             data.users as f64 * 0.018 / cpus as f64
         );
-        let t0 = Instant::now();
-        let mut ids: Vec<String> = Vec::with_capacity(data.users);
+        let t1 = Instant::now();
+        // About ten progress lines, whatever the size.
+        let report_every = (data.users / 10).max(IMPORT_CHUNK);
         for start in (0..data.users).step_by(IMPORT_CHUNK) {
             let end = (start + IMPORT_CHUNK).min(data.users);
-            let mut csv = String::from("firstname,lastname,username,email,password\n");
+            let mut csv = String::from("firstname,lastname,username,email,password,groups\n");
             for i in start..end {
                 writeln!(
                     csv,
-                    "{},{},{},{},{PASSWORD}",
+                    "{},{},{},{},{PASSWORD},{}",
                     Dataset::FIRST_NAME,
                     Dataset::last_name(i),
                     Dataset::username(i),
-                    Dataset::email(i)
+                    Dataset::email(i),
+                    Dataset::group_name(Dataset::group_of(i)),
                 )?;
             }
             let req = self
@@ -254,70 +314,33 @@ impl Stratus {
                 .header(reqwest::header::CONTENT_TYPE, "text/csv")
                 .body(csv);
             let report = answer(req, &Method::POST, "/import/users").await?;
-            let by_name: HashMap<&str, &Value> = report
+            let rows = report
                 .get("rows")
                 .and_then(Value::as_array)
-                .map(|rows| {
-                    rows.iter()
-                        .filter_map(|r| Some((r.get("username")?.as_str()?, r)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for i in start..end {
-                let name = Dataset::username(i);
-                let row = by_name
-                    .get(name.as_str())
-                    .ok_or_else(|| format!("import report has no row for {name}"))?;
-                match row.get("user_id").and_then(Value::as_str) {
-                    Some(id) if row.get("status").and_then(Value::as_str) == Some("imported") => {
-                        ids.push(id.to_string())
-                    }
-                    _ => {
-                        return Err(format!(
-                            "importing {name} failed: {}",
-                            row.get("message").and_then(Value::as_str).unwrap_or("?")
-                        )
-                        .into())
-                    }
-                }
-            }
-            println!(
-                "stratus: {end}/{} users imported, {:.0} s",
-                data.users,
-                t0.elapsed().as_secs_f64()
-            );
-        }
-        let imported = t0.elapsed();
-
-        let t1 = Instant::now();
-        let mut memberships = Vec::with_capacity(data.users + 1);
-        let mut first_group = String::new();
-        for j in 0..data.groups() {
-            let name = Dataset::group_name(j);
-            let group = self
-                .call(
-                    Method::POST,
-                    "/groups",
-                    Some(json!({
-                        "name": name,
-                        "linux_group": {"name": name, "gid": Dataset::group_gid(j)},
-                    })),
+                .ok_or("the import report has no rows")?;
+            if rows.len() != end - start {
+                return Err(format!(
+                    "the import report has {} rows for {} users",
+                    rows.len(),
+                    end - start
                 )
-                .await?;
-            let gid = group
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or("POST /groups answered without an id")?
-                .to_string();
-            self.call(Method::PUT, &format!("/groups/{gid}/bindings/ldap"), None)
-                .await?;
-            for i in data.group_members(j) {
-                memberships.push((gid.clone(), ids[i].clone()));
+                .into());
             }
-            if j == 0 {
-                first_group = gid;
+            if let Some(bad) = rows
+                .iter()
+                .find(|r| r.get("status").and_then(Value::as_str) != Some("imported"))
+            {
+                return Err(format!("importing a user failed: {bad}").into());
+            }
+            if end == data.users || end % report_every < IMPORT_CHUNK {
+                println!(
+                    "stratus: {end}/{} users imported, {:.0} s",
+                    data.users,
+                    t1.elapsed().as_secs_f64()
+                );
             }
         }
+
         let svc = self
             .call(
                 Method::POST,
@@ -336,15 +359,8 @@ impl Stratus {
             .get("id")
             .and_then(Value::as_str)
             .ok_or("POST /users answered without an id")?;
-        memberships.push((first_group, svc_id.to_string()));
-        self.add_members(memberships).await?;
-        println!(
-            "stratus: {} groups, {} memberships and bindings in {:.1} s (after {:.1} s of import)",
-            data.groups(),
-            data.users + 1,
-            t1.elapsed().as_secs_f64(),
-            imported.as_secs_f64()
-        );
+        let path = format!("/groups/{first_group}/members/{svc_id}");
+        self.call(Method::PUT, &path, None).await?;
 
         Ok(Target {
             server: "stratus",
@@ -352,38 +368,60 @@ impl Stratus {
             base: format!("ou=Users,{suffix}"),
             search_dn: format!("uid={SERVICE_USER},ou=Users,{suffix}"),
             search_password: SERVICE_PASSWORD.into(),
+            pid: Some(self.pid()),
         })
     }
 
-    /// `PUT /groups/{id}/members/{user_id}` for every pair, from a few concurrent workers.
-    async fn add_members(&self, pairs: Vec<(String, String)>) -> Result<(), BoxError> {
-        let pairs = Arc::new(pairs);
+    /// The data set's groups, each with its Linux group and bound to `ldap`, from a few concurrent workers;
+    /// returns the first group's id.
+    async fn make_groups(&self, data: Dataset) -> Result<String, BoxError> {
         let next = Arc::new(AtomicUsize::new(0));
+        let groups = data.groups();
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..MEMBER_WORKERS {
-            let (pairs, next, http, api, key) = (
-                Arc::clone(&pairs),
+            let (next, http, api, key) = (
                 Arc::clone(&next),
                 self.http.clone(),
                 self.api.clone(),
                 self.key.clone(),
             );
             set.spawn(async move {
+                let mut first = None;
                 loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((group, user)) = pairs.get(n) else {
-                        return Ok::<_, BoxError>(());
-                    };
-                    let path = format!("/groups/{group}/members/{user}");
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    if j >= groups {
+                        return Ok::<_, BoxError>(first);
+                    }
+                    let name = Dataset::group_name(j);
+                    let req = http
+                        .post(format!("{api}/api/v1/groups"))
+                        .bearer_auth(&key)
+                        .json(&json!({
+                            "name": name,
+                            "linux_group": {"name": name, "gid": Dataset::group_gid(j)},
+                        }));
+                    let group = answer(req, &Method::POST, "/groups").await?;
+                    let gid = group
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .ok_or("POST /groups answered without an id")?
+                        .to_string();
+                    let path = format!("/groups/{gid}/bindings/ldap");
                     let req = http.put(format!("{api}/api/v1{path}")).bearer_auth(&key);
                     answer(req, &Method::PUT, &path).await?;
+                    if j == 0 {
+                        first = Some(gid);
+                    }
                 }
             });
         }
+        let mut first = None;
         while let Some(joined) = set.join_next().await {
-            joined??;
+            if let Some(g) = joined?? {
+                first = Some(g);
+            }
         }
-        Ok(())
+        first.ok_or_else(|| "the data set has no group".into())
     }
 
     /// The server's log, for error messages.
