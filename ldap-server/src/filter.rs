@@ -354,6 +354,35 @@ fn plan_equality(attr: &str, value: &str, tree: &Tree) -> Plan {
 }
 
 /// Number of nodes in a filter, to refuse absurd ones before evaluating them against every entry.
+/// The attribute types a filter reads (names outside the schema read nothing: they evaluate to Undefined).
+pub fn attributes(f: &LdapFilter) -> schema::AttributeSet {
+    let mut set = schema::AttributeSet::default();
+    let mut stack = vec![f];
+    while let Some(f) = stack.pop() {
+        let name = match f {
+            LdapFilter::And(items) | LdapFilter::Or(items) => {
+                stack.extend(items.iter());
+                continue;
+            }
+            LdapFilter::Not(inner) => {
+                stack.push(inner);
+                continue;
+            }
+            LdapFilter::Present(a)
+            | LdapFilter::Equality(a, _)
+            | LdapFilter::Approx(a, _)
+            | LdapFilter::GreaterOrEqual(a, _)
+            | LdapFilter::LessOrEqual(a, _)
+            | LdapFilter::Substring(a, _) => a,
+            LdapFilter::Extensible(_) => continue,
+        };
+        if let Some(at) = schema::attribute(name) {
+            set.insert(at);
+        }
+    }
+    set
+}
+
 pub fn size(f: &LdapFilter) -> usize {
     match f {
         LdapFilter::And(v) | LdapFilter::Or(v) => 1 + v.iter().map(size).sum::<usize>(),
@@ -368,10 +397,7 @@ mod tests {
     use ldap3_proto::proto::LdapSubstringFilter;
 
     fn entry() -> Entry {
-        let mut e = Entry {
-            dn: "uid=alice,ou=Users,o=x".into(),
-            attrs: Vec::new(),
-        };
+        let mut e = Entry::of("uid=alice,ou=Users,o=x".into(), Vec::new());
         let mut put = |n: &str, v: &[&str]| {
             e.attrs.push((
                 schema::attribute(n).unwrap(),

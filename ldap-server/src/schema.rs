@@ -171,11 +171,90 @@ pub static ATTRIBUTES: &[AttributeType] = &[
     op("matchingRules", "2.5.21.4", CaseIgnore),
 ];
 
+/// Every attribute by its lower-case name and by its OID. Entries are built with a few dozen look-ups each, and
+/// a scan of the table cost about 2 % of a search's CPU.
+/// Keyed by short names the server itself spells, so a plain FNV-1a hash serves: no client can choose what
+/// the table holds.
+static BY_NAME: std::sync::LazyLock<
+    std::collections::HashMap<&'static str, &'static AttributeType, Fnv>,
+> = std::sync::LazyLock::new(|| {
+    let mut map = std::collections::HashMap::with_capacity_and_hasher(ATTRIBUTES.len() * 2, Fnv);
+    for a in ATTRIBUTES {
+        let lower: &'static str = Box::leak(a.name.to_ascii_lowercase().into_boxed_str());
+        map.insert(lower, a);
+        map.insert(a.oid, a);
+    }
+    map
+});
+
+/// FNV-1a, for [`BY_NAME`].
+#[derive(Clone, Copy, Default)]
+struct Fnv;
+
+struct FnvHasher(u64);
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Longest attribute name looked up without allocating (longer names are not in the table anyway).
+const NAME_BUFFER: usize = 64;
+
 /// Look an attribute up by name or OID, case-insensitively.
 pub fn attribute(name: &str) -> Option<&'static AttributeType> {
-    ATTRIBUTES
-        .iter()
-        .find(|a| a.name.eq_ignore_ascii_case(name) || a.oid == name)
+    if name.len() > NAME_BUFFER {
+        return None;
+    }
+    let mut buf = [0u8; NAME_BUFFER];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    // Lower-casing ASCII letters keeps the bytes valid UTF-8.
+    let lower = std::str::from_utf8(lower).ok()?;
+    BY_NAME.get(lower).copied()
+}
+
+/// A set of attribute types, one bit per row of [`ATTRIBUTES`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttributeSet(u128);
+
+impl AttributeSet {
+    pub const ALL: AttributeSet = AttributeSet(u128::MAX);
+
+    fn bit(at: &AttributeType) -> u128 {
+        // The row of `at` in the table, from its address: every AttributeType lives in ATTRIBUTES.
+        let offset = (at as *const AttributeType as usize)
+            .wrapping_sub(ATTRIBUTES.as_ptr() as usize)
+            / std::mem::size_of::<AttributeType>();
+        debug_assert!(offset < ATTRIBUTES.len(), "{} is not in the table", at.name);
+        1u128.checked_shl(offset as u32).unwrap_or(0)
+    }
+
+    pub fn insert(&mut self, at: &AttributeType) {
+        self.0 |= Self::bit(at);
+    }
+
+    pub fn contains(&self, at: &AttributeType) -> bool {
+        self.0 & Self::bit(at) != 0
+    }
+
+    pub fn union(self, other: AttributeSet) -> AttributeSet {
+        AttributeSet(self.0 | other.0)
+    }
 }
 
 /// One object class: name, OID, superclass, kind, MUST and MAY.
@@ -388,6 +467,30 @@ mod tests {
         assert_eq!(attribute("UIDNUMBER").unwrap().name, "uidNumber");
         assert_eq!(attribute("2.5.4.3").unwrap().name, "cn");
         assert!(attribute("nope").is_none());
+        assert!(attribute(&"x".repeat(200)).is_none());
+        assert!(attribute("Ünïcode").is_none());
+        for a in ATTRIBUTES {
+            assert!(std::ptr::eq(attribute(a.name).unwrap(), a));
+            assert!(std::ptr::eq(attribute(a.oid).unwrap(), a));
+        }
+    }
+
+    #[test]
+    fn every_attribute_has_its_own_bit() {
+        assert!(
+            ATTRIBUTES.len() <= 128,
+            "AttributeSet holds 128 attribute types"
+        );
+        let mut seen = AttributeSet::default();
+        for a in ATTRIBUTES {
+            assert!(!seen.contains(a), "{} shares a bit", a.name);
+            seen.insert(a);
+            assert!(seen.contains(a));
+        }
+        let mut one = AttributeSet::default();
+        one.insert(attribute("uid").unwrap());
+        assert!(!one.contains(attribute("cn").unwrap()));
+        assert!(AttributeSet::ALL.contains(attribute("cn").unwrap()));
     }
 
     #[test]

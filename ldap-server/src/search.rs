@@ -10,11 +10,9 @@
 use crate::codec::Ber;
 use crate::entry::{Entry, EntryRef, Reader, Tree};
 use crate::filter::{self, Candidates, Plan, Truth};
-use crate::schema;
+use crate::schema::{self, AttributeSet};
 use core_directory::Id;
-use ldap3_proto::proto::{
-    LdapPartialAttribute, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
-};
+use ldap3_proto::proto::{LdapResultCode, LdapSearchRequest, LdapSearchScope};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -100,7 +98,8 @@ pub struct PagedState {
 
 /// What a search produced.
 pub struct SearchOutcome {
-    pub entries: Vec<LdapSearchResultEntry>,
+    /// The entries, each holding only the attributes to return (without values for typesOnly).
+    pub entries: Vec<Entry>,
     pub code: LdapResultCode,
     pub message: String,
     pub matched_dn: String,
@@ -120,67 +119,49 @@ impl SearchOutcome {
     }
 }
 
-/// Which attributes to return.
-struct Selection {
-    all_user: bool,
-    all_operational: bool,
-    named: Vec<&'static schema::AttributeType>,
-    none: bool,
-}
-
-impl Selection {
-    fn of(attrs: &[String]) -> Self {
-        let mut s = Selection {
-            all_user: attrs.is_empty(),
-            all_operational: false,
-            named: Vec::new(),
-            none: false,
-        };
-        for a in attrs {
-            match a.as_str() {
-                "*" => s.all_user = true,
-                "+" => s.all_operational = true,
-                "1.1" => s.none = attrs.len() == 1,
-                name => {
-                    if let Some(at) = schema::attribute(name) {
-                        s.named.push(at);
-                    }
+/// Which attributes to return (RFC 4511 §4.5.1.8): none of them for `1.1` alone, the user attributes for an
+/// empty list or `*`, the operational ones for `+`, and those named.
+fn selection(attrs: &[String]) -> AttributeSet {
+    let (mut all_user, mut all_operational, mut none) = (attrs.is_empty(), false, false);
+    let mut named = AttributeSet::default();
+    for a in attrs {
+        match a.as_str() {
+            "*" => all_user = true,
+            "+" => all_operational = true,
+            "1.1" => none = attrs.len() == 1,
+            name => {
+                if let Some(at) = schema::attribute(name) {
+                    named.insert(at);
                 }
             }
         }
-        s
     }
-
-    fn wants(&self, at: &schema::AttributeType) -> bool {
-        if self.none {
-            return false;
-        }
-        (if at.operational {
-            self.all_operational
+    let mut set = AttributeSet::default();
+    if none {
+        return set;
+    }
+    for at in schema::ATTRIBUTES {
+        let by_kind = if at.operational {
+            all_operational
         } else {
-            self.all_user
-        }) || self.named.iter().any(|n| std::ptr::eq(*n, at))
+            all_user
+        };
+        if by_kind || named.contains(at) {
+            set.insert(at);
+        }
     }
+    set
 }
 
-fn to_wire(e: Entry, sel: &Selection, types_only: bool) -> LdapSearchResultEntry {
-    let attributes = e
-        .attrs
-        .into_iter()
-        .filter(|(at, _)| sel.wants(at))
-        .map(|(at, vals)| LdapPartialAttribute {
-            atype: at.name.to_string(),
-            vals: if types_only {
-                Vec::new()
-            } else {
-                vals.into_iter().map(String::into_bytes).collect()
-            },
-        })
-        .collect();
-    LdapSearchResultEntry {
-        dn: e.dn,
-        attributes,
+/// Keep what the client asked for: the selected attributes, without their values for typesOnly.
+fn to_wire(mut e: Entry, selected: AttributeSet, types_only: bool) -> Entry {
+    e.attrs.retain(|(at, _)| selected.contains(at));
+    if types_only {
+        for (_, vals) in &mut e.attrs {
+            vals.clear();
+        }
     }
+    e
 }
 
 /// Users and groups admitted by a plan and visible in LDAP.
@@ -305,7 +286,9 @@ pub fn search(
     if !tree.traversable(&base, reader) {
         return SearchOutcome::error(LdapResultCode::NoSuchObject, "no such entry");
     }
-    let selection = Selection::of(&req.attrs);
+    let selected = selection(&req.attrs);
+    // An entry is built with what it returns and what the filter reads, nothing more.
+    let want = selected.union(filter::attributes(&req.filter));
     let client_limit = usize::try_from(req.sizelimit).unwrap_or(0);
     let client_time = Duration::from_secs(u64::try_from(req.timelimit).unwrap_or(0));
     let time_limit = if client_time.is_zero() {
@@ -372,7 +355,7 @@ pub fn search(
             queue.clear();
             break;
         }
-        let Some(entry) = tree.build(&r, reader) else {
+        let Some(entry) = tree.build(&r, reader, want) else {
             continue;
         };
         if filter::eval(&req.filter, &entry) != Truth::True {
@@ -390,7 +373,7 @@ pub fn search(
             queue.push_front(r);
             break;
         }
-        entries.push(to_wire(entry, &selection, req.typesonly));
+        entries.push(to_wire(entry, selected, req.typesonly));
     }
     let cookie = page_size.map(|_| {
         if queue.is_empty() {

@@ -2,10 +2,10 @@
 //! anonymous until a successful simple bind, then bound as an ordinary user or a Bind-DN service account.
 //! Operations are answered in order; a failed write ends the connection.
 
-use crate::codec::{Control, GuardedCodec, Request};
+use crate::codec::{Control, EntryReply, GuardedCodec, Request};
 use crate::entry::{
-    EntryRef, Reader, Tree, OID_MANAGE_DSA_IT, OID_PAGED_RESULTS, OID_PASSWD_MODIFY, OID_STARTTLS,
-    OID_WHOAMI,
+    Entry, EntryRef, Reader, Tree, OID_MANAGE_DSA_IT, OID_PAGED_RESULTS, OID_PASSWD_MODIFY,
+    OID_STARTTLS, OID_WHOAMI,
 };
 use crate::schema;
 use crate::search::{self, PagedState};
@@ -86,6 +86,12 @@ fn notice(message: &str) -> LdapMsg {
 /// What the loop does after an operation.
 enum Next {
     Send(Vec<LdapMsg>),
+    /// A search's entries (encoded by [`crate::codec::encode_entry`]), then its SearchResultDone.
+    Entries {
+        msgid: i32,
+        entries: Vec<Entry>,
+        done: LdapMsg,
+    },
     StartTls(LdapMsg),
     /// Send a last message, then close.
     Final(LdapMsg),
@@ -160,7 +166,26 @@ pub async fn serve(stream: Transport, peer: SocketAddr, shared: Arc<Shared>) {
                         break;
                     }
                 }
-                if !ok || framed.flush().await.is_err() {
+                if !ok || SinkExt::<LdapMsg>::flush(&mut framed).await.is_err() {
+                    break;
+                }
+            }
+            Next::Entries {
+                msgid,
+                entries,
+                done,
+            } => {
+                let mut ok = true;
+                for entry in entries {
+                    if framed.feed(EntryReply { msgid, entry }).await.is_err() {
+                        ok = false;
+                        break;
+                    }
+                }
+                if !ok
+                    || framed.feed(done).await.is_err()
+                    || SinkExt::<LdapMsg>::flush(&mut framed).await.is_err()
+                {
                     break;
                 }
             }
@@ -251,7 +276,7 @@ impl Session {
         match msg.op {
             LdapOp::BindRequest(req) => Next::Send(vec![self.bind(id, req).await]),
             LdapOp::UnbindRequest => Next::Close,
-            LdapOp::SearchRequest(req) => Next::Send(self.search(id, &req, &controls).await),
+            LdapOp::SearchRequest(req) => self.search(id, &req, &controls).await,
             LdapOp::CompareRequest(req) => Next::Send(vec![self.compare(id, &req).await]),
             LdapOp::AbandonRequest(_) => Next::Send(Vec::new()),
             LdapOp::ExtendedRequest(req) => self.extended(id, req).await,
@@ -416,12 +441,7 @@ impl Session {
         }
     }
 
-    async fn search(
-        &mut self,
-        id: i32,
-        req: &LdapSearchRequest,
-        controls: &[Control],
-    ) -> Vec<LdapMsg> {
+    async fn search(&mut self, id: i32, req: &LdapSearchRequest, controls: &[Control]) -> Next {
         let paging = match controls.iter().find(|c| c.oid == OID_PAGED_RESULTS) {
             None => None,
             Some(c) => match search::PageRequest::decode(c.value.as_deref()) {
@@ -431,7 +451,7 @@ impl Session {
                         LdapResultCode::ProtocolError,
                         "the paged results control value is malformed",
                     );
-                    return vec![reply(id, LdapOp::SearchResultDone(res))];
+                    return Next::Send(vec![reply(id, LdapOp::SearchResultDone(res))]);
                 }
             },
         };
@@ -458,11 +478,6 @@ impl Session {
             )
             .await;
         }
-        let mut out: Vec<LdapMsg> = outcome
-            .entries
-            .into_iter()
-            .map(|e| reply(id, LdapOp::SearchResultEntry(e)))
-            .collect();
         let mut done = reply(
             id,
             LdapOp::SearchResultDone(LdapResult {
@@ -476,8 +491,11 @@ impl Session {
             done.ctrl
                 .push(LdapControl::SimplePagedResults { size: 0, cookie });
         }
-        out.push(done);
-        out
+        Next::Entries {
+            msgid: id,
+            entries: outcome.entries,
+            done,
+        }
     }
 
     async fn compare(&self, id: i32, req: &LdapCompareRequest) -> LdapMsg {
@@ -505,7 +523,9 @@ impl Session {
                 "unknown attribute type",
             );
         };
-        let Some(entry) = tree.build(&target, &self.reader) else {
+        let mut want = schema::AttributeSet::default();
+        want.insert(at);
+        let Some(entry) = tree.build(&target, &self.reader, want) else {
             return respond(LdapResultCode::NoSuchObject, "no such entry");
         };
         let Some(values) = entry.get(at) else {
@@ -516,10 +536,7 @@ impl Session {
         };
         let asserted = String::from_utf8_lossy(&req.val).into_owned();
         let probe = ldap3_proto::proto::LdapFilter::Equality(at.name.into(), asserted);
-        let one = crate::entry::Entry {
-            dn: entry.dn.clone(),
-            attrs: vec![(at, values.to_vec())],
-        };
+        let one = crate::entry::Entry::of(entry.dn.clone(), vec![(at, values.to_vec())]);
         match crate::filter::eval(&probe, &one) {
             crate::filter::Truth::True => respond(LdapResultCode::CompareTrue, ""),
             crate::filter::Truth::False => respond(LdapResultCode::CompareFalse, ""),

