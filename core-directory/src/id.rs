@@ -2,25 +2,29 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// An entity id: 12 random bytes written as 24 lowercase hex characters.
+///
+/// Shared text: the snapshot keeps each id in several indexes (a user's id in about eight), and a clone is a
+/// reference count instead of a new allocation. With `String`, those copies were about 400 bytes per user.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = String, example = "5f1b2c3d4e5f60718293a4b5")]
-pub struct Id(String);
+pub struct Id(Arc<str>);
 
 impl Id {
     /// A fresh random id.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 12];
         crate::crypto::fill_random(&mut bytes);
-        Id(data_encoding::HEXLOWER.encode(&bytes))
+        Id(data_encoding::HEXLOWER.encode(&bytes).into())
     }
 
     /// Parse an id from text, accepting only 24 hex characters (case-insensitive).
     pub fn parse(text: &str) -> Option<Self> {
         if text.len() == 24 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Some(Id(text.to_ascii_lowercase()))
+            Some(Id(text.to_ascii_lowercase().into()))
         } else {
             None
         }

@@ -5,7 +5,7 @@
 use crate::conditional::{AccessPolicy, IpList};
 use crate::id::Id;
 use crate::model::*;
-use crate::store::{Kind, LoadedRecords, Op, StoreError};
+use crate::store::{Kind, Op, StoreError};
 use imbl::{HashMap, OrdMap, OrdSet};
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ pub struct Snapshot {
     /// group → members
     pub members: HashMap<Id, OrdSet<Id>>,
     /// user → groups
-    pub memberships: HashMap<Id, OrdSet<Id>>,
+    pub memberships: HashMap<Id, IdList>,
     /// resource → bound groups
     pub bindings: HashMap<Resource, OrdSet<Id>>,
     /// group → resources it is bound to
@@ -68,6 +68,68 @@ pub struct Snapshot {
     /// The policies in evaluation order (priority, then name), rebuilt when one changes.
     pub policy_order: Arc<crate::conditional::PolicySet>,
     pub ip_lists: HashMap<Id, Arc<IpList>>,
+}
+
+/// A small sorted set of ids: a user's groups. A user has a handful, and a vector of them is a tenth of the
+/// memory of a persistent B-tree set (whose every node has room for 16), which is what a million users' sets cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdList(Vec<Id>);
+
+impl IdList {
+    /// Add an id; false when it was there.
+    pub fn insert(&mut self, id: Id) -> bool {
+        match self.0.binary_search(&id) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, id);
+                true
+            }
+        }
+    }
+
+    /// Remove an id; false when it was not there.
+    pub fn remove(&mut self, id: &Id) -> bool {
+        match self.0.binary_search(id) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn contains(&self, id: &Id) -> bool {
+        self.0.binary_search(id).is_ok()
+    }
+
+    /// In id order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Id> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl IntoIterator for IdList {
+    type Item = Id;
+    type IntoIter = std::vec::IntoIter<Id>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a IdList {
+    type Item = &'a Id;
+    type IntoIter = std::slice::Iter<'a, Id>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 fn index(map: &mut HashMap<String, OrdSet<Id>>, key: Option<&str>, id: &Id) {
@@ -151,17 +213,18 @@ impl Snapshot {
         }
     }
 
-    /// Rebuild from every stored record.
-    pub fn from_records(loaded: LoadedRecords) -> Result<Self, StoreError> {
+    /// Build from every record of a store, read one at a time ([`crate::store::Store::load_each`]).
+    pub fn from_store(store: &dyn crate::store::Store) -> Result<Self, StoreError> {
         let mut s = Snapshot::empty();
-        s.sequence = loaded.sequence;
+        // Links name records that may come later in the read; they are applied once every record is in.
         let mut links = Vec::new();
-        for (kind, key, bytes) in loaded.records {
-            match kind {
-                Kind::Membership | Kind::Binding => links.push((kind, key)),
-                _ => s.put_record(kind, &key, &bytes)?,
+        s.sequence = store.load_each(&mut |kind, key, bytes| match kind {
+            Kind::Membership | Kind::Binding => {
+                links.push((kind, key.to_string()));
+                Ok(())
             }
-        }
+            _ => s.put_record(kind, key, bytes),
+        })?;
         for (kind, key) in links {
             s.put_record(kind, &key, &[])?;
         }
@@ -739,5 +802,28 @@ impl Snapshot {
             org.samba_sid,
             samba_user_rid(user.uid_number)
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_list_is_a_sorted_set() {
+        let ids: Vec<Id> = (0..5).map(|_| Id::generate()).collect();
+        let mut list = IdList::default();
+        for id in ids.iter().rev() {
+            assert!(list.insert(id.clone()));
+        }
+        assert!(!list.insert(ids[2].clone()), "already there");
+        assert_eq!(list.len(), 5);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert!(list.iter().eq(sorted.iter()));
+        assert!(list.remove(&ids[0]));
+        assert!(!list.remove(&ids[0]));
+        assert!(!list.contains(&ids[0]) && list.contains(&ids[1]));
+        assert_eq!(list.into_iter().count(), 4);
     }
 }

@@ -118,15 +118,17 @@ fn search(s: &LdapSearchRequest) {
 fn entries() -> &'static [Entry] {
     static ENTRIES: OnceLock<Vec<Entry>> = OnceLock::new();
     ENTRIES.get_or_init(|| {
-        let entry = |dn: &str, attrs: &[(&str, &[&str])]| Entry {
-            dn: dn.into(),
-            attrs: attrs
-                .iter()
-                .filter_map(|(name, values)| {
-                    let at = schema::attribute(name)?;
-                    Some((at, values.iter().map(|v| v.to_string()).collect()))
-                })
-                .collect(),
+        let entry = |dn: &str, attrs: &[(&str, &[&str])]| {
+            Entry::of(
+                dn.into(),
+                attrs
+                    .iter()
+                    .filter_map(|(name, values)| {
+                        let at = schema::attribute(name)?;
+                        Some((at, values.iter().map(|v| v.to_string()).collect()))
+                    })
+                    .collect(),
+            )
         };
         let suffix = "o=0123456789abcdef01234567,dc=stratus,dc=local";
         let alice = format!("uid=alice,ou=Users,{suffix}");

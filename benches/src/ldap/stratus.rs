@@ -36,7 +36,9 @@ pub struct Stratus {
     /// What a restart runs again.
     bin: PathBuf,
     env: Vec<(String, String)>,
-    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    /// Removes `dir` when dropped, unless [`Stratus::keep`] took it.
+    tmp: Option<tempfile::TempDir>,
 }
 
 impl Drop for Stratus {
@@ -172,6 +174,41 @@ impl Stratus {
         self.child.id()
     }
 
+    /// Stop the server as an administrator would (SIGTERM, then wait for it to close its store), killing it
+    /// only if it has not exited within a minute.
+    pub fn stop(&mut self) -> Result<(), BoxError> {
+        if self.child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Err("stratus did not stop within 60 s of SIGTERM".into())
+    }
+
+    /// Leave the server's directory (data and log) in place when this is dropped; returns it.
+    pub fn keep(&mut self) -> PathBuf {
+        if let Some(t) = self.tmp.take() {
+            let _ = t.keep();
+        }
+        self.dir.clone()
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
     /// The LDAP listener's URL.
     pub fn ldap_url(&self) -> &str {
         &self.ldap_url
@@ -230,7 +267,8 @@ impl Stratus {
             http,
             bin: bin.to_path_buf(),
             env,
-            _tmp: tmp,
+            dir: tmp.path().to_path_buf(),
+            tmp: Some(tmp),
         })
     }
 
@@ -238,10 +276,9 @@ impl Stratus {
     /// start of the process to its HTTPS and LDAP listeners being announced, which comes after the store was
     /// opened and the snapshot built.
     pub fn restart(&mut self) -> Result<Duration, BoxError> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop()?;
         let t0 = Instant::now();
-        let (child, api, ldap_url) = launch(&self.bin, self._tmp.path(), &self.env, &self.key)?;
+        let (child, api, ldap_url) = launch(&self.bin, &self.dir, &self.env, &self.key)?;
         let ready = t0.elapsed();
         (self.child, self.api, self.ldap_url) = (child, api, ldap_url);
         Ok(ready)

@@ -312,8 +312,7 @@ impl Directory {
         master_key: MasterKey,
         config: DirectoryConfig,
     ) -> Result<Arc<Self>> {
-        let loaded = store.load()?;
-        let snapshot = Snapshot::from_records(loaded)?;
+        let snapshot = Snapshot::from_store(store.as_ref())?;
         master_key::verify(&snapshot, &master_key)?;
         let hasher = Arc::new(
             PasswordHasherPool::new(config.hash_params, config.hash_concurrency)
@@ -795,8 +794,11 @@ async fn event_writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<EventMsg>) {
             let deadline = tokio::time::Instant::now() + EVENT_LINGER;
             while buf.len() < EVENT_BATCH {
                 let before = buf.len();
-                match tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, EVENT_BATCH - before))
-                    .await
+                match tokio::time::timeout_at(
+                    deadline,
+                    rx.recv_many(&mut buf, EVENT_BATCH - before),
+                )
+                .await
                 {
                     Ok(n) if n > 0 && !flushing(&buf[before..]) => {}
                     // Closed, time is up, or a flush is waiting.

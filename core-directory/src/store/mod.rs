@@ -186,10 +186,24 @@ pub fn decode_failure(e: &serde_json::Error) -> String {
     )
 }
 
+/// What [`Store::load_each`] hands each record to: kind, key, stored bytes.
+pub type RecordVisitor<'a> = dyn FnMut(Kind, &str, &[u8]) -> Result<(), StoreError> + 'a;
+
 /// A persistence backend.
 pub trait Store: Send + Sync + 'static {
     /// Every record and the current change sequence.
     fn load(&self) -> Result<LoadedRecords, StoreError>;
+    /// Every record handed to `visit` one at a time, in one consistent read; returns the change sequence. A
+    /// store that can read without holding every record's bytes at once (the embedded store) does so: for a
+    /// large directory the bytes of all records at once were a peak of hundreds of MiB that the allocator then
+    /// kept.
+    fn load_each(&self, visit: &mut RecordVisitor<'_>) -> Result<u64, StoreError> {
+        let loaded = self.load()?;
+        for (kind, key, bytes) in &loaded.records {
+            visit(*kind, key, bytes)?;
+        }
+        Ok(loaded.sequence)
+    }
     /// Apply a batch atomically; returns the new change sequence. Event ids are assigned here.
     fn commit(&self, batch: WriteBatch) -> Result<u64, StoreError>;
     /// Append events that change no record (authentication attempts), in one transaction.
