@@ -54,6 +54,22 @@ impl Dataset {
         FIRST_GID + j as u32
     }
 
+    /// Users `range` as a CSV import file: names, e-mail, the password and the user's group.
+    pub fn import_csv(range: Range<usize>) -> String {
+        let mut csv = String::from("firstname,lastname,username,email,password,groups\n");
+        for i in range {
+            csv.push_str(&format!(
+                "{},{},{},{},{PASSWORD},{}\n",
+                Self::FIRST_NAME,
+                Self::last_name(i),
+                Self::username(i),
+                Self::email(i),
+                Self::group_name(Self::group_of(i)),
+            ));
+        }
+        csv
+    }
+
     /// The group of user `i`.
     pub fn group_of(i: usize) -> usize {
         i / GROUP_SIZE

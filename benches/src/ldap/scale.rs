@@ -12,7 +12,7 @@
 //! process; then `uid=` searches over `--connections` connections (the same load as `ldap`), with p50, p99 and
 //! the server's CPU per search.
 
-use super::dataset::{Dataset, PASSWORD, SERVICE_PASSWORD, SERVICE_USER};
+use super::dataset::{Dataset, SERVICE_PASSWORD, SERVICE_USER};
 use super::load::{self, Target, Work};
 use super::memory::rss;
 use super::stratus::{default_bin, Stratus};
@@ -24,7 +24,6 @@ use core_directory::password::HashParams;
 use core_directory::store::{RedbStore, Store};
 use core_directory::views::{LinuxGroupInput, NewGroup, NewUser};
 use core_directory::{Actor, Directory, DirectoryConfig};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -250,18 +249,7 @@ async fn populate(data_dir: &Path, data: Dataset) -> Result<String, BoxError> {
     let report_every = (data.users / 10).max(IMPORT_CHUNK);
     for start in (0..data.users).step_by(IMPORT_CHUNK) {
         let end = (start + IMPORT_CHUNK).min(data.users);
-        let mut csv = String::from("firstname,lastname,username,email,password,groups\n");
-        for i in start..end {
-            writeln!(
-                csv,
-                "{},{},{},{},{PASSWORD},{}",
-                Dataset::FIRST_NAME,
-                Dataset::last_name(i),
-                Dataset::username(i),
-                Dataset::email(i),
-                Dataset::group_name(Dataset::group_of(i)),
-            )?;
-        }
+        let csv = Dataset::import_csv(start..end);
         let report = dir.import_users_csv(&actor, csv.as_bytes()).await?;
         if report.failed > 0 {
             let why = report

@@ -1,7 +1,7 @@
 //! Stratus as the server under test: the real `stratus` binary in a temporary data directory, populated through
 //! the admin API exactly as an administrator would, killed when dropped.
 
-use super::dataset::{Dataset, PASSWORD, SERVICE_PASSWORD, SERVICE_USER};
+use super::dataset::{Dataset, SERVICE_PASSWORD, SERVICE_USER};
 use super::load::Target;
 use crate::BoxError;
 use reqwest::Method;
@@ -332,18 +332,7 @@ impl Stratus {
         let report_every = (data.users / 10).max(IMPORT_CHUNK);
         for start in (0..data.users).step_by(IMPORT_CHUNK) {
             let end = (start + IMPORT_CHUNK).min(data.users);
-            let mut csv = String::from("firstname,lastname,username,email,password,groups\n");
-            for i in start..end {
-                writeln!(
-                    csv,
-                    "{},{},{},{},{PASSWORD},{}",
-                    Dataset::FIRST_NAME,
-                    Dataset::last_name(i),
-                    Dataset::username(i),
-                    Dataset::email(i),
-                    Dataset::group_name(Dataset::group_of(i)),
-                )?;
-            }
+            let csv = Dataset::import_csv(start..end);
             let req = self
                 .http
                 .post(format!("{}/api/v1/import/users", self.api))

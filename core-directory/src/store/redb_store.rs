@@ -148,23 +148,12 @@ impl RedbStore {
 
 impl Store for RedbStore {
     fn load(&self) -> Result<LoadedRecords, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let mut out = LoadedRecords::default();
-        let system = txn.open_table(SYSTEM).map_err(backend)?;
-        out.sequence = system
-            .get(SEQUENCE_KEY)
-            .map_err(backend)?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        for kind in Kind::ALL {
-            let t = txn.open_table(table(kind)).map_err(backend)?;
-            for row in t.iter().map_err(backend)? {
-                let (k, v) = row.map_err(backend)?;
-                out.records
-                    .push((kind, k.value().to_string(), v.value().to_vec()));
-            }
-        }
-        Ok(out)
+        let mut records = Vec::new();
+        let sequence = self.load_each(&mut |kind, key, value| {
+            records.push((kind, key.to_string(), value.to_vec()));
+            Ok(())
+        })?;
+        Ok(LoadedRecords { sequence, records })
     }
 
     fn load_each(&self, visit: &mut super::RecordVisitor<'_>) -> Result<u64, StoreError> {
