@@ -70,8 +70,8 @@ pub struct Snapshot {
     pub ip_lists: HashMap<Id, Arc<IpList>>,
 }
 
-/// A small sorted set of ids: a user's groups. A user has a handful, and a vector of them is a tenth of the
-/// memory of a persistent B-tree set (whose every node has room for 16), which is what a million users' sets cost.
+/// A small sorted set of ids: a user's groups. A user has a handful, and a vector of them costs far less than a
+/// persistent B-tree set, whose every node has room for 16 (200,000 users: 561 → 517 MiB resident).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdList(Vec<Id>);
 

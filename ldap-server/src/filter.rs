@@ -353,7 +353,6 @@ fn plan_equality(attr: &str, value: &str, tree: &Tree) -> Plan {
     }
 }
 
-/// Number of nodes in a filter, to refuse absurd ones before evaluating them against every entry.
 /// The attribute types a filter reads (names outside the schema read nothing: they evaluate to Undefined).
 pub fn attributes(f: &LdapFilter) -> schema::AttributeSet {
     let mut set = schema::AttributeSet::default();
@@ -383,6 +382,7 @@ pub fn attributes(f: &LdapFilter) -> schema::AttributeSet {
     set
 }
 
+/// Number of nodes in a filter, to refuse absurd ones before evaluating them against every entry.
 pub fn size(f: &LdapFilter) -> usize {
     match f {
         LdapFilter::And(v) | LdapFilter::Or(v) => 1 + v.iter().map(size).sum::<usize>(),

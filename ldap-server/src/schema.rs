@@ -173,6 +173,7 @@ pub static ATTRIBUTES: &[AttributeType] = &[
 
 /// Every attribute by its lower-case name and by its OID. Entries are built with a few dozen look-ups each, and
 /// a scan of the table cost about 2 % of a search's CPU.
+///
 /// Keyed by short names the server itself spells, so a plain FNV-1a hash serves: no client can choose what
 /// the table holds.
 static BY_NAME: std::sync::LazyLock<

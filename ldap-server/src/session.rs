@@ -528,16 +528,16 @@ impl Session {
         let Some(entry) = tree.build(&target, &self.reader, want) else {
             return respond(LdapResultCode::NoSuchObject, "no such entry");
         };
-        let Some(values) = entry.get(at) else {
+        if entry.get(at).is_none() {
             return respond(
                 LdapResultCode::NoSuchAttribute,
                 "the entry has no such attribute",
             );
-        };
+        }
         let asserted = String::from_utf8_lossy(&req.val).into_owned();
         let probe = ldap3_proto::proto::LdapFilter::Equality(at.name.into(), asserted);
-        let one = crate::entry::Entry::of(entry.dn.clone(), vec![(at, values.to_vec())]);
-        match crate::filter::eval(&probe, &one) {
+        // The entry was built with this attribute only, so the filter reads nothing else.
+        match crate::filter::eval(&probe, &entry) {
             crate::filter::Truth::True => respond(LdapResultCode::CompareTrue, ""),
             crate::filter::Truth::False => respond(LdapResultCode::CompareFalse, ""),
             crate::filter::Truth::Undefined => respond(

@@ -251,14 +251,7 @@ async fn populate(data_dir: &Path, data: Dataset) -> Result<String, BoxError> {
         let end = (start + IMPORT_CHUNK).min(data.users);
         let csv = Dataset::import_csv(start..end);
         let report = dir.import_users_csv(&actor, csv.as_bytes()).await?;
-        if report.failed > 0 {
-            let why = report
-                .rows
-                .iter()
-                .find(|r| r.status != "imported")
-                .map_or("unknown", |r| r.message.as_str());
-            return Err(format!("{} users failed to import: {why}", report.failed).into());
-        }
+        crate::all_imported(&report)?;
         if end == data.users || end % report_every < IMPORT_CHUNK {
             println!(
                 "stratus: {end}/{} users imported, {:.0} s",

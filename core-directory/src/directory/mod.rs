@@ -777,7 +777,6 @@ impl Directory {
     }
 }
 
-/// Writes recorded events in batches: whatever has queued up goes in one transaction.
 /// Most events in one commit of the event writer.
 const EVENT_BATCH: usize = 1024;
 /// How long the event writer lets a batch fill before committing it, unless someone waits for a flush. Each
@@ -786,6 +785,7 @@ const EVENT_BATCH: usize = 1024;
 /// binds/s). A crash loses what the channel holds either way; the linger adds at most this much to it.
 const EVENT_LINGER: Duration = Duration::from_millis(5);
 
+/// Writes recorded events in batches: whatever has queued up goes in one transaction.
 async fn event_writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<EventMsg>) {
     let mut buf = Vec::with_capacity(EVENT_BATCH);
     while rx.recv_many(&mut buf, EVENT_BATCH).await > 0 {

@@ -194,9 +194,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every record and the current change sequence.
     fn load(&self) -> Result<LoadedRecords, StoreError>;
     /// Every record handed to `visit` one at a time, in one consistent read; returns the change sequence. A
-    /// store that can read without holding every record's bytes at once (the embedded store) does so: for a
-    /// large directory the bytes of all records at once were a peak of hundreds of MiB that the allocator then
-    /// kept.
+    /// store that can read without copying every record's bytes first (the embedded store) does so.
     fn load_each(&self, visit: &mut RecordVisitor<'_>) -> Result<u64, StoreError> {
         let loaded = self.load()?;
         for (kind, key, bytes) in &loaded.records {
